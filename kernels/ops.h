@@ -1,0 +1,135 @@
+// The operator set every backend implements, as plain parameter structs (shapes commented
+// on each pointer) and one launcher per op collected in a KernelBackend table. The CPU
+// backend is always built; it is also the reference every other backend is tested against.
+//
+// Batch invariance contract (all ops): the result for one row (token) depends only on that
+// row's inputs and the op's constants, never on how many rows are in the call, their
+// order, or the thread count. Reductions run in a fixed order per row. The engine's
+// "same request ⇒ same tokens whatever the batch" guarantee rests on this.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+#include "kernels/dtype.h"
+
+namespace strata::kernels {
+
+// y = x · Wᵀ (+ bias) (+ y if accumulate). Weights are row-major [n][k] as in llama2.c and
+// HF checkpoints. With bf16 weights the activations are rounded to bf16 and products
+// accumulate in fp32 (AVX512-BF16 dot products); fp32 and fp16 weights use fp32 FMA.
+struct GemmParams {
+  const float* x = nullptr;     // [m, k], row stride ldx
+  int64_t ldx = 0;
+  const void* w = nullptr;      // [n, k], contiguous, dtype w_dtype (kF32, kBF16, kF16)
+  DType w_dtype = DType::kF32;
+  const float* bias = nullptr;  // [n] or nullptr
+  float* y = nullptr;           // [m, n], row stride ldy
+  int64_t ldy = 0;
+  int64_t m = 0, n = 0, k = 0;
+  bool accumulate = false;      // y += x·Wᵀ: fuses the residual add
+};
+
+// out = x / sqrt(mean(x²) + eps) · weight, per row. out may alias x.
+struct RmsNormParams {
+  const float* x = nullptr;       // [m, n], row stride ldx
+  int64_t ldx = 0;
+  const float* weight = nullptr;  // [n]
+  float* out = nullptr;           // [m, n], row stride ldo
+  int64_t ldo = 0;
+  int64_t m = 0, n = 0;
+  float eps = 1e-5f;
+};
+
+// Rotary embedding on adjacent pairs (2i, 2i+1) inside each head, in place: llama2.c's
+// layout. HF checkpoints (rotate-half layout) have their q/k rows permuted at load time
+// so one kernel serves both. Angles are computed in double: pos · inv_freq[i].
+struct RopeParams {
+  float* q = nullptr;                // [t, num_q_heads, head_dim], row stride q_stride
+  int64_t q_stride = 0;
+  float* k = nullptr;                // [t, num_kv_heads, head_dim], row stride k_stride
+  int64_t k_stride = 0;
+  const int32_t* positions = nullptr;  // [t]
+  const double* inv_freq = nullptr;    // [head_dim / 2], rope scaling already applied
+  int64_t t = 0;
+  int num_q_heads = 0, num_kv_heads = 0, head_dim = 0;
+};
+
+// out = silu(gate) ⊙ up, where each input row is [gate (f) | up (f)].
+struct SiluMulParams {
+  const float* gate_up = nullptr;  // [t, 2f], row stride ld_in
+  int64_t ld_in = 0;
+  float* out = nullptr;            // [t, f], row stride ld_out
+  int64_t ld_out = 0;
+  int64_t t = 0, f = 0;
+};
+
+// Copies each token's K and V into its cache slot (slot = block_id · block_size + offset).
+struct KvCacheWriteParams {
+  const float* k = nullptr;            // [t, num_kv_heads, head_dim], row stride k_stride
+  const float* v = nullptr;            // [t, num_kv_heads, head_dim], row stride v_stride
+  int64_t k_stride = 0, v_stride = 0;
+  float* k_cache = nullptr;            // [num_blocks, num_kv_heads, block_size, head_dim]
+  float* v_cache = nullptr;            // [num_blocks, num_kv_heads, block_size, head_dim]
+  const int32_t* slot_mapping = nullptr;  // [t]
+  int64_t t = 0;
+  int num_kv_heads = 0, head_dim = 0, block_size = 0;
+};
+
+// One sequence's share of a paged attention call. Its queries are the last num_queries
+// positions of its context: query j sits at position context_len - num_queries + j and
+// attends causally to positions 0..that one.
+struct AttentionSequence {
+  int32_t query_start = 0;             // index of its first query row in q / out
+  int32_t num_queries = 0;
+  int32_t context_len = 0;             // cached tokens, this step's included
+  const int32_t* block_table = nullptr;  // [ceil(context_len / block_size)] block ids
+};
+
+// Causal attention of queries over a paged KV cache, grouped-query: query head h reads
+// KV head h / (num_q_heads / num_kv_heads).
+struct PagedAttentionParams {
+  const float* q = nullptr;        // [num_tokens, num_q_heads, head_dim], row stride q_stride
+  int64_t q_stride = 0;
+  const float* k_cache = nullptr;  // [num_blocks, num_kv_heads, block_size, head_dim]
+  const float* v_cache = nullptr;  // [num_blocks, num_kv_heads, block_size, head_dim]
+  float* out = nullptr;            // [num_tokens, num_q_heads, head_dim], row stride out_stride
+  int64_t out_stride = 0;
+  const AttentionSequence* seqs = nullptr;  // [num_seqs]
+  int num_seqs = 0;
+  int num_q_heads = 0, num_kv_heads = 0, head_dim = 0, block_size = 0;
+  float scale = 1.0f;              // usually 1 / sqrt(head_dim)
+};
+
+// out[i] = table[ids[i]] converted to fp32.
+struct EmbeddingParams {
+  const int32_t* ids = nullptr;  // [t]
+  const void* table = nullptr;   // [vocab, dim], dtype table_dtype
+  DType table_dtype = DType::kF32;
+  float* out = nullptr;          // [t, dim]
+  int64_t t = 0, dim = 0;
+};
+
+struct KernelBackend {
+  std::string_view name;
+  void (*gemm)(const GemmParams&);
+  void (*rmsnorm)(const RmsNormParams&);
+  void (*rope)(const RopeParams&);
+  void (*silu_mul)(const SiluMulParams&);
+  void (*kv_cache_write)(const KvCacheWriteParams&);
+  void (*paged_attention)(const PagedAttentionParams&);
+  void (*embedding)(const EmbeddingParams&);
+};
+
+// The CPU backend; picks AVX-512 (BF16/VNNI) or AVX2 code paths once, at first use, from
+// CPUID. STRATA_CPU_ISA=avx2|avx512 forces one (for tests and benchmarks).
+const KernelBackend& cpu_backend();
+
+// Which CPU code path cpu_backend() runs: "avx512-bf16", "avx2" or "scalar".
+std::string_view cpu_isa_name();
+
+// Threads the CPU kernels use (OpenMP); 0 means all cores.
+void set_cpu_threads(int num_threads);
+int cpu_threads();
+
+}  // namespace strata::kernels

@@ -1,0 +1,58 @@
+#include "kernels/tensor.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include <fmt/format.h>
+
+#include "common/check.h"
+
+namespace strata {
+
+std::string Device::to_string() const {
+  return type == DeviceType::kCpu ? "cpu" : fmt::format("cuda:{}", index);
+}
+
+std::shared_ptr<Buffer> Buffer::allocate(Device device, size_t bytes) {
+  // Device allocators other than the host's register in kernels/cuda (a later backend).
+  STRATA_CHECK(device.is_cpu());
+  const size_t rounded = (bytes + 63) / 64 * 64;
+  void* data = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
+  if (data == nullptr) throw std::bad_alloc();
+  std::memset(data, 0, rounded == 0 ? 64 : rounded);
+  return std::shared_ptr<Buffer>(new Buffer(device, data, bytes));
+}
+
+Buffer::~Buffer() { std::free(data_); }
+
+Tensor Tensor::empty(DType dtype, std::vector<int64_t> shape, Device device) {
+  Tensor t;
+  t.dtype_ = dtype;
+  t.shape_ = std::move(shape);
+  t.buffer_ = Buffer::allocate(device, t.nbytes());
+  return t;
+}
+
+int64_t Tensor::numel() const {
+  int64_t n = 1;
+  for (int64_t d : shape_) n *= d;
+  return n;
+}
+
+Tensor Tensor::slice_rows(int64_t begin, int64_t end) const {
+  STRATA_CHECK(rank() >= 1 && begin >= 0 && begin <= end && end <= shape_[0]);
+  Tensor t = *this;
+  const int64_t row_elems = shape_[0] == 0 ? 0 : numel() / shape_[0];
+  t.offset_bytes_ += static_cast<size_t>(begin * row_elems) * dtype_size(dtype_);
+  t.shape_[0] = end - begin;
+  return t;
+}
+
+std::string Tensor::shape_string() const {
+  std::string s = "[";
+  for (size_t i = 0; i < shape_.size(); ++i) s += fmt::format("{}{}", i ? ", " : "", shape_[i]);
+  return s + "]";
+}
+
+}  // namespace strata

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs every Debian and Python package that strata's build and tests need.
+# Idempotent: prints nothing and changes nothing when all is present.
+set -euo pipefail
+
+debian_packages=(
+  build-essential cmake ninja-build ccache pkg-config git
+  libgtest-dev libgmock-dev
+  libopenblas-dev libpcre2-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev
+  libyaml-cpp-dev libzmq3-dev libmsgpack-cxx-dev libcpp-httplib-dev prometheus-cpp-dev
+  libsentencepiece-dev openmpi-bin libopenmpi-dev
+  python3 python3-pip python3-venv
+)
+
+missing=()
+for p in "${debian_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "install-deps: installing Debian packages: ${missing[*]}" >&2
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo_cmd apt-get update -qq
+  $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Python packages used only by tests, as independent references (writers and tokenizers
+# that nobody here wrote). Pinned so reference outputs do not drift under us.
+if [ "${STRATA_SKIP_PYTHON_DEPS:-0}" != 1 ]; then
+  python_packages=(numpy==1.26.4 safetensors==0.4.5 sentencepiece==0.2.0 tokenizers==0.20.3
+                   transformers==4.46.3 protobuf==5.28.3)
+  python3 - "${python_packages[@]}" <<'PY' || python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore "${python_packages[@]}"
+import sys
+from importlib.metadata import version, PackageNotFoundError
+for spec in sys.argv[1:]:
+    name, want = spec.split("==")
+    try:
+        if version(name) != want:
+            sys.exit(1)
+    except PackageNotFoundError:
+        sys.exit(1)
+PY
+fi
