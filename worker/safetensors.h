@@ -50,8 +50,9 @@ class SafetensorsCheckpoint {
  public:
   // `path` is a directory (model.safetensors.index.json preferred, else model.safetensors),
   // a `.safetensors` file, or an index `.json`. Every header is validated on open: dtype
-  // known (F32, BF16, F16), offsets inside the file, sizes equal to shape × dtype size,
-  // no overlaps. Errors name the file and the tensor.
+  // known (F32, BF16, F16, I32, I8, U8), offsets inside the file, sizes equal to
+  // shape × dtype size, no overlaps. Errors name the file and the tensor. With an index,
+  // only the tensors its weight_map lists are exposed (each shard is still fully checked).
   static StatusOr<SafetensorsCheckpoint> open(const std::string& path);
 
   bool contains(const std::string& name) const { return tensors_.count(name) != 0; }

@@ -49,12 +49,25 @@ struct TokenLogprob {
 
 struct SampledToken {
   int32_t id = 0;
-  float logprob = 0.0f;                   // of the chosen token, under the unmodified logits
+  float logprob = 0.0f;                   // of the chosen token, under the unmodified logits;
+                                          // computed only when params.logprobs >= 0
   std::vector<TokenLogprob> top_logprobs;  // the top N (params.logprobs), most likely first
 };
 
+// Applies, in place and in this order, the repetition penalty (HF: each distinct id in
+// prompt + output: logit > 0 ? logit / p : logit * p) and the OpenAI frequency/presence
+// penalties (logit -= count_in_output * frequency + presence, for ids in the output).
+// Ids outside [0, logits.size()) are ignored. Exposed for tests; sample_token calls it.
+void apply_penalties(std::span<float> logits, const SamplingParams& params,
+                     std::span<const int32_t> prompt_ids, std::span<const int32_t> output_ids);
+
 // Samples one token. `prompt_ids` and `output_ids` feed the penalties. `logits` is not
 // modified. Logprobs are log-softmax of the raw logits (as OpenAI and vLLM report them).
+// Order (vLLM's): penalties, temperature, top-k, top-p, min-p, renormalize, then one
+// rng.next_double() drawn against the inverse CDF over the kept tokens sorted by
+// descending probability (ties: lower id first). temperature == 0 is greedy: argmax of the
+// penalized logits, lowest id on ties, and draws nothing from `rng`.
+// Precondition: !logits.empty() and params.validate() is ok. NaN logits count as -inf.
 SampledToken sample_token(std::span<const float> logits, const SamplingParams& params,
                           std::span<const int32_t> prompt_ids,
                           std::span<const int32_t> output_ids, SamplerRng& rng);

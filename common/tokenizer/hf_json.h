@@ -1,0 +1,43 @@
+// Small helpers for reading tokenizer.json: error messages that name the file and the JSON
+// field path ("pre_tokenizer.pretokenizers[1].type").
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "common/status.h"
+
+namespace strata::hf {
+
+struct JsonContext {
+  const std::string& file;  // the tokenizer.json path, for messages
+};
+
+inline Status unsupported_type(const JsonContext& ctx, const std::string& field,
+                               const nlohmann::json& node) {
+  const std::string type = node.contains("type") && node["type"].is_string()
+                               ? node["type"].get<std::string>()
+                               : node.dump();
+  return unimplemented("{}: {}.type \"{}\" is not supported", ctx.file, field, type);
+}
+
+// The pattern of a Replace/Split: {"String": "..."} or {"Regex": "..."}.
+struct Pattern {
+  std::string text;
+  bool is_regex = false;
+};
+
+inline StatusOr<Pattern> parse_pattern(const JsonContext& ctx, const std::string& field,
+                                       const nlohmann::json& node) {
+  if (node.is_object() && node.contains("String") && node["String"].is_string()) {
+    return Pattern{node["String"].get<std::string>(), false};
+  }
+  if (node.is_object() && node.contains("Regex") && node["Regex"].is_string()) {
+    return Pattern{node["Regex"].get<std::string>(), true};
+  }
+  return invalid_argument("{}: {} must be {{\"String\": ...}} or {{\"Regex\": ...}}; got {}",
+                          ctx.file, field, node.dump());
+}
+
+}  // namespace strata::hf

@@ -1,0 +1,45 @@
+// CPU paged attention: causal, grouped-query, fp32, online softmax over KV blocks read
+// through each sequence's block table.
+//
+// Work is split into items of (sequence, KV head, tile of that sequence's queries). An item
+// processes all query heads of its KV group for all queries of its tile together, so each
+// K row and V row is loaded once and used by every row of the item (decode: the GQA group;
+// prefill: group × query tile). Each (query, head) row still runs its own fixed sequence of
+// operations — the same one whichever item, tile or thread holds it — so outputs are batch
+// invariant: blocks in table order; per block, scores, one rescale by exp(old max − new
+// max), then V rows accumulated in position order.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/ops.h"
+
+namespace strata::kernels::cpu {
+
+void paged_attention(const PagedAttentionParams& p);
+
+struct AttentionWork {
+  int32_t seq = 0;
+  int32_t kv_head = 0;
+  int32_t q_begin = 0, q_end = 0;  // the sequence's queries [q_begin, q_end)
+};
+
+// Most (query, head) rows one item holds; sizes the per-thread workspace.
+inline constexpr int kAttentionMaxRows = 64;
+
+// Floats of per-thread workspace one item needs.
+inline int64_t attention_workspace_floats(const PagedAttentionParams& p) {
+  return static_cast<int64_t>(kAttentionMaxRows) * (p.head_dim + p.block_size + 2) + 16;
+}
+
+// The ISA paths: items run in parallel; thread t uses workspace + t · ws_floats.
+void paged_attention_avx512(const PagedAttentionParams& p, const AttentionWork* items,
+                            int64_t num_items, float* workspace, int64_t ws_floats,
+                            int threads);
+void paged_attention_avx2(const PagedAttentionParams& p, const AttentionWork* items,
+                          int64_t num_items, float* workspace, int64_t ws_floats, int threads);
+void paged_attention_scalar(const PagedAttentionParams& p, const AttentionWork* items,
+                            int64_t num_items, float* workspace, int64_t ws_floats,
+                            int threads);
+
+}  // namespace strata::kernels::cpu

@@ -1,0 +1,24 @@
+// The CPU backend table. Each entry dispatches on cpu_isa() at call time (one relaxed
+// atomic load), so tests and benchmarks can switch paths with force_cpu_isa().
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/elementwise.h"
+#include "kernels/cpu/gemm.h"
+#include "kernels/ops.h"
+
+namespace strata::kernels {
+
+const KernelBackend& cpu_backend() {
+  static const KernelBackend backend{
+      .name = "cpu",
+      .gemm = cpu::gemm,
+      .rmsnorm = cpu::rmsnorm,
+      .rope = cpu::rope,
+      .silu_mul = cpu::silu_mul,
+      .kv_cache_write = cpu::kv_cache_write,
+      .paged_attention = cpu::paged_attention,
+      .embedding = cpu::embedding,
+  };
+  return backend;
+}
+
+}  // namespace strata::kernels

@@ -1,0 +1,16 @@
+// Row-wise CPU ops that are cheap next to GEMM and attention: RMSNorm, RoPE, SiLU·mul,
+// KV cache write, embedding lookup. Plain C++ (the compiler vectorizes the inner loops for
+// the baseline ISA); rows are split over threads, each row computed in one fixed order.
+#pragma once
+
+#include "kernels/ops.h"
+
+namespace strata::kernels::cpu {
+
+void rmsnorm(const RmsNormParams& p);
+void rope(const RopeParams& p);
+void silu_mul(const SiluMulParams& p);
+void kv_cache_write(const KvCacheWriteParams& p);
+void embedding(const EmbeddingParams& p);
+
+}  // namespace strata::kernels::cpu

@@ -1,0 +1,52 @@
+#include "kernels/cpu/gemm.h"
+
+#include <cstdlib>
+#include <memory>
+
+#include "common/check.h"
+#include "kernels/cpu/isa.h"
+
+namespace strata::kernels::cpu {
+namespace {
+
+// Per-thread scratch that only grows: a serving loop calls gemm with the same few shapes,
+// so after warm-up there is no allocation on the hot path.
+void* scratch(size_t bytes) {
+  struct Deleter {
+    void operator()(void* ptr) const { std::free(ptr); }
+  };
+  thread_local std::unique_ptr<void, Deleter> buffer;
+  thread_local size_t capacity = 0;
+  if (bytes > capacity) {
+    const size_t rounded = (bytes + 4095) / 4096 * 4096;
+    buffer.reset(std::aligned_alloc(64, rounded));
+    STRATA_CHECK(buffer != nullptr);
+    capacity = rounded;
+  }
+  return buffer.get();
+}
+
+}  // namespace
+
+void gemm(const GemmParams& p) {
+  STRATA_CHECK(p.w_dtype == DType::kF32 || p.w_dtype == DType::kBF16 ||
+               p.w_dtype == DType::kF16);
+  STRATA_CHECK(p.m >= 0 && p.n >= 0 && p.k >= 0);
+  if (p.m == 0 || p.n == 0) return;
+  STRATA_CHECK(p.x != nullptr && p.w != nullptr && p.y != nullptr);
+  STRATA_CHECK(p.ldx >= p.k && p.ldy >= p.n);
+  const int threads = num_threads();
+  switch (cpu_isa()) {
+    case CpuIsa::kAvx512:
+      gemm_avx512(p, scratch(gemm_workspace_bytes_avx512(p)), threads);
+      return;
+    case CpuIsa::kAvx2:
+      gemm_avx2(p, scratch(gemm_workspace_bytes_avx2(p)), threads);
+      return;
+    case CpuIsa::kScalar:
+      gemm_scalar(p, threads);
+      return;
+  }
+}
+
+}  // namespace strata::kernels::cpu

@@ -1,0 +1,146 @@
+// CPU kernel benchmark: memory read bandwidth, decode GEMV (bf16 weights) as a fraction of
+// it, and prefill GEMM throughput for bf16 and fp32 weights next to OpenBLAS sgemm measured
+// in the same run. Prints Markdown tables.
+//
+// Decode weights rotate through enough copies to exceed the last-level cache several times,
+// so every call streams its weights from DRAM as in serving, not from L3.
+#include <cblas.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <random>
+#include <vector>
+
+#include "kernels/cpu/bandwidth_probe.h"
+#include "kernels/dtype.h"
+#include "kernels/ops.h"
+
+namespace {
+
+using strata::DType;
+using strata::kernels::GemmParams;
+
+struct Shape {
+  const char* model;
+  int64_t k, n;
+};
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Best-of-reps mean time of fn(i) over `calls` calls, after one warm-up call.
+template <class Fn>
+double time_calls(int reps, int calls, Fn fn) {
+  fn(0);
+  double best = 1e30;
+  for (int r = 0; r < reps; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < calls; ++i) fn(i);
+    best = std::min(best, seconds_since(t0) / calls);
+  }
+  return best;
+}
+
+std::vector<float> random_floats(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<float> v(n);
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+std::vector<uint16_t> to_bf16(const std::vector<float>& v) {
+  std::vector<uint16_t> out(v.size());
+  for (size_t i = 0; i < v.size(); ++i) out[i] = strata::f32_to_bf16(v[i]);
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"strata CPU kernel benchmark"};
+  int threads = 2;
+  double stream_mib = 256;
+  bool skip_prefill = false;
+  app.add_option("--threads", threads, "CPU threads for our kernels and OpenBLAS")->capture_default_str();
+  app.add_option("--stream-mib", stream_mib,
+                 "decode: MiB of weight copies rotated per shape (beyond the LLC)")
+      ->capture_default_str();
+  app.add_flag("--skip-prefill", skip_prefill, "only bandwidth and decode");
+  CLI11_PARSE(app, argc, argv);
+
+  namespace k = strata::kernels;
+  k::set_cpu_threads(threads);
+  openblas_set_num_threads(threads);
+  const auto& be = k::cpu_backend();
+
+  const double bw = k::cpu::measure_read_bandwidth_gb_per_s(size_t{1} << 30, threads);
+  std::printf("CPU path: %s, threads: %d\n\n", std::string(k::cpu_isa_name()).c_str(), threads);
+  std::printf("Measured read bandwidth (1 GiB buffer, best of 5): **%.1f GB/s**\n\n", bw);
+
+  std::printf("### Decode GEMV (m = 1, bf16 weights, weights streamed from DRAM)\n\n");
+  std::printf("| model | k | n | weights MiB | time us | GB/s | %% of bandwidth |\n");
+  std::printf("|---|---:|---:|---:|---:|---:|---:|\n");
+  const std::vector<Shape> decode = {
+      {"llama-110m", 768, 2304},  {"llama-110m", 768, 768},     {"llama-110m", 768, 4096},
+      {"llama-110m", 768, 32000}, {"llama-110m", 2048, 768},    {"TinyLlama-1.1B", 2048, 2560},
+      {"TinyLlama-1.1B", 2048, 2048}, {"TinyLlama-1.1B", 2048, 11264},
+      {"TinyLlama-1.1B", 2048, 32000}, {"TinyLlama-1.1B", 5632, 2048}};
+  for (const Shape& s : decode) {
+    const size_t elems = static_cast<size_t>(s.n * s.k);
+    const double bytes = static_cast<double>(elems) * 2;
+    const int copies = std::max(1, static_cast<int>(stream_mib * 1048576.0 / bytes + 0.5));
+    // One random matrix, replicated: values do not matter, distinct addresses do.
+    const auto w1 = to_bf16(random_floats(elems, 1));
+    std::vector<uint16_t> w(elems * copies);
+    for (int c = 0; c < copies; ++c) std::copy(w1.begin(), w1.end(), w.begin() + c * elems);
+    const auto x = random_floats(static_cast<size_t>(s.k), 2);
+    std::vector<float> y(static_cast<size_t>(s.n));
+    const int calls = std::max(copies, static_cast<int>(2e9 / bytes / 40));
+    const double t = time_calls(5, calls, [&](int i) {
+      be.gemm({.x = x.data(), .ldx = s.k, .w = w.data() + (i % copies) * elems,
+               .w_dtype = DType::kBF16, .y = y.data(), .ldy = s.n, .m = 1, .n = s.n, .k = s.k});
+    });
+    const double gbs = bytes / t / 1e9;
+    std::printf("| %s | %ld | %ld | %.1f | %.1f | %.1f | %.0f%% |\n", s.model, s.k, s.n,
+                bytes / 1048576.0, t * 1e6, gbs, 100.0 * gbs / bw);
+    std::fflush(stdout);
+  }
+  if (skip_prefill) return 0;
+
+  std::printf("\n### Prefill GEMM GFLOP/s (TinyLlama-1.1B shapes)\n\n");
+  std::printf("| m | k | n | ours bf16 | ours fp32 | OpenBLAS sgemm fp32 |\n");
+  std::printf("|---:|---:|---:|---:|---:|---:|\n");
+  const std::vector<Shape> prefill = {{"", 2048, 2560}, {"", 2048, 2048}, {"", 2048, 11264},
+                                      {"", 2048, 32000}, {"", 5632, 2048}};
+  for (int64_t m : {128, 512}) {
+    for (const Shape& s : prefill) {
+      const auto wf = random_floats(static_cast<size_t>(s.n * s.k), 3);
+      const auto wb = to_bf16(wf);
+      const auto x = random_floats(static_cast<size_t>(m * s.k), 4);
+      std::vector<float> y(static_cast<size_t>(m * s.n));
+      const double flop = 2.0 * m * s.n * s.k;
+      const int reps = flop > 2e10 ? 2 : 4;
+      auto ours = [&](DType dtype, const void* w) {
+        return flop / 1e9 / time_calls(reps, 1, [&](int) {
+          be.gemm({.x = x.data(), .ldx = s.k, .w = w, .w_dtype = dtype, .y = y.data(),
+                   .ldy = s.n, .m = m, .n = s.n, .k = s.k});
+        });
+      };
+      const double bf16 = ours(DType::kBF16, wb.data());
+      const double f32 = ours(DType::kF32, wf.data());
+      const double blas = flop / 1e9 / time_calls(reps, 1, [&](int) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m),
+                    static_cast<int>(s.n), static_cast<int>(s.k), 1.0f, x.data(),
+                    static_cast<int>(s.k), wf.data(), static_cast<int>(s.k), 0.0f, y.data(),
+                    static_cast<int>(s.n));
+      });
+      std::printf("| %ld | %ld | %ld | %.0f | %.0f | %.0f |\n", m, s.k, s.n, bf16, f32, blas);
+      std::fflush(stdout);
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,16 @@
+// Subcommands of the `strata` binary. Each registers its flags (declared once, with help
+// and default) on a CLI11 subcommand and returns the function that runs it.
+#pragma once
+
+#include <functional>
+
+#include <CLI/CLI.hpp>
+
+namespace strata::cli {
+
+using CommandRunner = std::function<int()>;
+
+CommandRunner add_generate_command(CLI::App& app);
+CommandRunner add_models_command(CLI::App& app);
+
+}  // namespace strata::cli

@@ -1,0 +1,27 @@
+// strata: one binary, one subcommand per job (generate, models; serve and bench later).
+#include <iostream>
+#include <map>
+
+#include "tools/strata/commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"strata: LLM serving on CPUs and NVIDIA GPUs"};
+  app.require_subcommand(1);
+  std::map<CLI::App*, strata::cli::CommandRunner> runners;
+  auto add = [&](strata::cli::CommandRunner (*adder)(CLI::App&)) {
+    const size_t before = app.get_subcommands({}).size();
+    strata::cli::CommandRunner runner = adder(app);
+    runners[app.get_subcommands({}).at(before)] = std::move(runner);
+  };
+  add(strata::cli::add_generate_command);
+  add(strata::cli::add_models_command);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  for (auto& [sub, run] : runners) {
+    if (sub->parsed()) return run();
+  }
+  return 1;
+}

@@ -1,0 +1,47 @@
+// SequenceGenerator: runs one request to completion on one model — chunked prefill of the
+// prompt through the paged KV cache, then one decode step per token. It is what
+// `strata generate` drives; the batching engine of worker/engine.h schedules many.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "worker/llama_model.h"
+#include "worker/model_loader.h"
+#include "worker/sampler.h"
+
+namespace strata {
+
+struct GeneratorConfig {
+  int block_size = 16;          // KV positions per cache block
+  int prefill_chunk_tokens = 512;  // prompt tokens per forward pass
+};
+
+struct GenerationResult {
+  std::vector<int32_t> output_ids;
+  std::vector<SampledToken> tokens;  // with logprobs when asked for
+  std::string finish_reason;         // "stop" (a stop id), "length" (max_tokens or context)
+  double time_to_first_token_s = 0;
+  double decode_seconds = 0;         // after the first token
+};
+
+class SequenceGenerator {
+ public:
+  SequenceGenerator(const LoadedModel& model, GeneratorConfig config = {});
+
+  // Generates after `prompt_ids`; `on_token` sees each token as it is sampled. Stops on the
+  // model's stop ids (unless ignore_eos) or params.stop_token_ids, at max_tokens, or when the
+  // context is full (a sampled token needs no cache slot, so positions 0..max_len-1 are fed).
+  StatusOr<GenerationResult> generate(const std::vector<int32_t>& prompt_ids,
+                                      const SamplingParams& params,
+                                      const std::function<void(const SampledToken&)>& on_token = {});
+
+ private:
+  const LoadedModel& model_;
+  GeneratorConfig config_;
+  LlamaModel forward_;
+};
+
+}  // namespace strata

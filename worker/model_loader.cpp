@@ -1,0 +1,28 @@
+#include "worker/model_loader.h"
+
+#include <filesystem>
+
+namespace strata {
+
+StatusOr<std::unique_ptr<LoadedModel>> load_builtin_model(const std::string& name,
+                                                          const ModelLoadOptions& options);
+
+StatusOr<std::unique_ptr<LoadedModel>> load_model(const std::string& path,
+                                                  const ModelLoadOptions& options) {
+  namespace fs = std::filesystem;
+  constexpr std::string_view kBuiltin = "builtin:";
+  if (path.rfind(kBuiltin, 0) == 0) return load_builtin_model(path.substr(kBuiltin.size()), options);
+  std::error_code ec;
+  if (!fs::exists(path, ec)) {
+    return not_found("model `{}` does not exist; give a llama2.c .bin file, an HF directory with "
+                     "config.json, or builtin:tiny",
+                     path);
+  }
+  if (fs::is_directory(path, ec)) return load_hf_model(path, options);
+  if (fs::path(path).filename() == "config.json" || fs::path(path).extension() == ".safetensors") {
+    return load_hf_model(fs::path(path).parent_path().string(), options);
+  }
+  return load_llama2c_model(path, options);
+}
+
+}  // namespace strata

@@ -1,0 +1,41 @@
+// load_model: one entry point for every model a user can name: a llama2.c `.bin`
+// checkpoint, an HF directory (config.json + safetensors), or a `builtin:` preset with
+// deterministic random weights. Errors name the file and the tensor or field.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common/status.h"
+#include "worker/model_config.h"
+#include "worker/model_weights.h"
+
+namespace strata {
+
+struct ModelLoadOptions {
+  std::optional<DType> dtype;  // matrices' dtype; default: the checkpoint's own
+};
+
+struct LoadedModel {
+  ModelConfig config;
+  ModelWeights weights;
+  std::string format;            // "llama2c", "hf" or "builtin"
+  // The tokenizer that goes with the model when one is found next to it ("" if none):
+  // tokenizer.json in an HF directory, tokenizer.bin / tok*.bin beside a llama2.c file,
+  // "builtin:bytes" for builtin models.
+  std::string default_tokenizer;
+  // llama2.c models end generation on BOS (as run.c does); HF models on their EOS ids.
+  std::vector<int32_t> stop_token_ids;
+};
+
+StatusOr<std::unique_ptr<LoadedModel>> load_model(const std::string& path,
+                                                  const ModelLoadOptions& options = {});
+
+// Individual formats (load_model dispatches to these).
+StatusOr<std::unique_ptr<LoadedModel>> load_llama2c_model(const std::string& path,
+                                                          const ModelLoadOptions& options);
+StatusOr<std::unique_ptr<LoadedModel>> load_hf_model(const std::string& dir,
+                                                     const ModelLoadOptions& options);
+
+}  // namespace strata

@@ -1,0 +1,68 @@
+// ModelWeights: the tensors of a Llama-family decoder in the layout the forward pass uses,
+// and the one place that builds them from any checkpoint format. Loaders only say where
+// each named tensor is (WeightSource); the builder checks shapes, converts dtypes, fuses
+// q|k|v and gate|up into single matrices (one GEMM each per layer), and turns HF's
+// rotate-half q/k rows into the adjacent-pair layout the RoPE kernel expects.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "kernels/tensor.h"
+#include "worker/model_config.h"
+
+namespace strata {
+
+struct LayerWeights {
+  Tensor attn_norm;  // [hidden] fp32
+  Tensor wqkv;       // [q_size + 2·kv_size, hidden]: rows of q, then k, then v
+  Tensor bqkv;       // [q_size + 2·kv_size] fp32, or undefined without attention bias
+  Tensor wo;         // [hidden, q_size]
+  Tensor ffn_norm;   // [hidden] fp32
+  Tensor w_gate_up;  // [2·intermediate, hidden]: rows of gate, then up
+  Tensor w_down;     // [hidden, intermediate]
+};
+
+struct ModelWeights {
+  DType dtype = DType::kF32;  // of the matrices; norms and biases are always fp32
+  Tensor embedding;           // [vocab, hidden]
+  std::vector<LayerWeights> layers;
+  Tensor final_norm;          // [hidden] fp32
+  Tensor lm_head;             // [vocab, hidden]; the embedding's storage when tied
+  size_t bytes() const;
+};
+
+// The checkpoint tensors a model needs, by role.
+enum class WeightRole {
+  kEmbedding, kAttnNorm, kWq, kWk, kWv, kBq, kBk, kBv, kWo, kFfnNorm, kWGate, kWUp, kWDown,
+  kFinalNorm, kLmHead,
+};
+
+// A checkpoint tensor as the loader found it: raw data in its stored dtype.
+struct SourceTensor {
+  std::string name;             // as the checkpoint names it, for messages
+  const void* data = nullptr;   // valid until the next get() of the same source
+  DType dtype = DType::kF32;
+  std::vector<int64_t> shape;
+};
+
+class WeightSource {
+ public:
+  virtual ~WeightSource() = default;
+  // layer is ignored for model-level roles.
+  virtual StatusOr<SourceTensor> get(WeightRole role, int layer) = 0;
+  // HF checkpoints store q/k rows in rotate-half order; llama2.c in adjacent pairs.
+  virtual bool rotate_half_layout() const = 0;
+  virtual std::string description() const = 0;  // the file, for messages
+};
+
+// Builds every tensor from `source`, converting matrices to `dtype` (kF32, kBF16, kF16).
+StatusOr<ModelWeights> build_model_weights(const ModelConfig& config, WeightSource& source,
+                                           DType dtype);
+
+// The dtype in which a checkpoint stores its matrices (the default for --dtype).
+StatusOr<DType> source_matrix_dtype(WeightSource& source);
+
+}  // namespace strata
