@@ -31,17 +31,22 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// Best-of-reps mean time of fn(i) over `calls` calls, after one warm-up call.
+// Median time of fn(i) over reps · calls individually timed calls, after one warm-up call.
+// The median, not the mean: this machine is shared, and a call whose thread was preempted
+// by another process waits a whole scheduler tick.
 template <class Fn>
 double time_calls(int reps, int calls, Fn fn) {
   fn(0);
-  double best = 1e30;
+  std::vector<double> times;
   for (int r = 0; r < reps; ++r) {
-    const auto t0 = std::chrono::steady_clock::now();
-    for (int i = 0; i < calls; ++i) fn(i);
-    best = std::min(best, seconds_since(t0) / calls);
+    for (int i = 0; i < calls; ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      fn(i);
+      times.push_back(seconds_since(t0));
+    }
   }
-  return best;
+  std::nth_element(times.begin(), times.begin() + times.size() / 2, times.end());
+  return times[times.size() / 2];
 }
 
 std::vector<float> random_floats(size_t n, uint32_t seed) {
@@ -77,9 +82,9 @@ int main(int argc, char** argv) {
   openblas_set_num_threads(threads);
   const auto& be = k::cpu_backend();
 
-  const double bw = k::cpu::measure_read_bandwidth_gb_per_s(size_t{1} << 30, threads);
+  const double bw = k::cpu::measure_read_bandwidth_gb_per_s(size_t{512} << 20, threads);
   std::printf("CPU path: %s, threads: %d\n\n", std::string(k::cpu_isa_name()).c_str(), threads);
-  std::printf("Measured read bandwidth (1 GiB buffer, best of 5): **%.1f GB/s**\n\n", bw);
+  std::printf("Measured read bandwidth (512 MiB buffer, best of 12): **%.1f GB/s**\n\n", bw);
 
   std::printf("### Decode GEMV (m = 1, bf16 weights, weights streamed from DRAM)\n\n");
   std::printf("| model | k | n | weights MiB | time us | GB/s | %% of bandwidth |\n");
@@ -123,7 +128,7 @@ int main(int argc, char** argv) {
       const auto x = random_floats(static_cast<size_t>(m * s.k), 4);
       std::vector<float> y(static_cast<size_t>(m * s.n));
       const double flop = 2.0 * m * s.n * s.k;
-      const int reps = flop > 2e10 ? 2 : 4;
+      const int reps = flop > 2e10 ? 3 : 5;
       auto ours = [&](DType dtype, const void* w) {
         return flop / 1e9 / time_calls(reps, 1, [&](int) {
           be.gemm({.x = x.data(), .ldx = s.k, .w = w, .w_dtype = dtype, .y = y.data(),

@@ -1,6 +1,5 @@
-// SequenceGenerator: runs one request to completion on one model — chunked prefill of the
-// prompt through the paged KV cache, then one decode step per token. It is what
-// `strata generate` drives; the batching engine of worker/engine.h schedules many.
+// SequenceGenerator: one request run to completion on the batching engine, with a cache
+// sized for just that request. It is what `strata generate` drives.
 #pragma once
 
 #include <functional>
@@ -8,15 +7,15 @@
 #include <vector>
 
 #include "common/status.h"
-#include "worker/llama_model.h"
+#include "worker/engine.h"
 #include "worker/model_loader.h"
 #include "worker/sampler.h"
 
 namespace strata {
 
 struct GeneratorConfig {
-  int block_size = 16;          // KV positions per cache block
-  int prefill_chunk_tokens = 512;  // prompt tokens per forward pass
+  int block_size = 16;               // KV positions per cache block
+  int prefill_chunk_tokens = 512;    // prompt tokens per forward pass
 };
 
 struct GenerationResult {
@@ -41,7 +40,6 @@ class SequenceGenerator {
  private:
   const LoadedModel& model_;
   GeneratorConfig config_;
-  LlamaModel forward_;
 };
 
 }  // namespace strata

@@ -25,6 +25,10 @@ constexpr int kMr = 4;
 constexpr int kNr = 6;
 // Activation bytes per chunk: half of the 1 MiB L2, leaving room for the weight tile.
 constexpr int64_t kChunkBytes = 512 * 1024;
+// Decode (few activation rows) is bound by DRAM: each weight row also prefetches the same
+// offset kPrefetchRows rows further on, so about 2·kNr row streams are in flight per core
+// instead of the one or two the hardware prefetcher follows through a contiguous tile.
+constexpr int64_t kPrefetchRows = 2 * kNr;
 
 inline int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
 inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
@@ -142,6 +146,10 @@ void micro(const Tile& t) {
     for (int r = 0; r < MR; ++r) xv[r] = O::load_x(x + r * t.ldx + kk);
 #pragma GCC unroll 6
     for (int c = 0; c < NR; ++c) {
+      if constexpr (MR <= 2) {
+        _mm_prefetch(reinterpret_cast<const char*>(w + (c + kPrefetchRows) * k + kk),
+                     _MM_HINT_T0);
+      }
       const typename O::WV wv = O::load_w(w + c * k + kk);
 #pragma GCC unroll 4
       for (int r = 0; r < MR; ++r) acc[r][c] = O::fma(acc[r][c], xv[r], wv);

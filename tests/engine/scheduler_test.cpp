@@ -1,0 +1,312 @@
+// The iteration scheduler as plain logic: no model, no KV tensors. A fake runner "samples"
+// a token that depends only on the request and its position, so every property of the
+// schedule (budgets, decode-first order, preemption, recompute, aborts, block accounting)
+// is checked without weights.
+#include <algorithm>
+#include <map>
+#include <random>
+#include <set>
+
+#include <gtest/gtest.h>
+
+#include "worker/scheduler.h"
+
+namespace strata {
+namespace {
+
+// The token a fake model emits for request `id` at output index `i` (never a stop id).
+int32_t fake_token(RequestId id, size_t i) { return static_cast<int32_t>(10 + (id * 7 + i * 13) % 90); }
+
+Request make_request(RequestId id, int32_t prompt_len, int32_t max_tokens) {
+  Request r{.id = id};
+  for (int32_t i = 0; i < prompt_len; ++i) r.prompt_ids.push_back(static_cast<int32_t>(3 + (id + i) % 50));
+  r.sampling.temperature = 0.0f;
+  r.sampling.max_tokens = max_tokens;
+  return r;
+}
+
+// Drives the scheduler like the engine does, with the fake model, checking per-step
+// invariants; returns each request's outputs.
+class FakeEngine {
+ public:
+  explicit FakeEngine(SchedulerConfig config, int64_t num_blocks) : sched_(config, num_blocks), config_(config) {}
+
+  Scheduler& scheduler() { return sched_; }
+
+  StepPlan step() {
+    StepPlan plan = sched_.schedule();
+    check_plan(plan);
+    StepResult result;
+    for (const ScheduledSequence& s : plan.sequences) {
+      if (!s.sample) continue;
+      const size_t index = outputs_[s.id].size();
+      result.sampled[s.id] = SampledToken{.id = fake_token(s.id, index)};
+    }
+    for (const SequenceOutput& out : sched_.update(plan, result)) {
+      for (const SampledToken& t : out.new_tokens) outputs_[out.id].push_back(t.id);
+      if (out.finished()) finished_[out.id] = out.finish_reason;
+    }
+    check_blocks();
+    ++steps_;
+    return plan;
+  }
+
+  void run_to_completion(int max_steps = 100000) {
+    while (sched_.has_unfinished() && steps_ < max_steps) step();
+    ASSERT_FALSE(sched_.has_unfinished()) << "did not finish in " << max_steps << " steps";
+  }
+
+  std::map<RequestId, std::vector<int32_t>> outputs_;
+  std::map<RequestId, FinishReason> finished_;
+  int steps_ = 0;
+
+ private:
+  void check_plan(const StepPlan& plan) {
+    int32_t tokens = 0;
+    bool seen_prefill = false;
+    std::set<RequestId> ids;
+    for (const ScheduledSequence& s : plan.sequences) {
+      tokens += static_cast<int32_t>(s.token_ids.size());
+      EXPECT_TRUE(ids.insert(s.id).second) << "request scheduled twice in one step";
+      // Every position this chunk writes has a block.
+      EXPECT_GE(static_cast<int64_t>(s.block_table.size()) * config_.block_size,
+                s.num_computed_tokens + static_cast<int64_t>(s.token_ids.size()));
+      const Sequence* seq = sched_.find(s.id);
+      ASSERT_NE(seq, nullptr);
+      const bool decode = s.token_ids.size() == 1 && s.num_computed_tokens >= seq->num_prompt_tokens();
+      if (!decode) seen_prefill = true;
+      EXPECT_FALSE(decode && seen_prefill) << "a decode token was scheduled after a prefill chunk";
+    }
+    EXPECT_LE(tokens, config_.max_num_batched_tokens);
+    EXPECT_EQ(tokens, plan.num_decode_tokens + plan.num_prefill_tokens);
+    EXPECT_LE(static_cast<int64_t>(plan.sequences.size()), config_.max_num_seqs);
+    EXPECT_LE(sched_.stats().num_running, config_.max_num_seqs);
+  }
+  // Blocks held by live sequences plus free blocks add up to the pool, none held twice.
+  void check_blocks() {
+    const SchedulerStats st = sched_.stats();
+    EXPECT_EQ(st.blocks.free + st.blocks.used_by_running, st.blocks.total);
+  }
+
+  Scheduler sched_;
+  SchedulerConfig config_;
+};
+
+SchedulerConfig config(int32_t budget, int32_t max_seqs, int32_t block_size = 4) {
+  return {.max_num_batched_tokens = budget, .max_num_seqs = max_seqs, .block_size = block_size,
+          .watermark = 0.0, .max_model_len = 4096, .stop_token_ids = {2}};
+}
+
+TEST(Scheduler, RunsMixedLengthsToCompletionWithExactOutputs) {
+  FakeEngine e(config(32, 8), 200);
+  std::mt19937 rng(1);
+  std::map<RequestId, int32_t> max_tokens;
+  for (RequestId id = 1; id <= 40; ++id) {
+    max_tokens[id] = 1 + static_cast<int32_t>(rng() % 30);
+    ASSERT_TRUE(e.scheduler().add(make_request(id, 1 + static_cast<int32_t>(rng() % 70), max_tokens[id])).ok());
+  }
+  e.run_to_completion();
+  EXPECT_GT(e.steps_, 100);
+  for (auto& [id, n] : max_tokens) {
+    ASSERT_EQ(e.outputs_[id].size(), static_cast<size_t>(n)) << id;
+    for (size_t i = 0; i < e.outputs_[id].size(); ++i) EXPECT_EQ(e.outputs_[id][i], fake_token(id, i));
+    EXPECT_EQ(e.finished_[id], FinishReason::kLength);
+  }
+  EXPECT_EQ(e.scheduler().stats().blocks.free, 200);
+}
+
+TEST(Scheduler, DecodesComeFirstAndPrefillFillsTheRestOfTheBudget) {
+  FakeEngine e(config(10, 8), 100);
+  ASSERT_TRUE(e.scheduler().add(make_request(1, 3, 20)).ok());
+  ASSERT_TRUE(e.scheduler().add(make_request(2, 3, 20)).ok());
+  e.step();  // both prompts in one step (6 tokens)
+  ASSERT_TRUE(e.scheduler().add(make_request(3, 25, 5)).ok());
+  const StepPlan plan = e.step();
+  ASSERT_EQ(plan.sequences.size(), 3u);
+  EXPECT_EQ(plan.num_decode_tokens, 2);
+  EXPECT_EQ(plan.num_prefill_tokens, 8);  // the budget's remainder: a chunk of request 3
+  EXPECT_EQ(plan.sequences[2].id, 3u);
+  EXPECT_FALSE(plan.sequences[2].sample);
+  const StepPlan next = e.step();
+  EXPECT_EQ(next.num_decode_tokens, 2);
+  EXPECT_EQ(next.sequences[2].num_computed_tokens, 8);
+}
+
+TEST(Scheduler, MaxNumSeqsCapsTheBatch) {
+  FakeEngine e(config(1000, 3), 100);
+  for (RequestId id = 1; id <= 7; ++id) ASSERT_TRUE(e.scheduler().add(make_request(id, 2, 5)).ok());
+  const StepPlan plan = e.step();
+  EXPECT_EQ(plan.sequences.size(), 3u);
+  EXPECT_EQ(e.scheduler().stats().num_waiting, 4);
+  e.run_to_completion();
+}
+
+TEST(Scheduler, PreemptsNewestWhenBlocksRunOutAndRecomputes) {
+  // 6 blocks of 4 tokens: two requests of 8 prompt + 10 output cannot both finish.
+  FakeEngine e(config(64, 4), 6);
+  ASSERT_TRUE(e.scheduler().add(make_request(1, 8, 10)).ok());
+  ASSERT_TRUE(e.scheduler().add(make_request(2, 8, 10)).ok());
+  bool saw_preemption = false;
+  while (e.scheduler().has_unfinished()) {
+    const StepPlan plan = e.step();
+    for (RequestId id : plan.preempted) {
+      saw_preemption = true;
+      EXPECT_EQ(id, 2u) << "the newest sequence is preempted first";
+    }
+    ASSERT_LT(e.steps_, 1000);
+  }
+  EXPECT_TRUE(saw_preemption);
+  EXPECT_GT(e.scheduler().stats().num_preemptions, 0);
+  for (RequestId id : {1u, 2u}) {
+    ASSERT_EQ(e.outputs_[id].size(), 10u);
+    for (size_t i = 0; i < 10; ++i) EXPECT_EQ(e.outputs_[id][i], fake_token(id, i));
+  }
+  EXPECT_EQ(e.scheduler().stats().blocks.free, 6);
+}
+
+TEST(Scheduler, RecomputeAfterPreemptionReplaysPromptAndOutputs) {
+  FakeEngine e(config(64, 4), 5);
+  ASSERT_TRUE(e.scheduler().add(make_request(1, 6, 12)).ok());
+  ASSERT_TRUE(e.scheduler().add(make_request(2, 6, 12)).ok());
+  for (int i = 0; i < 200 && e.scheduler().has_unfinished(); ++i) {
+    const StepPlan plan = e.step();
+    for (const ScheduledSequence& s : plan.sequences) {
+      const Sequence* seq = e.scheduler().find(s.id);
+      if (seq == nullptr) continue;
+      // The chunk's tokens are the sequence's tokens at those positions, outputs included
+      // (tokens are only ever appended, so the positions still hold them after update()).
+      for (size_t j = 0; j < s.token_ids.size(); ++j) {
+        EXPECT_EQ(s.token_ids[j], seq->token_at(s.num_computed_tokens + static_cast<int32_t>(j)));
+      }
+    }
+  }
+  EXPECT_FALSE(e.scheduler().has_unfinished());
+  EXPECT_GT(e.scheduler().stats().num_preemptions, 0);
+}
+
+TEST(Scheduler, RequestThatCanNeverFitFailsAtOnce) {
+  Scheduler s(config(64, 4), 4);  // 16 positions
+  const Status st = s.add(make_request(1, 16, 5));  // 16 + 1 > 16
+  EXPECT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("KV blocks"), std::string::npos) << st.message();
+  EXPECT_TRUE(s.add(make_request(2, 15, 5)).ok());
+  EXPECT_FALSE(s.add(make_request(2, 3, 5)).ok()) << "duplicate id";
+  Request empty{.id = 3};
+  EXPECT_FALSE(s.add(empty).ok());
+}
+
+TEST(Scheduler, AbortMidPrefillAndMidDecodeFreesBlocksInTheSameStep) {
+  FakeEngine e(config(8, 4), 50);
+  ASSERT_TRUE(e.scheduler().add(make_request(1, 30, 10)).ok());  // prefill spans 4 steps
+  ASSERT_TRUE(e.scheduler().add(make_request(2, 2, 50)).ok());
+  e.step();
+  e.step();
+  e.step();
+  ASSERT_EQ(e.scheduler().find(1)->status, SequenceStatus::kRunning);
+  ASSERT_LT(e.scheduler().find(1)->num_computed_tokens, 30) << "still mid-prefill";
+  EXPECT_TRUE(e.scheduler().abort(1));
+  EXPECT_FALSE(e.scheduler().abort(1));
+  const int64_t used_by_2 = static_cast<int64_t>(e.scheduler().find(2)->block_table.size());
+  EXPECT_EQ(e.scheduler().stats().blocks.free, 50 - used_by_2);
+  e.step();
+  EXPECT_EQ(e.finished_[1], FinishReason::kAbort);
+  ASSERT_GT(e.scheduler().find(2)->output_ids.size(), 0u);  // decoding
+  EXPECT_TRUE(e.scheduler().abort(2));
+  EXPECT_EQ(e.scheduler().stats().blocks.free, 50);
+  e.step();
+  EXPECT_EQ(e.finished_[2], FinishReason::kAbort);
+  EXPECT_FALSE(e.scheduler().has_unfinished());
+}
+
+TEST(Scheduler, StopTokensAndContextEndFinishSequences) {
+  SchedulerConfig c = config(64, 4);
+  c.max_model_len = 10;
+  Scheduler s(c, 100);
+  Request r = make_request(1, 4, 100);
+  ASSERT_TRUE(s.add(r).ok());
+  Request stop = make_request(2, 4, 100);
+  stop.sampling.stop_token_ids = {77};
+  ASSERT_TRUE(s.add(stop).ok());
+  Request eos = make_request(3, 4, 100);
+  ASSERT_TRUE(s.add(eos).ok());
+  std::map<RequestId, std::vector<int32_t>> out;
+  std::map<RequestId, FinishReason> fin;
+  for (int step = 0; step < 50 && s.has_unfinished(); ++step) {
+    StepPlan plan = s.schedule();
+    StepResult result;
+    for (auto& seq : plan.sequences) {
+      if (!seq.sample) continue;
+      const size_t i = out[seq.id].size();
+      result.sampled[seq.id] = {.id = seq.id == 2 && i == 2 ? 77 : seq.id == 3 && i == 1 ? 2 : 40};
+    }
+    for (auto& o : s.update(plan, result)) {
+      for (auto& t : o.new_tokens) out[o.id].push_back(t.id);
+      if (o.finished()) fin[o.id] = o.finish_reason;
+    }
+  }
+  EXPECT_EQ(fin[1], FinishReason::kLength);
+  EXPECT_EQ(out[1].size(), 7u) << "positions 0..9 fed: 4 prompt + 6 fed outputs + 1 final";
+  EXPECT_EQ(fin[2], FinishReason::kStop);
+  EXPECT_EQ(out[2].size(), 2u) << "the stop id is not output";
+  EXPECT_EQ(fin[3], FinishReason::kStop);
+  EXPECT_EQ(out[3].size(), 1u);
+}
+
+TEST(Scheduler, StaticBatchingAdmitsOnlyIntoAnEmptyBatch) {
+  SchedulerConfig c = config(64, 2);
+  c.static_batching = true;
+  FakeEngine e(c, 100);
+  ASSERT_TRUE(e.scheduler().add(make_request(1, 3, 2)).ok());
+  ASSERT_TRUE(e.scheduler().add(make_request(2, 3, 8)).ok());
+  ASSERT_TRUE(e.scheduler().add(make_request(3, 3, 2)).ok());
+  e.step();
+  while (e.scheduler().find(2) != nullptr) {
+    EXPECT_EQ(e.scheduler().stats().num_waiting, 1) << "request 3 waits for the whole batch";
+    e.step();
+  }
+  e.run_to_completion();
+  EXPECT_EQ(e.outputs_[3].size(), 2u);
+}
+
+// Thousands of random operation sequences on tiny caches: after every operation the block
+// accounting adds up, and at the end every block is free again.
+TEST(SchedulerProperty, RandomOperationsKeepBlockAccountingExact) {
+  std::mt19937 rng(2024);
+  for (int trial = 0; trial < 2000; ++trial) {
+    const int32_t block_size = 1 + static_cast<int32_t>(rng() % 8);
+    const int64_t num_blocks = 3 + static_cast<int64_t>(rng() % 20);
+    SchedulerConfig c = config(1 + static_cast<int32_t>(rng() % 24), 1 + static_cast<int32_t>(rng() % 6), block_size);
+    c.watermark = (rng() % 3) * 0.05;
+    FakeEngine e(c, num_blocks);
+    RequestId next_id = 1;
+    std::vector<RequestId> live;
+    const int ops = 20 + static_cast<int>(rng() % 60);
+    for (int op = 0; op < ops; ++op) {
+      switch (rng() % 4) {
+        case 0: {
+          const auto r = make_request(next_id, 1 + static_cast<int32_t>(rng() % (block_size * num_blocks)),
+                                      1 + static_cast<int32_t>(rng() % 12));
+          if (e.scheduler().add(r).ok()) live.push_back(next_id);
+          ++next_id;
+          break;
+        }
+        case 1:
+          if (!live.empty()) e.scheduler().abort(live[rng() % live.size()]);
+          break;
+        default:
+          e.step();
+      }
+      const SchedulerStats st = e.scheduler().stats();
+      ASSERT_EQ(st.blocks.free + st.blocks.used_by_running, num_blocks);
+    }
+    e.run_to_completion(20000);
+    ASSERT_EQ(e.scheduler().stats().blocks.free, num_blocks) << "trial " << trial;
+    // Every request that was not aborted produced exactly its fake tokens.
+    for (auto& [id, toks] : e.outputs_) {
+      for (size_t i = 0; i < toks.size(); ++i) ASSERT_EQ(toks[i], fake_token(id, i));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace strata

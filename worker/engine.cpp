@@ -1,0 +1,124 @@
+#include "worker/engine.h"
+
+#include <chrono>
+#include <fstream>
+#include <string>
+
+#include "common/check.h"
+
+namespace strata {
+namespace {
+
+int64_t available_memory_bytes() {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  int64_t kb = 0;
+  std::string unit;
+  while (in >> key >> kb >> unit) {
+    if (key == "MemAvailable:") return kb * 1024;
+  }
+  return int64_t{4} << 30;  // no /proc: assume a modest 4 GiB
+}
+
+}  // namespace
+
+Status EngineConfig::validate() const {
+  STRATA_RETURN_IF_ERROR(scheduler.validate());
+  if (kv_cache_bytes < 0) return invalid_argument("`kv_cache_bytes` must be >= 0. Given: {}", kv_cache_bytes);
+  if (!(kv_cache_memory_fraction > 0.0 && kv_cache_memory_fraction <= 0.95)) {
+    return invalid_argument("`kv_cache_memory_fraction` must be in (0, 0.95]. Given: {}",
+                            kv_cache_memory_fraction);
+  }
+  return ok_status();
+}
+
+int64_t engine_kv_blocks(const ModelConfig& model, const EngineConfig& config) {
+  const int32_t block_size = config.scheduler.block_size;
+  const int64_t per_block = KvCache::bytes_per_block(model, block_size);
+  if (config.kv_cache_bytes > 0) return config.kv_cache_bytes / per_block;
+  const int64_t useful = int64_t{config.scheduler.max_num_seqs} *
+                         KvBlockManager::blocks_for_tokens(config.scheduler.max_model_len, block_size);
+  const auto budget = static_cast<int64_t>(config.kv_cache_memory_fraction *
+                                           static_cast<double>(available_memory_bytes()));
+  return std::min(useful, budget / per_block);
+}
+
+StatusOr<std::unique_ptr<Engine>> Engine::create(const LoadedModel& model, EngineConfig config) {
+  if (config.scheduler.max_model_len <= 0 || config.scheduler.max_model_len > model.config.max_position_embeddings) {
+    config.scheduler.max_model_len = model.config.max_position_embeddings;
+  }
+  if (config.scheduler.stop_token_ids.empty()) config.scheduler.stop_token_ids = model.stop_token_ids;
+  STRATA_RETURN_IF_ERROR(config.validate());
+  const int64_t num_blocks = engine_kv_blocks(model.config, config);
+  if (num_blocks < 1) {
+    return invalid_argument("the KV cache holds no block of {} tokens ({} bytes each); raise "
+                            "`kv_cache_bytes` or `kv_cache_memory_fraction`",
+                            config.scheduler.block_size,
+                            KvCache::bytes_per_block(model.config, config.scheduler.block_size));
+  }
+  return std::unique_ptr<Engine>(new Engine(model, std::move(config), num_blocks));
+}
+
+Engine::Engine(const LoadedModel& model, EngineConfig config, int64_t num_blocks)
+    : model_(model),
+      config_(std::move(config)),
+      forward_(model.config, model.weights),
+      cache_(model.config, config_.scheduler.block_size, num_blocks),
+      scheduler_(config_.scheduler, num_blocks) {}
+
+Status Engine::add_request(Request request) {
+  for (int32_t id : request.prompt_ids) {
+    if (id < 0 || id >= model_.config.vocab_size) {
+      return out_of_range("request {}: prompt token id {} is outside the vocabulary [0, {})",
+                          request.id, id, model_.config.vocab_size);
+    }
+  }
+  return scheduler_.add(std::move(request));
+}
+
+bool Engine::abort(RequestId id) { return scheduler_.abort(id); }
+
+std::vector<SequenceOutput> Engine::step() {
+  const auto start = std::chrono::steady_clock::now();
+  const StepPlan plan = scheduler_.schedule();
+  StepResult result;
+  if (!plan.empty()) {
+    ForwardBatch batch;
+    batch.token_ids.reserve(static_cast<size_t>(plan.num_decode_tokens + plan.num_prefill_tokens));
+    for (const ScheduledSequence& s : plan.sequences) {
+      batch.token_ids.insert(batch.token_ids.end(), s.token_ids.begin(), s.token_ids.end());
+      batch.sequences.push_back({.num_computed_tokens = s.num_computed_tokens,
+                                 .num_new_tokens = static_cast<int32_t>(s.token_ids.size()),
+                                 .block_table = s.block_table,
+                                 .want_logits = s.sample});
+    }
+    forward_.forward(batch, cache_, logits_);
+    // Requests sample independently (each owns its RNG), so they sample in parallel.
+    std::vector<std::pair<const ScheduledSequence*, Sequence*>> to_sample;
+    for (const ScheduledSequence& s : plan.sequences) {
+      if (!s.sample) continue;
+      Sequence* seq = scheduler_.find(s.id);
+      STRATA_CHECK(seq != nullptr);
+      to_sample.emplace_back(&s, seq);
+    }
+    std::vector<SampledToken> sampled(to_sample.size());
+    const auto vocab = static_cast<size_t>(model_.config.vocab_size);
+#pragma omp parallel for schedule(dynamic) if (to_sample.size() > 1)
+    for (size_t i = 0; i < to_sample.size(); ++i) {
+      Sequence& seq = *to_sample[i].second;
+      const std::span<const float> logits(logits_.data() + i * vocab, vocab);
+      sampled[i] = sample_token(logits, seq.request.sampling, seq.request.prompt_ids,
+                                seq.output_ids, seq.rng);
+    }
+    for (size_t i = 0; i < to_sample.size(); ++i) result.sampled[to_sample[i].first->id] = std::move(sampled[i]);
+  }
+  std::vector<SequenceOutput> outputs = scheduler_.update(plan, result);
+  last_step_ = {.num_sequences = static_cast<int32_t>(plan.sequences.size()),
+                .num_decode_tokens = plan.num_decode_tokens,
+                .num_prefill_tokens = plan.num_prefill_tokens,
+                .num_preempted = static_cast<int32_t>(plan.preempted.size()),
+                .seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()};
+  return outputs;
+}
+
+}  // namespace strata

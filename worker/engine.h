@@ -1,0 +1,69 @@
+// Engine: the in-process serving loop of one worker group's driver. add_request() and
+// abort() queue work; each step() is schedule → run the model on the step's concatenated
+// tokens → sample → update, and returns what each request produced. `strata generate`, the
+// offline benchmarks and the worker process all drive this one loop.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "common/status.h"
+#include "worker/llama_model.h"
+#include "worker/model_loader.h"
+#include "worker/scheduler.h"
+
+namespace strata {
+
+struct EngineConfig {
+  SchedulerConfig scheduler;
+  // KV cache size: kv_cache_bytes if > 0, else kv_cache_memory_fraction of the memory
+  // available now (MemAvailable), capped to what max_num_seqs sequences of max_model_len
+  // could ever use.
+  int64_t kv_cache_bytes = 0;
+  double kv_cache_memory_fraction = 0.3;
+
+  Status validate() const;
+};
+
+struct EngineStepStats {
+  int32_t num_sequences = 0;
+  int32_t num_decode_tokens = 0;
+  int32_t num_prefill_tokens = 0;
+  int32_t num_preempted = 0;
+  double seconds = 0;
+};
+
+class Engine {
+ public:
+  // The engine keeps references to `model`; it must outlive the engine.
+  static StatusOr<std::unique_ptr<Engine>> create(const LoadedModel& model, EngineConfig config);
+
+  Status add_request(Request request);
+  bool abort(RequestId id);
+  // One iteration. Returns outputs of every request that produced a token, finished or
+  // was aborted since the last step.
+  std::vector<SequenceOutput> step();
+  bool has_unfinished() const { return scheduler_.has_unfinished(); }
+
+  SchedulerStats stats() const { return scheduler_.stats(); }
+  const EngineStepStats& last_step() const { return last_step_; }
+  int64_t num_kv_blocks() const { return cache_.num_blocks(); }
+  const EngineConfig& config() const { return config_; }
+  const LoadedModel& model() const { return model_; }
+
+ private:
+  Engine(const LoadedModel& model, EngineConfig config, int64_t num_blocks);
+
+  const LoadedModel& model_;
+  EngineConfig config_;
+  LlamaModel forward_;
+  KvCache cache_;
+  Scheduler scheduler_;
+  std::vector<float> logits_;
+  EngineStepStats last_step_;
+};
+
+// The number of KV blocks `config` gives `model` (see EngineConfig).
+int64_t engine_kv_blocks(const ModelConfig& model, const EngineConfig& config);
+
+}  // namespace strata

@@ -1,0 +1,114 @@
+// Scheduler: the iteration-level scheduler of one worker group, as plain logic with no
+// model and no KV tensors. Each step, schedule() picks which sequences run which tokens
+// (decode tokens of running sequences first, then prefill chunks under the token budget:
+// the merge step); the engine runs the model and samples; update() applies the sampled
+// tokens, finishes sequences and frees their blocks in that same step.
+//
+// Capacity: when a running sequence needs a block and none is free, the newest running
+// sequence is preempted (its blocks freed, its tokens recomputed later). New sequences are
+// admitted only while `watermark` blocks stay free, so running ones rarely need to preempt.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "common/status.h"
+#include "worker/kv_block_manager.h"
+#include "worker/sequence.h"
+
+namespace strata {
+
+struct SchedulerConfig {
+  int32_t max_num_batched_tokens = 512;  // tokens per step (decode + prefill), ≥ 1
+  int32_t max_num_seqs = 64;             // sequences running at once, ≥ 1
+  int32_t block_size = 16;               // KV positions per block
+  double watermark = 0.01;               // fraction of blocks new admissions leave free
+  int64_t max_model_len = 2048;          // positions one sequence may hold
+  bool static_batching = false;          // baseline: admit only when nothing runs
+  std::vector<int32_t> stop_token_ids;   // the model's EOS ids (ignore_eos skips them)
+  uint64_t seed = 0;                     // seeds requests that bring none
+
+  Status validate() const;
+};
+
+// One sequence's share of a step.
+struct ScheduledSequence {
+  RequestId id = 0;
+  int32_t num_computed_tokens = 0;  // positions already cached
+  std::vector<int32_t> token_ids;   // this step's tokens (a prefill chunk or one decode token)
+  std::vector<int32_t> block_table;
+  bool sample = false;              // this chunk reaches the end: sample the next token
+};
+
+struct StepPlan {
+  std::vector<ScheduledSequence> sequences;  // decodes first, then prefill chunks
+  std::vector<RequestId> preempted;          // moved back to waiting this step
+  int32_t num_decode_tokens = 0;
+  int32_t num_prefill_tokens = 0;
+  bool empty() const { return sequences.empty(); }
+};
+
+// What the engine sampled for each sequence with sample == true.
+struct StepResult {
+  std::map<RequestId, SampledToken> sampled;
+};
+
+struct SequenceOutput {
+  RequestId id = 0;
+  std::vector<SampledToken> new_tokens;  // at most one per step
+  FinishReason finish_reason = FinishReason::kNone;
+  int32_t num_prompt_tokens = 0;
+  int32_t num_output_tokens = 0;
+  bool finished() const { return finish_reason != FinishReason::kNone; }
+};
+
+struct SchedulerStats {
+  int64_t num_waiting = 0;
+  int64_t num_running = 0;
+  int64_t num_preemptions = 0;  // since start
+  KvBlockStats blocks;
+};
+
+class Scheduler {
+ public:
+  Scheduler(SchedulerConfig config, int64_t num_blocks);
+
+  // Queues a request; fails at once when it can never run (prompt + 1 token beyond the whole
+  // cache or the model's context, a duplicate id, invalid sampling settings).
+  Status add(Request request);
+  // Removes a request wherever it is and frees its blocks now. False if unknown/finished.
+  bool abort(RequestId id);
+
+  StepPlan schedule();
+  // Applies sampled tokens; returns one output per sequence that produced a token or
+  // finished (aborted sequences are reported by the next update).
+  std::vector<SequenceOutput> update(const StepPlan& plan, const StepResult& result);
+
+  Sequence* find(RequestId id);
+  bool has_unfinished() const { return !waiting_.empty() || !running_.empty(); }
+  SchedulerStats stats() const;
+  const KvBlockManager& blocks() const { return blocks_; }
+  const SchedulerConfig& config() const { return config_; }
+
+ private:
+  bool ensure_blocks(Sequence& seq, int32_t num_tokens, std::vector<Sequence*>& running);
+  void preempt(Sequence& seq, StepPlan& plan);
+  void finish(Sequence& seq, FinishReason reason);
+  ScheduledSequence plan_chunk(const Sequence& seq, int32_t num_new) const;
+
+  SchedulerConfig config_;
+  KvBlockManager blocks_;
+  int64_t watermark_blocks_;
+  std::map<RequestId, std::unique_ptr<Sequence>> sequences_;
+  std::deque<Sequence*> waiting_;   // FCFS; preempted sequences go back to the front
+  std::vector<Sequence*> running_;  // in admission order: the back is the newest
+  std::vector<RequestId> aborted_;  // reported by the next update()
+  int64_t num_preemptions_ = 0;
+  uint64_t next_seed_;
+};
+
+}  // namespace strata
