@@ -37,10 +37,12 @@ std::vector<Request> make_requests(const ModelConfig& c, uint32_t seed) {
 }
 
 std::vector<int32_t> run_alone(const LoadedModel& model, const Request& r) {
+  // Same block size as the batched run: the softmax is accumulated block by block.
   EngineConfig config;
   config.scheduler.max_num_batched_tokens = 512;
   config.scheduler.max_num_seqs = 1;
-  config.kv_cache_bytes = KvCache::bytes_per_block(model.config, 16) * 64;
+  config.scheduler.block_size = 4;
+  config.kv_cache_bytes = KvCache::bytes_per_block(model.config, 4) * 256;
   auto engine = Engine::create(model, config);
   EXPECT_TRUE(engine.ok());
   EXPECT_TRUE((*engine)->add_request(r).ok());
