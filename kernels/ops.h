@@ -117,7 +117,11 @@ struct KernelBackend {
   void (*rope)(const RopeParams&);
   void (*silu_mul)(const SiluMulParams&);
   void (*kv_cache_write)(const KvCacheWriteParams&);
+  // Any mix of prefill chunks and decode tokens.
   void (*paged_attention)(const PagedAttentionParams&);
+  // Decode only: every sequence has num_queries == 1 (checked). Same bits per (query, head)
+  // row as paged_attention, so a token's output does not depend on which of the two ran it.
+  void (*decode_attention)(const PagedAttentionParams&);
   void (*embedding)(const EmbeddingParams&);
 };
 
