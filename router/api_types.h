@@ -25,7 +25,7 @@ struct ApiError {
 enum class Route { kCompletions, kChatCompletions };
 
 struct ChatMessage {
-  std::string role;     // system | user | assistant | tool
+  std::string role;     // system | developer | user | assistant | tool (as given)
   std::string content;  // text parts joined
 };
 

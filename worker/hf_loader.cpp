@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "common/tokenizer/tokenizer_discovery.h"
 #include "worker/model_loader.h"
 #include "worker/safetensors.h"
 
@@ -96,9 +97,7 @@ StatusOr<std::unique_ptr<LoadedModel>> load_hf_model(const std::string& dir,
   }
   STRATA_ASSIGN_OR_RETURN(model->weights, build_model_weights(c, source, dtype));
   model->format = "hf";
-  if (fs::exists(fs::path(dir) / "tokenizer.json")) {
-    model->default_tokenizer = (fs::path(dir) / "tokenizer.json").string();
-  }
+  model->default_tokenizer = default_tokenizer_for_model(dir);
   model->stop_token_ids = c.eos_token_ids;
   return model;
 }

@@ -3,6 +3,7 @@
 // from run.c and its byte offset.
 #include <filesystem>
 
+#include "common/tokenizer/tokenizer_discovery.h"
 #include "worker/model_loader.h"
 #include "worker/safetensors.h"
 
@@ -94,22 +95,6 @@ class Llama2cSource final : public WeightSource {
   bool shared_classifier_;
 };
 
-// tokenizer.bin, or the only tok*.bin, in the checkpoint's folder.
-std::string find_llama2c_tokenizer(const std::filesystem::path& model_path) {
-  const auto dir = model_path.parent_path().empty() ? std::filesystem::path(".") : model_path.parent_path();
-  if (std::filesystem::exists(dir / "tokenizer.bin")) return (dir / "tokenizer.bin").string();
-  std::string found;
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-    const std::string name = entry.path().filename().string();
-    if (name.rfind("tok", 0) == 0 && entry.path().extension() == ".bin") {
-      if (!found.empty()) return "";  // ambiguous: let the user choose
-      found = entry.path().string();
-    }
-  }
-  return found;
-}
-
 }  // namespace
 
 StatusOr<std::unique_ptr<LoadedModel>> load_llama2c_model(const std::string& path,
@@ -153,7 +138,7 @@ StatusOr<std::unique_ptr<LoadedModel>> load_llama2c_model(const std::string& pat
   STRATA_ASSIGN_OR_RETURN(model->weights,
                           build_model_weights(c, source, options.dtype.value_or(DType::kF32)));
   model->format = "llama2c";
-  model->default_tokenizer = find_llama2c_tokenizer(path);
+  model->default_tokenizer = default_tokenizer_for_model(path);
   model->stop_token_ids = {1};  // run.c ends generation when the model emits BOS
   return model;
 }

@@ -33,8 +33,10 @@ void LlamaModel::forward(const ForwardBatch& batch, KvCache& cache, std::vector<
   ensure_workspace(num_tokens);
 
   // Where each token sits: its position, its cache slot, and each sequence's query rows.
-  std::vector<kernels::AttentionSequence> attention_seqs;
-  attention_seqs.reserve(batch.sequences.size());
+  // Decode tokens (one new token) go to the decode attention kernel, the rest (prefill
+  // chunks) to the general one; both produce the same bits per row, so the split never
+  // changes a token's output. Query rows index the concatenated tokens either way.
+  std::vector<kernels::AttentionSequence> decode_seqs, prefill_seqs;
   int64_t row = 0;
   for (const ForwardSequence& s : batch.sequences) {
     const int64_t context = int64_t{s.num_computed_tokens} + s.num_new_tokens;
@@ -44,10 +46,10 @@ void LlamaModel::forward(const ForwardBatch& batch, KvCache& cache, std::vector<
       positions_[row + j] = pos;
       slots_[row + j] = s.block_table[pos / block_size] * block_size + pos % block_size;
     }
-    attention_seqs.push_back({.query_start = static_cast<int32_t>(row),
-                              .num_queries = s.num_new_tokens,
-                              .context_len = static_cast<int32_t>(context),
-                              .block_table = s.block_table.data()});
+    (s.num_new_tokens == 1 ? decode_seqs : prefill_seqs)
+        .push_back({.query_start = static_cast<int32_t>(row), .num_queries = s.num_new_tokens,
+                    .context_len = static_cast<int32_t>(context),
+                    .block_table = s.block_table.data()});
     row += s.num_new_tokens;
   }
   STRATA_CHECK(row == num_tokens);
@@ -67,6 +69,7 @@ void LlamaModel::forward(const ForwardBatch& batch, KvCache& cache, std::vector<
                       .m = m, .n = h, .eps = config_.rms_norm_eps});
   };
 
+  const auto attention_scale = static_cast<float>(1.0 / std::sqrt(double(config_.head_dim)));
   for (int l = 0; l < config_.num_layers; ++l) {
     const LayerWeights& w = weights_.layers[static_cast<size_t>(l)];
     rmsnorm(x_.data(), w.attn_norm, x_norm_.data(), num_tokens);
@@ -84,14 +87,21 @@ void LlamaModel::forward(const ForwardBatch& batch, KvCache& cache, std::vector<
                              .slot_mapping = slots_.data(), .t = num_tokens,
                              .num_kv_heads = config_.num_kv_heads, .head_dim = config_.head_dim,
                              .block_size = block_size});
-    backend_.paged_attention({.q = q_ptr, .q_stride = qkv_width, .k_cache = cache.k(l),
-                              .v_cache = cache.v(l), .out = attn_.data(), .out_stride = q,
-                              .seqs = attention_seqs.data(),
-                              .num_seqs = static_cast<int>(attention_seqs.size()),
-                              .num_q_heads = config_.num_heads,
-                              .num_kv_heads = config_.num_kv_heads,
-                              .head_dim = config_.head_dim, .block_size = block_size,
-                              .scale = static_cast<float>(1.0 / std::sqrt(double(config_.head_dim)))});
+    kernels::PagedAttentionParams attention{
+        .q = q_ptr, .q_stride = qkv_width, .k_cache = cache.k(l), .v_cache = cache.v(l),
+        .out = attn_.data(), .out_stride = q, .num_q_heads = config_.num_heads,
+        .num_kv_heads = config_.num_kv_heads, .head_dim = config_.head_dim,
+        .block_size = block_size, .scale = attention_scale};
+    if (!decode_seqs.empty()) {
+      attention.seqs = decode_seqs.data();
+      attention.num_seqs = static_cast<int>(decode_seqs.size());
+      backend_.decode_attention(attention);
+    }
+    if (!prefill_seqs.empty()) {
+      attention.seqs = prefill_seqs.data();
+      attention.num_seqs = static_cast<int>(prefill_seqs.size());
+      backend_.paged_attention(attention);
+    }
     gemm(attn_.data(), q, w.wo, nullptr, x_.data(), h, true);
     rmsnorm(x_.data(), w.ffn_norm, x_norm_.data(), num_tokens);
     gemm(x_norm_.data(), h, w.w_gate_up, nullptr, gate_up_.data(), 2 * ffn, false);

@@ -34,12 +34,16 @@ inline int64_t attention_workspace_floats(const PagedAttentionParams& p) {
 
 // The ISA paths: items run in parallel; thread t uses workspace + t · ws_floats.
 void paged_attention_avx512(const PagedAttentionParams& p, const AttentionWork* items,
-                            int64_t num_items, float* workspace, int64_t ws_floats,
-                            int threads);
+                            int64_t num_items, float* workspace, int64_t ws_floats, int threads);
 void paged_attention_avx2(const PagedAttentionParams& p, const AttentionWork* items,
                           int64_t num_items, float* workspace, int64_t ws_floats, int threads);
 void paged_attention_scalar(const PagedAttentionParams& p, const AttentionWork* items,
-                            int64_t num_items, float* workspace, int64_t ws_floats,
-                            int threads);
+                            int64_t num_items, float* workspace, int64_t ws_floats, int threads);
+
+// s[j] = exp(s[j]) with the polynomial both attention kernels use (attention_row.h), on the
+// current ISA path; exposed so tests can measure its error.
+void attention_exp(float* s, int n);
+void attention_exp_avx512(float* s, int n);
+void attention_exp_avx2(float* s, int n);
 
 }  // namespace strata::kernels::cpu

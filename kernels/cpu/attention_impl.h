@@ -1,13 +1,7 @@
-// The attention loop shared by the ISA files, as a template over vector primitives.
-// Each ISA file instantiates it with a primitives type from its own anonymous namespace,
-// so every instantiation has internal linkage and is compiled for that file's ISA only.
-// Everything here is a template for that reason (see isa.h).
-//
-// V must provide, over n floats and each in one fixed order:
-//   float dot(const float* a, const float* b, int n);
-//   void scale(float* acc, float alpha, int n);            // acc ·= alpha
-//   void axpy(float* acc, float e, const float* v, int n); // acc += e · v (fused)
-//   void store_scaled(float* out, const float* acc, float s, int n);  // out = acc · s
+// The prefill attention loop shared by the ISA files, as a template over vector primitives
+// (the V contract is in attention_row.h). Each ISA file instantiates it with a primitives
+// type from its own anonymous namespace, so every instantiation has internal linkage and is
+// compiled for that file's ISA only. Everything here is a template for that reason (isa.h).
 #pragma once
 
 #include <omp.h>
@@ -15,6 +9,7 @@
 #include <cstdint>
 
 #include "kernels/cpu/attention.h"
+#include "kernels/cpu/attention_row.h"
 
 namespace strata::kernels::cpu::detail {
 
@@ -26,10 +21,10 @@ void attend_item(const PagedAttentionParams& p, const AttentionWork& item, float
   const int bs = p.block_size;
   const int rows = (item.q_end - item.q_begin) * group;
   // Row rr is query item.q_begin + rr / group, head kv_head · group + rr % group.
-  float* acc = ws;                      // [rows, hd]
-  float* row_max = acc + rows * hd;     // [rows]
-  float* row_sum = row_max + rows;      // [rows]
-  float* score = row_sum + rows;        // [rows, bs]
+  float* acc = ws;                   // [rows, hd]
+  float* row_max = acc + rows * hd;  // [rows]
+  float* row_sum = row_max + rows;   // [rows]
+  float* score = row_sum + rows;     // [bs]
   for (int i = 0; i < rows * hd; ++i) acc[i] = 0.0f;
   for (int r = 0; r < rows; ++r) {
     row_max[r] = -__builtin_inff();
@@ -49,48 +44,20 @@ void attend_item(const PagedAttentionParams& p, const AttentionWork& item, float
     const int64_t block = seq.block_table[b];
     const float* k_block = p.k_cache + (block * p.num_kv_heads + item.kv_head) * head_stride;
     const float* v_block = p.v_cache + (block * p.num_kv_heads + item.kv_head) * head_stride;
-    const int np = (last_pos + 1 - p0) < bs ? (last_pos + 1 - p0) : bs;
-    // Rows before first_row(pos) are queries earlier than pos: causally masked.
-    auto first_row = [&](int pos) {
-      const int q = pos - first_pos - item.q_begin;
-      return q > 0 ? q * group : 0;
-    };
-
-    for (int j = 0; j < np; ++j) {
-      const float* k_row = k_block + static_cast<int64_t>(j) * hd;
-      for (int r = first_row(p0 + j); r < rows; ++r) {
-        const float* q_row = q_base + static_cast<int64_t>(r / group) * p.q_stride +
-                             static_cast<int64_t>(r % group) * hd;
-        score[r * bs + j] = V::dot(q_row, k_row, hd) * p.scale;
-      }
-    }
-    for (int r = first_row(p0); r < rows; ++r) {
+    // Rows of queries before p0 are causally masked from the whole block. The block stays
+    // in L1 while every remaining row of the item reads it.
+    const int q_first = p0 - first_pos - item.q_begin;
+    for (int r = q_first > 0 ? q_first * group : 0; r < rows; ++r) {
       const int pos = first_pos + item.q_begin + r / group;
-      const int valid = (pos + 1 - p0) < np ? (pos + 1 - p0) : np;
-      float* s = score + r * bs;
-      float block_max = s[0];
-      for (int j = 1; j < valid; ++j) block_max = s[j] > block_max ? s[j] : block_max;
-      const float new_max = block_max > row_max[r] ? block_max : row_max[r];
-      const float alpha = __builtin_expf(row_max[r] - new_max);
-      float sum = row_sum[r] * alpha;
-      V::scale(acc + r * hd, alpha, hd);
-      for (int j = 0; j < valid; ++j) {
-        s[j] = __builtin_expf(s[j] - new_max);
-        sum += s[j];
-      }
-      row_sum[r] = sum;
-      row_max[r] = new_max;
-    }
-    for (int j = 0; j < np; ++j) {
-      const float* v_row = v_block + static_cast<int64_t>(j) * hd;
-      for (int r = first_row(p0 + j); r < rows; ++r) {
-        V::axpy(acc + r * hd, score[r * bs + j], v_row, hd);
-      }
+      const int n = (pos + 1 - p0) < bs ? (pos + 1 - p0) : bs;
+      const float* q_row = q_base + static_cast<int64_t>(r / group) * p.q_stride +
+                           static_cast<int64_t>(r % group) * hd;
+      attend_row_block<V>(q_row, k_block, v_block, n, hd, p.scale, score, row_max + r, row_sum + r,
+                          acc + static_cast<int64_t>(r) * hd);
     }
   }
 
-  float* out_base = p.out +
-                    static_cast<int64_t>(seq.query_start + item.q_begin) * p.out_stride +
+  float* out_base = p.out + static_cast<int64_t>(seq.query_start + item.q_begin) * p.out_stride +
                     static_cast<int64_t>(item.kv_head) * group * hd;
   for (int r = 0; r < rows; ++r) {
     float* out_row = out_base + static_cast<int64_t>(r / group) * p.out_stride +

@@ -1,6 +1,7 @@
 // The CPU backend table. Each entry dispatches on cpu_isa() at call time (one relaxed
 // atomic load), so tests and benchmarks can switch paths with force_cpu_isa().
 #include "kernels/cpu/attention.h"
+#include "kernels/cpu/decode_attention.h"
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/ops.h"
@@ -16,6 +17,7 @@ const KernelBackend& cpu_backend() {
       .silu_mul = cpu::silu_mul,
       .kv_cache_write = cpu::kv_cache_write,
       .paged_attention = cpu::paged_attention,
+      .decode_attention = cpu::decode_attention,
       .embedding = cpu::embedding,
   };
   return backend;

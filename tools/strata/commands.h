@@ -12,5 +12,6 @@ using CommandRunner = std::function<int()>;
 
 CommandRunner add_generate_command(CLI::App& app);
 CommandRunner add_models_command(CLI::App& app);
+CommandRunner add_serve_command(CLI::App& app);
 
 }  // namespace strata::cli

@@ -1,4 +1,4 @@
-// strata: one binary, one subcommand per job (generate, models; serve and bench later).
+// strata: one binary, one subcommand per job (generate, serve, models).
 #include <iostream>
 #include <map>
 
@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   };
   add(strata::cli::add_generate_command);
   add(strata::cli::add_models_command);
+  add(strata::cli::add_serve_command);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,162 @@
+// One definition per setting. A config struct lists its fields once, in visit_fields():
+//
+//   template <class V> void visit_fields(V& v) {
+//     v("port", port, "HTTP port to listen on", Range{1, 65535});
+//   }
+//
+// and the visitors below turn that list into CLI11 flags (--port, with help and default),
+// YAML keys (port:), and range checks whose messages name the key, the limit and the value.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+#include "common/status.h"
+
+namespace strata::config {
+
+struct Range {
+  double min = -std::numeric_limits<double>::infinity();
+  double max = std::numeric_limits<double>::infinity();
+};
+
+inline std::string flag_name(std::string_view key) {
+  std::string flag = "--";
+  for (char c : key) flag += c == '_' ? '-' : c;
+  return flag;
+}
+
+// Adds every field as a CLI11 option; the default shown is the field's current value.
+class CliBinder {
+ public:
+  explicit CliBinder(CLI::App& app, std::string group = "") : app_(app), group_(std::move(group)) {}
+  template <typename T>
+  void operator()(std::string_view key, T& field, std::string_view help, Range = {}) {
+    CLI::Option* opt;
+    if constexpr (std::is_same_v<T, bool>) {
+      opt = app_.add_flag(flag_name(key) + ",!" + flag_name(std::string("no_") + std::string(key)), field, std::string(help));
+    } else {
+      opt = app_.add_option(flag_name(key), field, std::string(help));
+    }
+    opt->capture_default_str();
+    if (!group_.empty()) opt->group(group_);
+  }
+
+ private:
+  CLI::App& app_;
+  std::string group_;
+};
+
+// Reads fields present in a YAML mapping; a wrong type is an error naming file and key.
+class YamlReader {
+ public:
+  YamlReader(const YAML::Node& node, std::string source) : node_(node), source_(std::move(source)) {}
+  template <typename T>
+  void operator()(std::string_view key, T& field, std::string_view, Range = {}) {
+    if (!status_.ok()) return;
+    const YAML::Node value = node_[std::string(key)];
+    if (!value) return;
+    try {
+      field = value.as<T>();
+    } catch (const YAML::Exception&) {
+      status_ = invalid_argument("{}: `{}` must be {}. Given: {}", source_, key, type_name<T>(),
+                                 YAML::Dump(value));
+    }
+  }
+  const Status& status() const { return status_; }
+
+ private:
+  template <typename T>
+  static const char* type_name() {
+    if constexpr (std::is_same_v<T, bool>) return "true or false";
+    else if constexpr (std::is_integral_v<T>) return "an integer";
+    else if constexpr (std::is_floating_point_v<T>) return "a number";
+    else return "a string";
+  }
+  const YAML::Node& node_;
+  std::string source_;
+  Status status_;
+};
+
+// Checks numeric fields against their ranges.
+class RangeChecker {
+ public:
+  template <typename T>
+  void operator()(std::string_view key, T& field, std::string_view, Range range = {}) {
+    if constexpr (std::is_arithmetic_v<T> && !std::is_same_v<T, bool>) {
+      const double v = static_cast<double>(field);
+      if (status_.ok() && (v < range.min || v > range.max)) {
+        status_ = invalid_argument("`{}` ({}) must be in [{}, {}]. Given: {}", key, flag_name(key),
+                                   range.min, range.max, field);
+      }
+    }
+  }
+  const Status& status() const { return status_; }
+
+ private:
+  Status status_;
+};
+
+// Writes each field back as command-line arguments ("--flag value"; booleans "--flag" or
+// "--no-flag"; empty strings omitted), so a launcher can hand its settings to a child process.
+class ArgWriter {
+ public:
+  explicit ArgWriter(std::vector<std::string>& args) : args_(args) {}
+  template <typename T>
+  void operator()(std::string_view key, const T& field, std::string_view, Range = {}) {
+    if constexpr (std::is_same_v<T, bool>) {
+      args_.push_back(flag_name(field ? std::string(key) : "no_" + std::string(key)));
+    } else if constexpr (std::is_same_v<T, std::string>) {
+      if (field.empty()) return;
+      args_.push_back(flag_name(key));
+      args_.push_back(field);
+    } else {
+      args_.push_back(flag_name(key));
+      args_.push_back(fmt::format("{}", field));
+    }
+  }
+
+ private:
+  std::vector<std::string>& args_;
+};
+
+template <typename Config>
+std::vector<std::string> to_args(Config& config) {
+  std::vector<std::string> args;
+  ArgWriter writer(args);
+  config.visit_fields(writer);
+  return args;
+}
+
+template <typename Config>
+Status check_ranges(Config& config) {
+  RangeChecker checker;
+  config.visit_fields(checker);
+  return checker.status();
+}
+
+// Loads `section` of a YAML file (or the whole document when section is empty) into config.
+template <typename Config>
+Status load_yaml(const std::string& path, const std::string& section, Config& config) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::Exception& e) {
+    return invalid_argument("{}: cannot read YAML: {}", path, e.what());
+  }
+  const YAML::Node node = section.empty() ? root : root[section];
+  if (!node) return ok_status();
+  if (!node.IsMap()) return invalid_argument("{}: `{}` must be a mapping of settings", path, section);
+  YamlReader reader(node, path + (section.empty() ? "" : " " + section));
+  config.visit_fields(reader);
+  return reader.status();
+}
+
+}  // namespace strata::config

@@ -1,0 +1,99 @@
+// The decode attention loop shared by the ISA files, as a template over the vector
+// primitives of attention_row.h (instantiated per ISA file; everything is a template, see
+// isa.h). One item is one (sequence, KV head): its GQA group of query heads are the rows,
+// and each KV block, fetched once through the block table, serves all of them.
+#pragma once
+
+#include <omp.h>
+
+#include <cstdint>
+
+#include "kernels/cpu/attention_row.h"
+#include "kernels/cpu/decode_attention.h"
+
+namespace strata::kernels::cpu::detail {
+
+inline constexpr int kPrefetchBlocks = 2;
+
+template <class V>
+void decode_item(const PagedAttentionParams& p, int seq_index, int kv_head, float* ws) {
+  const AttentionSequence& seq = p.seqs[seq_index];
+  const int group = p.num_q_heads / p.num_kv_heads;
+  const int hd = p.head_dim;
+  const int bs = p.block_size;
+  float* acc = ws;                    // [group, hd]
+  float* row_max = acc + group * hd;  // [group]
+  float* row_sum = row_max + group;   // [group]
+  float* score = row_sum + group;     // [group, bs]
+  for (int i = 0; i < group * hd; ++i) acc[i] = 0.0f;
+  for (int r = 0; r < group; ++r) {
+    row_max[r] = -__builtin_inff();
+    row_sum[r] = 0.0f;
+  }
+
+  const int num_blocks = (seq.context_len + bs - 1) / bs;
+  const int64_t head_stride = static_cast<int64_t>(bs) * hd;
+  const int64_t block_bytes = head_stride * static_cast<int64_t>(sizeof(float));
+  const float* q_base = p.q + static_cast<int64_t>(seq.query_start) * p.q_stride +
+                        static_cast<int64_t>(kv_head) * group * hd;
+  // Asks for whole K and V blocks ahead of use. Blocks sit at random places in the cache
+  // (each usually on its own page), so the hardware prefetchers only pick a block up after
+  // its first misses. kPrefetchBlocks blocks ahead: one already covers DRAM latency in
+  // steady state, a second absorbs page walks and other threads' bursts.
+  // (A lambda, not a helper function: an inline function here would have external linkage
+  // and one copy per ISA, see isa.h.)
+  auto prefetch_block = [block_bytes](const float* block) {
+    const char* c = reinterpret_cast<const char*>(block);
+    for (int64_t off = 0; off < block_bytes; off += 64) __builtin_prefetch(c + off, 0, 3);
+  };
+  auto head_offset = [&](int b) {
+    return (static_cast<int64_t>(seq.block_table[b]) * p.num_kv_heads + kv_head) * head_stride;
+  };
+  for (int b = 1; b < kPrefetchBlocks && b < num_blocks; ++b) {
+    prefetch_block(p.k_cache + head_offset(b));
+    prefetch_block(p.v_cache + head_offset(b));
+  }
+  for (int b = 0; b < num_blocks; ++b) {
+    const int64_t offset = head_offset(b);
+    const float* k_block = p.k_cache + offset;
+    const float* v_block = p.v_cache + offset;
+    if (b + kPrefetchBlocks < num_blocks) {
+      const int64_t ahead = head_offset(b + kPrefetchBlocks);
+      prefetch_block(p.k_cache + ahead);
+      prefetch_block(p.v_cache + ahead);
+    }
+    const int remaining = seq.context_len - b * bs;
+    const int n = remaining < bs ? remaining : bs;
+    // attend_row_block's three steps, each over all rows before the next, so the rows'
+    // independent dependency chains (score reductions, softmax, accumulation) overlap.
+    for (int r = 0; r < group; ++r) {
+      V::scores(q_base + static_cast<int64_t>(r) * hd, k_block, n, hd, p.scale, score + r * bs);
+    }
+    for (int r = 0; r < group; ++r) {
+      softmax_block<V>(score + r * bs, n, row_max + r, row_sum + r, acc + r * hd, hd);
+    }
+    for (int r = 0; r < group; ++r) {
+      V::accumulate(acc + static_cast<int64_t>(r) * hd, score + r * bs, v_block, n, hd);
+    }
+  }
+
+  float* out_base = p.out + static_cast<int64_t>(seq.query_start) * p.out_stride +
+                    static_cast<int64_t>(kv_head) * group * hd;
+  for (int r = 0; r < group; ++r) {
+    V::store_scaled(out_base + static_cast<int64_t>(r) * hd, acc + r * hd, 1.0f / row_sum[r], hd);
+  }
+}
+
+// Items (sequence, KV head) in parallel; equal contexts make static chunks even, and
+// dynamic scheduling absorbs mixed lengths at one atomic per item.
+template <class V>
+void decode_all(const PagedAttentionParams& p, float* workspace, int64_t ws_floats, int threads) {
+  const int64_t num_items = static_cast<int64_t>(p.num_seqs) * p.num_kv_heads;
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+  for (int64_t i = 0; i < num_items; ++i) {
+    decode_item<V>(p, static_cast<int>(i / p.num_kv_heads), static_cast<int>(i % p.num_kv_heads),
+                   workspace + omp_get_thread_num() * ws_floats);
+  }
+}
+
+}  // namespace strata::kernels::cpu::detail

@@ -1,0 +1,100 @@
+#include "router/api_error.h"
+
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+
+#include "common/tokenizer/utf8.h"
+
+namespace strata::router {
+
+std::string error_body(const ApiError& error) {
+  nlohmann::ordered_json inner;
+  inner["message"] = utf8::to_valid_lossy(error.message);
+  inner["type"] = error.type;
+  inner["param"] =
+      error.param.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(error.param);
+  inner["code"] =
+      error.code.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(error.code);
+  nlohmann::ordered_json j;
+  j["error"] = std::move(inner);
+  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
+ApiError context_length_error(int64_t prompt_tokens, int64_t max_tokens, int64_t max_model_len) {
+  return ApiError{
+      .http_status = 400,
+      .message = fmt::format(
+          "`prompt` tokens + `max_tokens` must be <= {}. Given: {} + {}. Shorten the prompt or "
+          "lower `max_tokens`.",
+          max_model_len, prompt_tokens, max_tokens),
+      .type = "invalid_request_error",
+      .param = "prompt",
+      .code = "context_length_exceeded"};
+}
+
+ApiError body_too_large_error(size_t body_bytes, size_t limit_bytes) {
+  return ApiError{.http_status = 413,
+                  .message = fmt::format("Request body must be <= {} bytes. Given: {} bytes",
+                                         limit_bytes, body_bytes),
+                  .type = "invalid_request_error",
+                  .param = "",
+                  .code = "request_too_large"};
+}
+
+ApiError queue_full_error(size_t queue_limit) {
+  return ApiError{.http_status = 429,
+                  .message = fmt::format("The server is at capacity ({} requests queued). "
+                                         "Retry after a short delay.",
+                                         queue_limit),
+                  .type = "requests",
+                  .param = "",
+                  .code = "rate_limit_exceeded"};
+}
+
+ApiError no_worker_error() {
+  return ApiError{.http_status = 503,
+                  .message =
+                      "No worker is available to serve the model right now. Retry "
+                      "after a short delay.",
+                  .type = "server_error",
+                  .param = "",
+                  .code = "service_unavailable"};
+}
+
+ApiError internal_server_error(std::string_view what) {
+  return ApiError{.http_status = 500,
+                  .message = utf8::to_valid_lossy(
+                      fmt::format("Internal server error: {}. This is a bug in strata.", what)),
+                  .type = "server_error",
+                  .param = "",
+                  .code = "internal_error"};
+}
+
+ApiError api_error_from_status(const Status& status, std::string param) {
+  switch (status.code()) {
+    case StatusCode::kInvalidArgument:
+    case StatusCode::kOutOfRange:
+    case StatusCode::kNotFound:
+    case StatusCode::kUnimplemented:
+      return ApiError{.http_status = 400,
+                      .message = utf8::to_valid_lossy(status.message()),
+                      .type = "invalid_request_error",
+                      .param = std::move(param),
+                      .code = ""};
+    case StatusCode::kResourceExhausted: {
+      ApiError e = queue_full_error(0);
+      e.message = status.message();
+      return e;
+    }
+    case StatusCode::kUnavailable: {
+      ApiError e = no_worker_error();
+      e.message = status.message();
+      return e;
+    }
+    default:
+      return internal_server_error(status.message());
+  }
+}
+
+}  // namespace strata::router

@@ -1,0 +1,506 @@
+#include "router/dispatcher.h"
+
+#include <algorithm>
+#include <chrono>
+#include <exception>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+
+#include <spdlog/spdlog.h>
+#include <zmq.hpp>
+
+namespace strata::router {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// One request the dispatcher has accepted and not yet seen finish.
+struct InFlight {
+  std::string group_id;
+  OutputCallback callback;
+};
+using Delivery = std::pair<std::shared_ptr<InFlight>, wire::TokenOutput>;
+
+wire::TokenOutput error_output(uint64_t id, std::string message) {
+  wire::TokenOutput out;
+  out.id = id;
+  out.finish_reason = std::string(wire::kFinishError);
+  out.error = std::move(message);
+  return out;
+}
+
+// Runs callbacks outside the lock; a throwing callback is logged and does not stop the IO
+// thread or the other deliveries.
+void deliver(std::vector<Delivery>& deliveries) {
+  for (auto& [request, output] : deliveries) {
+    try {
+      request->callback(output);
+    } catch (const std::exception& e) {
+      spdlog::error("dispatcher: the output callback of request {} threw: {}", output.id, e.what());
+    } catch (...) {
+      spdlog::error("dispatcher: the output callback of request {} threw", output.id);
+    }
+  }
+  deliveries.clear();
+}
+
+}  // namespace
+
+Status DispatcherConfig::validate() const {
+  if (endpoint.empty()) return invalid_argument("`endpoint` must be set (e.g. tcp://0.0.0.0:5557)");
+  if (heartbeat_timeout_ms < 50 || heartbeat_timeout_ms > 3600000) {
+    return invalid_argument("`heartbeat_timeout_ms` must be in [50, 3600000]. Given: {}",
+                            heartbeat_timeout_ms);
+  }
+  return ok_status();
+}
+
+struct Dispatcher::State {
+  struct Group {
+    GroupInfo info;
+    Clock::time_point last_seen;
+    std::unordered_set<uint64_t> in_flight;  // sent or about to be
+    std::vector<wire::WireRequest> to_add;   // submitted since the last IO pass
+    std::vector<uint64_t> to_abort;
+    std::string shutdown_reason;
+    bool shutdown = false;
+  };
+
+  zmq::context_t context{1};
+  zmq::socket_t socket{context, zmq::socket_type::router};    // IO thread only, after start()
+  zmq::socket_t wake_in{context, zmq::socket_type::pair};     // IO thread only
+  zmq::socket_t wake_out{context, zmq::socket_type::pair};    // under `mu`
+  std::string bound_endpoint;
+
+  mutable std::mutex mu;
+  bool running = false;
+  bool stopping = false;
+  bool wake_pending = false;
+  std::map<std::string, Group> groups;  // by group id (= DEALER identity)
+  std::unordered_map<uint64_t, std::shared_ptr<InFlight>> requests;
+  std::vector<Delivery> local;  // finished without reaching a worker; delivered by the IO thread
+  decltype(DispatcherConfig::on_step) on_step;  // the config's step observer
+
+  // Requires `mu`. Wakes the IO thread at most once per pass.
+  void wake() {
+    if (wake_pending) return;
+    wake_pending = true;
+    try {
+      wake_out.send(zmq::str_buffer("w"), zmq::send_flags::dontwait);
+    } catch (const zmq::error_t& e) {
+      spdlog::warn("dispatcher: waking the IO thread failed: {}", e.what());
+    }
+  }
+
+  // Requires `mu`. Forgets every request of `group`, giving each a final "error" output.
+  void fail_group(Group& group, const std::string& message, std::vector<Delivery>& out) {
+    for (uint64_t id : group.in_flight) {
+      auto it = requests.find(id);
+      if (it == requests.end()) continue;
+      out.emplace_back(it->second, error_output(id, message));
+      requests.erase(it);
+      ++group.info.num_requests_finished;
+      ++group.info.num_requests_failed;
+    }
+    group.in_flight.clear();
+    group.to_add.clear();
+    group.to_abort.clear();
+  }
+
+  // Requires `mu`. Applies one message from group `identity`. Outputs to deliver go to
+  // `out`; ids the group reports but the dispatcher no longer tracks go to `stale` (they are
+  // aborted on the worker so it stops spending work on them).
+  void apply(const std::string& identity, wire::Message& message, std::vector<Delivery>& out,
+             std::vector<uint64_t>& stale);
+};
+
+Dispatcher::Dispatcher(DispatcherConfig config)
+    : config_(std::move(config)), state_(std::make_unique<State>()) {
+  state_->on_step = config_.on_step;
+}
+
+Dispatcher::~Dispatcher() { stop(); }
+
+Status Dispatcher::start() {
+  STRATA_RETURN_IF_ERROR(config_.validate());
+  State& s = *state_;
+  std::lock_guard lock(s.mu);
+  if (s.running || s.stopping) return invalid_argument("the dispatcher was already started");
+  try {
+    s.socket.set(zmq::sockopt::linger, 0);
+    s.socket.set(zmq::sockopt::router_mandatory, 1);  // unroutable sends fail instead of vanishing
+    s.socket.set(zmq::sockopt::router_handover, 1);   // a restarted worker takes its id over
+    s.socket.bind(config_.endpoint);
+    s.bound_endpoint = s.socket.get(zmq::sockopt::last_endpoint);
+    const std::string wake_endpoint = fmt::format("inproc://strata-dispatcher-wake-{}", fmt::ptr(this));
+    s.wake_in.set(zmq::sockopt::linger, 0);
+    s.wake_out.set(zmq::sockopt::linger, 0);
+    s.wake_in.bind(wake_endpoint);
+    s.wake_out.connect(wake_endpoint);
+  } catch (const zmq::error_t& e) {
+    return Status(StatusCode::kUnavailable,
+                  fmt::format("dispatcher: cannot bind `{}`: {}; is another router running there?",
+                              config_.endpoint, e.what()));
+  }
+  s.running = true;
+  io_thread_ = std::thread([this] { io_loop(); });
+  spdlog::info("dispatcher: waiting for worker groups on {}", s.bound_endpoint);
+  return ok_status();
+}
+
+void Dispatcher::stop() {
+  State& s = *state_;
+  {
+    std::lock_guard lock(s.mu);
+    if (!s.running) return;
+    s.stopping = true;
+    s.wake();
+  }
+  if (io_thread_.joinable()) io_thread_.join();
+}
+
+std::string Dispatcher::endpoint() const {
+  std::lock_guard lock(state_->mu);
+  return state_->bound_endpoint;
+}
+
+Status Dispatcher::submit(wire::WireRequest request, OutputCallback on_output) {
+  State& s = *state_;
+  std::lock_guard lock(s.mu);
+  if (!s.running || s.stopping) {
+    return Status(StatusCode::kUnavailable, "the dispatcher is not running; retry the request");
+  }
+  if (s.requests.count(request.id)) {
+    return invalid_argument("request id {} is already in flight", request.id);
+  }
+  State::Group* best = nullptr;
+  int num_alive = 0;
+  for (auto& [id, group] : s.groups) {
+    if (!group.info.alive) continue;
+    ++num_alive;
+    if (!group.info.ready) continue;
+    if (best == nullptr || group.in_flight.size() < best->in_flight.size() ||
+        (group.in_flight.size() == best->in_flight.size() &&
+         group.info.kv.free_blocks > best->info.kv.free_blocks)) {
+      best = &group;
+    }
+  }
+  if (best == nullptr) {
+    return Status(StatusCode::kUnavailable,
+                  fmt::format("no worker group is ready ({} registered, {} alive); start a "
+                              "strata-worker with --router {} or retry later",
+                              s.groups.size(), num_alive, s.bound_endpoint));
+  }
+  if (request.arrival_unix_ms == 0) request.arrival_unix_ms = wire::unix_ms_now();
+  const uint64_t id = request.id;
+  s.requests.emplace(id, std::make_shared<InFlight>(InFlight{best->info.group_id, std::move(on_output)}));
+  best->in_flight.insert(id);
+  best->to_add.push_back(std::move(request));
+  s.wake();
+  return ok_status();
+}
+
+void Dispatcher::abort(uint64_t id) {
+  State& s = *state_;
+  std::lock_guard lock(s.mu);
+  auto it = s.requests.find(id);
+  if (it == s.requests.end()) return;
+  State::Group& group = s.groups.at(it->second->group_id);
+  auto queued = std::find_if(group.to_add.begin(), group.to_add.end(),
+                             [id](const wire::WireRequest& r) { return r.id == id; });
+  if (queued != group.to_add.end()) {
+    // Not sent yet: finish it here (delivered by the IO thread, like every output).
+    group.to_add.erase(queued);
+    group.in_flight.erase(id);
+    wire::TokenOutput out;
+    out.id = id;
+    out.finish_reason = std::string(wire::kFinishAbort);
+    s.local.emplace_back(it->second, std::move(out));
+    s.requests.erase(it);
+    ++group.info.num_requests_finished;
+  } else {
+    group.to_abort.push_back(id);
+  }
+  s.wake();
+}
+
+void Dispatcher::shutdown_groups(std::string reason) {
+  State& s = *state_;
+  std::lock_guard lock(s.mu);
+  for (auto& [id, group] : s.groups) {
+    if (!group.info.alive) continue;
+    group.shutdown = true;
+    group.shutdown_reason = reason;
+  }
+  if (s.running) s.wake();
+}
+
+std::vector<GroupInfo> Dispatcher::groups() const {
+  State& s = *state_;
+  std::lock_guard lock(s.mu);
+  const auto now = Clock::now();
+  std::vector<GroupInfo> out;
+  out.reserve(s.groups.size());
+  for (const auto& [id, group] : s.groups) {
+    GroupInfo info = group.info;
+    info.num_in_flight = static_cast<int64_t>(group.in_flight.size());
+    info.ms_since_last_message =
+        std::chrono::duration_cast<std::chrono::milliseconds>(now - group.last_seen).count();
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+bool Dispatcher::any_ready() const {
+  std::lock_guard lock(state_->mu);
+  for (const auto& [id, group] : state_->groups) {
+    if (group.info.alive && group.info.ready) return true;
+  }
+  return false;
+}
+
+// ---------------------------------------------------------------------------------------
+// The IO thread.
+
+
+void Dispatcher::io_loop() {
+  State& s = *state_;
+  const auto timeout = std::chrono::milliseconds(config_.heartbeat_timeout_ms);
+  const auto tick = std::clamp(timeout / 4, std::chrono::milliseconds(5), std::chrono::milliseconds(50));
+  std::vector<Delivery> deliveries;
+
+  // Sends [identity, bytes]; false when the group cannot be reached now.
+  auto send_to = [&](const std::string& identity, const wire::Message& message) {
+    const std::string bytes = wire::encode(message);
+    try {
+      if (!s.socket.send(zmq::buffer(identity), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+        return false;
+      }
+      s.socket.send(zmq::buffer(bytes), zmq::send_flags::dontwait);
+      return true;
+    } catch (const zmq::error_t& e) {  // EHOSTUNREACH: the group is not connected
+      spdlog::warn("dispatcher: cannot send {} to group {}: {}",
+                   wire::message_type_name(wire::message_type(message)), identity, e.what());
+      return false;
+    }
+  };
+
+  bool stopping = false;
+  while (!stopping) {
+    zmq::pollitem_t items[] = {{s.socket.handle(), 0, ZMQ_POLLIN, 0},
+                               {s.wake_in.handle(), 0, ZMQ_POLLIN, 0}};
+    try {
+      zmq::poll(items, 2, tick);
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EINTR) spdlog::error("dispatcher: poll failed: {}", e.what());
+      continue;
+    }
+    if (items[1].revents & ZMQ_POLLIN) {
+      zmq::message_t drained;
+      while (s.wake_in.recv(drained, zmq::recv_flags::dontwait)) {
+      }
+    }
+
+    // 1. Everything the groups sent.
+    for (int budget = 4096; budget > 0; --budget) {
+      zmq::message_t identity_frame;
+      if (!s.socket.recv(identity_frame, zmq::recv_flags::dontwait)) break;
+      std::vector<zmq::message_t> frames;
+      while (true) {
+        bool more = frames.empty() ? identity_frame.more() : frames.back().more();
+        if (!more) break;
+        zmq::message_t frame;
+        (void)s.socket.recv(frame, zmq::recv_flags::none);  // parts of a message arrive together
+        frames.push_back(std::move(frame));
+      }
+      const std::string identity = identity_frame.to_string();
+      if (frames.size() != 1) {
+        spdlog::warn("dispatcher: ignoring a message of {} frames from `{}`", frames.size() + 1, identity);
+        continue;
+      }
+      StatusOr<wire::Message> message = wire::decode(frames[0].to_string_view());
+      if (!message.ok()) {
+        spdlog::warn("dispatcher: ignoring a message from `{}`: {}", identity, message.status().message());
+        continue;
+      }
+      std::vector<uint64_t> stale;
+      {
+        std::lock_guard lock(s.mu);
+        s.apply(identity, *message, deliveries, stale);
+      }
+      if (!stale.empty()) send_to(identity, wire::Abort{.ids = stale});
+    }
+
+    // 2. What other threads queued; 3. liveness.
+    struct Outgoing {
+      std::string group_id;
+      wire::AddRequests add;
+      wire::Abort abort;
+      std::optional<wire::Shutdown> shutdown;
+    };
+    std::vector<Outgoing> outgoing;
+    {
+      std::lock_guard lock(s.mu);
+      s.wake_pending = false;
+      stopping = s.stopping;
+      for (Delivery& d : s.local) deliveries.push_back(std::move(d));
+      s.local.clear();
+      const auto now = Clock::now();
+      for (auto& [id, group] : s.groups) {
+        if (group.info.alive && now - group.last_seen > timeout) {
+          group.info.alive = false;
+          ++group.info.num_deaths;
+          spdlog::warn("dispatcher: worker group {} sent nothing for {} ms; marking it dead and "
+                       "failing its {} requests", id, config_.heartbeat_timeout_ms,
+                       group.in_flight.size());
+          s.fail_group(group, fmt::format("worker group {} stopped answering; retry the request", id),
+                       deliveries);
+          continue;
+        }
+        if (group.to_add.empty() && group.to_abort.empty() && !group.shutdown) continue;
+        Outgoing& o = outgoing.emplace_back();
+        o.group_id = id;
+        o.add.requests.swap(group.to_add);
+        o.abort.ids.swap(group.to_abort);
+        if (group.shutdown) o.shutdown = wire::Shutdown{.reason = group.shutdown_reason};
+        group.shutdown = false;
+      }
+    }
+    for (Outgoing& o : outgoing) {
+      if (!o.abort.ids.empty()) send_to(o.group_id, o.abort);
+      if (!o.add.requests.empty() && !send_to(o.group_id, o.add)) {
+        std::lock_guard lock(s.mu);
+        State::Group& group = s.groups.at(o.group_id);
+        for (const wire::WireRequest& r : o.add.requests) {
+          auto it = s.requests.find(r.id);
+          if (it == s.requests.end()) continue;
+          deliveries.emplace_back(it->second, error_output(r.id, fmt::format(
+              "worker group {} could not be reached; retry the request", o.group_id)));
+          s.requests.erase(it);
+          group.in_flight.erase(r.id);
+          ++group.info.num_requests_finished;
+          ++group.info.num_requests_failed;
+        }
+      }
+      if (o.shutdown) send_to(o.group_id, *o.shutdown);
+    }
+    deliver(deliveries);
+  }
+
+  // Stopping: nothing in flight is left without an answer.
+  {
+    std::lock_guard lock(s.mu);
+    for (auto& [id, group] : s.groups) {
+      s.fail_group(group, "the router is shutting down; retry the request", deliveries);
+    }
+    for (Delivery& d : s.local) deliveries.push_back(std::move(d));
+    s.local.clear();
+  }
+  deliver(deliveries);
+  std::lock_guard lock(s.mu);
+  s.socket.close();
+  s.wake_in.close();
+  s.wake_out.close();
+  s.running = false;
+}
+
+void Dispatcher::State::apply(const std::string& identity, wire::Message& message,
+                              std::vector<Delivery>& out, std::vector<uint64_t>& stale) {
+  State& s = *this;
+  const auto now = Clock::now();
+  if (auto* hello = std::get_if<wire::Hello>(&message)) {
+    if (hello->group_id != identity) {
+      spdlog::warn("dispatcher: Hello names group `{}` but came from `{}`; using `{}`",
+                   hello->group_id, identity, identity);
+    }
+    auto [it, is_new] = s.groups.try_emplace(identity);
+    Group& group = it->second;
+    GroupInfo& info = group.info;
+    if (!is_new && info.instance_id != hello->instance_id) {
+      spdlog::warn("dispatcher: worker group {} restarted; failing its {} requests", identity,
+                   group.in_flight.size());
+      s.fail_group(group, fmt::format("worker group {} restarted; retry the request", identity), out);
+    }
+    if (is_new || info.instance_id != hello->instance_id || info.ready != hello->ready || !info.alive) {
+      spdlog::info("dispatcher: worker group {} ({}): {} KV blocks of {} tokens, context {}, "
+                   "tp {} pp {}, {}", identity, hello->model_name, hello->total_blocks,
+                   hello->block_size, hello->max_model_len, hello->tp, hello->pp,
+                   hello->ready ? "ready" : "not ready");
+    }
+    info.group_id = identity;
+    info.model_name = hello->model_name;
+    info.instance_id = hello->instance_id;
+    info.max_model_len = hello->max_model_len;
+    info.vocab_size = hello->vocab_size;
+    info.block_size = hello->block_size;
+    info.tp = hello->tp;
+    info.pp = hello->pp;
+    info.ready = hello->ready;
+    info.alive = true;
+    if (is_new) {
+      info.kv.total_blocks = info.kv.free_blocks = hello->total_blocks;
+    }
+    group.last_seen = now;
+    return;
+  }
+
+  auto it = s.groups.find(identity);
+  if (it == s.groups.end()) {
+    // Not registered yet (e.g. this router restarted): its Hello is repeated every few
+    // seconds. Outputs of requests this router never sent are aborted.
+    if (auto* step = std::get_if<wire::StepOutputs>(&message)) {
+      for (const wire::TokenOutput& o : step->outputs) {
+        if (!o.finished()) stale.push_back(o.id);
+      }
+    }
+    return;
+  }
+  Group& group = it->second;
+  if (!group.info.alive) {
+    spdlog::info("dispatcher: worker group {} is answering again", identity);
+    group.info.alive = true;
+  }
+  group.last_seen = now;
+  if (auto* hb = std::get_if<wire::Heartbeat>(&message)) {
+    group.info.kv = hb->kv;
+  } else if (auto* step = std::get_if<wire::StepOutputs>(&message)) {
+    GroupInfo& info = group.info;
+    info.kv = step->kv;
+    ++info.num_step_messages;
+    if (step->step > info.last_step || step->num_batched_tokens > 0) {
+      info.last_step = step->step;
+      info.last_step_seconds = step->step_seconds;
+      info.last_num_batched_tokens = step->num_batched_tokens;
+      info.last_num_decode_tokens = step->num_decode_tokens;
+      info.last_num_prefill_tokens = step->num_prefill_tokens;
+    }
+    if (on_step && step->num_batched_tokens > 0) {
+      on_step(identity, step->step_seconds, step->num_batched_tokens);
+    }
+    for (wire::TokenOutput& o : step->outputs) {
+      auto req = s.requests.find(o.id);
+      if (req == s.requests.end() || req->second->group_id != identity) {
+        if (!o.finished()) stale.push_back(o.id);
+        continue;
+      }
+      info.num_output_tokens += o.token_ids.size();
+      std::shared_ptr<InFlight> request = req->second;
+      if (o.finished()) {
+        s.requests.erase(req);
+        group.in_flight.erase(o.id);
+        ++info.num_requests_finished;
+        if (o.finish_reason == wire::kFinishError) ++info.num_requests_failed;
+      }
+      out.emplace_back(std::move(request), std::move(o));
+    }
+  } else {
+    spdlog::warn("dispatcher: ignoring a {} message from group {} (only workers' messages are "
+                 "expected)", wire::message_type_name(wire::message_type(message)), identity);
+  }
+}
+
+}  // namespace strata::router

@@ -1,0 +1,115 @@
+// Dispatcher: the router's end of the router ↔ worker transport. It binds one ZeroMQ ROUTER
+// socket; worker groups connect to it with DEALER sockets whose identity is their group id,
+// register with Hello and then stream StepOutputs and Heartbeats (common/wire.h).
+//
+// Threads: one IO thread owns the socket (ZeroMQ sockets are not thread-safe). submit(),
+// abort() and the readers may be called from any thread: they take a mutex, queue the
+// command and wake the IO thread through an inproc PAIR socket. Everything submitted since
+// the IO thread's last pass goes to a group as one AddRequests message.
+//
+// Placement: a request goes to a live, ready group with the fewest requests in flight (ties:
+// most free KV blocks). The router's admission layer decides *whether* to send; this only
+// decides *where*.
+//
+// Failure: a group silent for heartbeat_timeout_ms is marked dead and every request it
+// held finishes with finish_reason "error" and a message saying to retry; a group that comes
+// back (or restarts, seen as a new Hello::instance_id) serves new requests again.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/status.h"
+#include "common/wire.h"
+
+namespace strata::router {
+
+struct DispatcherConfig {
+  // Where the ROUTER socket binds. "tcp://127.0.0.1:*" binds a free port; see endpoint().
+  std::string endpoint = "tcp://127.0.0.1:5557";
+  // A group silent this long is dead, [50, 3600000]. Must exceed the workers' longest engine
+  // step: a worker cannot send a heartbeat in the middle of one.
+  int heartbeat_timeout_ms = 2000;
+  // Called on the IO thread for every engine step a group reports (metrics); must be quick.
+  std::function<void(const std::string& group_id, double step_seconds, int32_t num_batched_tokens)>
+      on_step;
+
+  Status validate() const;
+};
+
+// What /health, /ready and /metrics need to know about one worker group.
+struct GroupInfo {
+  std::string group_id;
+  std::string model_name;
+  uint64_t instance_id = 0;
+  int64_t max_model_len = 0;
+  int64_t vocab_size = 0;
+  int32_t block_size = 0;
+  int32_t tp = 1;
+  int32_t pp = 1;
+  bool alive = false;  // heard from within heartbeat_timeout_ms
+  bool ready = false;  // the group's last Hello said ready (requests go to alive && ready)
+  wire::KvStats kv;    // from the last StepOutputs or Heartbeat
+  int64_t ms_since_last_message = 0;
+  int64_t num_in_flight = 0;  // submitted to this group and not finished
+  // The last StepOutputs.
+  uint64_t last_step = 0;
+  double last_step_seconds = 0;
+  int32_t last_num_batched_tokens = 0;
+  int32_t last_num_decode_tokens = 0;
+  int32_t last_num_prefill_tokens = 0;
+  // Totals since the group first registered.
+  uint64_t num_step_messages = 0;      // StepOutputs received
+  uint64_t num_output_tokens = 0;      // tokens received
+  uint64_t num_requests_finished = 0;  // any finish_reason, "error" included
+  uint64_t num_requests_failed = 0;    // finish_reason "error" (sent by the worker or ours)
+  uint64_t num_deaths = 0;             // times marked dead
+};
+
+// Called on the dispatcher's IO thread for every output of a request, the last one carrying
+// a finish_reason. It must be quick and must not block (hand the output to another thread
+// if there is real work); it may call submit() and abort().
+using OutputCallback = std::function<void(const wire::TokenOutput&)>;
+
+class Dispatcher {
+ public:
+  explicit Dispatcher(DispatcherConfig config = {});
+  ~Dispatcher();  // stop()
+  Dispatcher(const Dispatcher&) = delete;
+  Dispatcher& operator=(const Dispatcher&) = delete;
+
+  // Binds the socket and starts the IO thread. Fails when the endpoint cannot be bound.
+  Status start();
+  // Finishes every request in flight with "error", stops the IO thread, closes the socket.
+  // Idempotent; the dispatcher cannot be started again.
+  void stop();
+  // The endpoint actually bound (with the port filled in for "*"); "" before start().
+  std::string endpoint() const;
+
+  // Sends `request` to a group (see Placement above); its outputs go to `on_output`.
+  // Unavailable when no group is alive and ready; InvalidArgument when request.id is
+  // already in flight. Sets request.arrival_unix_ms when it is 0.
+  Status submit(wire::WireRequest request, OutputCallback on_output);
+  // Stops a request; its callback then gets a last output with finish_reason "abort" (or
+  // whatever finish raced it). Unknown or finished ids are ignored.
+  void abort(uint64_t id);
+  // Asks every live group to exit (wire::Shutdown).
+  void shutdown_groups(std::string reason);
+
+  std::vector<GroupInfo> groups() const;  // sorted by group id
+  bool any_ready() const;                 // some group is alive and ready
+
+ private:
+  struct State;
+  void io_loop();
+
+  DispatcherConfig config_;
+  std::unique_ptr<State> state_;  // sockets and the mutex-guarded tables
+  std::thread io_thread_;
+};
+
+}  // namespace strata::router

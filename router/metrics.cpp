@@ -1,0 +1,69 @@
+#include "router/metrics.h"
+
+#include <prometheus/text_serializer.h>
+
+namespace strata::router {
+namespace {
+
+using prometheus::BuildCounter;
+using prometheus::BuildGauge;
+using prometheus::BuildHistogram;
+using Buckets = prometheus::Histogram::BucketBoundaries;
+
+const Buckets kLatencyBuckets = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                 1,     2.5,    5,     10,   25,    50,   100};
+const Buckets kTokenBuckets = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192};
+
+}  // namespace
+
+RouterMetrics::RouterMetrics()
+    : registry_(std::make_shared<prometheus::Registry>()),
+      ttft_(BuildHistogram().Name("strata_time_to_first_token_seconds").Help("TTFT: arrival to first token").Register(*registry_).Add({}, kLatencyBuckets)),
+      itl_(BuildHistogram().Name("strata_inter_token_latency_seconds").Help("ITL: gap between tokens of one request").Register(*registry_).Add({}, kLatencyBuckets)),
+      e2e_(BuildHistogram().Name("strata_e2e_request_latency_seconds").Help("arrival to last token").Register(*registry_).Add({}, kLatencyBuckets)),
+      queue_(BuildHistogram().Name("strata_request_queue_time_seconds").Help("arrival to dispatch to a worker group").Register(*registry_).Add({}, kLatencyBuckets)),
+      requests_(BuildCounter().Name("strata_requests_total").Help("finished requests (choices) by finish reason").Register(*registry_)),
+      prompt_tokens_(BuildCounter().Name("strata_prompt_tokens_total").Help("prompt tokens of dispatched requests").Register(*registry_).Add({})),
+      generation_tokens_(BuildCounter().Name("strata_generation_tokens_total").Help("generated tokens").Register(*registry_).Add({})),
+      http_(BuildCounter().Name("strata_http_requests_total").Help("HTTP requests by route and status").Register(*registry_)),
+      step_seconds_(BuildHistogram().Name("strata_step_seconds").Help("engine step time per worker group").Register(*registry_)),
+      tokens_per_step_(BuildHistogram().Name("strata_tokens_per_step").Help("tokens batched per engine step").Register(*registry_)),
+      running_(BuildGauge().Name("strata_requests_running").Help("requests running in the worker group").Register(*registry_)),
+      waiting_(BuildGauge().Name("strata_requests_waiting").Help("requests waiting in the worker group").Register(*registry_)),
+      kv_used_(BuildGauge().Name("strata_kv_blocks_used").Help("KV-cache blocks in use").Register(*registry_)),
+      kv_total_(BuildGauge().Name("strata_kv_blocks_total").Help("KV-cache blocks in the group").Register(*registry_)),
+      preemptions_(BuildGauge().Name("strata_preemptions_total").Help("preemptions since the worker started").Register(*registry_)),
+      router_queue_(BuildGauge().Name("strata_router_queue_length").Help("requests accepted by the router and not finished").Register(*registry_).Add({})) {}
+
+void RouterMetrics::count_request(const std::string& finish_reason) {
+  requests_.Add({{"finish_reason", finish_reason}}).Increment();
+}
+
+void RouterMetrics::count_tokens(int64_t prompt, int64_t generated) {
+  prompt_tokens_.Increment(static_cast<double>(prompt));
+  generation_tokens_.Increment(static_cast<double>(generated));
+}
+
+void RouterMetrics::count_http(const std::string& route, int status) {
+  http_.Add({{"route", route}, {"status", std::to_string(status)}}).Increment();
+}
+
+void RouterMetrics::observe_step(const std::string& group, double seconds, int64_t tokens) {
+  step_seconds_.Add({{"group", group}}, kLatencyBuckets).Observe(seconds);
+  tokens_per_step_.Add({{"group", group}}, kTokenBuckets).Observe(static_cast<double>(tokens));
+}
+
+void RouterMetrics::set_group(const GroupSample& s) {
+  const std::map<std::string, std::string> labels = {{"group", s.group_id}};
+  running_.Add(labels).Set(static_cast<double>(s.num_running));
+  waiting_.Add(labels).Set(static_cast<double>(s.num_waiting));
+  kv_used_.Add(labels).Set(static_cast<double>(s.total_blocks - s.free_blocks));
+  kv_total_.Add(labels).Set(static_cast<double>(s.total_blocks));
+  preemptions_.Add(labels).Set(static_cast<double>(s.num_preemptions));
+}
+
+std::string RouterMetrics::serialize() const {
+  return prometheus::TextSerializer().Serialize(registry_->Collect());
+}
+
+}  // namespace strata::router

@@ -1,0 +1,62 @@
+// RouterMetrics: everything /metrics reports, as Prometheus families (prometheus-cpp),
+// named after the quantities in DESIGN.md: TTFT, ITL, end-to-end latency and queue time
+// histograms; requests and tokens by finish reason; running and waiting requests, KV
+// blocks, preemptions, step time and tokens per step per worker group.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+namespace strata::router {
+
+// Per-step and per-heartbeat figures a worker group reports.
+struct GroupSample {
+  std::string group_id;
+  int64_t total_blocks = 0, free_blocks = 0;
+  int64_t num_running = 0, num_waiting = 0;
+  int64_t num_preemptions = 0;  // cumulative, as the worker counts them
+};
+
+class RouterMetrics {
+ public:
+  RouterMetrics();
+
+  void observe_ttft(double seconds) { ttft_.Observe(seconds); }
+  void observe_itl(double seconds) { itl_.Observe(seconds); }
+  void observe_e2e(double seconds) { e2e_.Observe(seconds); }
+  void observe_queue(double seconds) { queue_.Observe(seconds); }
+  void count_request(const std::string& finish_reason);
+  void count_tokens(int64_t prompt, int64_t generated);
+  void count_http(const std::string& route, int status);
+  void observe_step(const std::string& group, double seconds, int64_t tokens);
+  void set_group(const GroupSample& sample);
+  void set_queue_length(int64_t n) { router_queue_.Set(static_cast<double>(n)); }
+
+  std::string serialize() const;
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Histogram& ttft_;
+  prometheus::Histogram& itl_;
+  prometheus::Histogram& e2e_;
+  prometheus::Histogram& queue_;
+  prometheus::Family<prometheus::Counter>& requests_;
+  prometheus::Counter& prompt_tokens_;
+  prometheus::Counter& generation_tokens_;
+  prometheus::Family<prometheus::Counter>& http_;
+  prometheus::Family<prometheus::Histogram>& step_seconds_;
+  prometheus::Family<prometheus::Histogram>& tokens_per_step_;
+  prometheus::Family<prometheus::Gauge>& running_;
+  prometheus::Family<prometheus::Gauge>& waiting_;
+  prometheus::Family<prometheus::Gauge>& kv_used_;
+  prometheus::Family<prometheus::Gauge>& kv_total_;
+  prometheus::Family<prometheus::Gauge>& preemptions_;
+  prometheus::Gauge& router_queue_;
+};
+
+}  // namespace strata::router

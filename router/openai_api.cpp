@@ -1,0 +1,570 @@
+#include "router/openai_api.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include "common/tokenizer/utf8.h"
+#include "router/json_body.h"
+
+namespace strata::router {
+namespace {
+
+using nlohmann::json;
+using MaybeError = std::optional<ApiError>;
+
+#define STRATA_RETURN_IF_API_ERROR(expr)         \
+  do {                                           \
+    if (MaybeError strata_api_error_ = (expr)) { \
+      return std::move(*strata_api_error_);      \
+    }                                            \
+  } while (0)
+
+ApiError bad(std::string param, std::string message) {
+  return ApiError{.http_status = 400,
+                  .message = utf8::to_valid_lossy(message),
+                  .type = "invalid_request_error",
+                  .param = std::move(param),
+                  .code = ""};
+}
+
+// The value of `key`, or nullptr when it is absent or null (null means "not given").
+const json* field(const json& obj, const char* key) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return nullptr;
+  return &*it;
+}
+
+ApiError type_error(const std::string& name, std::string_view expected, const json& v) {
+  return bad(name, fmt::format("`{}` must be {}. Given: {}", name, expected, describe_json(v)));
+}
+
+// An integer in [lo, hi]; integral floats are accepted (2.0), fractional ones are not.
+MaybeError to_int(const json& v, const std::string& name, int64_t lo, int64_t hi, int64_t* out,
+                  std::string_view hint = "") {
+  auto range_error = [&] {
+    return bad(name, fmt::format("`{}` must be in [{}, {}]{}. Given: {}", name, lo, hi, hint,
+                                 describe_json(v)));
+  };
+  if (v.is_number_unsigned()) {
+    const auto u = v.get<uint64_t>();
+    if (hi < 0 || u > static_cast<uint64_t>(hi) || static_cast<int64_t>(u) < lo) {
+      return range_error();
+    }
+    *out = static_cast<int64_t>(u);
+    return std::nullopt;
+  }
+  if (v.is_number_integer()) {
+    const auto x = v.get<int64_t>();
+    if (x < lo || x > hi) return range_error();
+    *out = x;
+    return std::nullopt;
+  }
+  if (v.is_number_float()) {
+    const double d = v.get<double>();
+    if (d != std::floor(d)) return type_error(name, "an integer", v);
+    // ±2^63 and beyond do not fit an int64 (the float compare below would round).
+    if (!(std::fabs(d) < 9.2e18) || d < static_cast<double>(lo) || d > static_cast<double>(hi)) {
+      return range_error();
+    }
+    *out = static_cast<int64_t>(d);
+    return std::nullopt;
+  }
+  return type_error(name, "an integer", v);
+}
+
+MaybeError get_int(const json& obj, const char* key, int64_t lo, int64_t hi,
+                   std::optional<int64_t>* out, std::string_view hint = "") {
+  const json* v = field(obj, key);
+  if (!v) return std::nullopt;
+  int64_t x = 0;
+  STRATA_RETURN_IF_API_ERROR(to_int(*v, key, lo, hi, &x, hint));
+  *out = x;
+  return std::nullopt;
+}
+
+// A number that fits a float (the SamplingParams type); the range is checked by the caller
+// or by SamplingParams::validate.
+MaybeError get_float(const json& obj, const char* key, float* out, bool* given = nullptr) {
+  const json* v = field(obj, key);
+  if (!v) return std::nullopt;
+  if (!v->is_number()) return type_error(key, "a number", *v);
+  const double d = v->get<double>();
+  if (!(std::fabs(d) <= FLT_MAX)) {
+    return bad(key, fmt::format("`{}` is out of range. Given: {}", key, describe_json(*v)));
+  }
+  *out = static_cast<float>(d);
+  if (given) *given = true;
+  return std::nullopt;
+}
+
+MaybeError get_bool(const json& obj, const char* key, bool* out) {
+  const json* v = field(obj, key);
+  if (!v) return std::nullopt;
+  if (!v->is_boolean()) return type_error(key, "a boolean (true or false)", *v);
+  *out = v->get<bool>();
+  return std::nullopt;
+}
+
+MaybeError get_string(const json& obj, const char* key, std::string* out) {
+  const json* v = field(obj, key);
+  if (!v) return std::nullopt;
+  if (!v->is_string()) return type_error(key, "a string", *v);
+  *out = v->get<std::string>();
+  return std::nullopt;
+}
+
+// `model`: optional; when given it must name the served model. OpenAI answers 404.
+MaybeError check_model(const json& body, const ApiLimits& limits, std::string* model) {
+  STRATA_RETURN_IF_API_ERROR(get_string(body, "model", model));
+  if (model->empty() || *model == limits.served_model_name) return std::nullopt;
+  return ApiError{.http_status = 404,
+                  .message = utf8::to_valid_lossy(fmt::format(
+                      "The model `{}` does not exist. This server serves `{}`; see GET /v1/models.",
+                      *model, limits.served_model_name)),
+                  .type = "invalid_request_error",
+                  .param = "model",
+                  .code = "model_not_found"};
+}
+
+MaybeError require_object(const json& body) {
+  if (body.is_object()) return std::nullopt;
+  return bad("", fmt::format("Request body must be a JSON object. Given: {}", describe_json(body)));
+}
+
+// A non-empty (unless allow_empty) array of ids in [0, vocab_size).
+MaybeError to_token_ids(const json& v, const std::string& name, const ApiLimits& limits,
+                        bool allow_empty, std::vector<int32_t>* out) {
+  if (!v.is_array()) return type_error(name, "an array of token ids", v);
+  if (v.empty() && !allow_empty) {
+    return bad(name, fmt::format("`{}` must not be empty", name));
+  }
+  out->clear();
+  out->reserve(v.size());
+  for (size_t i = 0; i < v.size(); ++i) {
+    int64_t id = 0;
+    STRATA_RETURN_IF_API_ERROR(to_int(v[i], fmt::format("{}[{}]", name, i), 0,
+                                      int64_t{limits.vocab_size} - 1, &id,
+                                      " (token ids must be below the vocabulary size)"));
+    out->push_back(static_cast<int32_t>(id));
+  }
+  return std::nullopt;
+}
+
+// Completions `prompt`: "text", ["text"], [ids...], or [[ids...]].
+MaybeError parse_prompt(const json& body, const ApiLimits& limits, GenerationRequest* req) {
+  const json* p = field(body, "prompt");
+  if (!p) {
+    return bad("prompt",
+               "`prompt` is required: a string, an array of one string, or an array of token "
+               "ids");
+  }
+  auto text_prompt = [&](const json& s, const std::string& name) -> MaybeError {
+    if (s.get_ref<const std::string&>().empty()) {
+      return bad(name, fmt::format("`{}` must not be empty", name));
+    }
+    req->prompt_text = s.get<std::string>();
+    return std::nullopt;
+  };
+  if (p->is_string()) return text_prompt(*p, "prompt");
+  if (!p->is_array()) {
+    return type_error("prompt", "a string, an array of one string, or an array of token ids", *p);
+  }
+  if (p->empty()) return bad("prompt", "`prompt` must not be empty");
+  const json& first = (*p)[0];
+  if (first.is_string() || first.is_array()) {
+    if (p->size() > 1) {
+      return bad("prompt",
+                 fmt::format("batched prompts are not supported; send one prompt per request. "
+                             "Given: an array of {} prompts",
+                             p->size()));
+    }
+    if (first.is_string()) return text_prompt(first, "prompt[0]");
+    std::vector<int32_t> ids;
+    STRATA_RETURN_IF_API_ERROR(to_token_ids(first, "prompt[0]", limits, false, &ids));
+    req->prompt_ids = std::move(ids);
+    return std::nullopt;
+  }
+  std::vector<int32_t> ids;
+  STRATA_RETURN_IF_API_ERROR(to_token_ids(*p, "prompt", limits, false, &ids));
+  req->prompt_ids = std::move(ids);
+  return std::nullopt;
+}
+
+bool is_known_role(const std::string& role) {
+  return role == "system" || role == "user" || role == "assistant" || role == "tool" ||
+         role == "developer";
+}
+
+// Chat `messages`: a non-empty array of {role, content}; content is a string or an array of
+// {type: "text", text} parts, joined with "\n" (as vLLM joins text parts).
+MaybeError parse_messages(const json& body, std::vector<ChatMessage>* out) {
+  const json* m = field(body, "messages");
+  if (!m) {
+    return bad("messages",
+               "`messages` is required: a non-empty array of {\"role\", \"content\"} objects");
+  }
+  if (!m->is_array()) return type_error("messages", "an array of message objects", *m);
+  if (m->empty()) return bad("messages", "`messages` must not be empty");
+  out->clear();
+  for (size_t i = 0; i < m->size(); ++i) {
+    const json& msg = (*m)[i];
+    const std::string name = fmt::format("messages[{}]", i);
+    if (!msg.is_object()) return type_error(name, "an object with `role` and `content`", msg);
+    ChatMessage parsed;
+    const json* role = field(msg, "role");
+    if (!role) return bad(name + ".role", fmt::format("`{}.role` is required", name));
+    if (!role->is_string() || !is_known_role(role->get<std::string>())) {
+      return bad(name + ".role",
+                 fmt::format("`{}.role` must be one of \"system\", \"user\", \"assistant\", "
+                             "\"tool\", \"developer\". Given: {}",
+                             name, describe_json(*role)));
+    }
+    parsed.role = role->get<std::string>();
+    const json* content = field(msg, "content");
+    const std::string content_name = name + ".content";
+    if (!content) {
+      // Assistant turns that only carried tool calls have no content.
+      if (parsed.role != "assistant") {
+        return bad(content_name, fmt::format("`{}` is required", content_name));
+      }
+    } else if (content->is_string()) {
+      parsed.content = content->get<std::string>();
+    } else if (content->is_array()) {
+      for (size_t j = 0; j < content->size(); ++j) {
+        const json& part = (*content)[j];
+        const std::string part_name = fmt::format("{}[{}]", content_name, j);
+        if (!part.is_object()) {
+          return type_error(part_name, "an object {\"type\": \"text\", \"text\": ...}", part);
+        }
+        const json* type = field(part, "type");
+        if (!type || !type->is_string() || type->get<std::string>() != "text") {
+          return bad(part_name + ".type",
+                     fmt::format("`{}.type` must be \"text\" (strata serves text-only models). "
+                                 "Given: {}",
+                                 part_name, type ? describe_json(*type) : "nothing"));
+        }
+        const json* text = field(part, "text");
+        if (!text || !text->is_string()) {
+          return bad(part_name + ".text",
+                     fmt::format("`{}.text` must be a string. Given: {}", part_name,
+                                 text ? describe_json(*text) : "nothing"));
+        }
+        if (j > 0) parsed.content += '\n';
+        parsed.content += text->get<std::string>();
+      }
+    } else {
+      return type_error(content_name, "a string or an array of text parts", *content);
+    }
+    out->push_back(std::move(parsed));
+  }
+  return std::nullopt;
+}
+
+MaybeError parse_stop(const json& body, const ApiLimits& limits, GenerationRequest* req) {
+  if (const json* s = field(body, "stop")) {
+    auto add = [&](const json& v, const std::string& name) -> MaybeError {
+      if (!v.is_string()) return type_error(name, "a string", v);
+      if (v.get_ref<const std::string&>().empty()) {
+        return bad(name, fmt::format("`{}` must not be an empty string", name));
+      }
+      req->stop_strings.push_back(v.get<std::string>());
+      return std::nullopt;
+    };
+    if (s->is_string()) {
+      STRATA_RETURN_IF_API_ERROR(add(*s, "stop"));
+    } else if (s->is_array()) {
+      if (s->size() > static_cast<size_t>(limits.max_stop)) {
+        return bad("stop", fmt::format("`stop` may hold at most {} strings. Given: {}",
+                                       limits.max_stop, s->size()));
+      }
+      for (size_t i = 0; i < s->size(); ++i) {
+        STRATA_RETURN_IF_API_ERROR(add((*s)[i], fmt::format("stop[{}]", i)));
+      }
+    } else {
+      return type_error("stop", "a string or an array of strings", *s);
+    }
+  }
+  if (const json* ids = field(body, "stop_token_ids")) {
+    if (ids->is_array() && ids->size() > static_cast<size_t>(limits.max_stop_token_ids)) {
+      return bad("stop_token_ids",
+                 fmt::format("`stop_token_ids` may hold at most {} ids. Given: {}",
+                             limits.max_stop_token_ids, ids->size()));
+    }
+    STRATA_RETURN_IF_API_ERROR(
+        to_token_ids(*ids, "stop_token_ids", limits, true, &req->sampling.stop_token_ids));
+  }
+  return std::nullopt;
+}
+
+MaybeError parse_logprobs(const json& body, Route route, const ApiLimits& limits,
+                          GenerationRequest* req) {
+  if (route == Route::kCompletions) {
+    std::optional<int64_t> n;
+    STRATA_RETURN_IF_API_ERROR(get_int(body, "logprobs", 0, limits.max_completion_logprobs, &n));
+    if (n) {
+      req->logprobs = true;
+      req->top_logprobs = static_cast<int32_t>(*n);
+    }
+    return std::nullopt;
+  }
+  STRATA_RETURN_IF_API_ERROR(get_bool(body, "logprobs", &req->logprobs));
+  std::optional<int64_t> top;
+  STRATA_RETURN_IF_API_ERROR(get_int(body, "top_logprobs", 0, limits.max_top_logprobs, &top));
+  if (top) {
+    if (*top > 0 && !req->logprobs) {
+      return bad("top_logprobs", "`top_logprobs` needs `logprobs` set to true");
+    }
+    req->top_logprobs = static_cast<int32_t>(*top);
+  }
+  return std::nullopt;
+}
+
+// `seed`: an integer in [0, 2^63].
+MaybeError parse_seed(const json& body, SamplingParams* sampling) {
+  const json* v = field(body, "seed");
+  if (!v) return std::nullopt;
+  constexpr uint64_t kMax = uint64_t{1} << 63;
+  auto range_error = [&] {
+    return bad("seed",
+               fmt::format("`seed` must be in [0, {}]. Given: {}", kMax, describe_json(*v)));
+  };
+  if (v->is_number_unsigned()) {
+    if (v->get<uint64_t>() > kMax) return range_error();
+    sampling->seed = v->get<uint64_t>();
+  } else if (v->is_number_integer()) {
+    return range_error();  // negative
+  } else if (v->is_number_float()) {
+    const double d = v->get<double>();
+    if (d != std::floor(d)) return type_error("seed", "an integer", *v);
+    if (!(d >= 0.0 && d <= static_cast<double>(kMax))) return range_error();
+    sampling->seed = static_cast<uint64_t>(d);
+  } else {
+    return type_error("seed", "an integer", *v);
+  }
+  return std::nullopt;
+}
+
+// Known OpenAI fields whose effect strata does not implement: refused, not ignored.
+MaybeError reject_unsupported(const json& body, Route route, int32_t n) {
+  if (const json* v = field(body, "logit_bias")) {
+    if (!v->is_object()) return type_error("logit_bias", "an object", *v);
+    if (!v->empty()) return bad("logit_bias", "`logit_bias` is not supported; remove it");
+  }
+  if (const json* v = field(body, "best_of")) {
+    int64_t best_of = 0;
+    STRATA_RETURN_IF_API_ERROR(to_int(*v, "best_of", 1, 1 << 20, &best_of));
+    if (best_of != 1 && best_of != n) {
+      return bad("best_of", fmt::format("`best_of` other than 1 or `n` is not supported. "
+                                        "Given: {} with n = {}",
+                                        best_of, n));
+    }
+  }
+  if (const json* v = field(body, "tools")) {
+    if (!v->is_array()) return type_error("tools", "an array", *v);
+    if (!v->empty()) {
+      return bad("tools", "`tools` (function calling) is not supported; remove it");
+    }
+  }
+  if (const json* v = field(body, "response_format")) {
+    const json* type = v->is_object() ? field(*v, "type") : nullptr;
+    if (!type || !type->is_string() || type->get<std::string>() != "text") {
+      return bad("response_format",
+                 fmt::format("only `response_format` {{\"type\": \"text\"}} is supported. "
+                             "Given: {}",
+                             describe_json(*v)));
+    }
+  }
+  if (route == Route::kCompletions) {
+    std::string suffix;
+    STRATA_RETURN_IF_API_ERROR(get_string(body, "suffix", &suffix));
+    if (!suffix.empty()) return bad("suffix", "`suffix` is not supported; remove it");
+  }
+  return std::nullopt;
+}
+
+// The backticked field name that starts a SamplingParams::validate message.
+std::string param_of_message(const std::string& message) {
+  const size_t open = message.find('`');
+  if (open == std::string::npos) return "";
+  const size_t close = message.find('`', open + 1);
+  if (close == std::string::npos) return "";
+  return message.substr(open + 1, close - open - 1);
+}
+
+MaybeError parse_sampling(const json& body, Route route, const ApiLimits& limits,
+                          GenerationRequest* req) {
+  SamplingParams& s = req->sampling;
+  const int64_t max_len = std::clamp<int64_t>(limits.max_model_len, 1, INT32_MAX);
+  std::optional<int64_t> max_tokens;
+  const std::string hint = fmt::format(" (the context window is {} tokens)", max_len);
+  // Chat: max_completion_tokens is OpenAI's newer name and wins when both are given.
+  if (route == Route::kChatCompletions) {
+    STRATA_RETURN_IF_API_ERROR(
+        get_int(body, "max_completion_tokens", 1, max_len, &max_tokens, hint));
+  }
+  if (!max_tokens)
+    STRATA_RETURN_IF_API_ERROR(get_int(body, "max_tokens", 1, max_len, &max_tokens, hint));
+  if (max_tokens) {
+    s.max_tokens = static_cast<int32_t>(*max_tokens);
+    req->max_tokens_given = true;
+  }
+  bool temperature_given = false;
+  STRATA_RETURN_IF_API_ERROR(get_float(body, "temperature", &s.temperature, &temperature_given));
+  // OpenAI's range; SamplingParams alone would allow up to 100.
+  if (temperature_given && !(s.temperature >= 0.0f && s.temperature <= 2.0f)) {
+    return bad("temperature",
+               fmt::format("`temperature` must be in [0, 2] (0 for greedy decoding). Given: {}",
+                           describe_json(body.at("temperature"))));
+  }
+  STRATA_RETURN_IF_API_ERROR(get_float(body, "top_p", &s.top_p));
+  std::optional<int64_t> top_k;
+  STRATA_RETURN_IF_API_ERROR(
+      get_int(body, "top_k", -1, INT32_MAX, &top_k, " (-1 or 0 to disable it)"));
+  if (top_k) s.top_k = static_cast<int32_t>(*top_k);
+  STRATA_RETURN_IF_API_ERROR(get_float(body, "min_p", &s.min_p));
+  STRATA_RETURN_IF_API_ERROR(get_float(body, "repetition_penalty", &s.repetition_penalty));
+  STRATA_RETURN_IF_API_ERROR(get_float(body, "presence_penalty", &s.presence_penalty));
+  STRATA_RETURN_IF_API_ERROR(get_float(body, "frequency_penalty", &s.frequency_penalty));
+  STRATA_RETURN_IF_API_ERROR(parse_seed(body, &s));
+  STRATA_RETURN_IF_API_ERROR(get_bool(body, "ignore_eos", &s.ignore_eos));
+  return std::nullopt;
+}
+
+MaybeError parse_stream(const json& body, GenerationRequest* req) {
+  STRATA_RETURN_IF_API_ERROR(get_bool(body, "stream", &req->stream));
+  if (const json* opts = field(body, "stream_options")) {
+    if (!opts->is_object()) return type_error("stream_options", "an object", *opts);
+    if (!req->stream) {
+      return bad("stream_options", "`stream_options` is only allowed when `stream` is true");
+    }
+    if (const json* v = field(*opts, "include_usage")) {
+      if (!v->is_boolean()) {
+        return type_error("stream_options.include_usage", "a boolean (true or false)", *v);
+      }
+      req->include_usage = v->get<bool>();
+    }
+  }
+  return std::nullopt;
+}
+
+std::variant<GenerationRequest, ApiError> parse_generation_impl(std::string_view body_text,
+                                                                Route route,
+                                                                const ApiLimits& limits) {
+  auto parsed = parse_json_body(body_text);
+  if (auto* e = std::get_if<ApiError>(&parsed)) return std::move(*e);
+  const json& body = std::get<json>(parsed);
+  STRATA_RETURN_IF_API_ERROR(require_object(body));
+
+  GenerationRequest req;
+  req.route = route;
+  STRATA_RETURN_IF_API_ERROR(check_model(body, limits, &req.model));
+  if (route == Route::kCompletions) {
+    STRATA_RETURN_IF_API_ERROR(parse_prompt(body, limits, &req));
+  } else {
+    STRATA_RETURN_IF_API_ERROR(parse_messages(body, &req.messages));
+  }
+  STRATA_RETURN_IF_API_ERROR(parse_sampling(body, route, limits, &req));
+  std::optional<int64_t> n;
+  STRATA_RETURN_IF_API_ERROR(get_int(body, "n", 1, limits.max_n, &n));
+  if (n) req.n = static_cast<int32_t>(*n);
+  STRATA_RETURN_IF_API_ERROR(parse_stop(body, limits, &req));
+  STRATA_RETURN_IF_API_ERROR(parse_logprobs(body, route, limits, &req));
+  STRATA_RETURN_IF_API_ERROR(parse_stream(body, &req));
+  if (route == Route::kCompletions) {
+    STRATA_RETURN_IF_API_ERROR(get_bool(body, "echo", &req.echo));
+    if (req.echo && req.logprobs) {
+      return bad("echo", "`echo` together with `logprobs` (prompt logprobs) is not supported");
+    }
+  }
+  STRATA_RETURN_IF_API_ERROR(get_bool(body, "return_token_ids", &req.return_token_ids));
+  STRATA_RETURN_IF_API_ERROR(get_string(body, "user", &req.user));
+  STRATA_RETURN_IF_API_ERROR(reject_unsupported(body, route, req.n));
+
+  req.sampling.logprobs = req.logprobs ? req.top_logprobs : -1;
+  if (Status st = req.sampling.validate(); !st.ok()) {
+    return bad(param_of_message(st.message()), st.message());
+  }
+  return req;
+}
+
+std::variant<TokenizeRequest, ApiError> parse_tokenize_impl(std::string_view body_text,
+                                                            const ApiLimits& limits) {
+  auto parsed = parse_json_body(body_text);
+  if (auto* e = std::get_if<ApiError>(&parsed)) return std::move(*e);
+  const json& body = std::get<json>(parsed);
+  STRATA_RETURN_IF_API_ERROR(require_object(body));
+  std::string model;
+  STRATA_RETURN_IF_API_ERROR(check_model(body, limits, &model));
+  TokenizeRequest req;
+  const bool has_prompt = field(body, "prompt") != nullptr;
+  const bool has_messages = field(body, "messages") != nullptr;
+  if (has_prompt == has_messages) {
+    return bad(has_prompt ? "messages" : "prompt",
+               "give exactly one of `prompt` (a string) and `messages` (a chat)");
+  }
+  if (has_prompt) {
+    std::string prompt;
+    STRATA_RETURN_IF_API_ERROR(get_string(body, "prompt", &prompt));
+    req.prompt = std::move(prompt);
+  } else {
+    STRATA_RETURN_IF_API_ERROR(parse_messages(body, &req.messages));
+    req.add_special_tokens = false;
+  }
+  STRATA_RETURN_IF_API_ERROR(get_bool(body, "add_special_tokens", &req.add_special_tokens));
+  STRATA_RETURN_IF_API_ERROR(get_bool(body, "add_generation_prompt", &req.add_generation_prompt));
+  return req;
+}
+
+std::variant<DetokenizeRequest, ApiError> parse_detokenize_impl(std::string_view body_text,
+                                                                const ApiLimits& limits) {
+  auto parsed = parse_json_body(body_text);
+  if (auto* e = std::get_if<ApiError>(&parsed)) return std::move(*e);
+  const json& body = std::get<json>(parsed);
+  STRATA_RETURN_IF_API_ERROR(require_object(body));
+  std::string model;
+  STRATA_RETURN_IF_API_ERROR(check_model(body, limits, &model));
+  const json* tokens = field(body, "tokens");
+  if (!tokens) return bad("tokens", "`tokens` is required: an array of token ids");
+  DetokenizeRequest req;
+  STRATA_RETURN_IF_API_ERROR(to_token_ids(*tokens, "tokens", limits, true, &req.token_ids));
+  return req;
+}
+
+}  // namespace
+
+// The public entry points never throw: anything that escapes the parsers (bad_alloc, a bug)
+// becomes a 500.
+std::variant<GenerationRequest, ApiError> parse_generation_request(std::string_view body,
+                                                                   Route route,
+                                                                   const ApiLimits& limits) {
+  try {
+    return parse_generation_impl(body, route, limits);
+  } catch (const std::exception& e) {
+    return internal_server_error(e.what());
+  }
+}
+
+std::variant<TokenizeRequest, ApiError> parse_tokenize_request(std::string_view body,
+                                                               const ApiLimits& limits) {
+  try {
+    return parse_tokenize_impl(body, limits);
+  } catch (const std::exception& e) {
+    return internal_server_error(e.what());
+  }
+}
+
+std::variant<DetokenizeRequest, ApiError> parse_detokenize_request(std::string_view body,
+                                                                   const ApiLimits& limits) {
+  try {
+    return parse_detokenize_impl(body, limits);
+  } catch (const std::exception& e) {
+    return internal_server_error(e.what());
+  }
+}
+
+}  // namespace strata::router

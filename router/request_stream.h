@@ -1,0 +1,91 @@
+// RequestStream: one HTTP generation request while it runs — its n choices, each an
+// engine request on a worker group. Token outputs arrive from the dispatcher, are
+// detokenized incrementally (never splitting a UTF-8 character), cut at stop strings (the
+// worker is then told to stop), and become per-choice deltas that the HTTP thread either
+// streams as SSE chunks or, at the end, assembles into one response.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/tokenizer/tokenizer.h"
+#include "common/wire.h"
+#include "router/api_types.h"
+#include "router/metrics.h"
+#include "router/stop_matcher.h"
+
+namespace strata::router {
+
+using Clock = std::chrono::steady_clock;
+
+class RequestStream {
+ public:
+  RequestStream(GenerationRequest request, std::vector<int32_t> prompt_ids,
+                const Tokenizer& tokenizer, RouterMetrics& metrics, Clock::time_point arrival);
+
+  // The engine request id of each choice (set before submitting).
+  void set_engine_ids(std::vector<uint64_t> ids);
+  const std::vector<uint64_t>& engine_ids() const { return engine_ids_; }
+
+  // Applies one worker output of choice `index` (called on a detokenizer thread, in order
+  // per choice). `abort_engine_request` is called when a stop string ends the choice.
+  void on_output(int index, const wire::TokenOutput& output,
+                 const std::function<void(uint64_t)>& abort_engine_request);
+  // Ends choice `index` without output (its submit failed, or the client went away).
+  void fail_choice(int index, const std::string& finish_reason, const std::string& error);
+
+  // Waits up to `timeout` for new deltas (or the end); returns them (maybe none).
+  std::vector<Choice> wait_deltas(std::chrono::milliseconds timeout);
+  // Waits until every choice has finished or `deadline` passes; true when finished.
+  bool wait_finished(Clock::time_point deadline);
+  bool finished() const;
+
+  // Final results (after finished()): choices with all text, ids, logprobs; usage.
+  std::vector<Choice> final_choices() const;
+  Usage usage() const;
+  // The first worker error message, if any choice failed with "error".
+  std::optional<std::string> error() const;
+  std::vector<uint64_t> unfinished_engine_ids() const;
+
+  const GenerationRequest& request() const { return request_; }
+  const std::vector<int32_t>& prompt_ids() const { return prompt_ids_; }
+
+ private:
+  struct ChoiceState {
+    std::unique_ptr<IncrementalDecoder> decoder;
+    std::unique_ptr<StopMatcher> stop;
+    Choice all;             // everything so far
+    bool finished = false;
+    std::optional<Clock::time_point> last_token_time;
+  };
+  // Requires mu_. Appends text/ids/logprobs to the choice and queues the delta.
+  void emit(int index, std::string text, std::vector<int32_t> ids, std::vector<TokenLogprobs> lps,
+            const std::string& finish_reason);
+  void finish_locked(int index, const std::string& finish_reason);
+  TokenLogprobs token_logprobs(int32_t id, float logprob,
+                               const std::vector<wire::TopLogprob>& top) const;
+
+  const GenerationRequest request_;
+  const std::vector<int32_t> prompt_ids_;
+  const Tokenizer& tokenizer_;
+  RouterMetrics& metrics_;
+  const Clock::time_point arrival_;
+  std::vector<uint64_t> engine_ids_;
+
+  mutable std::mutex mu_;
+  std::condition_variable changed_;
+  std::vector<ChoiceState> choices_;
+  std::deque<Choice> deltas_;
+  int unfinished_;
+  std::optional<std::string> error_;
+};
+
+}  // namespace strata::router

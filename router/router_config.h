@@ -1,0 +1,50 @@
+// RouterConfig: every setting of the router process, defined once (YAML key, CLI flag,
+// default, range and help all come from visit_fields).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "common/config_fields.h"
+
+namespace strata::router {
+
+struct RouterConfig {
+  std::string host = "127.0.0.1";
+  int port = 8000;
+  std::string zmq_endpoint = "tcp://127.0.0.1:5557";
+  std::string model = "builtin:tiny";   // what the workers serve; the router reads only its tokenizer
+  std::string tokenizer;                // default: found next to the model
+  std::string served_model_name;        // default: the model's name as the workers report it
+  std::string chat_template;            // llama-2 | llama-3 | chatml | mistral | plain | "" (detect)
+  int64_t max_body_bytes = 4 << 20;
+  int max_queue_requests = 1024;        // accepted, unfinished requests before 429
+  int heartbeat_timeout_ms = 2000;
+  int http_threads = 64;
+  int tokenizer_threads = 2;
+  int detokenizer_threads = 2;
+  int read_timeout_s = 10;              // slow clients are cut off after this
+  int request_timeout_s = 600;          // a request still running after this is aborted
+
+  template <typename V>
+  void visit_fields(V& v) {
+    using config::Range;
+    v("host", host, "address the HTTP server listens on");
+    v("port", port, "HTTP port", Range{1, 65535});
+    v("zmq_endpoint", zmq_endpoint, "ZeroMQ endpoint the router binds; worker groups connect to it");
+    v("model", model, "model the worker groups serve (llama2.c .bin, HF directory, builtin:NAME)");
+    v("tokenizer", tokenizer, "tokenizer.bin / tokenizer.json (default: found next to the model)");
+    v("served_model_name", served_model_name, "model name in the API (default: the model's name)");
+    v("chat_template", chat_template, "chat template: llama-2, llama-3, chatml, mistral, plain (default: detect)");
+    v("max_body_bytes", max_body_bytes, "largest request body accepted (413 beyond)", Range{1024, 1e9});
+    v("max_queue_requests", max_queue_requests, "unfinished requests accepted before answering 429", Range{1, 1e6});
+    v("heartbeat_timeout_ms", heartbeat_timeout_ms, "a worker group silent this long is marked dead", Range{100, 600000});
+    v("http_threads", http_threads, "HTTP connection threads (one per open stream)", Range{2, 4096});
+    v("tokenizer_threads", tokenizer_threads, "tokenizer pool threads", Range{1, 256});
+    v("detokenizer_threads", detokenizer_threads, "detokenizer pool threads", Range{1, 256});
+    v("read_timeout_s", read_timeout_s, "seconds a client may take to send its request", Range{1, 3600});
+    v("request_timeout_s", request_timeout_s, "seconds before a running request is aborted", Range{1, 86400});
+  }
+};
+
+}  // namespace strata::router

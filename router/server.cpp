@@ -1,0 +1,391 @@
+#include "router/server.h"
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <random>
+
+#include "router/api_error.h"
+#include "router/openai_api.h"
+#include "router/openai_response.h"
+#include "router/request_stream.h"
+#include "common/tokenizer/tokenizer_discovery.h"
+
+namespace strata::router {
+namespace {
+
+int64_t unix_seconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+void send_error(httplib::Response& res, const ApiError& error) {
+  res.status = error.http_status;
+  if (error.http_status == 429 || error.http_status == 503) res.set_header("Retry-After", "1");
+  res.set_content(error_body(error), "application/json");
+}
+
+void send_json(httplib::Response& res, std::string body) {
+  res.status = 200;
+  res.set_content(std::move(body), "application/json");
+}
+
+// Counts HTTP generation requests the router holds, for the 429 bound; released when the
+// HTTP exchange ends (or its stream's provider is destroyed).
+class InFlightGuard {
+ public:
+  explicit InFlightGuard(std::atomic<int64_t>& counter, RouterMetrics& metrics)
+      : counter_(counter), metrics_(metrics) {
+    metrics_.set_queue_length(++counter_);
+  }
+  ~InFlightGuard() { metrics_.set_queue_length(--counter_); }
+
+ private:
+  std::atomic<int64_t>& counter_;
+  RouterMetrics& metrics_;
+};
+
+}  // namespace
+
+RouterServer::RouterServer(RouterConfig config) : config_(std::move(config)) {}
+
+RouterServer::~RouterServer() { stop(); }
+
+Status RouterServer::start() {
+  started_unix_s_ = unix_seconds();
+  const std::string tokenizer_path =
+      config_.tokenizer.empty() ? default_tokenizer_for_model(config_.model) : config_.tokenizer;
+  if (tokenizer_path.empty()) {
+    return invalid_argument("no tokenizer found next to model `{}`; pass --tokenizer PATH", config_.model);
+  }
+  STRATA_ASSIGN_OR_RETURN(tokenizer_, load_tokenizer(tokenizer_path));
+  if (config_.model.rfind("builtin:", 0) == 0) {
+    chat_template_ = default_chat_template(ChatTemplateKind::kPlain);
+    if (!config_.chat_template.empty()) {
+      auto kind = chat_template_kind_from_name(config_.chat_template);
+      if (!kind) return invalid_argument("unknown --chat-template `{}`", config_.chat_template);
+      chat_template_ = default_chat_template(*kind);
+    }
+  } else {
+    STRATA_ASSIGN_OR_RETURN(chat_template_, load_chat_template(config_.model, config_.chat_template));
+  }
+  tokenizer_pool_ = std::make_unique<OrderedPool>(config_.tokenizer_threads);
+  detokenizer_pool_ = std::make_unique<OrderedPool>(config_.detokenizer_threads);
+
+  DispatcherConfig dispatcher_config{.endpoint = config_.zmq_endpoint,
+                                     .heartbeat_timeout_ms = config_.heartbeat_timeout_ms};
+  dispatcher_config.on_step = [this](const std::string& group, double seconds, int32_t tokens) {
+    metrics_.observe_step(group, seconds, tokens);
+  };
+  dispatcher_ = std::make_unique<Dispatcher>(dispatcher_config);
+  STRATA_RETURN_IF_ERROR(dispatcher_->start());
+
+  http_ = std::make_unique<httplib::Server>();
+  const int threads = config_.http_threads;
+  http_->new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
+  http_->set_read_timeout(config_.read_timeout_s, 0);
+  http_->set_write_timeout(config_.read_timeout_s, 0);
+  http_->set_payload_max_length(static_cast<size_t>(config_.max_body_bytes));
+  install_routes();
+  port_ = config_.port == 0 ? http_->bind_to_any_port(config_.host)
+                            : (http_->bind_to_port(config_.host, config_.port) ? config_.port : -1);
+  if (port_ <= 0) {
+    return Status(StatusCode::kUnavailable,
+                  fmt::format("cannot listen on {}:{}; is another server using the port?", config_.host, config_.port));
+  }
+  spdlog::info("router listening on http://{}:{}, worker groups connect to {}", config_.host, port_,
+               dispatcher_->endpoint());
+  return ok_status();
+}
+
+void RouterServer::run() { http_->listen_after_bind(); }
+
+void RouterServer::stop() {
+  if (http_) http_->stop();
+  if (dispatcher_) dispatcher_->stop();
+}
+
+std::string RouterServer::served_model_name(const std::string& reported) const {
+  return config_.served_model_name.empty() ? reported : config_.served_model_name;
+}
+
+bool RouterServer::current_limits(ApiLimits& limits, std::string& model_name) const {
+  for (const GroupInfo& g : dispatcher_->groups()) {
+    if (!g.alive || !g.ready) continue;
+    limits.max_model_len = g.max_model_len;
+    limits.vocab_size = static_cast<int32_t>(g.vocab_size);
+    model_name = served_model_name(g.model_name);
+    limits.served_model_name = model_name;
+    return true;
+  }
+  return false;
+}
+
+void RouterServer::install_routes() {
+  httplib::Server& s = *http_;
+  s.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
+    handle_generation(req, res, static_cast<int>(Route::kCompletions));
+  });
+  s.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
+    handle_generation(req, res, static_cast<int>(Route::kChatCompletions));
+  });
+  s.Post("/tokenize", [this](const httplib::Request& req, httplib::Response& res) { handle_tokenize(req, res); });
+  s.Post("/detokenize", [this](const httplib::Request& req, httplib::Response& res) { handle_detokenize(req, res); });
+  s.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) { handle_models(res); });
+  s.Get("/health", [this](const httplib::Request&, httplib::Response& res) { handle_health(res); });
+  s.Get("/ready", [this](const httplib::Request&, httplib::Response& res) { handle_ready(res); });
+  s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) { handle_metrics(res); });
+
+  // Every error httplib produces itself (unknown route, 413, malformed request line) gets
+  // an OpenAI error body too.
+  s.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) return;
+    ApiError e{.http_status = res.status};
+    if (res.status == 413) {
+      e = body_too_large_error(req.body.size(), static_cast<size_t>(config_.max_body_bytes));
+    } else if (res.status == 404) {
+      e.message = fmt::format("no route {} {}; strata serves /v1/completions, /v1/chat/completions, "
+                              "/v1/models, /tokenize, /detokenize, /health, /ready, /metrics",
+                              req.method, req.path);
+      e.code = "not_found";
+    } else {
+      e.message = fmt::format("the HTTP request could not be processed (status {})", res.status);
+    }
+    res.set_content(error_body(e), "application/json");
+  });
+  s.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+    std::string what = "unknown exception";
+    try {
+      std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    spdlog::error("router: unhandled exception: {}", what);
+    send_error(res, internal_server_error(what));
+  });
+  s.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+    metrics_.count_http(req.path, res.status);
+  });
+}
+
+void RouterServer::handle_generation(const httplib::Request& req, httplib::Response& res, int route_int) {
+  const Route route = static_cast<Route>(route_int);
+  const auto arrival = Clock::now();
+  ApiLimits limits;
+  std::string model_name;
+  if (!current_limits(limits, model_name)) return send_error(res, no_worker_error());
+  auto parsed = parse_generation_request(req.body, route, limits);
+  if (auto* error = std::get_if<ApiError>(&parsed)) return send_error(res, *error);
+  GenerationRequest request = std::move(std::get<GenerationRequest>(parsed));
+  if (in_flight_.load() >= config_.max_queue_requests) {
+    return send_error(res, queue_full_error(static_cast<size_t>(config_.max_queue_requests)));
+  }
+  auto guard = std::make_shared<InFlightGuard>(in_flight_, metrics_);
+
+  // Tokenize on the tokenizer pool (chat: through the model's chat template first).
+  const uint64_t key = next_engine_id_.load();
+  auto tokenized = tokenizer_pool_->run(key, [&]() -> StatusOr<std::vector<int32_t>> {
+    if (request.prompt_ids) return *request.prompt_ids;
+    if (route == Route::kChatCompletions) {
+      STRATA_ASSIGN_OR_RETURN(RenderedChat chat, render_chat(chat_template_, request.messages, true));
+      return tokenizer_->encode(chat.text, chat.add_special_tokens);
+    }
+    return tokenizer_->encode(*request.prompt_text, true);
+  });
+  if (!tokenized.ok()) return send_error(res, api_error_from_status(tokenized.status(), "messages"));
+  std::vector<int32_t> prompt_ids = std::move(tokenized).value();
+  if (prompt_ids.empty()) {
+    return send_error(res, ApiError{.message = "the prompt encodes to no tokens; give a non-empty prompt",
+                                    .param = route == Route::kChatCompletions ? "messages" : "prompt"});
+  }
+  const auto prompt_len = static_cast<int64_t>(prompt_ids.size());
+  if (!request.max_tokens_given) {
+    request.sampling.max_tokens = static_cast<int32_t>(std::max<int64_t>(1, limits.max_model_len - prompt_len));
+  }
+  if (prompt_len + request.sampling.max_tokens > limits.max_model_len) {
+    return send_error(res, context_length_error(prompt_len, request.sampling.max_tokens, limits.max_model_len));
+  }
+
+  auto stream = std::make_shared<RequestStream>(request, prompt_ids, *tokenizer_, metrics_, arrival);
+  const uint64_t first_id = next_engine_id_.fetch_add(static_cast<uint64_t>(request.n));
+  std::vector<uint64_t> ids;
+  for (int i = 0; i < request.n; ++i) ids.push_back(first_id + static_cast<uint64_t>(i));
+  stream->set_engine_ids(ids);
+  std::random_device random;
+  int submitted = 0;
+  std::string submit_error;
+  for (int i = 0; i < request.n; ++i) {
+    wire::WireRequest wr{.id = ids[static_cast<size_t>(i)], .prompt_ids = prompt_ids, .sampling = request.sampling};
+    // n choices share a seed's stream of seeds: choice i uses seed + i.
+    wr.sampling.seed = request.sampling.seed ? *request.sampling.seed + static_cast<uint64_t>(i)
+                                             : (static_cast<uint64_t>(random()) << 32 | random());
+    if (request.logprobs) wr.sampling.logprobs = request.top_logprobs;
+    Status st = dispatcher_->submit(std::move(wr), [this, stream, i](const wire::TokenOutput& output) {
+      detokenizer_pool_->submit(output.id, [this, stream, i, output] {
+        stream->on_output(i, output, [this](uint64_t id) { dispatcher_->abort(id); });
+      });
+    });
+    if (st.ok()) {
+      ++submitted;
+    } else {
+      submit_error = st.message();
+      stream->fail_choice(i, "error", st.message());
+    }
+  }
+  metrics_.observe_queue(std::chrono::duration<double>(Clock::now() - arrival).count());
+  metrics_.count_tokens(prompt_len * submitted, 0);
+  if (submitted == 0) {
+    ApiError e = no_worker_error();
+    if (!submit_error.empty()) e.message = submit_error;
+    return send_error(res, e);
+  }
+  const ResponseContext ctx = make_response_context(request, model_name, unix_seconds());
+  const auto deadline = arrival + std::chrono::seconds(config_.request_timeout_s);
+
+  if (!request.stream) {
+    if (!stream->wait_finished(deadline)) {
+      for (uint64_t id : stream->unfinished_engine_ids()) dispatcher_->abort(id);
+      stream->wait_finished(Clock::now() + std::chrono::seconds(5));
+    }
+    if (auto error = stream->error()) {
+      ApiError e = no_worker_error();
+      e.message = *error;
+      return send_error(res, e);
+    }
+    const auto choices = stream->final_choices();
+    const Usage usage = stream->usage();
+    return send_json(res, route == Route::kCompletions
+                              ? completion_response(ctx, choices, usage, stream->prompt_ids())
+                              : chat_response(ctx, choices, usage, stream->prompt_ids()));
+  }
+
+  // Streaming: the provider runs on this connection's thread until the stream ends or the
+  // client goes away; then the releaser aborts whatever still runs.
+  struct StreamWriter {
+    bool started = false;
+    std::vector<int64_t> text_offsets;
+  };
+  auto writer = std::make_shared<StreamWriter>();
+  writer->text_offsets.assign(static_cast<size_t>(request.n), 0);
+  res.set_header("Cache-Control", "no-cache");
+  res.set_chunked_content_provider(
+      "text/event-stream",
+      [this, stream, writer, ctx, route, deadline](size_t, httplib::DataSink& sink) {
+        auto write = [&](const std::string& s) { return sink.write(s.data(), s.size()); };
+        const GenerationRequest& r = stream->request();
+        if (!writer->started) {
+          writer->started = true;
+          for (int i = 0; i < r.n; ++i) {
+            const auto prompt = i == 0 ? std::span<const int32_t>(stream->prompt_ids()) : std::span<const int32_t>();
+            if (route == Route::kChatCompletions) {
+              if (!write(sse_event(chat_first_chunk(ctx, i, prompt)))) return false;
+            } else if (r.echo && r.prompt_text) {
+              Choice echo{.index = i, .text = *r.prompt_text};
+              if (!write(sse_event(completion_chunk(ctx, echo, 0, prompt)))) return false;
+            }
+          }
+        }
+        if (Clock::now() > deadline) {
+          for (uint64_t id : stream->unfinished_engine_ids()) dispatcher_->abort(id);
+        }
+        for (Choice& delta : stream->wait_deltas(std::chrono::milliseconds(50))) {
+          if (delta.finish_reason == "error") {
+            ApiError e = no_worker_error();
+            e.message = stream->error().value_or("the worker group failed the request");
+            if (!write(sse_event(error_body(e)))) return false;
+            continue;
+          }
+          std::string chunk;
+          if (route == Route::kCompletions) {
+            auto& offset = writer->text_offsets[static_cast<size_t>(delta.index)];
+            chunk = completion_chunk(ctx, delta, offset);
+            for (unsigned char c : delta.text) offset += (c & 0xC0) != 0x80;
+          } else {
+            chunk = chat_chunk(ctx, delta);
+          }
+          if (!write(sse_event(chunk))) return false;
+        }
+        if (stream->finished()) {
+          if (ctx.include_usage && !write(sse_event(usage_chunk(ctx, stream->usage())))) return false;
+          if (!write(sse_done())) return false;
+          sink.done();
+        }
+        return true;
+      },
+      [this, stream, guard](bool) {
+        // The client went away (or the stream ended): stop what still runs.
+        for (uint64_t id : stream->unfinished_engine_ids()) dispatcher_->abort(id);
+      });
+}
+
+void RouterServer::handle_tokenize(const httplib::Request& req, httplib::Response& res) {
+  ApiLimits limits;
+  std::string model_name;
+  if (!current_limits(limits, model_name)) {
+    limits.vocab_size = tokenizer_->vocab_size();
+    limits.max_model_len = 0;
+  }
+  auto parsed = parse_tokenize_request(req.body, limits);
+  if (auto* error = std::get_if<ApiError>(&parsed)) return send_error(res, *error);
+  const TokenizeRequest& t = std::get<TokenizeRequest>(parsed);
+  auto ids = tokenizer_pool_->run(0, [&]() -> StatusOr<std::vector<int32_t>> {
+    if (t.prompt) return tokenizer_->encode(*t.prompt, t.add_special_tokens);
+    STRATA_ASSIGN_OR_RETURN(RenderedChat chat, render_chat(chat_template_, t.messages, t.add_generation_prompt));
+    return tokenizer_->encode(chat.text, chat.add_special_tokens && t.add_special_tokens);
+  });
+  if (!ids.ok()) return send_error(res, api_error_from_status(ids.status(), "messages"));
+  send_json(res, tokenize_response(*ids, limits.max_model_len));
+}
+
+void RouterServer::handle_detokenize(const httplib::Request& req, httplib::Response& res) {
+  ApiLimits limits;
+  std::string model_name;
+  if (!current_limits(limits, model_name)) limits.vocab_size = tokenizer_->vocab_size();
+  auto parsed = parse_detokenize_request(req.body, limits);
+  if (auto* error = std::get_if<ApiError>(&parsed)) return send_error(res, *error);
+  const auto& ids = std::get<DetokenizeRequest>(parsed).token_ids;
+  const std::string text = tokenizer_pool_->run(0, [&] { return tokenizer_->decode(ids, true); });
+  send_json(res, detokenize_response(text));
+}
+
+void RouterServer::handle_models(httplib::Response& res) {
+  ApiLimits limits;
+  std::string model_name;
+  if (!current_limits(limits, model_name)) return send_error(res, no_worker_error());
+  send_json(res, models_response(model_name, started_unix_s_, limits.max_model_len));
+}
+
+void RouterServer::handle_health(httplib::Response& res) {
+  nlohmann::json body = {{"status", "ok"}, {"groups", nlohmann::json::array()}};
+  bool healthy = true;
+  const auto groups = dispatcher_->groups();
+  for (const GroupInfo& g : groups) {
+    body["groups"].push_back({{"id", g.group_id}, {"alive", g.alive}, {"ready", g.ready},
+                              {"ms_since_last_message", g.ms_since_last_message}});
+    healthy = healthy && g.alive;
+  }
+  if (groups.empty() || !healthy) {
+    body["status"] = groups.empty() ? "no worker group has connected" : "a worker group stopped answering";
+    res.status = 503;
+  }
+  res.set_content(body.dump(), "application/json");
+}
+
+void RouterServer::handle_ready(httplib::Response& res) {
+  const bool ready = dispatcher_->any_ready();
+  res.status = ready ? 200 : 503;
+  res.set_content(nlohmann::json{{"ready", ready}}.dump(), "application/json");
+}
+
+void RouterServer::handle_metrics(httplib::Response& res) {
+  for (const GroupInfo& g : dispatcher_->groups()) {
+    metrics_.set_group({.group_id = g.group_id, .total_blocks = g.kv.total_blocks,
+                        .free_blocks = g.kv.free_blocks, .num_running = g.kv.num_running,
+                        .num_waiting = g.kv.num_waiting, .num_preemptions = g.kv.num_preemptions});
+  }
+  res.set_content(metrics_.serialize(), "text/plain; version=0.0.4");
+}
+
+}  // namespace strata::router

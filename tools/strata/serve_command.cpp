@@ -1,0 +1,144 @@
+// `strata serve`: a router and one worker group on this machine, started together and
+// stopped together (Ctrl-C, SIGTERM, or either process exiting). The two processes talk
+// over a ZeroMQ ipc:// socket private to this launch.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+
+#include "router/router_config.h"
+#include "tools/strata/commands.h"
+#include "worker/worker_options.h"
+
+namespace strata::cli {
+namespace {
+
+struct ServeOptions {
+  router::RouterConfig router;
+  WorkerOptions worker;
+};
+
+// Binds every field except those `strata serve` sets itself (the model both processes share
+// and the private endpoint between them).
+struct ServeFlagBinder {
+  config::CliBinder& inner;
+  template <typename T>
+  void operator()(std::string_view key, T& field, std::string_view help, config::Range r = {}) {
+    if (key == "model" || key == "zmq_endpoint" || key == "router") return;
+    inner(key, field, help, r);
+  }
+};
+
+// The directory of the running `strata` binary: strata-router and strata-worker sit beside it.
+std::filesystem::path binary_dir() {
+  return std::filesystem::read_symlink("/proc/self/exe").parent_path();
+}
+
+pid_t spawn(const std::filesystem::path& program, const std::vector<std::string>& args) {
+  const pid_t pid = fork();
+  if (pid != 0) return pid;
+  prctl(PR_SET_PDEATHSIG, SIGTERM);  // never outlive the launcher
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  std::vector<char*> argv;
+  std::string name = program.string();
+  argv.push_back(name.data());
+  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  execv(program.c_str(), argv.data());
+  std::cerr << "strata serve: cannot start " << program << ": " << std::strerror(errno) << "\n";
+  _exit(127);
+}
+
+int run_serve(ServeOptions& o) {
+  const auto dir = binary_dir();
+  for (const char* name : {"strata-router", "strata-worker"}) {
+    if (!std::filesystem::exists(dir / name)) {
+      std::cerr << "strata serve: " << (dir / name) << " is missing; build every target (scripts/build.sh)\n";
+      return 2;
+    }
+  }
+  if (auto st = config::check_ranges(o.router); !st.ok()) {
+    std::cerr << "strata serve: " << st.message() << "\n";
+    return 2;
+  }
+  if (auto st = config::check_ranges(o.worker); !st.ok()) {
+    std::cerr << "strata serve: " << st.message() << "\n";
+    return 2;
+  }
+  const std::string endpoint = "ipc:///tmp/strata-" + std::to_string(getpid()) + ".sock";
+  o.router.zmq_endpoint = endpoint;
+  o.router.model = o.worker.model;
+  o.worker.router = endpoint;
+
+  const std::vector<std::string> router_args = config::to_args(o.router);
+
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &signals, nullptr);
+
+  const pid_t router_pid = spawn(dir / "strata-router", router_args);
+  const pid_t worker_pid = spawn(dir / "strata-worker", o.worker.to_args());
+  std::cerr << "strata serve: router pid " << router_pid << " on http://" << o.router.host << ":"
+            << o.router.port << ", worker group pid " << worker_pid << " serving " << o.worker.model
+            << "; Ctrl-C stops both\n";
+
+  int exit_code = 0;
+  bool stopping = false;
+  int alive = 2;
+  while (alive > 0) {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    if (sig == SIGCHLD) {
+      int status = 0;
+      pid_t pid;
+      while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        if (pid != router_pid && pid != worker_pid) continue;
+        --alive;
+        const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        if (!stopping) {
+          std::cerr << "strata serve: " << (pid == router_pid ? "the router" : "the worker group")
+                    << " exited (" << code << "); stopping the other\n";
+          exit_code = code == 0 ? 1 : code;
+          stopping = true;
+          kill(pid == router_pid ? worker_pid : router_pid, SIGTERM);
+        }
+      }
+    } else if (!stopping) {
+      stopping = true;
+      kill(router_pid, SIGTERM);
+      kill(worker_pid, SIGTERM);
+    }
+  }
+  std::filesystem::remove("/tmp/strata-" + std::to_string(getpid()) + ".sock");
+  return exit_code;
+}
+
+}  // namespace
+
+CommandRunner add_serve_command(CLI::App& app) {
+  auto o = std::make_shared<ServeOptions>();
+  CLI::App* cmd = app.add_subcommand("serve", "Start the HTTP router and one worker group; Ctrl-C stops both");
+  // Router and worker settings come from their one definition each; the model is shared.
+  config::CliBinder router_flags(*cmd, "Router");
+  ServeFlagBinder router_visitor{router_flags};
+  o->router.visit_fields(router_visitor);
+  config::CliBinder worker_flags(*cmd, "Worker group");
+  ServeFlagBinder worker_visitor{worker_flags};
+  o->worker.visit_fields(worker_visitor);
+  cmd->add_option("--model", o->worker.model, "model to serve: llama2.c .bin, HF directory, or builtin:NAME")
+      ->capture_default_str();
+  return [o] { return run_serve(*o); };
+}
+
+}  // namespace strata::cli

@@ -1,0 +1,59 @@
+// strata-router: the HTTP front of strata (OpenAI API, no weights). Worker groups connect
+// to its ZeroMQ endpoint. SIGINT/SIGTERM stop it cleanly.
+#include <csignal>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "router/server.h"
+
+int main(int argc, char** argv) {
+  spdlog::set_default_logger(spdlog::stderr_color_mt("strata-router"));
+  strata::router::RouterConfig config;
+  CLI::App app{"strata-router: OpenAI-compatible HTTP server in front of strata worker groups"};
+  std::string config_file, log_level = "info";
+  app.add_option("--config", config_file, "YAML file whose `router:` section sets these options");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn or error")->capture_default_str();
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (std::string(argv[i]) == "--config") {
+      if (auto st = strata::config::load_yaml(argv[i + 1], "router", config); !st.ok()) {
+        spdlog::error("{}", st.message());
+        return 2;
+      }
+    }
+  }
+  strata::config::CliBinder binder(app);
+  config.visit_fields(binder);
+  CLI11_PARSE(app, argc, argv);
+  spdlog::set_level(spdlog::level::from_str(log_level));
+  if (auto st = strata::config::check_ranges(config); !st.ok()) {
+    spdlog::error("{}", st.message());
+    return 2;
+  }
+
+  // Signals are taken by one thread with sigwait, so stop() never runs in a handler.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  strata::router::RouterServer server(config);
+  if (auto st = server.start(); !st.ok()) {
+    spdlog::error("{}", st.message());
+    return 2;
+  }
+  std::thread waiter([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    spdlog::info("signal {}: stopping", sig);
+    server.stop();
+  });
+  server.run();
+  // run() also returns when the server stops for another reason; wake the waiter.
+  kill(getpid(), SIGTERM);
+  waiter.join();
+  return 0;
+}

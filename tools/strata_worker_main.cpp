@@ -1,0 +1,77 @@
+// strata-worker: one worker group's driver process. Loads a model, builds the engine and
+// serves the router over ZeroMQ (worker/worker_server.h) until the router says Shutdown or
+// the process gets SIGTERM/SIGINT. Logs go to stderr.
+#include <atomic>
+#include <csignal>
+#include <cstdint>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "kernels/dtype.h"
+#include "kernels/ops.h"
+#include "worker/model_loader.h"
+#include "worker/worker_options.h"
+#include "worker/worker_server.h"
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+static_assert(std::atomic<bool>::is_always_lock_free, "set from a signal handler");
+
+extern "C" void on_stop_signal(int) { g_stop.store(true); }
+
+int fail(const strata::Status& status) {
+  spdlog::error("strata-worker: {}", status.message());
+  return status.code() == strata::StatusCode::kInternal ? 70 : 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  spdlog::set_default_logger(spdlog::stderr_color_mt("strata-worker"));
+
+  strata::WorkerOptions options;
+  CLI::App app{"strata-worker: serves one model replica to a strata router over ZeroMQ"};
+  std::string config_file;
+  app.add_option("--config", config_file, "YAML file whose `worker:` section sets these options");
+  // YAML first, flags override it: read --config before binding the flags.
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (std::string(argv[i]) == "--config") {
+      if (auto st = strata::config::load_yaml(argv[i + 1], "worker", options); !st.ok()) return fail(st);
+    }
+  }
+  strata::config::CliBinder binder(app);
+  options.visit_fields(binder);
+  CLI11_PARSE(app, argc, argv);
+  if (auto st = strata::config::check_ranges(options); !st.ok()) return fail(st);
+
+  spdlog::set_level(spdlog::level::from_str(options.log_level));
+  std::signal(SIGTERM, on_stop_signal);
+  std::signal(SIGINT, on_stop_signal);
+  strata::WorkerServerConfig config = options.server_config();
+  const std::string& model_path = options.model;
+  const std::string& dtype = options.dtype;
+  const int threads = options.threads;
+
+  strata::kernels::set_cpu_threads(threads);
+  strata::ModelLoadOptions load_options;
+  if (!dtype.empty()) {
+    load_options.dtype = strata::parse_dtype(dtype);
+    if (!load_options.dtype) {
+      return fail(strata::invalid_argument("--dtype must be fp32, bf16 or fp16. Given: {}", dtype));
+    }
+  }
+  spdlog::info("loading {}", model_path);
+  auto model = strata::load_model(model_path, load_options);
+  if (!model.ok()) return fail(model.status().with_context(fmt::format("loading `{}`", model_path)));
+  spdlog::info("model: {}; CPU kernels {} x {} threads", (*model)->config.summary(),
+               strata::kernels::cpu_isa_name(), strata::kernels::cpu_threads());
+
+  strata::WorkerServer server;
+  const strata::Status status = server.run(**model, config, g_stop);
+  if (!status.ok()) return fail(status);
+  return 0;
+}

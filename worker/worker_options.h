@@ -1,0 +1,53 @@
+// WorkerOptions: every setting of a worker group process, defined once. strata-worker
+// reads them from flags or YAML; `strata serve` takes the same flags and hands them on.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/config_fields.h"
+#include "worker/worker_server.h"
+
+namespace strata {
+
+struct WorkerOptions {
+  std::string model = "builtin:tiny";
+  std::string dtype;  // "" ⇒ the checkpoint's own
+  std::string router = "tcp://127.0.0.1:5557";
+  std::string group_id = "g0";
+  std::string model_name;
+  int threads = 0;
+  int max_num_seqs = 64;
+  int max_num_batched_tokens = 512;
+  int block_size = 16;
+  int64_t kv_cache_mb = 0;
+  int64_t max_model_len = 0;
+  int heartbeat_ms = 200;
+  std::string log_level = "info";
+
+  template <typename V>
+  void visit_fields(V& v) {
+    using config::Range;
+    v("model", model, "model to serve: llama2.c .bin, HF directory, or builtin:NAME");
+    v("dtype", dtype, "weight dtype: fp32, bf16 or fp16 (default: the checkpoint's)");
+    v("router", router, "the router's ZeroMQ endpoint");
+    v("group_id", group_id, "this worker group's unique name");
+    v("model_name", model_name, "model name reported to the router (default: the model's)");
+    v("threads", threads, "CPU kernel threads (0 = all cores)", Range{0, 4096});
+    v("max_num_seqs", max_num_seqs, "sequences running at once", Range{1, 1 << 20});
+    v("max_num_batched_tokens", max_num_batched_tokens, "tokens per engine step (decode + prefill chunks)", Range{1, 1 << 24});
+    v("block_size", block_size, "KV-cache positions per block", Range{1, 1024});
+    v("kv_cache_mb", kv_cache_mb, "KV-cache size in MiB (0 = a fraction of available memory)", Range{0, 1 << 30});
+    v("max_model_len", max_model_len, "positions one sequence may hold (0 = the model's context)", Range{0, 1 << 30});
+    v("heartbeat_ms", heartbeat_ms, "how often the worker tells the router it is alive", Range{10, 60000});
+    v("log_level", log_level, "trace, debug, info, warn or error");
+  }
+
+  // The server configuration these options describe.
+  WorkerServerConfig server_config() const;
+  // Command-line arguments that reproduce these options for strata-worker.
+  std::vector<std::string> to_args() const;
+};
+
+}  // namespace strata

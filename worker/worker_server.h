@@ -1,0 +1,63 @@
+// WorkerServer: the serving loop of a worker group's driver (rank 0). It connects a DEALER
+// socket (identity = group id) to the router's ROUTER socket, warms the engine up, says
+// Hello{ready}, then loops: take every queued AddRequests/Abort, run one engine step, send
+// one StepOutputs for the step (when it produced anything), and a Heartbeat every
+// heartbeat_ms, busy or idle. It ends on a Shutdown message or when `stop` becomes true.
+//
+// Requests the engine refuses (prompt too long for the cache, bad sampling settings, a
+// duplicate id) are answered at once with finish_reason "error" and the reason; nothing the
+// router sends can crash the loop. The loop is single-threaded: a heartbeat cannot go out in
+// the middle of a step, so the router's heartbeat timeout must exceed the longest step.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "common/status.h"
+#include "common/wire.h"
+#include "worker/engine.h"
+#include "worker/model_loader.h"
+
+namespace strata {
+
+struct WorkerServerConfig {
+  std::string router_endpoint = "tcp://127.0.0.1:5557";  // the router's ROUTER socket
+  std::string group_id = "g0";  // unique per group; the DEALER identity; non-empty, ≤ 255 bytes
+  std::string model_name;       // reported in Hello; "" ⇒ the model's own name
+  int32_t heartbeat_ms = 200;   // [10, 60000]; also bounds how long `stop` goes unnoticed
+  int32_t hello_interval_ms = 5000;  // Hello is repeated this often so a restarted router
+                                     // learns about the group; [heartbeat_ms, 600000]
+  EngineConfig engine;
+
+  Status validate() const;
+};
+
+class WorkerServer {
+ public:
+  // Serves until a Shutdown message arrives or `stop` is set (poll it from a signal
+  // handler: it is checked at least every heartbeat_ms). Returns an error when the engine
+  // cannot be created or the socket cannot be set up; `model` must outlive the call.
+  Status run(const LoadedModel& model, const WorkerServerConfig& config,
+             std::atomic<bool>& stop);
+
+  // Engine steps run by the last run() (for tests and logs).
+  uint64_t num_steps() const { return step_; }
+
+ private:
+  struct Loop;  // the socket and per-run state, defined in the .cpp
+  Status serve(Loop& loop, std::atomic<bool>& stop);
+  void handle(Loop& loop, wire::Message message, bool& shutdown);
+  void run_step(Loop& loop);
+  wire::KvStats kv_stats() const;
+
+  const WorkerServerConfig* config_ = nullptr;
+  std::unique_ptr<Engine> engine_;
+  // logprobs setting of each request in flight (the engine reports logprobs only when asked).
+  std::unordered_map<uint64_t, int32_t> logprobs_;
+  uint64_t step_ = 0;
+};
+
+}  // namespace strata
