@@ -1,5 +1,7 @@
 #include "parallel/communicator.h"
 
+#include <cstring>
+
 #include "common/check.h"
 
 namespace strata {
@@ -10,7 +12,13 @@ class SingleRankCommunicator final : public Communicator {
   int rank() const override { return 0; }
   int world_size() const override { return 1; }
   void all_reduce_sum(float*, size_t) override {}
+  void all_gather(const float* in, size_t count, float* out) override {
+    if (in != out) std::memmove(out, in, count * sizeof(float));
+  }
   void broadcast(void*, size_t, int root) override { STRATA_CHECK(root == 0); }
+  // One rank has no peer: a send or recv is a bug in the caller.
+  void send(const void*, size_t, int) override { STRATA_CHECK(false); }
+  void recv(void*, size_t, int) override { STRATA_CHECK(false); }
 };
 
 }  // namespace

@@ -448,7 +448,10 @@ void Dispatcher::State::apply(const std::string& identity, wire::Message& messag
     return;
   }
 
-  auto it = s.groups.find(identity);
+  // Heartbeats come from each worker's own heartbeat socket (identity "<group>/heartbeat",
+  // so a long engine step cannot delay them); they name their group.
+  const auto* heartbeat = std::get_if<wire::Heartbeat>(&message);
+  auto it = s.groups.find(heartbeat != nullptr ? heartbeat->group_id : identity);
   if (it == s.groups.end()) {
     // Not registered yet (e.g. this router restarted): its Hello is repeated every few
     // seconds. Outputs of requests this router never sent are aborted.

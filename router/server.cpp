@@ -1,6 +1,10 @@
 #include "router/server.h"
 
+#include <arpa/inet.h>
+#include <dirent.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -20,10 +24,42 @@ int64_t unix_seconds() {
              std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
+// Debian's cpp-httplib is a compiled library built with a listen backlog of 5, so a burst of
+// a few hundred clients would be refused at connect. Linux lets a second listen() raise the
+// backlog of a listening socket; the socket is found by its bound port.
+void raise_listen_backlog(int port) {
+  DIR* dir = opendir("/proc/self/fd");
+  if (dir == nullptr) return;
+  while (dirent* entry = readdir(dir)) {
+    const int fd = std::atoi(entry->d_name);
+    if (fd <= 2) continue;
+    int listening = 0;
+    socklen_t len = sizeof listening;
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening) continue;
+    sockaddr_storage addr{};
+    socklen_t addr_len = sizeof addr;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &addr_len) != 0) continue;
+    const int bound = addr.ss_family == AF_INET ? ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port)
+                      : addr.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port)
+                                                   : -1;
+    if (bound == port) ::listen(fd, SOMAXCONN);
+  }
+  closedir(dir);
+}
+
 void send_error(httplib::Response& res, const ApiError& error) {
   res.status = error.http_status;
   if (error.http_status == 429 || error.http_status == 503) res.set_header("Retry-After", "1");
   res.set_content(error_body(error), "application/json");
+}
+
+// The body size a client declared: its Content-Length, else what was read (chunked).
+size_t declared_body_bytes(const httplib::Request& req) {
+  const std::string v = req.get_header_value("Content-Length");
+  if (!v.empty() && v.size() <= 19 && v.find_first_not_of("0123456789") == std::string::npos) {
+    return static_cast<size_t>(std::stoull(v));
+  }
+  return req.body.size();
 }
 
 void send_json(httplib::Response& res, std::string body) {
@@ -94,6 +130,7 @@ Status RouterServer::start() {
     return Status(StatusCode::kUnavailable,
                   fmt::format("cannot listen on {}:{}; is another server using the port?", config_.host, config_.port));
   }
+  raise_listen_backlog(port_);
   spdlog::info("router listening on http://{}:{}, worker groups connect to {}", config_.host, port_,
                dispatcher_->endpoint());
   return ok_status();
@@ -124,18 +161,50 @@ bool RouterServer::current_limits(ApiLimits& limits, std::string& model_name) co
 
 void RouterServer::install_routes() {
   httplib::Server& s = *http_;
-  s.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
+  // httplib enforces the body limit only on Content-Length bodies; a chunked body is read
+  // whole, so its size is checked here before anything parses it.
+  const auto max_body_bytes = static_cast<size_t>(config_.max_body_bytes);
+  auto post = [max_body_bytes](auto handler) {
+    return [max_body_bytes, handler](const httplib::Request& req, httplib::Response& res) {
+      if (req.body.size() > max_body_bytes) {
+        return send_error(res, body_too_large_error(req.body.size(), max_body_bytes));
+      }
+      handler(req, res);
+    };
+  };
+  s.Post("/v1/completions", post([this](const httplib::Request& req, httplib::Response& res) {
     handle_generation(req, res, static_cast<int>(Route::kCompletions));
-  });
-  s.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
+  }));
+  s.Post("/v1/chat/completions", post([this](const httplib::Request& req, httplib::Response& res) {
     handle_generation(req, res, static_cast<int>(Route::kChatCompletions));
-  });
-  s.Post("/tokenize", [this](const httplib::Request& req, httplib::Response& res) { handle_tokenize(req, res); });
-  s.Post("/detokenize", [this](const httplib::Request& req, httplib::Response& res) { handle_detokenize(req, res); });
+  }));
+  s.Post("/tokenize", post([this](const httplib::Request& req, httplib::Response& res) {
+    handle_tokenize(req, res);
+  }));
+  s.Post("/detokenize", post([this](const httplib::Request& req, httplib::Response& res) {
+    handle_detokenize(req, res);
+  }));
   s.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) { handle_models(res); });
   s.Get("/health", [this](const httplib::Request&, httplib::Response& res) { handle_health(res); });
   s.Get("/ready", [this](const httplib::Request&, httplib::Response& res) { handle_ready(res); });
   s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) { handle_metrics(res); });
+
+  // A Content-Length that is not a decimal byte count would make httplib wait for the read
+  // timeout (it reads "-5" as 2^64 - 5); refuse it before the body is read.
+  s.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (!req.has_header("Content-Length")) return httplib::Server::HandlerResponse::Unhandled;
+    const std::string v = req.get_header_value("Content-Length");
+    if (!v.empty() && v.size() <= 19 && v.find_first_not_of("0123456789") == std::string::npos) {
+      return httplib::Server::HandlerResponse::Unhandled;
+    }
+    // The body was not read: the connection cannot carry another request.
+    if (req.get_header_value("Connection") != "close") res.set_header("Connection", "close");
+    send_error(res, ApiError{.http_status = 400,
+                             .message = fmt::format("the Content-Length header must be a decimal "
+                                                    "byte count. Given: `{}`", v),
+                             .type = "invalid_request_error", .param = "", .code = ""});
+    return httplib::Server::HandlerResponse::Handled;
+  });
 
   // Every error httplib produces itself (unknown route, 413, malformed request line) gets
   // an OpenAI error body too.
@@ -143,7 +212,7 @@ void RouterServer::install_routes() {
     if (!res.body.empty()) return;
     ApiError e{.http_status = res.status};
     if (res.status == 413) {
-      e = body_too_large_error(req.body.size(), static_cast<size_t>(config_.max_body_bytes));
+      e = body_too_large_error(declared_body_bytes(req), static_cast<size_t>(config_.max_body_bytes));
     } else if (res.status == 404) {
       e.message = fmt::format("no route {} {}; strata serves /v1/completions, /v1/chat/completions, "
                               "/v1/models, /tokenize, /detokenize, /health, /ready, /metrics",
@@ -290,6 +359,9 @@ void RouterServer::handle_generation(const httplib::Request& req, httplib::Respo
         if (Clock::now() > deadline) {
           for (uint64_t id : stream->unfinished_engine_ids()) dispatcher_->abort(id);
         }
+        // Read before taking the deltas: a choice that finishes between wait_deltas() and a
+        // later finished() check would have its last delta dropped behind [DONE].
+        const bool finished = stream->finished();
         for (Choice& delta : stream->wait_deltas(std::chrono::milliseconds(50))) {
           if (delta.finish_reason == "error") {
             ApiError e = no_worker_error();
@@ -307,7 +379,7 @@ void RouterServer::handle_generation(const httplib::Request& req, httplib::Respo
           }
           if (!write(sse_event(chunk))) return false;
         }
-        if (stream->finished()) {
+        if (finished) {
           if (ctx.include_usage && !write(sse_event(usage_chunk(ctx, stream->usage())))) return false;
           if (!write(sse_done())) return false;
           sink.done();

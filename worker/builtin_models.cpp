@@ -117,8 +117,8 @@ StatusOr<std::unique_ptr<LoadedModel>> load_builtin_model(const std::string& nam
   auto model = std::make_unique<LoadedModel>();
   model->config = *config;
   BuiltinSource source(model->config);
-  STRATA_ASSIGN_OR_RETURN(model->weights,
-                          build_model_weights(model->config, source, options.dtype.value_or(DType::kF32)));
+  STRATA_ASSIGN_OR_RETURN(const ShardPlan shard, ShardPlan::make(model->config, options.topology));
+  STRATA_ASSIGN_OR_RETURN(model->weights, build_model_weights(model->config, source, options.dtype.value_or(DType::kF32), shard));
   model->format = "builtin";
   model->default_tokenizer = "builtin:bytes";
   model->stop_token_ids = model->config.eos_token_ids;

@@ -32,9 +32,9 @@ Status EngineConfig::validate() const {
   return ok_status();
 }
 
-int64_t engine_kv_blocks(const ModelConfig& model, const EngineConfig& config) {
+int64_t engine_kv_blocks(const ModelConfig& model, const ShardPlan& shard, const EngineConfig& config) {
   const int32_t block_size = config.scheduler.block_size;
-  const int64_t per_block = KvCache::bytes_per_block(model, block_size);
+  const int64_t per_block = KvCache::bytes_per_block(model, shard, block_size);
   if (config.kv_cache_bytes > 0) return config.kv_cache_bytes / per_block;
   const int64_t useful = int64_t{config.scheduler.max_num_seqs} *
                          KvBlockManager::blocks_for_tokens(config.scheduler.max_model_len, block_size);
@@ -49,12 +49,12 @@ StatusOr<std::unique_ptr<Engine>> Engine::create(const LoadedModel& model, Engin
   }
   if (config.scheduler.stop_token_ids.empty()) config.scheduler.stop_token_ids = model.stop_token_ids;
   STRATA_RETURN_IF_ERROR(config.validate());
-  const int64_t num_blocks = engine_kv_blocks(model.config, config);
+  const int64_t num_blocks = engine_kv_blocks(model.config, model.weights.shard, config);
   if (num_blocks < 1) {
     return invalid_argument("the KV cache holds no block of {} tokens ({} bytes each); raise "
                             "`kv_cache_bytes` or `kv_cache_memory_fraction`",
                             config.scheduler.block_size,
-                            KvCache::bytes_per_block(model.config, config.scheduler.block_size));
+                            KvCache::bytes_per_block(model.config, model.weights.shard, config.scheduler.block_size));
   }
   return std::unique_ptr<Engine>(new Engine(model, std::move(config), num_blocks));
 }
@@ -63,7 +63,7 @@ Engine::Engine(const LoadedModel& model, EngineConfig config, int64_t num_blocks
     : model_(model),
       config_(std::move(config)),
       forward_(model.config, model.weights),
-      cache_(model.config, config_.scheduler.block_size, num_blocks),
+      cache_(model.config, model.weights.shard, config_.scheduler.block_size, num_blocks),
       scheduler_(config_.scheduler, num_blocks) {}
 
 Status Engine::add_request(Request request) {

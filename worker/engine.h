@@ -64,6 +64,6 @@ class Engine {
 };
 
 // The number of KV blocks `config` gives `model` (see EngineConfig).
-int64_t engine_kv_blocks(const ModelConfig& model, const EngineConfig& config);
+int64_t engine_kv_blocks(const ModelConfig& model, const ShardPlan& shard, const EngineConfig& config);
 
 }  // namespace strata

@@ -8,15 +8,21 @@
 
 #include "kernels/tensor.h"
 #include "worker/model_config.h"
+#include "worker/shard_plan.h"
 
 namespace strata {
 
 class KvCache {
  public:
+  // The whole model's KV heads and layers.
   KvCache(const ModelConfig& config, int block_size, int64_t num_blocks, Device device = {});
+  // One rank's share: its KV heads of its pipeline stage's layers.
+  KvCache(const ModelConfig& config, const ShardPlan& shard, int block_size, int64_t num_blocks,
+          Device device = {});
 
-  // Bytes one block takes across all layers (K and V, fp32).
+  // Bytes one block takes across all (local) layers (K and V, fp32).
   static int64_t bytes_per_block(const ModelConfig& config, int block_size);
+  static int64_t bytes_per_block(const ModelConfig& config, const ShardPlan& shard, int block_size);
 
   float* k(int layer) { return k_[static_cast<size_t>(layer)].data<float>(); }
   float* v(int layer) { return v_[static_cast<size_t>(layer)].data<float>(); }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kernels/ops.h"
+#include "parallel/parallel_context.h"
 #include "worker/kv_cache.h"
 #include "worker/model_config.h"
 #include "worker/model_weights.h"
@@ -29,17 +30,28 @@ struct ForwardBatch {
 
 class LlamaModel {
  public:
+  // `parallel` (optional) places this rank in a tp × pp worker group; `weights` must then be
+  // this rank's shard (weights.shard) and every rank of the group calls forward() with the
+  // same batch.
   LlamaModel(const ModelConfig& config, const ModelWeights& weights,
-             const kernels::KernelBackend& backend = kernels::cpu_backend());
+             const kernels::KernelBackend& backend = kernels::cpu_backend(),
+             ParallelContext* parallel = nullptr);
 
   // Writes this step's K/V into `cache` and returns logits [num sequences with want_logits,
-  // vocab] in sequence order (resized as needed). Not thread-safe: it owns a workspace.
+  // vocab] in sequence order (resized as needed) on the last pipeline stage; other stages
+  // pass their activations on and return no logits. Not thread-safe: it owns a workspace.
   void forward(const ForwardBatch& batch, KvCache& cache, std::vector<float>& logits);
+
+  // Seconds spent in tensor-parallel collectives during the last forward().
+  double last_collective_seconds() const { return collective_seconds_; }
 
   const ModelConfig& config() const { return config_; }
 
  private:
   void ensure_workspace(int64_t num_tokens);
+  void embed(const ForwardBatch& batch, int64_t num_tokens);
+  void all_reduce(float* data, size_t count);
+  void lm_head(int64_t num_rows, std::vector<float>& logits);
 
   const ModelConfig& config_;
   const ModelWeights& weights_;
@@ -48,7 +60,10 @@ class LlamaModel {
   // Workspace, grown to the largest step seen: [tokens, width] row-major.
   int64_t workspace_tokens_ = 0;
   std::vector<float> x_, x_norm_, qkv_, attn_, gate_up_, act_;
-  std::vector<int32_t> positions_, slots_;
+  std::vector<int32_t> positions_, slots_, local_ids_;
+  std::vector<float> partial_, logits_local_, logits_gathered_;
+  ParallelContext* parallel_;
+  double collective_seconds_ = 0;
 };
 
 }  // namespace strata

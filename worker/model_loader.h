@@ -8,6 +8,7 @@
 #include <string>
 
 #include "common/status.h"
+#include "parallel/topology.h"
 #include "worker/model_config.h"
 #include "worker/model_weights.h"
 
@@ -15,6 +16,7 @@ namespace strata {
 
 struct ModelLoadOptions {
   std::optional<DType> dtype;  // matrices' dtype; default: the checkpoint's own
+  Topology topology;           // this rank's place in its worker group: it loads only its shard
 };
 
 struct LoadedModel {

@@ -7,7 +7,7 @@
 namespace strata {
 
 size_t ModelWeights::bytes() const {
-  size_t total = embedding.nbytes() + final_norm.nbytes();
+  size_t total = (embedding.defined() ? embedding.nbytes() : 0) + (final_norm.defined() ? final_norm.nbytes() : 0);
   if (lm_head.defined() && lm_head.raw() != embedding.raw()) total += lm_head.nbytes();
   for (const LayerWeights& l : layers) {
     total += l.attn_norm.nbytes() + l.wqkv.nbytes() + l.wo.nbytes() + l.ffn_norm.nbytes() +
@@ -65,15 +65,17 @@ int64_t adjacent_pair_source_row(int64_t row, int head_dim) {
 
 class Builder {
  public:
-  Builder(const ModelConfig& config, WeightSource& source, DType dtype)
-      : config_(config), source_(source), dtype_(dtype) {}
+  Builder(const ModelConfig& config, WeightSource& source, DType dtype, const ShardPlan& shard)
+      : config_(config), source_(source), dtype_(dtype), shard_(shard) {}
 
-  // Fetches `role`, checks it is `shape`, and copies it into rows [row_offset, ...) of dst.
-  Status copy_into(WeightRole role, int layer, const std::vector<int64_t>& shape, Tensor& dst,
-                   int64_t row_offset, bool permute_rows_for_rope) {
+  // Copies rows [src_row, src_row + rows) × columns [col, col + cols) of `role`, whose full
+  // shape must be `shape`, into `dst` from row dst_row on. Source rows past the tensor's end
+  // (vocabulary padding) are left zero. 1-D tensors are one column wide.
+  Status copy_block(WeightRole role, int layer, const std::vector<int64_t>& shape, Tensor& dst,
+                    int64_t dst_row, int64_t src_row, int64_t rows, int64_t col, int64_t cols,
+                    bool permute_rows_for_rope) {
     STRATA_ASSIGN_OR_RETURN(SourceTensor src, source_.get(role, layer));
-    std::vector<int64_t> squeezed = src.shape;
-    if (squeezed != shape) {
+    if (src.shape != shape) {
       return invalid_argument("{}: tensor `{}` has shape {}, expected {} for this config",
                               source_.description(), src.name, shape_str(src.shape),
                               shape_str(shape));
@@ -82,49 +84,67 @@ class Builder {
       return unimplemented("{}: tensor `{}` has dtype {}; strata loads fp32, bf16 and fp16",
                            source_.description(), src.name, dtype_name(src.dtype));
     }
-    const int64_t rows = shape[0];
-    const int64_t cols = shape.size() > 1 ? shape[1] : 1;
+    const int64_t src_cols = shape.size() > 1 ? shape[1] : 1;
     const bool permute = permute_rows_for_rope && source_.rotate_half_layout();
-    if (!permute) {
-      convert_elements(src.data, src.dtype, 0, dst.raw(), dst.dtype(), row_offset * cols,
-                       rows * cols);
+    if (!permute && col == 0 && cols == src_cols && src_row + rows <= shape[0]) {
+      convert_elements(src.data, src.dtype, src_row * src_cols, dst.raw(), dst.dtype(),
+                       dst_row * cols, rows * cols);
       return ok_status();
     }
     for (int64_t r = 0; r < rows; ++r) {
-      const int64_t from = adjacent_pair_source_row(r, config_.head_dim);
-      convert_elements(src.data, src.dtype, from * cols, dst.raw(), dst.dtype(),
-                       (row_offset + r) * cols, cols);
+      int64_t from = src_row + r;
+      if (from >= shape[0]) break;
+      if (permute) from = adjacent_pair_source_row(from, config_.head_dim);
+      convert_elements(src.data, src.dtype, from * src_cols + col, dst.raw(), dst.dtype(),
+                       (dst_row + r) * cols, cols);
     }
     return ok_status();
   }
 
-  StatusOr<Tensor> single(WeightRole role, int layer, std::vector<int64_t> shape, DType dtype) {
-    Tensor t = Tensor::empty(dtype, shape);
-    STRATA_RETURN_IF_ERROR(copy_into(role, layer, shape, t, 0, false));
+  StatusOr<Tensor> replicated(WeightRole role, int layer, int64_t n) {
+    Tensor t = Tensor::empty(DType::kF32, {n});
+    STRATA_RETURN_IF_ERROR(copy_block(role, layer, {n}, t, 0, 0, n, 0, 1, false));
+    return t;
+  }
+
+  // This rank's vocabulary rows of the embedding or the LM head, padded with zeros.
+  StatusOr<Tensor> vocab_rows(WeightRole role) {
+    const int64_t h = config_.hidden_size;
+    Tensor t = Tensor::empty(dtype_, {shard_.vocab_rows, h});
+    STRATA_RETURN_IF_ERROR(copy_block(role, 0, {config_.vocab_size, h}, t, 0, shard_.vocab_begin,
+                                      shard_.vocab_rows, 0, h, false));
     return t;
   }
 
   StatusOr<LayerWeights> layer(int l) {
+    const int hd = config_.head_dim;
     const int64_t h = config_.hidden_size, q = config_.q_size(), kv = config_.kv_size();
     const int64_t ffn = config_.intermediate_size;
+    const int64_t q_local = shard_.q_size(hd), kv_local = shard_.kv_size(hd);
+    const int64_t q_begin = q_local * shard_.tp_rank, kv_begin = int64_t{shard_.kv_head_begin} * hd;
+    const int64_t f_local = shard_.ffn_size(), f_begin = shard_.ffn_begin;
     LayerWeights w;
-    STRATA_ASSIGN_OR_RETURN(w.attn_norm, single(WeightRole::kAttnNorm, l, {h}, DType::kF32));
-    STRATA_ASSIGN_OR_RETURN(w.ffn_norm, single(WeightRole::kFfnNorm, l, {h}, DType::kF32));
-    w.wqkv = Tensor::empty(dtype_, {q + 2 * kv, h});
-    STRATA_RETURN_IF_ERROR(copy_into(WeightRole::kWq, l, {q, h}, w.wqkv, 0, true));
-    STRATA_RETURN_IF_ERROR(copy_into(WeightRole::kWk, l, {kv, h}, w.wqkv, q, true));
-    STRATA_RETURN_IF_ERROR(copy_into(WeightRole::kWv, l, {kv, h}, w.wqkv, q + kv, false));
+    STRATA_ASSIGN_OR_RETURN(w.attn_norm, replicated(WeightRole::kAttnNorm, l, h));
+    STRATA_ASSIGN_OR_RETURN(w.ffn_norm, replicated(WeightRole::kFfnNorm, l, h));
+    // Column parallel: this rank's query heads, KV heads, and MLP columns.
+    w.wqkv = Tensor::empty(dtype_, {q_local + 2 * kv_local, h});
+    STRATA_RETURN_IF_ERROR(copy_block(WeightRole::kWq, l, {q, h}, w.wqkv, 0, q_begin, q_local, 0, h, true));
+    STRATA_RETURN_IF_ERROR(copy_block(WeightRole::kWk, l, {kv, h}, w.wqkv, q_local, kv_begin, kv_local, 0, h, true));
+    STRATA_RETURN_IF_ERROR(copy_block(WeightRole::kWv, l, {kv, h}, w.wqkv, q_local + kv_local, kv_begin, kv_local, 0, h, false));
     if (config_.attention_bias) {
-      w.bqkv = Tensor::empty(DType::kF32, {q + 2 * kv});
-      STRATA_RETURN_IF_ERROR(copy_into(WeightRole::kBq, l, {q}, w.bqkv, 0, true));
-      STRATA_RETURN_IF_ERROR(copy_into(WeightRole::kBk, l, {kv}, w.bqkv, q, true));
-      STRATA_RETURN_IF_ERROR(copy_into(WeightRole::kBv, l, {kv}, w.bqkv, q + kv, false));
+      w.bqkv = Tensor::empty(DType::kF32, {q_local + 2 * kv_local});
+      STRATA_RETURN_IF_ERROR(copy_block(WeightRole::kBq, l, {q}, w.bqkv, 0, q_begin, q_local, 0, 1, true));
+      STRATA_RETURN_IF_ERROR(copy_block(WeightRole::kBk, l, {kv}, w.bqkv, q_local, kv_begin, kv_local, 0, 1, true));
+      STRATA_RETURN_IF_ERROR(copy_block(WeightRole::kBv, l, {kv}, w.bqkv, q_local + kv_local, kv_begin, kv_local, 0, 1, false));
     }
-    STRATA_ASSIGN_OR_RETURN(w.wo, single(WeightRole::kWo, l, {h, q}, dtype_));
-    w.w_gate_up = Tensor::empty(dtype_, {2 * ffn, h});
-    STRATA_RETURN_IF_ERROR(copy_into(WeightRole::kWGate, l, {ffn, h}, w.w_gate_up, 0, false));
-    STRATA_RETURN_IF_ERROR(copy_into(WeightRole::kWUp, l, {ffn, h}, w.w_gate_up, ffn, false));
-    STRATA_ASSIGN_OR_RETURN(w.w_down, single(WeightRole::kWDown, l, {h, ffn}, dtype_));
+    w.w_gate_up = Tensor::empty(dtype_, {2 * f_local, h});
+    STRATA_RETURN_IF_ERROR(copy_block(WeightRole::kWGate, l, {ffn, h}, w.w_gate_up, 0, f_begin, f_local, 0, h, false));
+    STRATA_RETURN_IF_ERROR(copy_block(WeightRole::kWUp, l, {ffn, h}, w.w_gate_up, f_local, f_begin, f_local, 0, h, false));
+    // Row parallel: the input columns matching this rank's heads and MLP columns.
+    w.wo = Tensor::empty(dtype_, {h, q_local});
+    STRATA_RETURN_IF_ERROR(copy_block(WeightRole::kWo, l, {h, q}, w.wo, 0, 0, h, q_begin, q_local, false));
+    w.w_down = Tensor::empty(dtype_, {h, f_local});
+    STRATA_RETURN_IF_ERROR(copy_block(WeightRole::kWDown, l, {h, ffn}, w.w_down, 0, 0, h, f_begin, f_local, false));
     return w;
   }
 
@@ -132,32 +152,43 @@ class Builder {
   const ModelConfig& config_;
   WeightSource& source_;
   DType dtype_;
+  const ShardPlan& shard_;
 };
 
 }  // namespace
 
 StatusOr<ModelWeights> build_model_weights(const ModelConfig& config, WeightSource& source,
-                                           DType dtype) {
+                                           DType dtype, const ShardPlan& shard) {
   if (dtype != DType::kF32 && dtype != DType::kBF16 && dtype != DType::kF16) {
     return invalid_argument("weight dtype must be fp32, bf16 or fp16. Given: {}", dtype_name(dtype));
   }
-  Builder builder(config, source, dtype);
+  Builder builder(config, source, dtype, shard);
   ModelWeights w;
   w.dtype = dtype;
-  const int64_t h = config.hidden_size, vocab = config.vocab_size;
-  STRATA_ASSIGN_OR_RETURN(w.embedding, builder.single(WeightRole::kEmbedding, 0, {vocab, h}, dtype));
-  w.layers.reserve(static_cast<size_t>(config.num_layers));
-  for (int l = 0; l < config.num_layers; ++l) {
+  w.shard = shard;
+  // The embedding lives on the first stage, and on the last too when it is the LM head.
+  if (shard.first_stage || (shard.last_stage && config.tie_word_embeddings)) {
+    STRATA_ASSIGN_OR_RETURN(w.embedding, builder.vocab_rows(WeightRole::kEmbedding));
+  }
+  w.layers.reserve(static_cast<size_t>(shard.num_layers()));
+  for (int l = shard.layers.begin; l < shard.layers.end; ++l) {
     STRATA_ASSIGN_OR_RETURN(LayerWeights layer, builder.layer(l));
     w.layers.push_back(std::move(layer));
   }
-  STRATA_ASSIGN_OR_RETURN(w.final_norm, builder.single(WeightRole::kFinalNorm, 0, {h}, DType::kF32));
-  if (config.tie_word_embeddings) {
-    w.lm_head = w.embedding;
-  } else {
-    STRATA_ASSIGN_OR_RETURN(w.lm_head, builder.single(WeightRole::kLmHead, 0, {vocab, h}, dtype));
+  if (shard.last_stage) {
+    STRATA_ASSIGN_OR_RETURN(w.final_norm, builder.replicated(WeightRole::kFinalNorm, 0, config.hidden_size));
+    if (config.tie_word_embeddings) {
+      w.lm_head = w.embedding;
+    } else {
+      STRATA_ASSIGN_OR_RETURN(w.lm_head, builder.vocab_rows(WeightRole::kLmHead));
+    }
   }
   return w;
+}
+
+StatusOr<ModelWeights> build_model_weights(const ModelConfig& config, WeightSource& source,
+                                           DType dtype) {
+  return build_model_weights(config, source, dtype, ShardPlan::full(config));
 }
 
 StatusOr<DType> source_matrix_dtype(WeightSource& source) {

@@ -12,6 +12,7 @@
 #include "common/status.h"
 #include "kernels/tensor.h"
 #include "worker/model_config.h"
+#include "worker/shard_plan.h"
 
 namespace strata {
 
@@ -25,12 +26,16 @@ struct LayerWeights {
   Tensor w_down;     // [hidden, intermediate]
 };
 
+// One rank's weights. Shapes below are for the whole model on one rank; with a ShardPlan,
+// q_size/kv_size/intermediate/vocab become the local slices (see shard_plan.h) and `layers`
+// holds this pipeline stage's layers only.
 struct ModelWeights {
   DType dtype = DType::kF32;  // of the matrices; norms and biases are always fp32
-  Tensor embedding;           // [vocab, hidden]
+  ShardPlan shard;
+  Tensor embedding;           // [vocab rows, hidden]; first stage (and last, when tied)
   std::vector<LayerWeights> layers;
-  Tensor final_norm;          // [hidden] fp32
-  Tensor lm_head;             // [vocab, hidden]; the embedding's storage when tied
+  Tensor final_norm;          // [hidden] fp32; last stage
+  Tensor lm_head;             // [vocab rows, hidden]; last stage; the embedding when tied
   size_t bytes() const;
 };
 
@@ -61,6 +66,9 @@ class WeightSource {
 // Builds every tensor from `source`, converting matrices to `dtype` (kF32, kBF16, kF16).
 StatusOr<ModelWeights> build_model_weights(const ModelConfig& config, WeightSource& source,
                                            DType dtype);
+// Builds only this rank's slices; nothing else is read from the (mmap'd) checkpoint.
+StatusOr<ModelWeights> build_model_weights(const ModelConfig& config, WeightSource& source,
+                                           DType dtype, const ShardPlan& shard);
 
 // The dtype in which a checkpoint stores its matrices (the default for --dtype).
 StatusOr<DType> source_matrix_dtype(WeightSource& source);

@@ -3,9 +3,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <exception>
 #include <limits>
+#include <mutex>
 #include <random>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -78,9 +81,66 @@ Status WorkerServerConfig::validate() const {
   return ok_status();  // `engine` is checked by Engine::create, which fills in its defaults
 }
 
+// Sends Heartbeats from a thread of its own, on its own socket, so that a long engine step
+// (a big prefill on a CPU) never looks like a dead worker to the router. It reports the KV
+// statistics the serving loop last published.
+class Heartbeater {
+ public:
+  Heartbeater(zmq::context_t& context, const WorkerServerConfig& config)
+      : socket_(context, zmq::socket_type::dealer), group_id_(config.group_id),
+        period_(config.heartbeat_ms) {
+    socket_.set(zmq::sockopt::linger, 0);
+    socket_.set(zmq::sockopt::routing_id, config.group_id + "/heartbeat");
+    socket_.connect(config.router_endpoint);
+  }
+  ~Heartbeater() { stop(); }
+
+  void publish(const wire::KvStats& kv) {
+    std::lock_guard lock(mu_);
+    kv_ = kv;
+  }
+  void start() {
+    thread_ = std::thread([this] {
+      std::unique_lock lock(mu_);
+      while (!stopping_) {
+        const wire::Heartbeat hb{.group_id = group_id_, .kv = kv_, .unix_ms = wire::unix_ms_now()};
+        lock.unlock();
+        const std::string bytes = wire::encode(hb);
+        try {
+          (void)socket_.send(zmq::buffer(bytes), zmq::send_flags::dontwait);
+        } catch (const zmq::error_t& e) {
+          spdlog::warn("worker {}: heartbeat not sent: {}", group_id_, e.what());
+        }
+        lock.lock();
+        wake_.wait_for(lock, std::chrono::milliseconds(period_), [&] { return stopping_; });
+      }
+    });
+  }
+  void stop() {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    if (thread_.joinable()) thread_.join();
+    socket_.close();
+  }
+
+ private:
+  zmq::socket_t socket_;  // used by the thread only, after start()
+  std::string group_id_;
+  int period_;
+  std::mutex mu_;
+  std::condition_variable wake_;
+  wire::KvStats kv_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
 struct WorkerServer::Loop {
   zmq::context_t context{1};
   zmq::socket_t socket{context, zmq::socket_type::dealer};
+  std::unique_ptr<Heartbeater> heartbeater;
   wire::Hello hello;
   std::vector<wire::TokenOutput> refused;  // answered with the next StepOutputs, at once
   bool need_step = false;                  // an abort is reported by the next step
@@ -147,6 +207,8 @@ Status WorkerServer::run(const LoadedModel& model, const WorkerServerConfig& con
                 .pp = 1};
   Status status;
   try {
+    loop.heartbeater = std::make_unique<Heartbeater>(loop.context, config);
+    loop.heartbeater->publish(kv_stats());
     status = serve(loop, stop);
   } catch (const std::exception& e) {
     status = internal_error("worker {}: serving loop failed: {}", config.group_id, e.what());
@@ -165,6 +227,7 @@ Status WorkerServer::run(const LoadedModel& model, const WorkerServerConfig& con
                               .error = fmt::format("worker group {} is shutting down; retry the request",
                                                    config.group_id)});
     }
+    if (loop.heartbeater) loop.heartbeater->stop();
     if (!last.outputs.empty()) loop.send(last);
     loop.hello.ready = false;
     loop.send(loop.hello);
@@ -182,6 +245,7 @@ Status WorkerServer::serve(Loop& loop, std::atomic<bool>& stop) {
   const auto heartbeat = std::chrono::milliseconds(config_->heartbeat_ms);
   const auto hello_interval = std::chrono::milliseconds(config_->hello_interval_ms);
   loop.send(loop.hello);
+  loop.heartbeater->start();
   loop.last_heartbeat = loop.last_hello = Clock::now();
   bool shutdown = false;
   while (!shutdown && !stop.load(std::memory_order_relaxed)) {
@@ -215,7 +279,7 @@ Status WorkerServer::serve(Loop& loop, std::atomic<bool>& stop) {
 
     const auto now = Clock::now();
     if (now - loop.last_heartbeat >= heartbeat) {
-      loop.send(wire::Heartbeat{.group_id = config_->group_id, .kv = kv_stats(), .unix_ms = wire::unix_ms_now()});
+      loop.heartbeater->publish(kv_stats());
       loop.last_heartbeat = now;
     }
     if (now - loop.last_hello >= hello_interval) {
@@ -283,8 +347,9 @@ void WorkerServer::run_step(Loop& loop) {
       if (o.finished() && it != logprobs_.end()) logprobs_.erase(it);
     }
   }
-  if (out.outputs.empty()) return;
   out.kv = kv_stats();
+  loop.heartbeater->publish(out.kv);
+  if (out.outputs.empty()) return;
   loop.send(out);
 }
 

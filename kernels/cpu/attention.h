@@ -1,13 +1,13 @@
-// CPU paged attention: causal, grouped-query, fp32, online softmax over KV blocks read
-// through each sequence's block table.
+// CPU paged attention (the general kernel: prefill chunks, or any mix with decode tokens):
+// causal, grouped-query, fp32, online softmax over KV blocks read through each sequence's
+// block table. Decode-only calls have their own kernel (decode_attention.h).
 //
 // Work is split into items of (sequence, KV head, tile of that sequence's queries). An item
 // processes all query heads of its KV group for all queries of its tile together, so each
-// K row and V row is loaded once and used by every row of the item (decode: the GQA group;
-// prefill: group × query tile). Each (query, head) row still runs its own fixed sequence of
-// operations — the same one whichever item, tile or thread holds it — so outputs are batch
-// invariant: blocks in table order; per block, scores, one rescale by exp(old max − new
-// max), then V rows accumulated in position order.
+// K and V block is fetched once and then read from L1 by every row of the item (group ×
+// query tile). Each (query, head) row still runs its own fixed sequence of operations, the
+// one in attention_row.h, whichever item, tile, thread or kernel holds it, so outputs are
+// batch invariant and equal to the decode kernel's bit for bit.
 #pragma once
 
 #include <cstdint>

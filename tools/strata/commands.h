@@ -10,8 +10,10 @@ namespace strata::cli {
 
 using CommandRunner = std::function<int()>;
 
+CommandRunner add_bench_command(CLI::App& app);
 CommandRunner add_generate_command(CLI::App& app);
 CommandRunner add_models_command(CLI::App& app);
+CommandRunner add_roofline_command(CLI::App& app);
 CommandRunner add_serve_command(CLI::App& app);
 
 }  // namespace strata::cli

@@ -1,4 +1,4 @@
-// strata: one binary, one subcommand per job (generate, serve, models).
+// strata: one binary, one subcommand per job (bench, generate, models, roofline, serve).
 #include <iostream>
 #include <map>
 
@@ -13,8 +13,10 @@ int main(int argc, char** argv) {
     strata::cli::CommandRunner runner = adder(app);
     runners[app.get_subcommands({}).at(before)] = std::move(runner);
   };
+  add(strata::cli::add_bench_command);
   add(strata::cli::add_generate_command);
   add(strata::cli::add_models_command);
+  add(strata::cli::add_roofline_command);
   add(strata::cli::add_serve_command);
   try {
     app.parse(argc, argv);

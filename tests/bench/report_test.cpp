@@ -1,0 +1,59 @@
+// Percentiles, goodput and failure counting of bench reports, on hand-made results.
+#include <gtest/gtest.h>
+
+#include "tools/bench/bench_report.h"
+
+namespace strata::bench {
+namespace {
+
+TEST(BenchReport, PercentilesInterpolateBetweenRanks) {
+  const Percentiles p = percentiles({4, 1, 3, 2, 5});
+  EXPECT_DOUBLE_EQ(p.mean, 3);
+  EXPECT_DOUBLE_EQ(p.p50, 3);
+  EXPECT_DOUBLE_EQ(p.p90, 4.6);
+  EXPECT_NEAR(p.p99, 4.96, 1e-12);
+  EXPECT_EQ(percentiles({}).count, 0u);
+}
+
+RequestResult ok_request(double ttft_s, double itl_s, int n) {
+  RequestResult r;
+  r.ok = true;
+  r.ttft_s = ttft_s;
+  r.e2e_s = ttft_s + itl_s * (n - 1);
+  r.input_tokens = 8;
+  r.output_tokens = n;
+  r.itl_s.assign(static_cast<size_t>(n - 1), itl_s);
+  r.usage_prompt_tokens = 8;
+  r.usage_completion_tokens = n;
+  return r;
+}
+
+TEST(BenchReport, GoodputCountsOnlyRequestsMeetingBothSlos) {
+  LoadPointResult point{.label = "x", .load = 1, .duration_s = 2.0, .requests = {}};
+  point.requests.push_back(ok_request(0.1, 0.01, 5));   // meets both
+  point.requests.push_back(ok_request(0.5, 0.01, 5));   // TTFT too slow
+  point.requests.push_back(ok_request(0.1, 0.05, 5));   // ITL too slow
+  RequestResult failed;
+  failed.failure = "http 503";
+  point.requests.push_back(failed);
+  point.requests.push_back(failed);
+  const LoadPointSummary s = summarize(point, Slo{.ttft_ms = 200, .itl_ms = 20});
+  EXPECT_EQ(s.num_ok, 3);
+  EXPECT_EQ(s.failures.at("http 503"), 2);
+  EXPECT_DOUBLE_EQ(s.goodput_requests_per_s, 0.5);
+  EXPECT_DOUBLE_EQ(s.requests_per_s, 1.5);
+  EXPECT_DOUBLE_EQ(s.output_tokens_per_s, 7.5);
+  EXPECT_EQ(s.itl_ms.count, 12u);
+  EXPECT_EQ(s.usage_mismatches, 0);
+  const std::string md = report_markdown("rate", {s});
+  EXPECT_NE(md.find("http 503: 2"), std::string::npos);
+}
+
+TEST(BenchReport, UsageMismatchIsCounted) {
+  LoadPointResult point{.label = "x", .load = 1, .duration_s = 1.0, .requests = {ok_request(0.1, 0.01, 5)}};
+  point.requests[0].usage_completion_tokens = 6;
+  EXPECT_EQ(summarize(point, Slo{}).usage_mismatches, 1);
+}
+
+}  // namespace
+}  // namespace strata::bench

@@ -1,0 +1,264 @@
+// `strata bench`: a load generator for any OpenAI-compatible server (strata, vLLM,
+// llama.cpp's server). It sends streaming /v1/completions requests with token-id prompts of
+// an exact length and output forced with max_tokens + ignore_eos, and measures TTFT, every
+// inter-token gap and end-to-end latency per request. Modes: closed loop over a concurrency
+// sweep, open loop over a Poisson rate sweep, and trace replay over a time-scale sweep.
+// Writes a Markdown table (stdout and --output-md), JSON (--output-json) and PNG plots
+// (--plot-dir, through gnuplot).
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "tools/bench/bench_report.h"
+#include "tools/bench/load_runner.h"
+#include "tools/bench/prompts.h"
+#include "tools/strata/commands.h"
+#include "worker/trace.h"
+
+namespace strata::cli {
+namespace {
+
+struct BenchOptions {
+  std::string url = "http://127.0.0.1:8000";
+  std::string model;
+  std::string mode = "closed";
+  std::vector<int> concurrency = {1, 4, 16};
+  std::vector<double> request_rate = {1, 2, 4};
+  std::vector<double> trace_time_scale = {1.0};
+  std::string trace;
+  int max_concurrency = 256;
+  int num_requests = 16;
+  int input_tokens = 32;
+  int output_tokens = 16;
+  int max_input_tokens = 0;
+  int max_output_tokens = 0;
+  std::string prompt_source = "random";
+  std::string corpus;
+  int random_token_min = 3;
+  int random_token_max = 258;
+  int warmup_requests = 1;
+  double slo_ttft_ms = 0;
+  double slo_itl_ms = 0;
+  bool no_token_ids = false;
+  double timeout_s = 600;
+  uint64_t seed = 0;
+  std::string output_json;
+  std::string output_md;
+  std::string plot_dir;
+};
+
+int fail(const Status& st) {
+  std::cerr << "strata bench: " << st.message() << "\n";
+  return 2;
+}
+
+StatusOr<bench::PromptSource> make_prompt_source(const BenchOptions& o, const bench::Endpoint& endpoint) {
+  if (o.prompt_source == "random") {
+    if (o.random_token_min < 0 || o.random_token_max < o.random_token_min) {
+      return invalid_argument("--random-token-min {} / --random-token-max {}: need 0 <= min <= max",
+                              o.random_token_min, o.random_token_max);
+    }
+    return bench::PromptSource::random_ids(o.random_token_min, o.random_token_max, o.seed);
+  }
+  if (o.prompt_source != "corpus") {
+    return invalid_argument("--prompt-source `{}`: choose random or corpus", o.prompt_source);
+  }
+  if (o.corpus.empty()) return invalid_argument("--prompt-source corpus needs --corpus FILE (plain text)");
+  std::ifstream in(o.corpus);
+  if (!in) return not_found("--corpus `{}`: cannot open it", o.corpus);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  STRATA_ASSIGN_OR_RETURN(std::vector<int32_t> ids, bench::tokenize_remote(endpoint, text));
+  if (ids.empty()) return invalid_argument("--corpus `{}` tokenized to no tokens", o.corpus);
+  return bench::PromptSource::corpus(std::move(ids), o.seed);
+}
+
+struct LoadPlan {
+  std::string label;
+  double load = 0;
+  int num_clients = 1;
+  std::vector<bench::PlannedRequest> requests;
+};
+
+StatusOr<std::vector<LoadPlan>> make_plans(const BenchOptions& o, bench::PromptSource& prompts) {
+  std::vector<LoadPlan> plans;
+  auto fixed_requests = [&](const std::vector<double>& send_times) {
+    std::vector<bench::PlannedRequest> r;
+    for (double t : send_times) {
+      r.push_back({.send_s = t, .spec = {.prompt_ids = prompts.next(o.input_tokens), .output_tokens = o.output_tokens}});
+    }
+    return r;
+  };
+  if (o.mode == "closed") {
+    for (int c : o.concurrency) {
+      if (c < 1) return out_of_range("--concurrency must be >= 1, got {}", c);
+      plans.push_back({.label = fmt::format("concurrency {}", c), .load = static_cast<double>(c), .num_clients = c,
+                       .requests = fixed_requests(std::vector<double>(static_cast<size_t>(o.num_requests), 0.0))});
+    }
+  } else if (o.mode == "open") {
+    for (double rate : o.request_rate) {
+      if (!(rate > 0)) return out_of_range("--request-rate must be > 0 req/s, got {}", rate);
+      plans.push_back({.label = fmt::format("rate {:g} req/s", rate), .load = rate, .num_clients = o.max_concurrency,
+                       .requests = fixed_requests(bench::poisson_send_times(o.num_requests, rate,
+                                                                            o.seed + plans.size()))});
+    }
+  } else if (o.mode == "trace") {
+    if (o.trace.empty()) return invalid_argument("--mode trace needs --trace FILE (Azure CSV)");
+    STRATA_ASSIGN_OR_RETURN(std::vector<TraceRequest> rows, load_trace_csv(o.trace));
+    if (o.num_requests > 0 && rows.size() > static_cast<size_t>(o.num_requests)) rows.resize(static_cast<size_t>(o.num_requests));
+    for (double scale : o.trace_time_scale) {
+      if (!(scale > 0)) return out_of_range("--trace-time-scale must be > 0, got {}", scale);
+      LoadPlan p{.label = fmt::format("trace x{:g}", scale), .load = scale, .num_clients = o.max_concurrency, .requests = {}};
+      for (const TraceRequest& t : rows) {
+        int32_t in = std::max<int32_t>(t.prompt_tokens, 1), out = std::max<int32_t>(t.output_tokens, 1);
+        if (o.max_input_tokens > 0) in = std::min(in, o.max_input_tokens);
+        if (o.max_output_tokens > 0) out = std::min(out, o.max_output_tokens);
+        p.requests.push_back({.send_s = t.arrival_s / scale, .spec = {.prompt_ids = prompts.next(in), .output_tokens = out}});
+      }
+      plans.push_back(std::move(p));
+    }
+  } else {
+    return invalid_argument("--mode `{}`: choose closed, open or trace", o.mode);
+  }
+  return plans;
+}
+
+int run_bench(const BenchOptions& o) {
+  auto endpoint = bench::parse_endpoint(o.url);
+  if (!endpoint.ok()) return fail(endpoint.status());
+  if (o.num_requests < 0) return fail(out_of_range("--num-requests must be >= 0, got {}", o.num_requests));
+  if (o.input_tokens < 1 || o.output_tokens < 1) {
+    return fail(out_of_range("--input-tokens and --output-tokens must be >= 1, got {} and {}", o.input_tokens,
+                             o.output_tokens));
+  }
+  bench::ClientOptions client{.model = o.model, .return_token_ids = !o.no_token_ids, .timeout_s = o.timeout_s};
+  if (client.model.empty()) {
+    auto model = bench::fetch_first_model(*endpoint);
+    if (!model.ok()) return fail(model.status());
+    client.model = *model;
+  }
+  auto prompts = make_prompt_source(o, *endpoint);
+  if (!prompts.ok()) return fail(prompts.status());
+  auto plans = make_plans(o, *prompts);
+  if (!plans.ok()) return fail(plans.status());
+
+  std::cerr << "strata bench: " << o.url << ", model " << client.model << ", mode " << o.mode << "\n";
+  if (o.warmup_requests > 0) {
+    bench::StreamClient warm(*endpoint, client);
+    for (int i = 0; i < o.warmup_requests; ++i) {
+      const bench::RequestResult r = warm.run({.prompt_ids = prompts->next(o.input_tokens), .output_tokens = 4});
+      if (!r.ok) return fail(Status(StatusCode::kUnavailable, "the warm-up request failed: " + r.failure));
+    }
+  }
+
+  const bench::Slo slo{.ttft_ms = o.slo_ttft_ms, .itl_ms = o.slo_itl_ms};
+  std::vector<bench::LoadPointResult> points;
+  std::vector<bench::LoadPointSummary> summaries;
+  for (LoadPlan& plan : *plans) {
+    bench::ProgressBar bar(plan.label);
+    bench::LoadPointResult r = bench::run_load_point(
+        *endpoint, client, std::move(plan.requests), plan.num_clients,
+        [&bar](int done, int failed, int total) { bar.update(done, failed, total); });
+    bar.finish();
+    r.label = plan.label;
+    r.load = plan.load;
+    summaries.push_back(bench::summarize(r, slo));
+    points.push_back(std::move(r));
+  }
+
+  const std::string load_name = o.mode == "closed" ? "concurrency" : o.mode == "open" ? "rate (req/s)" : "time scale";
+  const std::string md = bench::report_markdown(load_name, summaries);
+  std::cout << md;
+  int mismatches = 0;
+  for (const auto& s : summaries) mismatches += s.usage_mismatches;
+  if (mismatches > 0) {
+    std::cerr << "strata bench: warning: " << mismatches
+              << " requests' server usage differs from the tokens bench counted (see the JSON)\n";
+  }
+  if (!o.output_md.empty()) std::ofstream(o.output_md) << md;
+  if (!o.output_json.empty()) {
+    nlohmann::json settings = {{"url", o.url},
+                               {"model", client.model},
+                               {"mode", o.mode},
+                               {"num_requests", o.num_requests},
+                               {"input_tokens", o.input_tokens},
+                               {"output_tokens", o.output_tokens},
+                               {"prompt_source", o.prompt_source},
+                               {"trace", o.trace},
+                               {"slo_ttft_ms", o.slo_ttft_ms},
+                               {"slo_itl_ms", o.slo_itl_ms},
+                               {"seed", o.seed}};
+    std::ofstream(o.output_json) << bench::report_json(settings, points, summaries).dump(1) << "\n";
+  }
+  if (!o.plot_dir.empty()) {
+    auto plots = bench::write_plots(o.plot_dir, load_name, points, summaries);
+    if (!plots.ok()) {
+      std::cerr << "strata bench: warning: " << plots.status().message() << "\n";
+    } else {
+      for (const std::string& f : *plots) std::cerr << "strata bench: wrote " << f << "\n";
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+CommandRunner add_bench_command(CLI::App& app) {
+  auto o = std::make_shared<BenchOptions>();
+  CLI::App* cmd = app.add_subcommand("bench", "Load-test an OpenAI-compatible server: TTFT, ITL, E2E, throughput");
+  cmd->add_option("--url", o->url, "server base URL (http only)")->capture_default_str();
+  cmd->add_option("--model", o->model, "`model` field of requests; empty: the first of GET /v1/models")
+      ->capture_default_str();
+  cmd->add_option("--mode", o->mode, "closed (concurrency sweep), open (Poisson rate sweep) or trace (replay)")
+      ->capture_default_str();
+  cmd->add_option("--concurrency", o->concurrency, "closed loop: concurrency levels to sweep, e.g. 1,4,16,64,256")
+      ->delimiter(',')
+      ->capture_default_str();
+  cmd->add_option("--request-rate", o->request_rate, "open loop: Poisson arrival rates (req/s) to sweep")
+      ->delimiter(',')
+      ->capture_default_str();
+  cmd->add_option("--max-concurrency", o->max_concurrency, "open loop and trace: most requests in flight")
+      ->capture_default_str();
+  cmd->add_option("--num-requests", o->num_requests, "requests per load point (trace: first N rows, 0 = all)")
+      ->capture_default_str();
+  cmd->add_option("--input-tokens", o->input_tokens, "prompt length in tokens (closed and open loop)")
+      ->capture_default_str();
+  cmd->add_option("--output-tokens", o->output_tokens, "output length, forced with max_tokens + ignore_eos")
+      ->capture_default_str();
+  cmd->add_option("--trace", o->trace, "trace mode: Azure CSV (TIMESTAMP, ContextTokens, GeneratedTokens)")
+      ->capture_default_str();
+  cmd->add_option("--trace-time-scale", o->trace_time_scale,
+                  "trace mode: speed-ups to sweep (2 = arrivals twice as fast)")
+      ->delimiter(',')
+      ->capture_default_str();
+  cmd->add_option("--max-input-tokens", o->max_input_tokens, "trace mode: clamp prompt lengths (0 = no clamp)")
+      ->capture_default_str();
+  cmd->add_option("--max-output-tokens", o->max_output_tokens, "trace mode: clamp output lengths (0 = no clamp)")
+      ->capture_default_str();
+  cmd->add_option("--prompt-source", o->prompt_source, "random (token ids) or corpus (--corpus via /tokenize)")
+      ->capture_default_str();
+  cmd->add_option("--corpus", o->corpus, "plain-text file to cut prompts from (tokenized by the server)")
+      ->capture_default_str();
+  cmd->add_option("--random-token-min", o->random_token_min, "random prompts: smallest token id")
+      ->capture_default_str();
+  cmd->add_option("--random-token-max", o->random_token_max, "random prompts: largest token id")
+      ->capture_default_str();
+  cmd->add_option("--warmup-requests", o->warmup_requests, "requests sent (and not measured) before the first point")
+      ->capture_default_str();
+  cmd->add_option("--slo-ttft-ms", o->slo_ttft_ms, "goodput: TTFT limit in ms (0 = none)")->capture_default_str();
+  cmd->add_option("--slo-itl-ms", o->slo_itl_ms, "goodput: limit on a request's mean inter-token gap in ms (0 = none)")
+      ->capture_default_str();
+  cmd->add_flag("--no-token-ids", o->no_token_ids,
+                "do not ask for return_token_ids (for servers that reject it); tokens are then counted per chunk");
+  cmd->add_option("--timeout-s", o->timeout_s, "per-request read timeout in seconds")->capture_default_str();
+  cmd->add_option("--seed", o->seed, "seed of prompts and arrival times")->capture_default_str();
+  cmd->add_option("--output-json", o->output_json, "write the full report (every request) as JSON here")
+      ->capture_default_str();
+  cmd->add_option("--output-md", o->output_md, "write the Markdown table here too")->capture_default_str();
+  cmd->add_option("--plot-dir", o->plot_dir, "write PNG plots here (needs gnuplot)")->capture_default_str();
+  return [o] { return run_bench(*o); };
+}
+
+}  // namespace strata::cli
