@@ -19,7 +19,7 @@ struct RouterConfig {
   std::string chat_template;            // llama-2 | llama-3 | chatml | mistral | plain | "" (detect)
   int64_t max_body_bytes = 4 << 20;
   int max_queue_requests = 1024;        // accepted, unfinished requests before 429
-  int heartbeat_timeout_ms = 2000;
+  int heartbeat_timeout_ms = 5000;
   int http_threads = 64;
   int tokenizer_threads = 2;
   int detokenizer_threads = 2;
