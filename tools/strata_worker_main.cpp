@@ -3,6 +3,7 @@
 // the process gets SIGTERM/SIGINT. Logs go to stderr.
 #include <atomic>
 #include <csignal>
+#include <cstdlib>
 #include <cstdint>
 #include <string>
 
@@ -12,6 +13,9 @@
 
 #include "kernels/dtype.h"
 #include "kernels/ops.h"
+#include "parallel/mpi_communicator.h"
+#include "parallel/parallel_context.h"
+#include "worker/engine.h"
 #include "worker/model_loader.h"
 #include "worker/worker_options.h"
 #include "worker/worker_server.h"
@@ -56,8 +60,22 @@ int main(int argc, char** argv) {
   const std::string& dtype = options.dtype;
   const int threads = options.threads;
 
+  // A group of several ranks is an MPI job: rank 0 serves the router, the others follow it.
+  const bool multi_rank = options.tp * options.pp > 1 || std::getenv("OMPI_COMM_WORLD_SIZE") != nullptr;
+  strata::ParallelContext parallel = strata::ParallelContext::single();
+  if (multi_rank) {
+    if (auto st = strata::mpi_initialize(&argc, &argv); !st.ok()) return fail(st);
+    auto ctx = strata::ParallelContext::mpi(options.tp, options.pp);
+    if (!ctx.ok()) {
+      spdlog::error("strata-worker: {}", ctx.status().message());
+      strata::mpi_abort_group(2);
+    }
+    parallel = std::move(ctx).value();
+    if (!parallel.topology.is_driver()) spdlog::set_level(spdlog::level::warn);
+  }
   strata::kernels::set_cpu_threads(threads);
   strata::ModelLoadOptions load_options;
+  load_options.topology = parallel.topology;
   if (!dtype.empty()) {
     load_options.dtype = strata::parse_dtype(dtype);
     if (!load_options.dtype) {
@@ -66,12 +84,27 @@ int main(int argc, char** argv) {
   }
   spdlog::info("loading {}", model_path);
   auto model = strata::load_model(model_path, load_options);
-  if (!model.ok()) return fail(model.status().with_context(fmt::format("loading `{}`", model_path)));
+  if (!model.ok()) {
+    const int code = fail(model.status().with_context(fmt::format("loading `{}`", model_path)));
+    if (multi_rank) strata::mpi_abort_group(code);  // the other ranks must not wait for us
+    return code;
+  }
   spdlog::info("model: {}; CPU kernels {} x {} threads", (*model)->config.summary(),
                strata::kernels::cpu_isa_name(), strata::kernels::cpu_threads());
 
-  strata::WorkerServer server;
-  const strata::Status status = server.run(**model, config, g_stop);
-  if (!status.ok()) return fail(status);
+  strata::Status status;
+  if (parallel.topology.is_driver()) {
+    strata::WorkerServer server;
+    status = server.run(**model, config, g_stop, multi_rank ? &parallel : nullptr);
+  } else {
+    status = strata::run_engine_follower(**model, config.engine, parallel);
+  }
+  if (!status.ok()) {
+    const int code = fail(status);
+    if (multi_rank) strata::mpi_abort_group(code);
+    return code;
+  }
+  parallel = strata::ParallelContext::single();  // free MPI communicators before finalizing
+  if (multi_rank) strata::mpi_finalize();
   return 0;
 }

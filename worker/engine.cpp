@@ -5,6 +5,7 @@
 #include <string>
 
 #include "common/check.h"
+#include "worker/batch_broadcast.h"
 
 namespace strata {
 namespace {
@@ -43,26 +44,35 @@ int64_t engine_kv_blocks(const ModelConfig& model, const ShardPlan& shard, const
   return std::min(useful, budget / per_block);
 }
 
-StatusOr<std::unique_ptr<Engine>> Engine::create(const LoadedModel& model, EngineConfig config) {
+StatusOr<std::unique_ptr<Engine>> Engine::create(const LoadedModel& model, EngineConfig config,
+                                                 ParallelContext* parallel) {
   if (config.scheduler.max_model_len <= 0 || config.scheduler.max_model_len > model.config.max_position_embeddings) {
     config.scheduler.max_model_len = model.config.max_position_embeddings;
   }
   if (config.scheduler.stop_token_ids.empty()) config.scheduler.stop_token_ids = model.stop_token_ids;
   STRATA_RETURN_IF_ERROR(config.validate());
-  const int64_t num_blocks = engine_kv_blocks(model.config, model.weights.shard, config);
+  int64_t num_blocks = engine_kv_blocks(model.config, model.weights.shard, config);
+  if (parallel != nullptr && parallel->topology.world_size() > 1) {
+    // Every rank must have the same block ids: the driver's count is everyone's.
+    parallel->world->broadcast(&num_blocks, sizeof num_blocks, 0);
+  }
   if (num_blocks < 1) {
     return invalid_argument("the KV cache holds no block of {} tokens ({} bytes each); raise "
                             "`kv_cache_bytes` or `kv_cache_memory_fraction`",
                             config.scheduler.block_size,
                             KvCache::bytes_per_block(model.config, model.weights.shard, config.scheduler.block_size));
   }
-  return std::unique_ptr<Engine>(new Engine(model, std::move(config), num_blocks));
+  return std::unique_ptr<Engine>(new Engine(model, std::move(config), num_blocks, parallel));
 }
 
-Engine::Engine(const LoadedModel& model, EngineConfig config, int64_t num_blocks)
+Engine::Engine(const LoadedModel& model, EngineConfig config, int64_t num_blocks, ParallelContext* parallel)
     : model_(model),
       config_(std::move(config)),
-      forward_(model.config, model.weights),
+      parallel_(parallel),
+      watchdog_(parallel != nullptr && parallel->topology.world_size() > 1
+                    ? std::make_unique<StepWatchdog>(std::chrono::milliseconds(config_.step_timeout_ms))
+                    : nullptr),
+      forward_(model.config, model.weights, kernels::cpu_backend(), parallel),
       cache_(model.config, model.weights.shard, config_.scheduler.block_size, num_blocks),
       scheduler_(config_.scheduler, num_blocks) {}
 
@@ -76,7 +86,53 @@ Status Engine::add_request(Request request) {
   return scheduler_.add(std::move(request));
 }
 
+Engine::~Engine() {
+  if (distributed()) broadcast_stop(*parallel_->world);
+}
+
 bool Engine::abort(RequestId id) { return scheduler_.abort(id); }
+
+// Runs the model on this rank and, in a multi-rank group, on every rank; leaves the step's
+// logits in logits_ here, on the driver.
+void Engine::run_forward(const ForwardBatch& batch, size_t num_logit_rows) {
+  if (!distributed()) {
+    forward_.forward(batch, cache_, logits_);
+    return;
+  }
+  watchdog_->begin_step();
+  broadcast_batch(*parallel_->world, batch);
+  forward_.forward(batch, cache_, logits_);
+  const Topology& t = parallel_->topology;
+  if (t.last_stage_leader() != 0) {
+    logits_.resize(num_logit_rows * static_cast<size_t>(model_.config.vocab_size));
+    if (num_logit_rows > 0) {
+      parallel_->world->recv(logits_.data(), logits_.size() * sizeof(float), t.last_stage_leader());
+    }
+  }
+  watchdog_->end_step();
+}
+
+Status run_engine_follower(const LoadedModel& model, const EngineConfig& config,
+                           ParallelContext& parallel) {
+  int64_t num_blocks = 0;
+  parallel.world->broadcast(&num_blocks, sizeof num_blocks, 0);
+  LlamaModel forward(model.config, model.weights, kernels::cpu_backend(), &parallel);
+  KvCache cache(model.config, model.weights.shard, config.scheduler.block_size, num_blocks);
+  StepWatchdog watchdog(std::chrono::milliseconds(config.step_timeout_ms));
+  const Topology& t = parallel.topology;
+  const bool sends_logits = t.world_rank == t.last_stage_leader();
+  OwnedBatch step;
+  std::vector<float> logits;
+  while (receive_batch(*parallel.world, step)) {
+    watchdog.begin_step();
+    forward.forward(step.batch, cache, logits);
+    if (sends_logits && !logits.empty()) {
+      parallel.world->send(logits.data(), logits.size() * sizeof(float), 0);
+    }
+    watchdog.end_step();
+  }
+  return ok_status();
+}
 
 std::vector<SequenceOutput> Engine::step() {
   const auto start = std::chrono::steady_clock::now();
@@ -92,7 +148,9 @@ std::vector<SequenceOutput> Engine::step() {
                                  .block_table = s.block_table,
                                  .want_logits = s.sample});
     }
-    forward_.forward(batch, cache_, logits_);
+    size_t num_logit_rows = 0;
+    for (const ScheduledSequence& s : plan.sequences) num_logit_rows += s.sample ? 1 : 0;
+    run_forward(batch, num_logit_rows);
     // Requests sample independently (each owns its RNG), so they sample in parallel.
     std::vector<std::pair<const ScheduledSequence*, Sequence*>> to_sample;
     for (const ScheduledSequence& s : plan.sequences) {

@@ -10,6 +10,7 @@
 #include "common/status.h"
 #include "worker/llama_model.h"
 #include "worker/model_loader.h"
+#include "parallel/watchdog.h"
 #include "worker/scheduler.h"
 
 namespace strata {
@@ -21,6 +22,8 @@ struct EngineConfig {
   // could ever use.
   int64_t kv_cache_bytes = 0;
   double kv_cache_memory_fraction = 0.3;
+  // With several ranks: a step running longer than this aborts the group (a rank died or hung).
+  int64_t step_timeout_ms = 120000;
 
   Status validate() const;
 };
@@ -35,8 +38,13 @@ struct EngineStepStats {
 
 class Engine {
  public:
-  // The engine keeps references to `model`; it must outlive the engine.
-  static StatusOr<std::unique_ptr<Engine>> create(const LoadedModel& model, EngineConfig config);
+  // The engine keeps references to `model` (and `parallel`); they must outlive it. With a
+  // multi-rank `parallel`, this is the driver (world rank 0): each step it broadcasts the
+  // batch, every rank runs its shard (the others in run_engine_follower), and the logits come
+  // back from the last pipeline stage. `model` is then this rank's shard.
+  static StatusOr<std::unique_ptr<Engine>> create(const LoadedModel& model, EngineConfig config,
+                                                  ParallelContext* parallel = nullptr);
+  ~Engine();
 
   Status add_request(Request request);
   bool abort(RequestId id);
@@ -46,22 +54,34 @@ class Engine {
   bool has_unfinished() const { return scheduler_.has_unfinished(); }
 
   SchedulerStats stats() const { return scheduler_.stats(); }
+  // Seconds the last step spent in tensor-parallel collectives on this rank.
+  double last_collective_seconds() const { return forward_.last_collective_seconds(); }
   const EngineStepStats& last_step() const { return last_step_; }
   int64_t num_kv_blocks() const { return cache_.num_blocks(); }
   const EngineConfig& config() const { return config_; }
   const LoadedModel& model() const { return model_; }
 
  private:
-  Engine(const LoadedModel& model, EngineConfig config, int64_t num_blocks);
+  Engine(const LoadedModel& model, EngineConfig config, int64_t num_blocks, ParallelContext* parallel);
+  bool distributed() const { return parallel_ != nullptr && parallel_->topology.world_size() > 1; }
+  void run_forward(const ForwardBatch& batch, size_t num_logit_rows);
 
   const LoadedModel& model_;
   EngineConfig config_;
+  ParallelContext* parallel_;
+  std::unique_ptr<StepWatchdog> watchdog_;
   LlamaModel forward_;
   KvCache cache_;
   Scheduler scheduler_;
   std::vector<float> logits_;
   EngineStepStats last_step_;
 };
+
+// A non-driver rank of a worker group: receives each step's batch from the driver, runs its
+// shard of the forward pass (sending logits to the driver from the last stage's first TP
+// rank), until the driver's engine is destroyed. Decides nothing.
+Status run_engine_follower(const LoadedModel& model, const EngineConfig& config,
+                           ParallelContext& parallel);
 
 // The number of KV blocks `config` gives `model` (see EngineConfig).
 int64_t engine_kv_blocks(const ModelConfig& model, const ShardPlan& shard, const EngineConfig& config);

@@ -24,6 +24,9 @@ struct WorkerOptions {
   int64_t kv_cache_mb = 0;
   int64_t max_model_len = 0;
   int heartbeat_ms = 200;
+  int tp = 1;
+  int pp = 1;
+  int64_t step_timeout_ms = 120000;
   std::string log_level = "info";
 
   template <typename V>
@@ -41,6 +44,9 @@ struct WorkerOptions {
     v("kv_cache_mb", kv_cache_mb, "KV-cache size in MiB (0 = a fraction of available memory)", Range{0, 1 << 30});
     v("max_model_len", max_model_len, "positions one sequence may hold (0 = the model's context)", Range{0, 1 << 30});
     v("heartbeat_ms", heartbeat_ms, "how often the worker tells the router it is alive", Range{10, 60000});
+    v("tp", tp, "tensor-parallel ranks per pipeline stage (launch tp × pp ranks with mpirun)", Range{1, 1024});
+    v("pp", pp, "pipeline stages", Range{1, 1024});
+    v("step_timeout_ms", step_timeout_ms, "multi-rank: a step longer than this aborts the group", Range{100, 86400000});
     v("log_level", log_level, "trace, debug, info, warn or error");
   }
 

@@ -169,7 +169,7 @@ wire::KvStats WorkerServer::kv_stats() const {
 }
 
 Status WorkerServer::run(const LoadedModel& model, const WorkerServerConfig& config,
-                         std::atomic<bool>& stop) {
+                         std::atomic<bool>& stop, ParallelContext* parallel) {
   STRATA_RETURN_IF_ERROR(config.validate());
   config_ = &config;
   step_ = 0;
@@ -186,7 +186,7 @@ Status WorkerServer::run(const LoadedModel& model, const WorkerServerConfig& con
                             config.router_endpoint, e.what());
   }
   spdlog::info("worker {}: connecting to the router at {}", config.group_id, config.router_endpoint);
-  STRATA_ASSIGN_OR_RETURN(engine_, Engine::create(model, config.engine));
+  STRATA_ASSIGN_OR_RETURN(engine_, Engine::create(model, config.engine, parallel));
   const auto warm_start = Clock::now();
   STRATA_RETURN_IF_ERROR(warm_up(*engine_, model));
   spdlog::info("worker {}: model {} warmed up in {:.2f} s; {} KV blocks of {} tokens, context {}",
@@ -203,8 +203,8 @@ Status WorkerServer::run(const LoadedModel& model, const WorkerServerConfig& con
                 .block_size = engine_->config().scheduler.block_size,
                 .total_blocks = engine_->num_kv_blocks(),
                 .ready = true,
-                .tp = 1,
-                .pp = 1};
+                .tp = parallel != nullptr ? parallel->topology.tp : 1,
+                .pp = parallel != nullptr ? parallel->topology.pp : 1};
   Status status;
   try {
     loop.heartbeater = std::make_unique<Heartbeater>(loop.context, config);

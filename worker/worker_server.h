@@ -40,8 +40,10 @@ class WorkerServer {
   // Serves until a Shutdown message arrives or `stop` is set (poll it from a signal
   // handler: it is checked at least every heartbeat_ms). Returns an error when the engine
   // cannot be created or the socket cannot be set up; `model` must outlive the call.
+  // With a multi-rank `parallel`, this is the group's driver (world rank 0) and the other
+  // ranks run run_engine_follower (worker/engine.h).
   Status run(const LoadedModel& model, const WorkerServerConfig& config,
-             std::atomic<bool>& stop);
+             std::atomic<bool>& stop, ParallelContext* parallel = nullptr);
 
   // Engine steps run by the last run() (for tests and logs).
   uint64_t num_steps() const { return step_; }
