@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <iostream>
 #include <sstream>
+#include <thread>
 
 #include "router/router_config.h"
 #include "tools/strata/commands.h"
@@ -88,7 +89,20 @@ int run_serve(ServeOptions& o) {
   sigprocmask(SIG_BLOCK, &signals, nullptr);
 
   const pid_t router_pid = spawn(dir / "strata-router", router_args);
-  const pid_t worker_pid = spawn(dir / "strata-worker", o.worker.to_args());
+  // A group of several ranks is one mpirun job; rank 0 talks to the router.
+  std::filesystem::path worker_program = dir / "strata-worker";
+  std::vector<std::string> worker_args = o.worker.to_args();
+  const int ranks = o.worker.tp * o.worker.pp;
+  if (ranks > 1) {
+    std::vector<std::string> mpi_args = {"-np", std::to_string(ranks), "--bind-to", "none"};
+    if (ranks > static_cast<int>(std::thread::hardware_concurrency())) mpi_args.push_back("--oversubscribe");
+    if (geteuid() == 0) mpi_args.push_back("--allow-run-as-root");  // containers often run as root
+    mpi_args.push_back(worker_program.string());
+    worker_args.insert(worker_args.begin(), mpi_args.begin(), mpi_args.end());
+    worker_program = "/usr/bin/mpirun";
+    if (const char* env = std::getenv("STRATA_MPIRUN"); env && *env) worker_program = env;
+  }
+  const pid_t worker_pid = spawn(worker_program, worker_args);
   std::cerr << "strata serve: router pid " << router_pid << " on http://" << o.router.host << ":"
             << o.router.port << ", worker group pid " << worker_pid << " serving " << o.worker.model
             << "; Ctrl-C stops both\n";

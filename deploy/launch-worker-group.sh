@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Starts one strata worker group across the hosts of an Open MPI hostfile: tp × pp ranks,
+# rank 0 (the driver) connects to the router. Every host needs the same strata build at the
+# same path and the model at the same path (each rank reads only its own slices of it).
+#
+#   deploy/launch-worker-group.sh --hostfile deploy/hostfile.example --tp 2 --pp 2 \
+#       --router tcp://router-host:5557 --model /models/TinyLlama-1.1B --group-id g0 \
+#       [-- extra strata-worker flags, e.g. --dtype bf16 --kv-cache-mb 4096]
+#
+# The router must listen on an address the driver host can reach, e.g.
+#   strata-router --zmq-endpoint tcp://0.0.0.0:5557 --model /models/TinyLlama-1.1B
+set -euo pipefail
+
+usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+hostfile="" tp=1 pp=1 router="" model="" group="g0" threads=0
+strata_worker="$(cd "$(dirname "$0")/.." && pwd)/build/bin/strata-worker"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --hostfile) hostfile="$2"; shift 2 ;;
+    --tp) tp="$2"; shift 2 ;;
+    --pp) pp="$2"; shift 2 ;;
+    --router) router="$2"; shift 2 ;;
+    --model) model="$2"; shift 2 ;;
+    --group-id) group="$2"; shift 2 ;;
+    --threads) threads="$2"; shift 2 ;;
+    --strata-worker) strata_worker="$2"; shift 2 ;;
+    --) shift; break ;;
+    -h|--help) usage ;;
+    *) echo "launch-worker-group: unknown option $1" >&2; usage ;;
+  esac
+done
+[ -n "$hostfile" ] && [ -f "$hostfile" ] || { echo "launch-worker-group: --hostfile FILE is required (see deploy/hostfile.example)" >&2; exit 2; }
+[ -n "$router" ] || { echo "launch-worker-group: --router tcp://HOST:PORT is required" >&2; exit 2; }
+[ -n "$model" ] || { echo "launch-worker-group: --model PATH is required" >&2; exit 2; }
+[ -x "$strata_worker" ] || { echo "launch-worker-group: $strata_worker not found; build strata first or pass --strata-worker" >&2; exit 2; }
+
+ranks=$((tp * pp))
+extra=()
+[ "$(id -u)" -eq 0 ] && extra+=(--allow-run-as-root)
+# Consecutive ranks form a pipeline stage's TP group, so fill each host before the next
+# (--map-by slot): TP all-reduces then stay inside a host and pipeline sends cross hosts.
+exec mpirun --hostfile "$hostfile" -np "$ranks" --map-by slot --bind-to none "${extra[@]}" \
+  -x OMP_NUM_THREADS -x OMP_WAIT_POLICY \
+  "$strata_worker" --tp "$tp" --pp "$pp" --router "$router" --model "$model" \
+  --group-id "$group" --threads "$threads" "$@"

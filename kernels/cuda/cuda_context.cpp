@@ -1,0 +1,112 @@
+#include "kernels/cuda/cuda_context.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/plan/launch_plan.h"
+
+namespace strata::kernels::cuda {
+
+void cuda_fail(const char* what, const char* detail, const char* file, int line) {
+  std::fprintf(stderr, "strata: CUDA error at %s:%d: %s: %s\n", file, line, what, detail);
+  std::abort();
+}
+
+DeviceWorkspace::~DeviceWorkspace() {
+  if (data_ != nullptr) cudaFree(data_);  // no check: may run after the driver shut down
+}
+
+void* DeviceWorkspace::get(int64_t bytes, cudaStream_t stream) {
+  if (bytes <= bytes_) return data_;
+  cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+  STRATA_CUDA_CHECK(cudaStreamIsCapturing(stream, &capturing));
+  if (capturing != cudaStreamCaptureStatusNone) {
+    cuda_fail("DeviceWorkspace::get",
+              fmt::format("workspace must grow from {} to {} bytes during a CUDA graph capture; "
+                          "call reserve_workspace() before capturing",
+                          bytes_, bytes)
+                  .c_str(),
+              __FILE__, __LINE__);
+  }
+  // Kernels still in flight may read the old buffer.
+  STRATA_CUDA_CHECK(cudaStreamSynchronize(stream));
+  if (data_ != nullptr) STRATA_CUDA_CHECK(cudaFree(data_));
+  const int64_t rounded = align_up(bytes + bytes / 4, 1 << 20);  // grow by >= 25%
+  STRATA_CUDA_CHECK(cudaMalloc(&data_, static_cast<size_t>(rounded)));
+  bytes_ = rounded;
+  return data_;
+}
+
+CudaContext& context() {
+  thread_local CudaContext ctx = [] {
+    CudaContext c;
+    STRATA_CUBLAS_CHECK(cublasCreate(&c.cublas));
+    STRATA_CUBLAS_CHECK(cublasLtCreate(&c.cublas_lt));
+    STRATA_CUDA_CHECK(cudaMalloc(&c.cublas_workspace, kCublasWorkspaceBytes));
+    STRATA_CUBLAS_CHECK(
+        cublasSetWorkspace(c.cublas, c.cublas_workspace, static_cast<size_t>(kCublasWorkspaceBytes)));
+    // Plain FP32 for fp32 GEMMs: TF32 would not match the CPU twin's tolerance.
+    STRATA_CUBLAS_CHECK(cublasSetMathMode(c.cublas, CUBLAS_DEFAULT_MATH));
+    return c;
+  }();
+  return ctx;
+}
+
+void* upload_metadata(const void* host, int64_t bytes) {
+  CudaContext& ctx = context();
+  const auto n = static_cast<size_t>(bytes);
+  const bool same = ctx.uploaded.size() == n && ctx.metadata.capacity() >= bytes &&
+                    (n == 0 || std::memcmp(ctx.uploaded.data(), host, n) == 0);
+  void* device = ctx.metadata.get(bytes, ctx.stream);
+  if (same) return device;
+  // From pageable memory the copy is staged before cudaMemcpyAsync returns, so `host` may
+  // change right after; the device copy is stream-ordered before the kernels that read it.
+  STRATA_CUDA_CHECK(cudaMemcpyAsync(device, host, n, cudaMemcpyHostToDevice, ctx.stream));
+  ctx.uploaded.assign(static_cast<const unsigned char*>(host),
+                      static_cast<const unsigned char*>(host) + n);
+  return device;
+}
+
+}  // namespace strata::kernels::cuda
+
+namespace strata::kernels::cuda {
+
+int device_count() {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky "no driver" error
+    return 0;
+  }
+  return count;
+}
+
+std::string device_description(int device) {
+  if (device_count() <= device) return "";
+  cudaDeviceProp prop{};
+  STRATA_CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
+  return fmt::format("{} (sm_{}{}, {} SMs, {:.1f} GiB)", prop.name, prop.major, prop.minor,
+                     prop.multiProcessorCount,
+                     static_cast<double>(prop.totalGlobalMem) / (1 << 30));
+}
+
+void set_stream(void* stream) {
+  CudaContext& ctx = context();
+  ctx.stream = static_cast<cudaStream_t>(stream);
+  STRATA_CUBLAS_CHECK(cublasSetStream(ctx.cublas, ctx.stream));
+}
+
+void* current_stream() { return context().stream; }
+
+void synchronize() { STRATA_CUDA_CHECK(cudaStreamSynchronize(context().stream)); }
+
+void reserve_workspace(int64_t scratch_bytes, int64_t metadata_bytes) {
+  CudaContext& ctx = context();
+  ctx.scratch.get(scratch_bytes, ctx.stream);
+  ctx.metadata.get(metadata_bytes, ctx.stream);
+}
+
+}  // namespace strata::kernels::cuda

@@ -1,0 +1,72 @@
+// Per-thread CUDA state of the backend: the stream, cuBLAS / cuBLASLt handles and two
+// grow-only device workspaces (scratch for one op's temporaries; metadata for the attention
+// sequences and work items that every layer of a step reuses). Internal to kernels/cuda.
+#pragma once
+
+#include <cublasLt.h>
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <vector>
+
+namespace strata::kernels::cuda {
+
+// A failed CUDA call is a broken device or a bug: report what, where, and abort (the
+// group's other ranks are ended by the NCCL watchdog or MPI).
+[[noreturn]] void cuda_fail(const char* what, const char* detail, const char* file, int line);
+
+#define STRATA_CUDA_CHECK(expr)                                                                \
+  do {                                                                                         \
+    const cudaError_t strata_err_ = (expr);                                                    \
+    if (strata_err_ != cudaSuccess)                                                            \
+      ::strata::kernels::cuda::cuda_fail(#expr, cudaGetErrorString(strata_err_), __FILE__,     \
+                                         __LINE__);                                            \
+  } while (0)
+
+#define STRATA_CUBLAS_CHECK(expr)                                                              \
+  do {                                                                                         \
+    const cublasStatus_t strata_st_ = (expr);                                                  \
+    if (strata_st_ != CUBLAS_STATUS_SUCCESS)                                                   \
+      ::strata::kernels::cuda::cuda_fail(#expr, cublasGetStatusString(strata_st_), __FILE__,   \
+                                         __LINE__);                                            \
+  } while (0)
+
+// Checks the last kernel launch (configuration errors surface here, not at the next sync).
+#define STRATA_CUDA_CHECK_LAUNCH() STRATA_CUDA_CHECK(cudaGetLastError())
+
+class DeviceWorkspace {
+ public:
+  DeviceWorkspace() = default;
+  ~DeviceWorkspace();
+  DeviceWorkspace(const DeviceWorkspace&) = delete;
+  DeviceWorkspace& operator=(const DeviceWorkspace&) = delete;
+  // At least `bytes`, 256-byte aligned; contents are not kept across growth.
+  void* get(int64_t bytes, cudaStream_t stream);
+  int64_t capacity() const { return bytes_; }
+
+ private:
+  void* data_ = nullptr;
+  int64_t bytes_ = 0;
+};
+
+struct CudaContext {
+  cudaStream_t stream = nullptr;
+  cublasHandle_t cublas = nullptr;
+  cublasLtHandle_t cublas_lt = nullptr;
+  void* cublas_workspace = nullptr;  // kCublasWorkspaceBytes
+  DeviceWorkspace scratch;
+  DeviceWorkspace metadata;
+  std::vector<unsigned char> uploaded;  // host copy of what metadata holds now
+};
+
+// This thread's context, created on first use (handles bound to the current device).
+CudaContext& context();
+
+// Copies `bytes` of host data into the metadata workspace (stream-ordered) unless it holds
+// exactly these bytes already; returns the device copy.
+void* upload_metadata(const void* host, int64_t bytes);
+
+inline unsigned grid_dim(int64_t blocks) { return static_cast<unsigned>(blocks); }
+
+}  // namespace strata::kernels::cuda

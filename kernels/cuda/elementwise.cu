@@ -1,0 +1,278 @@
+// Row-wise and element-wise kernels: RMSNorm (+ residual), RoPE, SiLU·mul, KV-cache
+// write, embedding, and the GEMM's conversion / bias / (de)quantization helpers. CPU twins:
+// kernels/cpu/elementwise.cpp (the int8 helpers' twins are the ten-line references in
+// tests/gpu/cuda_kernels_test.cpp).
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cfloat>
+
+#include "common/check.h"
+#include "kernels/cuda/cuda_context.h"
+#include "kernels/cuda/device_common.cuh"
+#include "kernels/cuda/launchers.h"
+
+namespace strata::kernels::cuda {
+namespace {
+
+constexpr int kFlatThreads = 256;
+
+// Sum of squares in double, as the CPU twin; the scale in double, rounded to float once.
+__global__ void rmsnorm_kernel(const float* x, int64_t ldx, float* residual, int64_t ldr,
+                               const float* weight, float* out, int64_t ldo, int64_t n,
+                               float eps) {
+  const int64_t row = blockIdx.x;
+  const float* xr = x + row * ldx;
+  float* rr = residual != nullptr ? residual + row * ldr : nullptr;
+  double sum_sq = 0.0;
+  for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
+    float v = xr[j];
+    if (rr != nullptr) {
+      v = __fadd_rn(rr[j], v);
+      rr[j] = v;
+    }
+    sum_sq += static_cast<double>(v) * v;
+  }
+  sum_sq = block_sum(sum_sq);
+  const auto inv_rms =
+      static_cast<float>(1.0 / sqrt(sum_sq / static_cast<double>(n) + static_cast<double>(eps)));
+  const float* src = rr != nullptr ? rr : xr;
+  float* o = out + row * ldo;
+  for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
+    o[j] = __fmul_rn(__fmul_rn(src[j], inv_rms), weight[j]);
+  }
+}
+
+// One block per token: cos/sin per pair once (angles in double), then every q and k head.
+// Products are rounded separately (no FMA), as the CPU twin computes them.
+__global__ void rope_kernel(float* q, int64_t q_stride, float* k, int64_t k_stride,
+                            const int32_t* positions, const double* inv_freq, int num_q_heads,
+                            int num_kv_heads, int head_dim) {
+  extern __shared__ float cos_sin[];  // [half][2]
+  const int64_t t = blockIdx.x;
+  const int half = head_dim / 2;
+  for (int i = threadIdx.x; i < half; i += blockDim.x) {
+    const double theta = static_cast<double>(positions[t]) * inv_freq[i];
+    cos_sin[2 * i] = static_cast<float>(cos(theta));
+    cos_sin[2 * i + 1] = static_cast<float>(sin(theta));
+  }
+  __syncthreads();
+  const int q_pairs = q != nullptr ? num_q_heads * half : 0;
+  const int k_pairs = k != nullptr ? num_kv_heads * half : 0;
+  for (int idx = threadIdx.x; idx < q_pairs + k_pairs; idx += blockDim.x) {
+    const bool is_q = idx < q_pairs;
+    const int pair = is_q ? idx : idx - q_pairs;
+    const int h = pair / half, i = pair % half;
+    float* v = (is_q ? q + t * q_stride : k + t * k_stride) + static_cast<int64_t>(h) * head_dim;
+    const float c = cos_sin[2 * i], s = cos_sin[2 * i + 1];
+    const float a = v[2 * i], b = v[2 * i + 1];
+    v[2 * i] = __fsub_rn(__fmul_rn(a, c), __fmul_rn(b, s));
+    v[2 * i + 1] = __fadd_rn(__fmul_rn(a, s), __fmul_rn(b, c));
+  }
+}
+
+__global__ void silu_mul_kernel(const float* gate_up, int64_t ld_in, float* out, int64_t ld_out,
+                                int64_t t, int64_t f) {
+  const int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (idx >= t * f) return;
+  const int64_t row = idx / f, j = idx % f;
+  const float g = gate_up[row * ld_in + j];
+  const float up = gate_up[row * ld_in + f + j];
+  out[row * ld_out + j] = __fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, expf(-g))), up);
+}
+
+// Block (token, kv head): one head_dim row of K and of V into the token's slot.
+__global__ void kv_cache_write_kernel(const float* k, const float* v, int64_t k_stride,
+                                      int64_t v_stride, float* k_cache, float* v_cache,
+                                      const int32_t* slot_mapping, int num_kv_heads,
+                                      int head_dim, int block_size) {
+  const int64_t t = blockIdx.x;
+  const int h = blockIdx.y;
+  const int64_t slot = slot_mapping[t];
+  if (slot < 0) return;  // padding token
+  const int64_t block = slot / block_size, offset = slot % block_size;
+  const int64_t dst = ((block * num_kv_heads + h) * block_size + offset) * head_dim;
+  const float* ks = k + t * k_stride + static_cast<int64_t>(h) * head_dim;
+  const float* vs = v + t * v_stride + static_cast<int64_t>(h) * head_dim;
+  for (int i = threadIdx.x; i < head_dim; i += blockDim.x) {
+    k_cache[dst + i] = ks[i];
+    v_cache[dst + i] = vs[i];
+  }
+}
+
+template <typename T>
+__device__ __forceinline__ float to_float(T v);
+template <>
+__device__ __forceinline__ float to_float(float v) { return v; }
+template <>
+__device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
+template <>
+__device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
+
+template <typename T>
+__global__ void embedding_kernel(const int32_t* ids, const T* table, float* out, int64_t dim) {
+  const int64_t t = blockIdx.x;
+  const T* row = table + static_cast<int64_t>(ids[t]) * dim;
+  for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) out[t * dim + j] = to_float(row[j]);
+}
+
+template <typename T>
+__device__ __forceinline__ T from_float(float v);
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_float(float v) { return __float2bfloat16_rn(v); }
+template <>
+__device__ __forceinline__ __half from_float(float v) { return __float2half_rn(v); }
+
+template <typename T>
+__global__ void convert_rows_kernel(const float* x, int64_t ldx, int64_t m, int64_t k, T* out) {
+  const int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (idx >= m * k) return;
+  out[idx] = from_float<T>(x[(idx / k) * ldx + idx % k]);
+}
+
+__global__ void add_bias_kernel(float* y, int64_t ldy, int64_t m, int64_t n, const float* bias) {
+  const int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (idx >= m * n) return;
+  float& v = y[(idx / n) * ldy + idx % n];
+  v = __fadd_rn(v, bias[idx % n]);
+}
+
+__global__ void dequantize_kernel(const int32_t* acc, const float* x_scale, const float* w_scale,
+                                  const float* bias, float* y, int64_t ldy, int64_t m, int64_t n,
+                                  bool accumulate) {
+  const int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (idx >= m * n) return;
+  const int64_t i = idx / n, j = idx % n;
+  float v = __fmul_rn(__fmul_rn(static_cast<float>(acc[idx]), x_scale[i]), w_scale[j]);
+  if (bias != nullptr) v = __fadd_rn(v, bias[j]);
+  float& dst = y[i * ldy + j];
+  dst = accumulate ? __fadd_rn(dst, v) : v;
+}
+
+__global__ void quantize_rows_kernel(const float* x, int64_t ldx, int8_t* out, float* scale,
+                                     int64_t k) {
+  const int64_t row = blockIdx.x;
+  const float* xr = x + row * ldx;
+  float amax = 0.0f;
+  for (int64_t j = threadIdx.x; j < k; j += blockDim.x) amax = fmaxf(amax, fabsf(xr[j]));
+  amax = block_max(amax, 0.0f);
+  const float s = amax > 0.0f ? __fdiv_rn(amax, 127.0f) : 1.0f;
+  if (threadIdx.x == 0) scale[row] = s;
+  for (int64_t j = threadIdx.x; j < k; j += blockDim.x) {
+    int q = __float2int_rn(__fdiv_rn(xr[j], s));
+    q = q > 127 ? 127 : (q < -127 ? -127 : q);
+    out[row * k + j] = static_cast<int8_t>(q);
+  }
+}
+
+}  // namespace
+
+void launch_rmsnorm(const RmsNormParams& p, cudaStream_t stream) {
+  if (p.m == 0) return;
+  const RowPlan plan = plan_rows(p.m, p.n);
+  rmsnorm_kernel<<<grid_dim(plan.blocks), plan.threads, 0, stream>>>(
+      p.x, p.ldx, nullptr, 0, p.weight, p.out, p.ldo, p.n, p.eps);
+  STRATA_CUDA_CHECK_LAUNCH();
+}
+
+void launch_rmsnorm_residual(const RmsNormResidualParams& p, cudaStream_t stream) {
+  if (p.m == 0) return;
+  const RowPlan plan = plan_rows(p.m, p.n);
+  rmsnorm_kernel<<<grid_dim(plan.blocks), plan.threads, 0, stream>>>(
+      p.x, p.ldx, p.residual, p.ldr, p.weight, p.out, p.ldo, p.n, p.eps);
+  STRATA_CUDA_CHECK_LAUNCH();
+}
+
+void launch_rope(const RopeParams& p, cudaStream_t stream) {
+  STRATA_CHECK(p.head_dim % 2 == 0);
+  if (p.t == 0) return;
+  const int64_t pairs = int64_t{p.num_q_heads + p.num_kv_heads} * (p.head_dim / 2);
+  const RowPlan plan = plan_rows(p.t, pairs, 2, 256);
+  const size_t smem = static_cast<size_t>(p.head_dim) * sizeof(float);
+  rope_kernel<<<grid_dim(plan.blocks), plan.threads, smem, stream>>>(
+      p.q, p.q_stride, p.k, p.k_stride, p.positions, p.inv_freq, p.num_q_heads, p.num_kv_heads,
+      p.head_dim);
+  STRATA_CUDA_CHECK_LAUNCH();
+}
+
+void launch_silu_mul(const SiluMulParams& p, cudaStream_t stream) {
+  const int64_t blocks = plan_flat_blocks(p.t * p.f, kFlatThreads);
+  if (blocks == 0) return;
+  silu_mul_kernel<<<grid_dim(blocks), kFlatThreads, 0, stream>>>(p.gate_up, p.ld_in, p.out,
+                                                                 p.ld_out, p.t, p.f);
+  STRATA_CUDA_CHECK_LAUNCH();
+}
+
+void launch_kv_cache_write(const KvCacheWriteParams& p, cudaStream_t stream) {
+  if (p.t == 0 || p.num_kv_heads == 0) return;
+  const dim3 grid(grid_dim(p.t), static_cast<unsigned>(p.num_kv_heads));
+  const int threads = p.head_dim >= 128 ? 128 : 64;
+  kv_cache_write_kernel<<<grid, threads, 0, stream>>>(p.k, p.v, p.k_stride, p.v_stride,
+                                                      p.k_cache, p.v_cache, p.slot_mapping,
+                                                      p.num_kv_heads, p.head_dim, p.block_size);
+  STRATA_CUDA_CHECK_LAUNCH();
+}
+
+void launch_embedding(const EmbeddingParams& p, cudaStream_t stream) {
+  if (p.t == 0) return;
+  const RowPlan plan = plan_rows(p.t, p.dim, 4, 256);
+  const unsigned blocks = grid_dim(plan.blocks);
+  switch (p.table_dtype) {
+    case DType::kF32:
+      embedding_kernel<<<blocks, plan.threads, 0, stream>>>(
+          p.ids, static_cast<const float*>(p.table), p.out, p.dim);
+      break;
+    case DType::kBF16:
+      embedding_kernel<<<blocks, plan.threads, 0, stream>>>(
+          p.ids, static_cast<const __nv_bfloat16*>(p.table), p.out, p.dim);
+      break;
+    case DType::kF16:
+      embedding_kernel<<<blocks, plan.threads, 0, stream>>>(
+          p.ids, static_cast<const __half*>(p.table), p.out, p.dim);
+      break;
+    default:
+      STRATA_CHECK(false && "embedding table dtype must be fp32, bf16 or fp16");
+  }
+  STRATA_CUDA_CHECK_LAUNCH();
+}
+
+void launch_convert_rows(const float* x, int64_t ldx, int64_t m, int64_t k, DType dtype,
+                         void* out, cudaStream_t stream) {
+  const int64_t blocks = plan_flat_blocks(m * k, kFlatThreads);
+  if (blocks == 0) return;
+  if (dtype == DType::kBF16) {
+    convert_rows_kernel<<<grid_dim(blocks), kFlatThreads, 0, stream>>>(
+        x, ldx, m, k, static_cast<__nv_bfloat16*>(out));
+  } else {
+    STRATA_CHECK(dtype == DType::kF16);
+    convert_rows_kernel<<<grid_dim(blocks), kFlatThreads, 0, stream>>>(
+        x, ldx, m, k, static_cast<__half*>(out));
+  }
+  STRATA_CUDA_CHECK_LAUNCH();
+}
+
+void launch_add_bias(float* y, int64_t ldy, int64_t m, int64_t n, const float* bias,
+                     cudaStream_t stream) {
+  const int64_t blocks = plan_flat_blocks(m * n, kFlatThreads);
+  if (blocks == 0) return;
+  add_bias_kernel<<<grid_dim(blocks), kFlatThreads, 0, stream>>>(y, ldy, m, n, bias);
+  STRATA_CUDA_CHECK_LAUNCH();
+}
+
+void launch_dequantize_int32(const int32_t* acc, const GemmInt8Params& p, cudaStream_t stream) {
+  const int64_t blocks = plan_flat_blocks(p.m * p.n, kFlatThreads);
+  if (blocks == 0) return;
+  dequantize_kernel<<<grid_dim(blocks), kFlatThreads, 0, stream>>>(
+      acc, p.x_scale, p.w_scale, p.bias, p.y, p.ldy, p.m, p.n, p.accumulate);
+  STRATA_CUDA_CHECK_LAUNCH();
+}
+
+void launch_quantize_rows_int8(const QuantizeInt8Params& p, cudaStream_t stream) {
+  if (p.m == 0) return;
+  const RowPlan plan = plan_rows(p.m, p.k);
+  quantize_rows_kernel<<<grid_dim(plan.blocks), plan.threads, 0, stream>>>(p.x, p.ldx, p.out,
+                                                                           p.scale, p.k);
+  STRATA_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace strata::kernels::cuda
