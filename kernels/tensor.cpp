@@ -1,5 +1,6 @@
 #include "kernels/tensor.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -14,9 +15,34 @@ std::string Device::to_string() const {
   return type == DeviceType::kCpu ? "cpu" : fmt::format("cuda:{}", index);
 }
 
+namespace {
+
+DeviceAllocator& cuda_allocator() {
+  static DeviceAllocator allocator;
+  return allocator;
+}
+
+}  // namespace
+
+void register_device_allocator(DeviceType type, DeviceAllocator allocator) {
+  STRATA_CHECK(type == DeviceType::kCuda && allocator.allocate && allocator.release);
+  cuda_allocator() = allocator;
+}
+
 std::shared_ptr<Buffer> Buffer::allocate(Device device, size_t bytes) {
-  // Device allocators other than the host's register in kernels/cuda (a later backend).
-  STRATA_CHECK(device.is_cpu());
+  if (!device.is_cpu()) {
+    const DeviceAllocator& allocator = cuda_allocator();
+    if (allocator.allocate == nullptr) {
+      std::fprintf(stderr,
+                   "strata: no allocator for %s: build with STRATA_CUDA=ON and call "
+                   "kernels::cuda::init_device_memory() first\n",
+                   device.to_string().c_str());
+      STRATA_CHECK(allocator.allocate != nullptr);
+    }
+    void* data = allocator.allocate(device.index, bytes);
+    if (data == nullptr) throw std::bad_alloc();
+    return std::shared_ptr<Buffer>(new Buffer(device, data, bytes));
+  }
   const size_t rounded = (bytes + 63) / 64 * 64;
   void* data = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
   if (data == nullptr) throw std::bad_alloc();
@@ -24,7 +50,13 @@ std::shared_ptr<Buffer> Buffer::allocate(Device device, size_t bytes) {
   return std::shared_ptr<Buffer>(new Buffer(device, data, bytes));
 }
 
-Buffer::~Buffer() { std::free(data_); }
+Buffer::~Buffer() {
+  if (device_.is_cpu()) {
+    std::free(data_);
+  } else {
+    cuda_allocator().release(device_.index, data_, bytes_);
+  }
+}
 
 Tensor Tensor::empty(DType dtype, std::vector<int64_t> shape, Device device) {
   Tensor t;

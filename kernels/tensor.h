@@ -21,6 +21,15 @@ struct Device {
   std::string to_string() const;
 };
 
+// How a non-CPU device allocates. kernels/cuda registers one for DeviceType::kCuda
+// (kernels/cuda/device_allocator.h), so CPU-only builds carry no CUDA code. allocate returns
+// zeroed memory, or nullptr when the device (or its budget) is out of memory.
+struct DeviceAllocator {
+  void* (*allocate)(int device_index, size_t bytes) = nullptr;
+  void (*release)(int device_index, void* data, size_t bytes) = nullptr;
+};
+void register_device_allocator(DeviceType type, DeviceAllocator allocator);
+
 // Owns one allocation on one device. CPU memory is 64-byte aligned for AVX-512 loads.
 class Buffer {
  public:

@@ -1,5 +1,7 @@
 #include "worker/batch_broadcast.h"
 
+#include <algorithm>
+
 #include "common/check.h"
 
 namespace strata {
@@ -45,6 +47,32 @@ void decode_batch(const std::vector<int32_t>& w, OwnedBatch& out) {
     out.batch.sequences.push_back(seq);
   }
   for (size_t s = 0; s < out.tables.size(); ++s) out.batch.sequences[s].block_table = out.tables[s];
+}
+
+std::vector<ForwardBatch> split_micro_batches(const ForwardBatch& batch, int n) {
+  const size_t num_seqs = batch.sequences.size();
+  if (n <= 1 || num_seqs <= 1) return {batch};
+  const size_t parts = std::min(static_cast<size_t>(n), num_seqs);
+  const size_t total = batch.token_ids.size();
+  std::vector<ForwardBatch> out(1);
+  size_t token = 0, taken = 0;
+  for (size_t s = 0; s < num_seqs; ++s) {
+    const ForwardSequence& seq = batch.sequences[s];
+    // Start the next micro-batch once this one holds its share of the tokens, leaving at
+    // least one sequence for each remaining part.
+    const size_t remaining_parts = parts - out.size();
+    if (!out.back().sequences.empty() && remaining_parts > 0 &&
+        (taken * parts >= total * out.size() || num_seqs - s == remaining_parts)) {
+      out.emplace_back();
+    }
+    ForwardBatch& mb = out.back();
+    mb.sequences.push_back(seq);
+    mb.token_ids.insert(mb.token_ids.end(), batch.token_ids.begin() + static_cast<int64_t>(token),
+                        batch.token_ids.begin() + static_cast<int64_t>(token + seq.num_new_tokens));
+    token += static_cast<size_t>(seq.num_new_tokens);
+    taken += static_cast<size_t>(seq.num_new_tokens);
+  }
+  return out;
 }
 
 void broadcast_batch(Communicator& world, const ForwardBatch& batch) {

@@ -24,6 +24,11 @@ void broadcast_stop(Communicator& world);
 // Follower side: receives the next batch; false when the driver said stop.
 bool receive_batch(Communicator& world, OwnedBatch& out);
 
+// Splits a step into up to `n` micro-batches of disjoint, consecutive sequences with about
+// equal token counts, so pipeline stages work on different micro-batches at once. Every
+// rank splits the same batch the same way. The block tables still point into `batch`.
+std::vector<ForwardBatch> split_micro_batches(const ForwardBatch& batch, int n);
+
 // Words of the encoding (exposed for tests).
 std::vector<int32_t> encode_batch(const ForwardBatch& batch);
 void decode_batch(const std::vector<int32_t>& words, OwnedBatch& out);

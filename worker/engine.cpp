@@ -101,8 +101,15 @@ void Engine::run_forward(const ForwardBatch& batch, size_t num_logit_rows) {
   }
   watchdog_->begin_step();
   broadcast_batch(*parallel_->world, batch);
-  forward_.forward(batch, cache_, logits_);
   const Topology& t = parallel_->topology;
+  // With pp stages, pp micro-batches keep every stage busy: stage 0 starts the second while
+  // stage 1 runs the first. Logits of all micro-batches arrive in sequence order.
+  std::vector<float> part;
+  logits_.clear();
+  for (const ForwardBatch& mb : split_micro_batches(batch, t.pp)) {
+    forward_.forward(mb, cache_, part);
+    logits_.insert(logits_.end(), part.begin(), part.end());
+  }
   if (t.last_stage_leader() != 0) {
     logits_.resize(num_logit_rows * static_cast<size_t>(model_.config.vocab_size));
     if (num_logit_rows > 0) {
@@ -123,9 +130,14 @@ Status run_engine_follower(const LoadedModel& model, const EngineConfig& config,
   const bool sends_logits = t.world_rank == t.last_stage_leader();
   OwnedBatch step;
   std::vector<float> logits;
+  std::vector<float> part;
   while (receive_batch(*parallel.world, step)) {
     watchdog.begin_step();
-    forward.forward(step.batch, cache, logits);
+    logits.clear();
+    for (const ForwardBatch& mb : split_micro_batches(step.batch, t.pp)) {
+      forward.forward(mb, cache, part);
+      logits.insert(logits.end(), part.begin(), part.end());
+    }
     if (sends_logits && !logits.empty()) {
       parallel.world->send(logits.data(), logits.size() * sizeof(float), 0);
     }

@@ -41,18 +41,24 @@ void* DeviceWorkspace::get(int64_t bytes, cudaStream_t stream) {
   return data_;
 }
 
+CudaContext::CudaContext() {
+  STRATA_CUBLAS_CHECK(cublasCreate(&cublas));
+  STRATA_CUBLAS_CHECK(cublasLtCreate(&cublas_lt));
+  STRATA_CUDA_CHECK(cudaMalloc(&cublas_workspace, kCublasWorkspaceBytes));
+  STRATA_CUBLAS_CHECK(
+      cublasSetWorkspace(cublas, cublas_workspace, static_cast<size_t>(kCublasWorkspaceBytes)));
+  // Plain FP32 for fp32 GEMMs: TF32 would not match the CPU twin's tolerance.
+  STRATA_CUBLAS_CHECK(cublasSetMathMode(cublas, CUBLAS_DEFAULT_MATH));
+}
+
+CudaContext::~CudaContext() {
+  if (cublas_lt != nullptr) cublasLtDestroy(cublas_lt);
+  if (cublas != nullptr) cublasDestroy(cublas);
+  if (cublas_workspace != nullptr) cudaFree(cublas_workspace);
+}
+
 CudaContext& context() {
-  thread_local CudaContext ctx = [] {
-    CudaContext c;
-    STRATA_CUBLAS_CHECK(cublasCreate(&c.cublas));
-    STRATA_CUBLAS_CHECK(cublasLtCreate(&c.cublas_lt));
-    STRATA_CUDA_CHECK(cudaMalloc(&c.cublas_workspace, kCublasWorkspaceBytes));
-    STRATA_CUBLAS_CHECK(
-        cublasSetWorkspace(c.cublas, c.cublas_workspace, static_cast<size_t>(kCublasWorkspaceBytes)));
-    // Plain FP32 for fp32 GEMMs: TF32 would not match the CPU twin's tolerance.
-    STRATA_CUBLAS_CHECK(cublasSetMathMode(c.cublas, CUBLAS_DEFAULT_MATH));
-    return c;
-  }();
+  thread_local CudaContext ctx;
   return ctx;
 }
 

@@ -51,6 +51,11 @@ class DeviceWorkspace {
 };
 
 struct CudaContext {
+  CudaContext();   // handles and the cuBLAS workspace on the current device
+  ~CudaContext();  // unchecked: may run at thread exit, after the driver shut down
+  CudaContext(const CudaContext&) = delete;
+  CudaContext& operator=(const CudaContext&) = delete;
+
   cudaStream_t stream = nullptr;
   cublasHandle_t cublas = nullptr;
   cublasLtHandle_t cublas_lt = nullptr;

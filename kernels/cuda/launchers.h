@@ -11,6 +11,9 @@
 
 namespace strata::kernels::cuda {
 
+// gemm.cpp (host code around cuBLAS)
+void gemm(const GemmParams& p);
+
 // elementwise.cu
 void launch_rmsnorm(const RmsNormParams& p, cudaStream_t stream);
 void launch_rmsnorm_residual(const RmsNormResidualParams& p, cudaStream_t stream);

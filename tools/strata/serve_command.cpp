@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 #include <sstream>
@@ -94,8 +95,19 @@ int run_serve(ServeOptions& o) {
   std::vector<std::string> worker_args = o.worker.to_args();
   const int ranks = o.worker.tp * o.worker.pp;
   if (ranks > 1) {
-    std::vector<std::string> mpi_args = {"-np", std::to_string(ranks), "--bind-to", "none"};
-    if (ranks > static_cast<int>(std::thread::hardware_concurrency())) mpi_args.push_back("--oversubscribe");
+    // Ranks share this machine's cores: each gets cores / ranks threads, pinned to its own
+    // cores when they fit (unpinned ranks migrate and stall each other's collectives).
+    const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    if (o.worker.threads == 0) {
+      o.worker.threads = std::max(1, cores / ranks);
+      worker_args = o.worker.to_args();
+    }
+    std::vector<std::string> mpi_args = {"-np", std::to_string(ranks)};
+    if (ranks * o.worker.threads <= cores) {
+      mpi_args.insert(mpi_args.end(), {"--map-by", "slot:PE=" + std::to_string(o.worker.threads), "--bind-to", "core"});
+    } else {
+      mpi_args.insert(mpi_args.end(), {"--bind-to", "none", "--oversubscribe"});
+    }
     if (geteuid() == 0) mpi_args.push_back("--allow-run-as-root");  // containers often run as root
     mpi_args.push_back(worker_program.string());
     worker_args.insert(worker_args.begin(), mpi_args.begin(), mpi_args.end());

@@ -30,9 +30,11 @@ std::string attention_config_error(int num_q_heads, int num_kv_heads, int head_d
     return fmt::format("CUDA attention: head_dim must be one of {}. Given: {}",
                        join(T::kHeadDims), head_dim);
   }
-  if (block_size <= 0 || block_size > T::kMaxBlockSize) {
-    return fmt::format("CUDA attention: block_size must be in [1, {}] (tested: {}). Given: {}",
-                       T::kMaxBlockSize, join(T::kBlockSizes), block_size);
+  // A power of two up to 32 divides kDecodePartitionTokens, so decode splits start at a
+  // block boundary.
+  if (block_size <= 0 || block_size > T::kMaxBlockSize || (block_size & (block_size - 1)) != 0) {
+    return fmt::format("CUDA attention: block_size must be a power of two <= {} (tested: {}). "
+                       "Given: {}", T::kMaxBlockSize, join(T::kBlockSizes), block_size);
   }
   if (num_kv_heads <= 0 || num_q_heads <= 0 || num_q_heads % num_kv_heads != 0) {
     return fmt::format("CUDA attention: num_q_heads must be a positive multiple of num_kv_heads. "

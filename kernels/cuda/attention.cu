@@ -1,0 +1,267 @@
+// Paged attention on the GPU: FlashAttention-2 style prefill and flash-decoding decode.
+// CPU twins: kernels/cpu/attention.cpp and kernels/cpu/decode_attention.cpp.
+//
+// Both kernels share one inner loop (attend_block): a thread block holds up to
+// kPrefillMaxRows query rows of one GQA group in shared memory, streams KV blocks of one
+// KV head through shared memory (so every query head of the group shares each K/V load),
+// and keeps per row a running max m, a running sum l and an unnormalized accumulator acc
+// (online softmax). Warp w owns rows w, w + 4, ...; within a warp, lane t scores key t of
+// the block (block_size <= 32) and lane i accumulates output dims i, i + 32, ....
+//
+//   prefill: block (item, kv_head), rows = the item's queries × the group's heads, keys
+//            0 .. the item's last causal position; writes acc / l.
+//   decode:  block (seq, kv_head, split), rows = the group's heads (one query), keys of
+//            one kDecodePartitionTokens-long partition; writes (acc, m, l) to the
+//            workspace; decode_reduce_kernel merges the partitions in split order.
+#include <cfloat>
+
+#include "common/check.h"
+#include "kernels/cuda/cuda_context.h"
+#include "kernels/cuda/device_common.cuh"
+#include "kernels/cuda/launchers.h"
+
+namespace strata::kernels::cuda {
+namespace {
+
+constexpr int kRowsPerWarp = kPrefillMaxRows / kAttentionWarps;
+constexpr int kMaxBlock = AttentionConfigTable::kMaxBlockSize;
+static_assert(kMaxBlock == 32, "one lane per key of a KV block");
+static_assert(AttentionConfigTable::kMaxGroup <= kPrefillMaxRows, "a group fits one block");
+
+template <int HD>
+struct Smem {
+  float k[kMaxBlock][HD + 1];  // +1: lane t reads row t, conflict-free
+  float v[kMaxBlock][HD];
+  float q[kPrefillMaxRows][HD];
+};
+
+template <int HD>
+struct RowState {
+  float acc[kRowsPerWarp][HD / 32];
+  float m[kRowsPerWarp];
+  float l[kRowsPerWarp];
+  int limit[kRowsPerWarp];  // the row attends to positions < limit
+};
+
+template <int HD>
+__device__ void init_rows(RowState<HD>& st) {
+#pragma unroll
+  for (int r = 0; r < kRowsPerWarp; ++r) {
+    st.m[r] = -FLT_MAX;
+    st.l[r] = 0.0f;
+    st.limit[r] = 0;
+#pragma unroll
+    for (int i = 0; i < HD / 32; ++i) st.acc[r][i] = 0.0f;
+  }
+}
+
+// Loads KV positions [start, start + n) (one block of the table) of one KV head into
+// shared memory. Called by the whole thread block.
+template <int HD>
+__device__ void load_block(Smem<HD>& sm, const float* k_cache, const float* v_cache,
+                           int32_t physical_block, int kv_head, int num_kv_heads, int block_size,
+                           int n) {
+  const int64_t base =
+      ((static_cast<int64_t>(physical_block) * num_kv_heads + kv_head) * block_size) * HD;
+  __syncthreads();  // the previous block is no longer read
+  for (int idx = threadIdx.x; idx < n * HD; idx += blockDim.x) {
+    const int t = idx / HD, d = idx % HD;
+    sm.k[t][d] = k_cache[base + idx];
+    sm.v[t][d] = v_cache[base + idx];
+  }
+  __syncthreads();
+}
+
+// One (row, block) step for the warp's rows: positions block_start + [0, n) are in sm.
+template <int HD>
+__device__ void attend_block(const Smem<HD>& sm, RowState<HD>& st, int num_rows, int block_start,
+                             int n, float scale) {
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+#pragma unroll
+  for (int r = 0; r < kRowsPerWarp; ++r) {
+    const int row = warp + r * kAttentionWarps;
+    if (row >= num_rows) break;
+    const int valid = min(n, st.limit[r] - block_start);  // warp-uniform
+    if (valid <= 0) continue;
+    float s = -FLT_MAX;
+    if (lane < valid) {
+      float dot = 0.0f;
+#pragma unroll 16
+      for (int d = 0; d < HD; ++d) dot += sm.q[row][d] * sm.k[lane][d];
+      s = dot * scale;
+    }
+    const float new_m = fmaxf(st.m[r], warp_max(s));
+    const float alpha = expf(st.m[r] - new_m);
+    const float e = lane < valid ? expf(s - new_m) : 0.0f;
+    st.l[r] = st.l[r] * alpha + warp_sum(e);
+    st.m[r] = new_m;
+#pragma unroll
+    for (int i = 0; i < HD / 32; ++i) st.acc[r][i] *= alpha;
+    for (int t = 0; t < valid; ++t) {
+      const float p = __shfl_sync(0xffffffffu, e, t);
+#pragma unroll
+      for (int i = 0; i < HD / 32; ++i) st.acc[r][i] += p * sm.v[t][lane + 32 * i];
+    }
+  }
+}
+
+template <int HD>
+__global__ void __launch_bounds__(kAttentionThreads)
+    prefill_kernel(PagedAttentionParams p, const AttentionSequence* seqs,
+                   const PrefillItem* items) {
+  __shared__ Smem<HD> sm;
+  const PrefillItem item = items[blockIdx.x];
+  const int kv_head = blockIdx.y;
+  const AttentionSequence seq = seqs[item.seq];
+  const int group = p.num_q_heads / p.num_kv_heads;
+  const int num_rows = (item.q_end - item.q_begin) * group;
+  const int first_pos = seq.context_len - seq.num_queries;
+  // Row r is query q_begin + r / group of the sequence, query head kv_head · group + r % group.
+  for (int idx = threadIdx.x; idx < num_rows * HD; idx += blockDim.x) {
+    const int row = idx / HD, d = idx % HD;
+    const int64_t token = seq.query_start + item.q_begin + row / group;
+    const int head = kv_head * group + row % group;
+    sm.q[row][d] = p.q[token * p.q_stride + static_cast<int64_t>(head) * HD + d];
+  }
+  RowState<HD> st;
+  init_rows(st);
+  const int warp = threadIdx.x / 32;
+#pragma unroll
+  for (int r = 0; r < kRowsPerWarp; ++r) {
+    const int row = warp + r * kAttentionWarps;
+    st.limit[r] = first_pos + item.q_begin + row / group + 1;
+  }
+  for (int start = 0; start < item.kv_len; start += p.block_size) {
+    const int n = min(p.block_size, item.kv_len - start);
+    load_block(sm, p.k_cache, p.v_cache, seq.block_table[start / p.block_size], kv_head,
+               p.num_kv_heads, p.block_size, n);
+    attend_block(sm, st, num_rows, start, n, p.scale);
+  }
+  const int lane = threadIdx.x % 32;
+#pragma unroll
+  for (int r = 0; r < kRowsPerWarp; ++r) {
+    const int row = warp + r * kAttentionWarps;
+    if (row >= num_rows) break;
+    const int64_t token = seq.query_start + item.q_begin + row / group;
+    const int head = kv_head * group + row % group;
+    float* out = p.out + token * p.out_stride + static_cast<int64_t>(head) * HD;
+    const float inv_l = 1.0f / st.l[r];
+#pragma unroll
+    for (int i = 0; i < HD / 32; ++i) out[lane + 32 * i] = st.acc[r][i] * inv_l;
+  }
+}
+
+struct DecodeWorkspace {
+  float* out;  // [num_seqs, num_q_heads, num_splits, head_dim]
+  float* ml;   // [num_seqs, num_q_heads, num_splits, 2]
+  int num_splits;
+};
+
+template <int HD>
+__global__ void __launch_bounds__(kAttentionThreads)
+    decode_kernel(PagedAttentionParams p, DecodeWorkspace ws) {
+  __shared__ Smem<HD> sm;
+  const int s = blockIdx.x, kv_head = blockIdx.y, split = blockIdx.z;
+  const AttentionSequence seq = p.seqs[s];
+  const int begin = split * kDecodePartitionTokens;
+  if (begin >= seq.context_len) return;  // this sequence needs fewer splits
+  const int end = min(seq.context_len, begin + kDecodePartitionTokens);
+  const int group = p.num_q_heads / p.num_kv_heads;
+  for (int idx = threadIdx.x; idx < group * HD; idx += blockDim.x) {
+    const int row = idx / HD, d = idx % HD;
+    const int head = kv_head * group + row;
+    sm.q[row][d] =
+        p.q[static_cast<int64_t>(seq.query_start) * p.q_stride + static_cast<int64_t>(head) * HD + d];
+  }
+  RowState<HD> st;
+  init_rows(st);
+#pragma unroll
+  for (int r = 0; r < kRowsPerWarp; ++r) st.limit[r] = end;
+  // kDecodePartitionTokens is a multiple of every supported block size, so a partition
+  // starts at a block boundary.
+  for (int start = begin; start < end; start += p.block_size) {
+    const int n = min(p.block_size, end - start);
+    load_block(sm, p.k_cache, p.v_cache, seq.block_table[start / p.block_size], kv_head,
+               p.num_kv_heads, p.block_size, n);
+    attend_block(sm, st, group, start, n, p.scale);
+  }
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+#pragma unroll
+  for (int r = 0; r < kRowsPerWarp; ++r) {
+    const int row = warp + r * kAttentionWarps;
+    if (row >= group) break;
+    const int head = kv_head * group + row;
+    const int64_t slot = (static_cast<int64_t>(s) * p.num_q_heads + head) * ws.num_splits + split;
+#pragma unroll
+    for (int i = 0; i < HD / 32; ++i) ws.out[slot * HD + lane + 32 * i] = st.acc[r][i];
+    if (lane == 0) {
+      ws.ml[slot * 2] = st.m[r];
+      ws.ml[slot * 2 + 1] = st.l[r];
+    }
+  }
+}
+
+// Block (seq, q_head), thread d: merges the sequence's partitions in split order.
+__global__ void decode_reduce_kernel(PagedAttentionParams p, DecodeWorkspace ws) {
+  const int s = blockIdx.x, head = blockIdx.y, d = threadIdx.x;
+  const int splits = (p.seqs[s].context_len + kDecodePartitionTokens - 1) / kDecodePartitionTokens;
+  const int64_t slot0 = (static_cast<int64_t>(s) * p.num_q_heads + head) * ws.num_splits;
+  float m = -FLT_MAX;
+  for (int i = 0; i < splits; ++i) m = fmaxf(m, ws.ml[(slot0 + i) * 2]);
+  float l = 0.0f, acc = 0.0f;
+  for (int i = 0; i < splits; ++i) {
+    const float w = expf(ws.ml[(slot0 + i) * 2] - m);
+    l += w * ws.ml[(slot0 + i) * 2 + 1];
+    acc += w * ws.out[(slot0 + i) * p.head_dim + d];
+  }
+  p.out[static_cast<int64_t>(p.seqs[s].query_start) * p.out_stride +
+        static_cast<int64_t>(head) * p.head_dim + d] = acc / l;
+}
+
+}  // namespace
+
+void launch_prefill_attention(const PagedAttentionParams& p, const PrefillPlan& plan,
+                              const PrefillItem* items, cudaStream_t stream) {
+  if (plan.grid_x == 0) return;
+  const dim3 grid(static_cast<unsigned>(plan.grid_x), static_cast<unsigned>(plan.grid_y));
+  switch (p.head_dim) {
+    case 64:
+      prefill_kernel<64><<<grid, plan.threads, 0, stream>>>(p, p.seqs, items);
+      break;
+    case 128:
+      prefill_kernel<128><<<grid, plan.threads, 0, stream>>>(p, p.seqs, items);
+      break;
+    default:
+      STRATA_CHECK(false && "head_dim outside AttentionConfigTable::kHeadDims");
+  }
+  STRATA_CUDA_CHECK_LAUNCH();
+}
+
+void launch_decode_attention(const PagedAttentionParams& p, const DecodePlan& plan,
+                             void* workspace, cudaStream_t stream) {
+  if (plan.num_splits == 0) return;
+  DecodeWorkspace ws{
+      .out = static_cast<float*>(workspace),
+      .ml = reinterpret_cast<float*>(static_cast<char*>(workspace) +
+                                     align_up(plan.partial_out_floats * 4, 256)),
+      .num_splits = plan.num_splits,
+  };
+  const dim3 grid(static_cast<unsigned>(plan.grid_x), static_cast<unsigned>(plan.grid_y),
+                  static_cast<unsigned>(plan.num_splits));
+  switch (p.head_dim) {
+    case 64:
+      decode_kernel<64><<<grid, plan.threads, 0, stream>>>(p, ws);
+      break;
+    case 128:
+      decode_kernel<128><<<grid, plan.threads, 0, stream>>>(p, ws);
+      break;
+    default:
+      STRATA_CHECK(false && "head_dim outside AttentionConfigTable::kHeadDims");
+  }
+  STRATA_CUDA_CHECK_LAUNCH();
+  const dim3 reduce_grid(static_cast<unsigned>(plan.grid_x), static_cast<unsigned>(p.num_q_heads));
+  decode_reduce_kernel<<<reduce_grid, plan.reduce_threads, 0, stream>>>(p, ws);
+  STRATA_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace strata::kernels::cuda

@@ -1,0 +1,264 @@
+// Each CUDA kernel against its CPU twin (cpu_backend(), or a ten-line reference where the
+// CPU backend has no such op) over 1, 19, 111 and 989 rows. Skips without a GPU.
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "tests/gpu/cuda_test_util.h"
+#include "tests/kernels/kernel_test_util.h"
+#include "worker/sampler.h"
+
+namespace strata::kernels::testing {
+namespace {
+
+using GpuKernels = CudaTest;
+
+std::vector<uint16_t> to_16bit(const std::vector<float>& x, DType dtype) {
+  std::vector<uint16_t> out(x.size());
+  for (size_t i = 0; i < x.size(); ++i) {
+    out[i] = dtype == DType::kBF16 ? f32_to_bf16(x[i]) : f32_to_f16(x[i]);
+  }
+  return out;
+}
+
+TEST_F(GpuKernels, GemmMatchesCpuPerDtypeWithBiasAndAccumulate) {
+  const int64_t n = 96, k = 136;
+  for (DType dtype : {DType::kF32, DType::kBF16, DType::kF16}) {
+    for (int64_t m : kAwkwardRows) {
+      SCOPED_TRACE(::testing::Message() << dtype_name(dtype) << " m=" << m);
+      const auto x = random_floats(static_cast<size_t>(m * k), 1);
+      const auto w = random_floats(static_cast<size_t>(n * k), 2);
+      const auto bias = random_floats(static_cast<size_t>(n), 3);
+      const auto y0 = random_floats(static_cast<size_t>(m * n), 4);
+      std::vector<uint16_t> w16 = to_16bit(w, dtype);
+      const void* w_host = dtype == DType::kF32 ? static_cast<const void*>(w.data()) : w16.data();
+      const size_t w_bytes = static_cast<size_t>(n * k) * dtype_size(dtype);
+      std::vector<unsigned char> w_bytes_host(static_cast<const unsigned char*>(w_host),
+                                              static_cast<const unsigned char*>(w_host) + w_bytes);
+      DeviceArray<float> dx(x), dbias(bias), dy(y0);
+      DeviceArray<unsigned char> dw(w_bytes_host);
+      for (bool accumulate : {false, true}) {
+        std::vector<float> want = y0;
+        GemmParams p{.x = x.data(), .ldx = k, .w = w_host, .w_dtype = dtype, .bias = bias.data(),
+                     .y = want.data(), .ldy = n, .m = m, .n = n, .k = k, .accumulate = accumulate};
+        cpu_backend().gemm(p);
+        DeviceArray<float> dy_run(y0);
+        GemmParams dp = p;
+        dp.x = dx.get();
+        dp.w = dw.get();
+        dp.bias = dbias.get();
+        dp.y = dy_run.get();
+        cuda_backend().gemm(dp);
+        EXPECT_LE(relative_error(dy_run.to_host(), want), error_bound(dtype))
+            << "accumulate=" << accumulate;
+      }
+    }
+  }
+}
+
+TEST_F(GpuKernels, Int8GemmMatchesItsReference) {
+  const int64_t n = 64, k = 128;
+  for (int64_t m : kAwkwardRows) {
+    SCOPED_TRACE(::testing::Message() << "m=" << m);
+    const auto x = random_floats(static_cast<size_t>(m * k), 5);
+    std::vector<int8_t> w(static_cast<size_t>(n * k));
+    for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<int8_t>(static_cast<int>(i * 37 % 255) - 127);
+    const auto w_scale = random_floats(static_cast<size_t>(n), 6, 0.001f, 0.01f);
+    // Quantize on the device, then check the quantizer and the GEMM against references.
+    DeviceArray<float> dx(x), dw_scale(w_scale), dx_scale(static_cast<size_t>(m)),
+        dy(static_cast<size_t>(m * n));
+    DeviceArray<int8_t> dxq(static_cast<size_t>(m * k)), dw(w);
+    cuda::quantize_rows_int8({.x = dx.get(), .ldx = k, .out = dxq.get(), .scale = dx_scale.get(),
+                              .m = m, .k = k});
+    const auto xq = dxq.to_host();
+    const auto xs = dx_scale.to_host();
+    for (int64_t i = 0; i < m; ++i) {
+      float amax = 0.0f;
+      for (int64_t j = 0; j < k; ++j) amax = std::max(amax, std::abs(x[i * k + j]));
+      ASSERT_FLOAT_EQ(xs[i], amax / 127.0f);
+      for (int64_t j = 0; j < k; ++j) {
+        ASSERT_EQ(xq[i * k + j], static_cast<int8_t>(std::nearbyint(x[i * k + j] / xs[i])));
+      }
+    }
+    cuda::gemm_int8({.x = dxq.get(), .ldx = k, .w = dw.get(), .x_scale = dx_scale.get(),
+                     .w_scale = dw_scale.get(), .y = dy.get(), .ldy = n, .m = m, .n = n, .k = k});
+    std::vector<float> want(static_cast<size_t>(m * n));
+    for (int64_t i = 0; i < m; ++i) {
+      for (int64_t j = 0; j < n; ++j) {
+        int32_t acc = 0;
+        for (int64_t l = 0; l < k; ++l) acc += int32_t{xq[i * k + l]} * w[j * k + l];
+        want[i * n + j] = static_cast<float>(acc) * xs[i] * w_scale[j];
+      }
+    }
+    EXPECT_LE(relative_error(dy.to_host(), want), 1e-6);
+  }
+}
+
+TEST_F(GpuKernels, RmsNormAndFusedResidualMatchCpu) {
+  const int64_t n = 1000;
+  for (int64_t m : kAwkwardRows) {
+    SCOPED_TRACE(::testing::Message() << "m=" << m);
+    const auto x = random_floats(static_cast<size_t>(m * n), 7, -3.0f, 3.0f);
+    const auto residual = random_floats(static_cast<size_t>(m * n), 8);
+    const auto weight = random_floats(static_cast<size_t>(n), 9);
+    std::vector<float> want(x.size());
+    cpu_backend().rmsnorm({.x = x.data(), .ldx = n, .weight = weight.data(), .out = want.data(),
+                           .ldo = n, .m = m, .n = n});
+    DeviceArray<float> dx(x), dw(weight), dout(x.size()), dres(residual);
+    cuda_backend().rmsnorm({.x = dx.get(), .ldx = n, .weight = dw.get(), .out = dout.get(),
+                            .ldo = n, .m = m, .n = n});
+    EXPECT_LE(relative_error(dout.to_host(), want), 1e-6);
+
+    std::vector<float> sum(x.size());
+    for (size_t i = 0; i < x.size(); ++i) sum[i] = residual[i] + x[i];
+    cpu_backend().rmsnorm({.x = sum.data(), .ldx = n, .weight = weight.data(), .out = want.data(),
+                           .ldo = n, .m = m, .n = n});
+    cuda::rmsnorm_residual({.x = dx.get(), .ldx = n, .residual = dres.get(), .ldr = n,
+                            .weight = dw.get(), .out = dout.get(), .ldo = n, .m = m, .n = n});
+    EXPECT_EQ(dres.to_host(), sum);
+    EXPECT_LE(relative_error(dout.to_host(), want), 1e-6);
+  }
+}
+
+TEST_F(GpuKernels, RopeMatchesCpu) {
+  for (int hd : {64, 128}) {
+    for (int64_t t : kAwkwardRows) {
+      SCOPED_TRACE(::testing::Message() << "head_dim=" << hd << " t=" << t);
+      const int hq = 8, hk = 2;
+      auto q = random_floats(static_cast<size_t>(t * hq * hd), 10);
+      auto k = random_floats(static_cast<size_t>(t * hk * hd), 11);
+      std::vector<int32_t> pos(static_cast<size_t>(t));
+      for (int64_t i = 0; i < t; ++i) pos[i] = static_cast<int32_t>((i * 7919) % 4096);
+      std::vector<double> inv_freq(static_cast<size_t>(hd / 2));
+      for (int i = 0; i < hd / 2; ++i) inv_freq[i] = std::pow(10000.0, -2.0 * i / hd);
+      DeviceArray<float> dq(q), dk(k);
+      DeviceArray<int32_t> dpos(pos);
+      DeviceArray<double> dfreq(inv_freq);
+      RopeParams p{.q = q.data(), .q_stride = hq * hd, .k = k.data(), .k_stride = hk * hd,
+                   .positions = pos.data(), .inv_freq = inv_freq.data(), .t = t,
+                   .num_q_heads = hq, .num_kv_heads = hk, .head_dim = hd};
+      cpu_backend().rope(p);
+      p.q = dq.get();
+      p.k = dk.get();
+      p.positions = dpos.get();
+      p.inv_freq = dfreq.get();
+      cuda_backend().rope(p);
+      EXPECT_LE(relative_error(dq.to_host(), q), 1e-6);
+      EXPECT_LE(relative_error(dk.to_host(), k), 1e-6);
+    }
+  }
+}
+
+TEST_F(GpuKernels, SiluMulMatchesCpu) {
+  const int64_t f = 688;
+  for (int64_t t : kAwkwardRows) {
+    const auto gate_up = random_floats(static_cast<size_t>(t * 2 * f), 12, -6.0f, 6.0f);
+    std::vector<float> want(static_cast<size_t>(t * f));
+    SiluMulParams p{.gate_up = gate_up.data(), .ld_in = 2 * f, .out = want.data(), .ld_out = f,
+                    .t = t, .f = f};
+    cpu_backend().silu_mul(p);
+    DeviceArray<float> din(gate_up), dout(want.size());
+    p.gate_up = din.get();
+    p.out = dout.get();
+    cuda_backend().silu_mul(p);
+    EXPECT_LE(relative_error(dout.to_host(), want), 1e-6) << "t=" << t;
+  }
+}
+
+TEST_F(GpuKernels, KvCacheWriteAndEmbeddingMatchCpu) {
+  for (int hd : {64, 128}) {
+    for (int bs : {16, 32}) {
+      for (int64_t t : kAwkwardRows) {
+        SCOPED_TRACE(::testing::Message() << "hd=" << hd << " bs=" << bs << " t=" << t);
+        const int hk = 2, blocks = static_cast<int>((t + bs - 1) / bs) * 2;
+        const auto k = random_floats(static_cast<size_t>(t * hk * hd), 13);
+        const auto v = random_floats(static_cast<size_t>(t * hk * hd), 14);
+        std::vector<int32_t> slots(static_cast<size_t>(t));
+        for (int64_t i = 0; i < t; ++i) slots[i] = i % 5 == 3 ? -1 : static_cast<int32_t>(2 * i + 1);
+        const size_t cache = static_cast<size_t>(blocks) * hk * bs * hd;
+        std::vector<float> kc(cache), vc(cache);
+        KvCacheWriteParams p{.k = k.data(), .v = v.data(), .k_stride = hk * hd,
+                             .v_stride = hk * hd, .k_cache = kc.data(), .v_cache = vc.data(),
+                             .slot_mapping = slots.data(), .t = t, .num_kv_heads = hk,
+                             .head_dim = hd, .block_size = bs};
+        cpu_backend().kv_cache_write(p);
+        DeviceArray<float> dk(k), dv(v), dkc(cache), dvc(cache);
+        DeviceArray<int32_t> dslots(slots);
+        p.k = dk.get();
+        p.v = dv.get();
+        p.k_cache = dkc.get();
+        p.v_cache = dvc.get();
+        p.slot_mapping = dslots.get();
+        cuda_backend().kv_cache_write(p);
+        EXPECT_EQ(dkc.to_host(), kc);
+        EXPECT_EQ(dvc.to_host(), vc);
+      }
+    }
+  }
+  const int64_t vocab = 1000, dim = 136;
+  const auto table = random_floats(static_cast<size_t>(vocab * dim), 15);
+  for (DType dtype : {DType::kF32, DType::kBF16, DType::kF16}) {
+    for (int64_t t : kAwkwardRows) {
+      std::vector<int32_t> ids(static_cast<size_t>(t));
+      for (int64_t i = 0; i < t; ++i) ids[i] = static_cast<int32_t>((i * 31) % vocab);
+      const auto t16 = to_16bit(table, dtype);
+      const void* host = dtype == DType::kF32 ? static_cast<const void*>(table.data()) : t16.data();
+      const size_t bytes = static_cast<size_t>(vocab * dim) * dtype_size(dtype);
+      DeviceArray<unsigned char> dtable(std::vector<unsigned char>(
+          static_cast<const unsigned char*>(host), static_cast<const unsigned char*>(host) + bytes));
+      std::vector<float> want(static_cast<size_t>(t * dim));
+      EmbeddingParams p{.ids = ids.data(), .table = host, .table_dtype = dtype, .out = want.data(),
+                        .t = t, .dim = dim};
+      cpu_backend().embedding(p);
+      DeviceArray<int32_t> dids(ids);
+      DeviceArray<float> dout(want.size());
+      p.ids = dids.get();
+      p.table = dtable.get();
+      p.out = dout.get();
+      cuda_backend().embedding(p);
+      EXPECT_EQ(dout.to_host(), want) << dtype_name(dtype) << " t=" << t;
+    }
+  }
+}
+
+TEST_F(GpuKernels, ArgmaxAndSamplingMatchTheCpuSampler) {
+  const int64_t vocab = 32003;
+  for (int64_t m : kAwkwardRows) {
+    SCOPED_TRACE(::testing::Message() << "m=" << m);
+    auto logits = random_floats(static_cast<size_t>(m * vocab), 16, -8.0f, 8.0f);
+    if (m > 1) logits[vocab + 7] = logits[vocab + 9] = 100.0f;  // a tie: lowest id wins
+    std::vector<float> temperature(m), top_p(m), min_p(m);
+    std::vector<int32_t> top_k(m), want(m), want_greedy(m);
+    std::vector<double> uniform(m);
+    for (int64_t i = 0; i < m; ++i) {
+      SamplingParams sp;
+      sp.temperature = i % 4 == 0 ? 0.0f : 0.5f + 0.25f * static_cast<float>(i % 3);
+      sp.top_k = i % 3 == 0 ? 0 : static_cast<int32_t>(1 + i % 50);
+      sp.top_p = i % 5 == 0 ? 1.0f : 0.9f;
+      sp.min_p = i % 7 == 0 ? 0.05f : 0.0f;
+      SamplerRng rng(static_cast<uint64_t>(1000 + i));
+      uniform[i] = SamplerRng(static_cast<uint64_t>(1000 + i)).next_double();
+      const std::span<const float> row(logits.data() + i * vocab, static_cast<size_t>(vocab));
+      want[i] = sample_token(row, sp, {}, {}, rng).id;
+      SamplingParams greedy;
+      greedy.temperature = 0.0f;
+      want_greedy[i] = sample_token(row, greedy, {}, {}, rng).id;
+      temperature[i] = sp.temperature;
+      top_k[i] = sp.top_k;
+      top_p[i] = sp.top_p;
+      min_p[i] = sp.min_p;
+    }
+    DeviceArray<float> dl(logits), dt(temperature), dp(top_p), dm(min_p);
+    DeviceArray<int32_t> dk(top_k), dout(static_cast<size_t>(m)), dgreedy(static_cast<size_t>(m));
+    DeviceArray<double> du(uniform);
+    cuda::argmax({.logits = dl.get(), .ld = vocab, .m = m, .vocab = vocab, .out = dgreedy.get()});
+    cuda::sample({.logits = dl.get(), .ld = vocab, .m = m, .vocab = vocab,
+                  .temperature = dt.get(), .top_k = dk.get(), .top_p = dp.get(),
+                  .min_p = dm.get(), .uniform = du.get(), .out = dout.get()});
+    EXPECT_EQ(dgreedy.to_host(), want_greedy);
+    EXPECT_EQ(dout.to_host(), want);
+  }
+}
+
+}  // namespace
+}  // namespace strata::kernels::testing
