@@ -15,14 +15,30 @@
 
 namespace strata::kernels {
 
-// y = x · Wᵀ (+ bias) (+ y if accumulate). Weights are row-major [n][k] as in llama2.c and
-// HF checkpoints. With bf16 weights the activations are rounded to bf16 and products
-// accumulate in fp32 (AVX512-BF16 dot products); fp32 and fp16 weights use fp32 FMA.
+// How a GEMM weight matrix [n][k] sits in memory. Both hold the same n·k elements.
+//   kRowMajor: row j at w + j·k, as in llama2.c and HF checkpoints.
+//   kTiled:    the CPU backend's decode-friendly layout (pack_weights writes it). Rows are
+//              grouped in tiles of kWeightTileRows (the last tile keeps the rows left over);
+//              within a tile, k runs in chunks of kWeightTileChunk elements, and each chunk
+//              holds its rows back to back. Element (j, kk) of tile t = j / 6 with
+//              rows_t = min(6, n − 6t), chunk start c0 = kk − kk % 32, len = min(32, k − c0):
+//                6t·k + c0·rows_t + (j − 6t)·len + (kk − c0).
+//              So a tile, and a thread's whole range of tiles, is one sequential stream
+//              whatever the number of activation rows. Element positions do not depend on
+//              the dtype.
+enum class WeightLayout : uint8_t { kRowMajor, kTiled };
+inline constexpr int kWeightTileRows = 6;
+inline constexpr int kWeightTileChunk = 32;  // 64 bytes of bf16: one AVX-512 load
+
+// y = x · Wᵀ (+ bias) (+ y if accumulate). With bf16 weights the activations are rounded to
+// bf16 and products accumulate in fp32 (AVX512-BF16 dot products); fp32 and fp16 weights
+// use fp32 FMA. The layout changes where weights are read, never how an element is reduced.
 struct GemmParams {
   const float* x = nullptr;     // [m, k], row stride ldx
   int64_t ldx = 0;
-  const void* w = nullptr;      // [n, k], contiguous, dtype w_dtype (kF32, kBF16, kF16)
+  const void* w = nullptr;      // [n, k] in layout w_layout, dtype w_dtype (kF32, kBF16, kF16)
   DType w_dtype = DType::kF32;
+  WeightLayout w_layout = WeightLayout::kRowMajor;
   const float* bias = nullptr;  // [n] or nullptr
   float* y = nullptr;           // [m, n], row stride ldy
   int64_t ldy = 0;
@@ -104,10 +120,21 @@ struct PagedAttentionParams {
 // out[i] = table[ids[i]] converted to fp32.
 struct EmbeddingParams {
   const int32_t* ids = nullptr;  // [t]
-  const void* table = nullptr;   // [vocab, dim], dtype table_dtype
+  const void* table = nullptr;   // [table_rows, dim], dtype table_dtype, layout table_layout
   DType table_dtype = DType::kF32;
+  // A tied embedding is also the LM head, packed for the gemm (see WeightLayout).
+  WeightLayout table_layout = WeightLayout::kRowMajor;
+  int64_t table_rows = 0;        // needed for kTiled
   float* out = nullptr;          // [t, dim]
   int64_t t = 0, dim = 0;
+};
+
+// Rewrites a row-major weight matrix into the layout the backend's gemm streams fastest.
+struct PackWeightsParams {
+  const void* src = nullptr;  // [n, k] row-major, dtype
+  void* dst = nullptr;        // n·k elements of dtype; must not overlap src
+  DType dtype = DType::kF32;
+  int64_t n = 0, k = 0;
 };
 
 struct KernelBackend {
@@ -123,6 +150,9 @@ struct KernelBackend {
   // row as paged_attention, so a token's output does not depend on which of the two ran it.
   void (*decode_attention)(const PagedAttentionParams&);
   void (*embedding)(const EmbeddingParams&);
+  // Optional; nullptr where gemm reads kRowMajor only (the CUDA backend). Packs once, at
+  // load time, and returns the layout written, to pass as GemmParams::w_layout.
+  WeightLayout (*pack_weights)(const PackWeightsParams&) = nullptr;
 };
 
 // The CPU backend; picks AVX-512 (BF16/VNNI) or AVX2 code paths once, at first use, from

@@ -10,17 +10,8 @@ namespace {
 
 ModelConfig make_config(std::string name, int64_t vocab, int64_t hidden, int64_t ffn, int layers,
                         int heads, int kv_heads, int64_t context, bool tied) {
-  ModelConfig c;
-  c.name = "builtin:" + std::move(name);
-  c.vocab_size = vocab;
-  c.hidden_size = hidden;
-  c.intermediate_size = ffn;
-  c.num_layers = layers;
-  c.num_heads = heads;
-  c.num_kv_heads = kv_heads;
-  c.head_dim = static_cast<int>(hidden / heads);
-  c.max_position_embeddings = context;
-  c.tie_word_embeddings = tied;
+  ModelConfig c = make_llama_config("builtin:" + name, vocab, hidden, ffn, layers, heads, kv_heads,
+                                    context, tied);
   c.bos_token_id = 1;
   c.eos_token_ids = {2};
   return c;

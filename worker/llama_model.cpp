@@ -14,7 +14,12 @@ LlamaModel::LlamaModel(const ModelConfig& config, const ModelWeights& weights,
       weights_(weights),
       backend_(backend),
       inv_freq_(config.rope_inv_freq()),
-      parallel_(parallel) {}
+      parallel_(parallel) {
+  // Packed weights need the backend that packed them (pack_weights picks the layout).
+  STRATA_CHECK((weights.matrix_layout == kernels::WeightLayout::kRowMajor &&
+                weights.lm_head_layout == kernels::WeightLayout::kRowMajor) ||
+               backend.pack_weights != nullptr);
+}
 
 void LlamaModel::ensure_workspace(int64_t num_tokens) {
   if (num_tokens <= workspace_tokens_) return;
@@ -52,7 +57,9 @@ void LlamaModel::embed(const ForwardBatch& batch, int64_t num_tokens) {
     local_ids_[static_cast<size_t>(i)] = local >= 0 && local < sh.vocab_rows ? static_cast<int32_t>(local) : 0;
   }
   backend_.embedding({.ids = local_ids_.data(), .table = weights_.embedding.raw(),
-                      .table_dtype = weights_.embedding.dtype(), .out = x_.data(),
+                      .table_dtype = weights_.embedding.dtype(),
+                      .table_layout = weights_.embedding_layout,
+                      .table_rows = weights_.embedding.dim(0), .out = x_.data(),
                       .t = num_tokens, .dim = h});
   if (sh.tp_size == 1) return;
   for (int64_t i = 0; i < num_tokens; ++i) {
@@ -73,7 +80,8 @@ void LlamaModel::lm_head(int64_t rows, std::vector<float>& logits) {
   if (sharded) logits_local_.resize(static_cast<size_t>(rows * sh.vocab_rows));
   float* out = sharded ? logits_local_.data() : logits.data();
   backend_.gemm({.x = x_norm_.data(), .ldx = h, .w = weights_.lm_head.raw(),
-                 .w_dtype = weights_.lm_head.dtype(), .bias = nullptr, .y = out,
+                 .w_dtype = weights_.lm_head.dtype(), .w_layout = weights_.lm_head_layout,
+                 .bias = nullptr, .y = out,
                  .ldy = sh.vocab_rows, .m = rows, .n = sh.vocab_rows, .k = h, .accumulate = false});
   if (!sharded) return;
   logits_gathered_.resize(static_cast<size_t>(rows * sh.vocab_rows * sh.tp_size));
@@ -134,7 +142,8 @@ void LlamaModel::forward(const ForwardBatch& batch, KvCache& cache, std::vector<
 
   auto gemm = [&](const float* x, int64_t ldx, const Tensor& w, const float* bias, float* y,
                   int64_t ldy, bool accumulate) {
-    backend_.gemm({.x = x, .ldx = ldx, .w = w.raw(), .w_dtype = w.dtype(), .bias = bias, .y = y,
+    backend_.gemm({.x = x, .ldx = ldx, .w = w.raw(), .w_dtype = w.dtype(),
+                   .w_layout = weights_.matrix_layout, .bias = bias, .y = y,
                    .ldy = ldy, .m = num_tokens, .n = w.dim(0), .k = w.dim(1),
                    .accumulate = accumulate});
   };

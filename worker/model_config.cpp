@@ -89,6 +89,22 @@ std::string ModelConfig::summary() const {
       tie_word_embeddings ? ", tied embeddings" : "");
 }
 
+ModelConfig make_llama_config(std::string name, int64_t vocab, int64_t hidden, int64_t ffn,
+                              int layers, int heads, int kv_heads, int64_t context, bool tied) {
+  ModelConfig c;
+  c.name = std::move(name);
+  c.vocab_size = vocab;
+  c.hidden_size = hidden;
+  c.intermediate_size = ffn;
+  c.num_layers = layers;
+  c.num_heads = heads;
+  c.num_kv_heads = kv_heads;
+  c.head_dim = static_cast<int>(hidden / heads);
+  c.max_position_embeddings = context;
+  c.tie_word_embeddings = tied;
+  return c;
+}
+
 namespace {
 
 // Reads an optional field with a type check that names the file and the field.

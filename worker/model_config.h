@@ -53,6 +53,10 @@ struct ModelConfig {
   std::string summary() const;
 };
 
+// A Llama shape from its main dimensions (head_dim = hidden / heads, defaults elsewhere).
+ModelConfig make_llama_config(std::string name, int64_t vocab, int64_t hidden, int64_t ffn,
+                              int layers, int heads, int kv_heads, int64_t context, bool tied);
+
 // Parses an HF config.json (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM and
 // configs of the same shape). `file` names the file in error messages.
 StatusOr<ModelConfig> parse_hf_config(const nlohmann::json& json, const std::string& file);

@@ -1,6 +1,7 @@
 #include "worker/model_weights.h"
 
 #include <cstring>
+#include <vector>
 
 #include "common/check.h"
 
@@ -61,6 +62,20 @@ int64_t adjacent_pair_source_row(int64_t row, int head_dim) {
   const int64_t within = row % head_dim;
   const int64_t pair = within / 2;
   return head * head_dim + (within % 2 == 0 ? pair : pair + head_dim / 2);
+}
+
+// Rewrites a row-major matrix in place in the layout `backend` reads fastest; returns that
+// layout. `scratch` holds the row-major copy (reused across matrices, so packing costs one
+// matrix of memory, not a second copy of the model).
+kernels::WeightLayout pack_matrix(const kernels::KernelBackend* backend, Tensor& w,
+                                  std::vector<char>& scratch) {
+  if (backend == nullptr || backend->pack_weights == nullptr) {
+    return kernels::WeightLayout::kRowMajor;
+  }
+  scratch.resize(w.nbytes());
+  std::memcpy(scratch.data(), w.raw(), w.nbytes());
+  return backend->pack_weights(
+      {.src = scratch.data(), .dst = w.raw(), .dtype = w.dtype(), .n = w.dim(0), .k = w.dim(1)});
 }
 
 class Builder {
@@ -158,7 +173,8 @@ class Builder {
 }  // namespace
 
 StatusOr<ModelWeights> build_model_weights(const ModelConfig& config, WeightSource& source,
-                                           DType dtype, const ShardPlan& shard) {
+                                           DType dtype, const ShardPlan& shard,
+                                           const kernels::KernelBackend* pack_for) {
   if (dtype != DType::kF32 && dtype != DType::kBF16 && dtype != DType::kF16) {
     return invalid_argument("weight dtype must be fp32, bf16 or fp16. Given: {}", dtype_name(dtype));
   }
@@ -171,24 +187,32 @@ StatusOr<ModelWeights> build_model_weights(const ModelConfig& config, WeightSour
     STRATA_ASSIGN_OR_RETURN(w.embedding, builder.vocab_rows(WeightRole::kEmbedding));
   }
   w.layers.reserve(static_cast<size_t>(shard.num_layers()));
+  std::vector<char> pack_scratch;
   for (int l = shard.layers.begin; l < shard.layers.end; ++l) {
     STRATA_ASSIGN_OR_RETURN(LayerWeights layer, builder.layer(l));
+    for (Tensor* m : {&layer.wqkv, &layer.wo, &layer.w_gate_up, &layer.w_down}) {
+      w.matrix_layout = pack_matrix(pack_for, *m, pack_scratch);
+    }
     w.layers.push_back(std::move(layer));
   }
   if (shard.last_stage) {
     STRATA_ASSIGN_OR_RETURN(w.final_norm, builder.replicated(WeightRole::kFinalNorm, 0, config.hidden_size));
     if (config.tie_word_embeddings) {
+      // The shared table is packed for the LM head's gemm; the embedding lookup reads
+      // either layout.
+      w.embedding_layout = w.lm_head_layout = pack_matrix(pack_for, w.embedding, pack_scratch);
       w.lm_head = w.embedding;
     } else {
       STRATA_ASSIGN_OR_RETURN(w.lm_head, builder.vocab_rows(WeightRole::kLmHead));
+      w.lm_head_layout = pack_matrix(pack_for, w.lm_head, pack_scratch);
     }
   }
   return w;
 }
 
 StatusOr<ModelWeights> build_model_weights(const ModelConfig& config, WeightSource& source,
-                                           DType dtype) {
-  return build_model_weights(config, source, dtype, ShardPlan::full(config));
+                                           DType dtype, const kernels::KernelBackend* pack_for) {
+  return build_model_weights(config, source, dtype, ShardPlan::full(config), pack_for);
 }
 
 StatusOr<DType> source_matrix_dtype(WeightSource& source) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "kernels/ops.h"
 #include "kernels/tensor.h"
 #include "worker/model_config.h"
 #include "worker/shard_plan.h"
@@ -36,6 +37,12 @@ struct ModelWeights {
   std::vector<LayerWeights> layers;
   Tensor final_norm;          // [hidden] fp32; last stage
   Tensor lm_head;             // [vocab rows, hidden]; last stage; the embedding when tied
+  // Where the elements of every layer matrix and of lm_head sit (GemmParams::w_layout):
+  // whatever the backend's pack_weights wrote, else row-major. A tied lm_head is the
+  // embedding, which the embedding kernel reads row-major, so it stays kRowMajor.
+  kernels::WeightLayout matrix_layout = kernels::WeightLayout::kRowMajor;
+  kernels::WeightLayout lm_head_layout = kernels::WeightLayout::kRowMajor;
+  kernels::WeightLayout embedding_layout = kernels::WeightLayout::kRowMajor;
   size_t bytes() const;
 };
 
@@ -63,12 +70,16 @@ class WeightSource {
   virtual std::string description() const = 0;  // the file, for messages
 };
 
-// Builds every tensor from `source`, converting matrices to `dtype` (kF32, kBF16, kF16).
-StatusOr<ModelWeights> build_model_weights(const ModelConfig& config, WeightSource& source,
-                                           DType dtype);
+// Builds every tensor from `source`, converting matrices to `dtype` (kF32, kBF16, kF16), and
+// packs the matrices for `pack_for` (its pack_weights, when it has one; nullptr keeps them
+// row-major). The forward pass must then run on a backend that reads that layout.
+StatusOr<ModelWeights> build_model_weights(
+    const ModelConfig& config, WeightSource& source, DType dtype,
+    const kernels::KernelBackend* pack_for = &kernels::cpu_backend());
 // Builds only this rank's slices; nothing else is read from the (mmap'd) checkpoint.
-StatusOr<ModelWeights> build_model_weights(const ModelConfig& config, WeightSource& source,
-                                           DType dtype, const ShardPlan& shard);
+StatusOr<ModelWeights> build_model_weights(
+    const ModelConfig& config, WeightSource& source, DType dtype, const ShardPlan& shard,
+    const kernels::KernelBackend* pack_for = &kernels::cpu_backend());
 
 // The dtype in which a checkpoint stores its matrices (the default for --dtype).
 StatusOr<DType> source_matrix_dtype(WeightSource& source);

@@ -19,6 +19,7 @@ const KernelBackend& cpu_backend() {
       .paged_attention = cpu::paged_attention,
       .decode_attention = cpu::decode_attention,
       .embedding = cpu::embedding,
+      .pack_weights = cpu::pack_weights,
   };
   return backend;
 }

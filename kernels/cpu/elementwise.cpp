@@ -1,10 +1,12 @@
 #include "kernels/cpu/elementwise.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
 
 #include "common/check.h"
+#include "kernels/cpu/gemm.h"
 #include "kernels/cpu/isa.h"
 
 namespace strata::kernels::cpu {
@@ -93,27 +95,43 @@ void kv_cache_write(const KvCacheWriteParams& p) {
   }
 }
 
+namespace {
+
+void convert_row(const void* table, DType dtype, int64_t offset, int64_t n, float* out) {
+  switch (dtype) {
+    case DType::kF32:
+      std::memcpy(out, static_cast<const float*>(table) + offset, static_cast<size_t>(n) * sizeof(float));
+      break;
+    case DType::kBF16: {
+      const auto* row = static_cast<const uint16_t*>(table) + offset;
+      for (int64_t j = 0; j < n; ++j) out[j] = bf16_to_f32(row[j]);
+      break;
+    }
+    case DType::kF16: {
+      const auto* row = static_cast<const uint16_t*>(table) + offset;
+      for (int64_t j = 0; j < n; ++j) out[j] = f16_to_f32(row[j]);
+      break;
+    }
+    default:
+      STRATA_CHECK(false && "embedding table dtype must be fp32, bf16 or fp16");
+  }
+}
+
+}  // namespace
+
 void embedding(const EmbeddingParams& p) {
   for (int64_t t = 0; t < p.t; ++t) {
     const int64_t id = p.ids[t];
     float* out = p.out + t * p.dim;
-    switch (p.table_dtype) {
-      case DType::kF32:
-        std::memcpy(out, static_cast<const float*>(p.table) + id * p.dim,
-                    static_cast<size_t>(p.dim) * sizeof(float));
-        break;
-      case DType::kBF16: {
-        const auto* row = static_cast<const uint16_t*>(p.table) + id * p.dim;
-        for (int64_t j = 0; j < p.dim; ++j) out[j] = bf16_to_f32(row[j]);
-        break;
-      }
-      case DType::kF16: {
-        const auto* row = static_cast<const uint16_t*>(p.table) + id * p.dim;
-        for (int64_t j = 0; j < p.dim; ++j) out[j] = f16_to_f32(row[j]);
-        break;
-      }
-      default:
-        STRATA_CHECK(false && "embedding table dtype must be fp32, bf16 or fp16");
+    if (p.table_layout == WeightLayout::kRowMajor) {
+      convert_row(p.table, p.table_dtype, id * p.dim, p.dim, out);
+      continue;
+    }
+    // A tiled table keeps each row's elements in contiguous runs of one chunk.
+    STRATA_CHECK(p.table_rows > id);
+    for (int64_t c = 0; c < p.dim; c += kWeightTileChunk) {
+      const int64_t len = std::min<int64_t>(kWeightTileChunk, p.dim - c);
+      convert_row(p.table, p.table_dtype, tiled_offset(id, c, p.table_rows, p.dim), len, out + c);
     }
   }
 }

@@ -15,6 +15,20 @@ namespace strata::kernels::cpu {
 
 void gemm(const GemmParams& p);
 
+// Writes a row-major matrix in WeightLayout::kTiled (see ops.h), which all three ISA paths
+// read; returns kTiled.
+WeightLayout pack_weights(const PackWeightsParams& p);
+
+// Element offset of (row j, column kk) in a kTiled [n][k] matrix (see ops.h). `static`: the
+// ISA files include this (see isa.h on linkage).
+static inline int64_t tiled_offset(int64_t j, int64_t kk, int64_t n, int64_t k) {
+  const int64_t first = j / kWeightTileRows * kWeightTileRows;
+  const int64_t rows = n - first < kWeightTileRows ? n - first : kWeightTileRows;
+  const int64_t c0 = kk / kWeightTileChunk * kWeightTileChunk;
+  const int64_t len = k - c0 < kWeightTileChunk ? k - c0 : kWeightTileChunk;
+  return first * k + c0 * rows + (j - first) * len + (kk - c0);
+}
+
 // The ISA paths. x_work: caller-owned scratch of gemm_workspace_bytes(p) bytes (64-byte
 // aligned) for the activations converted once per call.
 size_t gemm_workspace_bytes_avx512(const GemmParams& p);

@@ -2,7 +2,8 @@
 // fp16 weights are widened to fp32 in registers; bf16 activations are rounded to bf16 first
 // so results match the AVX512-BF16 path up to accumulation order). Same structure as
 // gemm_avx512.cpp: activations packed once per call (zero-padded to a multiple of 8, so
-// only the weight tail needs care), 4 rows × 3 weight rows of ymm accumulators.
+// only the weight tail needs care), 4 rows × 3 weight rows of ymm accumulators. Reads both
+// weight layouts (ops.h); a 3-row tile is half of a packed 6-row tile.
 #include <immintrin.h>
 #include <omp.h>
 
@@ -66,7 +67,10 @@ __m256 load_w_tail(const typename O::W* p, int64_t rem) {
 struct Tile {
   const float* x;  // packed activations, row stride ldx (multiple of 8, zero-padded)
   int64_t ldx;
+  // Row-major: the tile's first weight row. kTiled: the first row of the 6-row packed tile
+  // holding this 3-row tile, which starts at row w_row0 of it; w_rows rows in that tile.
   const void* w;
+  int64_t w_row0, w_rows;
   int64_t k;
   float* y;
   int64_t ldy;
@@ -74,7 +78,20 @@ struct Tile {
   bool accumulate;
 };
 
-template <class O, int MR, int NR>
+// Where weight row c of the tile continues at column kk (kk a multiple of 8, or the k tail):
+// 8-element groups never straddle a kTiled chunk, since chunks are 32 wide.
+template <bool Tiled, class W>
+inline const W* w_at(const Tile& t, const W* w, int c, int64_t kk) {
+  if constexpr (!Tiled) {
+    return w + c * t.k + kk;
+  } else {
+    const int64_t c0 = kk / kWeightTileChunk * kWeightTileChunk;
+    const int64_t len = t.k - c0 < kWeightTileChunk ? t.k - c0 : kWeightTileChunk;
+    return w + c0 * t.w_rows + (t.w_row0 + c) * len + (kk - c0);
+  }
+}
+
+template <class O, int MR, int NR, bool Tiled>
 void micro(const Tile& t) {
   const auto* w = static_cast<const typename O::W*>(t.w);
   const float* x = t.x;
@@ -86,7 +103,7 @@ void micro(const Tile& t) {
   for (int64_t kk = 0; kk < k_full; kk += 8) {
     __m256 wv[NR];
 #pragma GCC unroll 3
-    for (int c = 0; c < NR; ++c) wv[c] = O::load(w + c * k + kk);
+    for (int c = 0; c < NR; ++c) wv[c] = O::load(w_at<Tiled>(t, w, c, kk));
 #pragma GCC unroll 4
     for (int r = 0; r < MR; ++r) {
       const __m256 xv = _mm256_loadu_ps(x + r * t.ldx + kk);
@@ -96,7 +113,7 @@ void micro(const Tile& t) {
   }
   if (k_full < k) {
     __m256 wv[NR];
-    for (int c = 0; c < NR; ++c) wv[c] = load_w_tail<O>(w + c * k + k_full, k - k_full);
+    for (int c = 0; c < NR; ++c) wv[c] = load_w_tail<O>(w_at<Tiled>(t, w, c, k_full), k - k_full);
     for (int r = 0; r < MR; ++r) {
       const __m256 xv = _mm256_loadu_ps(x + r * t.ldx + k_full);
       for (int c = 0; c < NR; ++c) acc[r][c] = _mm256_fmadd_ps(xv, wv[c], acc[r][c]);
@@ -115,13 +132,13 @@ void micro(const Tile& t) {
 
 using MicroFn = void (*)(const Tile&);
 
-template <class O>
+template <class O, bool Tiled>
 MicroFn pick(int64_t mr, int64_t nr) {
   static constexpr MicroFn table[kMr][kNr] = {
-      {micro<O, 1, 1>, micro<O, 1, 2>, micro<O, 1, 3>},
-      {micro<O, 2, 1>, micro<O, 2, 2>, micro<O, 2, 3>},
-      {micro<O, 3, 1>, micro<O, 3, 2>, micro<O, 3, 3>},
-      {micro<O, 4, 1>, micro<O, 4, 2>, micro<O, 4, 3>}};
+      {micro<O, 1, 1, Tiled>, micro<O, 1, 2, Tiled>, micro<O, 1, 3, Tiled>},
+      {micro<O, 2, 1, Tiled>, micro<O, 2, 2, Tiled>, micro<O, 2, 3, Tiled>},
+      {micro<O, 3, 1, Tiled>, micro<O, 3, 2, Tiled>, micro<O, 3, 3, Tiled>},
+      {micro<O, 4, 1, Tiled>, micro<O, 4, 2, Tiled>, micro<O, 4, 3, Tiled>}};
   return table[mr - 1][nr - 1];
 }
 
@@ -156,6 +173,8 @@ void run(const GemmParams& p, float* packed, int threads) {
   if (chunk_rows < kMr) chunk_rows = kMr;
   if (n_tiles < 2 * threads || m * n * k < (1 << 16)) threads = 1;
   const bool to_bf16 = p.w_dtype == DType::kBF16;
+  const bool tiled = p.w_layout == WeightLayout::kTiled;
+  static_assert(kWeightTileRows % kNr == 0, "a 3-row tile must lie inside one packed tile");
 
 #pragma omp parallel num_threads(threads)
   {
@@ -172,15 +191,18 @@ void run(const GemmParams& p, float* packed, int threads) {
         const int64_t nr = min64(kNr, n - j);
         for (int64_t i = i0; i < i1; i += kMr) {
           const int64_t mr = min64(kMr, i1 - i);
+          const int64_t j6 = j / kWeightTileRows * kWeightTileRows;
           const Tile t{.x = packed + i * kp,
                        .ldx = kp,
-                       .w = w + j * k,
+                       .w = w + (tiled ? j6 : j) * k,
+                       .w_row0 = j - j6,
+                       .w_rows = min64(kWeightTileRows, n - j6),
                        .k = k,
                        .y = p.y + i * p.ldy + j,
                        .ldy = p.ldy,
                        .bias = p.bias != nullptr ? p.bias + j : nullptr,
                        .accumulate = p.accumulate};
-          pick<O>(mr, nr)(t);
+          (tiled ? pick<O, true>(mr, nr) : pick<O, false>(mr, nr))(t);
         }
       }
     }

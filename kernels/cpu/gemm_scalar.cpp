@@ -1,5 +1,5 @@
 // Portable GEMM for CPUs without AVX2: one fp32 accumulator per output walked over k in
-// order. Slow, but it is the path every x86-64 machine can run and it is trivially batch
+// order, either weight layout. Slow, but it is the path every x86-64 machine can run and it is trivially batch
 // invariant.
 #include <omp.h>
 
@@ -13,6 +13,7 @@ namespace {
 template <class LoadW>
 void run(const GemmParams& p, int threads, bool round_x, LoadW load_w) {
   const int64_t n = p.n, k = p.k;
+  const bool tiled = p.w_layout == WeightLayout::kTiled;
   if (p.m * n * k < (1 << 16)) threads = 1;
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (int64_t j = 0; j < n; ++j) {
@@ -21,7 +22,7 @@ void run(const GemmParams& p, int threads, bool round_x, LoadW load_w) {
       float acc = 0.0f;
       for (int64_t kk = 0; kk < k; ++kk) {
         const float xv = round_x ? bf16_to_f32(f32_to_bf16(x[kk])) : x[kk];
-        acc += xv * load_w(j * k + kk);
+        acc += xv * load_w(tiled ? tiled_offset(j, kk, n, k) : j * k + kk);
       }
       float* out = p.y + i * p.ldy + j;
       float v = acc;

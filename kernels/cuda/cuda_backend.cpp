@@ -46,7 +46,11 @@ void rmsnorm(const RmsNormParams& p) {
 void rope(const RopeParams& p) { launch_rope(p, context().stream); }
 void silu_mul(const SiluMulParams& p) { launch_silu_mul(p, context().stream); }
 void kv_cache_write(const KvCacheWriteParams& p) { launch_kv_cache_write(p, context().stream); }
-void embedding(const EmbeddingParams& p) { launch_embedding(p, context().stream); }
+void embedding(const EmbeddingParams& p) {
+  // This backend never packs weights (no pack_weights hook), so tables are row-major.
+  STRATA_CHECK(p.table_layout == WeightLayout::kRowMajor);
+  launch_embedding(p, context().stream);
+}
 
 void paged_attention(const PagedAttentionParams& p) {
   if (p.num_seqs == 0) return;
@@ -63,6 +67,7 @@ void paged_attention(const PagedAttentionParams& p) {
 
 void decode_attention(const PagedAttentionParams& p) {
   if (p.num_seqs == 0) return;
+  check_attention(p);
   int max_context = 0;
   for (int s = 0; s < p.num_seqs; ++s) {
     STRATA_CHECK(p.seqs[s].num_queries == 1 && p.seqs[s].context_len >= 1);

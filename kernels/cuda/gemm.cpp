@@ -24,6 +24,8 @@ void gemm(const GemmParams& p) {
   if (p.m == 0 || p.n == 0) return;
   STRATA_CHECK(p.x != nullptr && p.w != nullptr && p.y != nullptr);
   STRATA_CHECK(p.ldx >= p.k && p.ldy >= p.n);
+  // cuda_backend() has no pack_weights: weights stay row-major on the GPU.
+  STRATA_CHECK(p.w_layout == WeightLayout::kRowMajor);
   CudaContext& ctx = context();
   const int m = static_cast<int>(p.m), n = static_cast<int>(p.n), k = static_cast<int>(p.k);
   const float alpha = 1.0f, beta = p.accumulate ? 1.0f : 0.0f;

@@ -113,6 +113,7 @@ TEST_F(GpuAttention, RejectsConfigurationsOutsideTheTable) {
   const PagedCase c(8, 2, 64, 16, {{1, 5}});
   PagedAttentionParams p = c.params(nullptr);
   p.head_dim = 96;
+  GTEST_FLAG_SET(death_test_style, "threadsafe");  // re-exec: no CUDA state across fork
   EXPECT_DEATH(cuda_backend().decode_attention(p), "head_dim must be one of 64, 128");
 }
 

@@ -144,6 +144,45 @@ TEST(Gemm, RowResultIsBitIdenticalAloneInBatchAcrossThreadsAndNSplits) {
   });
 }
 
+// Packing changes where weights are read, never how an element is reduced: every path gives
+// the row-major bits, at tile and chunk edges (n around 6, k around 16 and 32) and below.
+TEST(Gemm, TiledWeightsGiveTheRowMajorBits) {
+  for_each_isa([](cpu::CpuIsa) {
+    for (DType dtype : {DType::kF32, DType::kBF16, DType::kF16}) {
+      for (int64_t n : {1, 5, 6, 7, 13, 111}) {
+        for (int64_t k : {5, 16, 40, 172, 2048}) {
+          for (int64_t m : {1, 2, 5, 37}) {
+            SCOPED_TRACE(::testing::Message() << dtype_name(dtype) << " m=" << m << " n=" << n
+                                              << " k=" << k);
+            const auto x = random_floats(static_cast<size_t>(m * k), 31);
+            const Weights w = make_weights(dtype, n, k, 32);
+            const auto bias = random_floats(static_cast<size_t>(n), 33);
+            std::vector<char> packed(static_cast<size_t>(n * k) * dtype_size(dtype));
+            const WeightLayout layout = cpu_backend().pack_weights(
+                {.src = w.data(), .dst = packed.data(), .dtype = dtype, .n = n, .k = k});
+            ASSERT_EQ(layout, WeightLayout::kTiled);
+            set_cpu_threads(2);
+            std::vector<float> want(static_cast<size_t>(m * n));
+            run_gemm(x, k, w, bias.data(), want, n, m, n, k, false);
+            const auto y0 = random_floats(static_cast<size_t>(m * n), 34);
+            std::vector<float> got = y0, want_acc = y0;
+            cpu_backend().gemm({.x = x.data(), .ldx = k, .w = packed.data(), .w_dtype = dtype,
+                                .w_layout = layout, .bias = bias.data(), .y = got.data(),
+                                .ldy = n, .m = m, .n = n, .k = k, .accumulate = true});
+            run_gemm(x, k, w, bias.data(), want_acc, n, m, n, k, true);
+            ASSERT_EQ(0, std::memcmp(got.data(), want_acc.data(), got.size() * sizeof(float)));
+            set_cpu_threads(1);
+            cpu_backend().gemm({.x = x.data(), .ldx = k, .w = packed.data(), .w_dtype = dtype,
+                                .w_layout = layout, .bias = bias.data(), .y = got.data(),
+                                .ldy = n, .m = m, .n = n, .k = k});
+            ASSERT_EQ(0, std::memcmp(got.data(), want.data(), want.size() * sizeof(float)));
+          }
+        }
+      }
+    }
+  });
+}
+
 TEST(Gemm, LargeBatchSpanningActivationChunksMatchesSingleRow) {
   // 300 rows of k = 2048 exceed one L2 chunk of packed activations.
   for_each_isa([](cpu::CpuIsa isa) {

@@ -21,18 +21,7 @@ namespace {
 
 ModelConfig shape(std::string name, int64_t vocab, int64_t hidden, int64_t ffn, int layers, int heads,
                   int kv_heads, int64_t max_pos, bool tied = false) {
-  ModelConfig c;
-  c.name = std::move(name);
-  c.vocab_size = vocab;
-  c.hidden_size = hidden;
-  c.intermediate_size = ffn;
-  c.num_layers = layers;
-  c.num_heads = heads;
-  c.num_kv_heads = kv_heads;
-  c.head_dim = static_cast<int>(hidden / heads);
-  c.max_position_embeddings = max_pos;
-  c.tie_word_embeddings = tied;
-  return c;
+  return make_llama_config(std::move(name), vocab, hidden, ffn, layers, heads, kv_heads, max_pos, tied);
 }
 
 // Shapes from each model's published config.json.
