@@ -492,14 +492,22 @@ std::variant<GenerationRequest, ApiError> parse_generation_impl(std::string_view
   return req;
 }
 
-std::variant<TokenizeRequest, ApiError> parse_tokenize_impl(std::string_view body_text,
-                                                            const ApiLimits& limits) {
+// The common start of the tokenizer routes: a JSON object whose `model`, if given, is ours.
+std::variant<json, ApiError> parse_object_for_model(std::string_view body_text, const ApiLimits& limits) {
   auto parsed = parse_json_body(body_text);
   if (auto* e = std::get_if<ApiError>(&parsed)) return std::move(*e);
-  const json& body = std::get<json>(parsed);
+  json body = std::move(std::get<json>(parsed));
   STRATA_RETURN_IF_API_ERROR(require_object(body));
   std::string model;
   STRATA_RETURN_IF_API_ERROR(check_model(body, limits, &model));
+  return body;
+}
+
+std::variant<TokenizeRequest, ApiError> parse_tokenize_impl(std::string_view body_text,
+                                                            const ApiLimits& limits) {
+  auto parsed = parse_object_for_model(body_text, limits);
+  if (auto* e = std::get_if<ApiError>(&parsed)) return std::move(*e);
+  const json& body = std::get<json>(parsed);
   TokenizeRequest req;
   const bool has_prompt = field(body, "prompt") != nullptr;
   const bool has_messages = field(body, "messages") != nullptr;
@@ -522,12 +530,9 @@ std::variant<TokenizeRequest, ApiError> parse_tokenize_impl(std::string_view bod
 
 std::variant<DetokenizeRequest, ApiError> parse_detokenize_impl(std::string_view body_text,
                                                                 const ApiLimits& limits) {
-  auto parsed = parse_json_body(body_text);
+  auto parsed = parse_object_for_model(body_text, limits);
   if (auto* e = std::get_if<ApiError>(&parsed)) return std::move(*e);
   const json& body = std::get<json>(parsed);
-  STRATA_RETURN_IF_API_ERROR(require_object(body));
-  std::string model;
-  STRATA_RETURN_IF_API_ERROR(check_model(body, limits, &model));
   const json* tokens = field(body, "tokens");
   if (!tokens) return bad("tokens", "`tokens` is required: an array of token ids");
   DetokenizeRequest req;
