@@ -25,6 +25,14 @@ struct RouterConfig {
   int detokenizer_threads = 2;
   int read_timeout_s = 10;              // slow clients are cut off after this
   int request_timeout_s = 600;          // a request still running after this is aborted
+  // Router scheduling (router/scheduling/). Not yet in the request path: the server accepts
+  // only the defaults, which describe what it does today, and refuses the others.
+  std::string admission_policy = "on-demand";  // on-demand | reserve-max | predicted
+  std::string order = "fcfs";                  // fcfs | sjf
+  double admission_quantile = 0.9;             // starting quantile of `predicted`
+  int64_t kv_headroom_blocks = 0;              // KV blocks per group kept spare
+  int64_t max_queue_tokens = int64_t{1} << 22; // waiting prompt tokens before 429
+  double max_wait_s = 30;                      // aging bound of sjf
 
   template <typename V>
   void visit_fields(V& v) {
@@ -44,6 +52,12 @@ struct RouterConfig {
     v("detokenizer_threads", detokenizer_threads, "detokenizer pool threads", Range{1, 256});
     v("read_timeout_s", read_timeout_s, "seconds a client may take to send its request", Range{1, 3600});
     v("request_timeout_s", request_timeout_s, "seconds before a running request is aborted", Range{1, 86400});
+    v("admission_policy", admission_policy, "when a group takes another request: on-demand (free blocks for the prompt, like vLLM), reserve-max (prompt + max_tokens reserved, like TGI), predicted (predicted peak KV use fits)");
+    v("order", order, "queue order: fcfs, or sjf (shortest predicted output first, with aging)");
+    v("admission_quantile", admission_quantile, "starting quantile of predicted output length used by `predicted` (adapts toward 1% preemptions)", Range{0.5, 0.999});
+    v("kv_headroom_blocks", kv_headroom_blocks, "KV blocks per worker group that admission keeps spare", Range{0, 1e9});
+    v("max_queue_tokens", max_queue_tokens, "waiting prompt tokens accepted before answering 429", Range{1, 1e12});
+    v("max_wait_s", max_wait_s, "with --order sjf, a request waiting this long goes ahead of younger ones", Range{0, 86400});
   }
 };
 

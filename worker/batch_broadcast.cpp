@@ -75,26 +75,4 @@ std::vector<ForwardBatch> split_micro_batches(const ForwardBatch& batch, int n) 
   return out;
 }
 
-void broadcast_batch(Communicator& world, const ForwardBatch& batch) {
-  std::vector<int32_t> words = encode_batch(batch);
-  int64_t size = static_cast<int64_t>(words.size());
-  world.broadcast(&size, sizeof size, 0);
-  world.broadcast(words.data(), words.size() * sizeof(int32_t), 0);
-}
-
-void broadcast_stop(Communicator& world) {
-  int64_t size = -1;
-  world.broadcast(&size, sizeof size, 0);
-}
-
-bool receive_batch(Communicator& world, OwnedBatch& out) {
-  int64_t size = 0;
-  world.broadcast(&size, sizeof size, 0);
-  if (size < 0) return false;
-  std::vector<int32_t> words(static_cast<size_t>(size));
-  world.broadcast(words.data(), words.size() * sizeof(int32_t), 0);
-  decode_batch(words, out);
-  return true;
-}
-
 }  // namespace strata

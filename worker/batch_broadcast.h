@@ -1,12 +1,11 @@
-// The driver's plan for one step, as every rank of a worker group needs it: the step's
-// tokens and, per sequence, its position, chunk length and block table. Rank 0 (the
-// driver) decides; it broadcasts this each step and the other ranks replay it.
+// One step's batch as the ranks of a worker group exchange it (inside worker/group_plan.h's
+// GroupPlan): the tokens and, per sequence, its position, chunk length and block table,
+// as flat int32 words; and its split into pipeline micro-batches.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
-#include "parallel/communicator.h"
 #include "worker/llama_model.h"
 
 namespace strata {
@@ -16,13 +15,6 @@ struct OwnedBatch {
   ForwardBatch batch;
   std::vector<std::vector<int32_t>> tables;
 };
-
-// Driver side: sends `batch` to every rank of `world`.
-void broadcast_batch(Communicator& world, const ForwardBatch& batch);
-// Driver side: tells every rank to leave its follower loop.
-void broadcast_stop(Communicator& world);
-// Follower side: receives the next batch; false when the driver said stop.
-bool receive_batch(Communicator& world, OwnedBatch& out);
 
 // Splits a step into up to `n` micro-batches of disjoint, consecutive sequences with about
 // equal token counts, so pipeline stages work on different micro-batches at once. Every

@@ -6,6 +6,7 @@
 
 #include "common/check.h"
 #include "worker/batch_broadcast.h"
+#include "worker/group_plan.h"
 
 namespace strata {
 namespace {
@@ -87,20 +88,31 @@ Status Engine::add_request(Request request) {
 }
 
 Engine::~Engine() {
-  if (distributed()) broadcast_stop(*parallel_->world);
+  if (distributed()) broadcast_plan(*parallel_->world, GroupPlan{.stop = true});
 }
 
 bool Engine::abort(RequestId id) { return scheduler_.abort(id); }
 
-// Runs the model on this rank and, in a multi-rank group, on every rank; leaves the step's
-// logits in logits_ here, on the driver.
-void Engine::run_forward(const ForwardBatch& batch, size_t num_logit_rows) {
+// Runs the model on this rank and, in a multi-rank group, on every rank: the plan goes to
+// all ranks first. Leaves the step's logits in logits_ here, or, when the last pipeline
+// stage is another rank, returns the tokens it sampled.
+std::optional<SampledRows> Engine::run_forward(const StepPlan& step, const ForwardBatch& batch) {
   if (!distributed()) {
     forward_.forward(batch, cache_, logits_);
-    return;
+    return std::nullopt;
   }
   watchdog_->begin_step();
-  broadcast_batch(*parallel_->world, batch);
+  GroupPlan plan{.batch_words = encode_batch(batch)};
+  for (const ScheduledSequence& s : step.sequences) {
+    plan.sequence_ids.push_back(s.id);
+    if (!announced_.insert(s.id).second) continue;
+    const Sequence* seq = scheduler_.find(s.id);
+    STRATA_CHECK(seq != nullptr);
+    plan.new_requests.push_back({.id = s.id, .prompt_ids = seq->request.prompt_ids,
+                                 .sampling = seq->request.sampling});
+  }
+  plan.finished_ids.swap(finished_since_plan_);
+  broadcast_plan(*parallel_->world, plan);
   const Topology& t = parallel_->topology;
   // With pp stages, pp micro-batches keep every stage busy: stage 0 starts the second while
   // stage 1 runs the first. Logits of all micro-batches arrive in sequence order.
@@ -110,13 +122,14 @@ void Engine::run_forward(const ForwardBatch& batch, size_t num_logit_rows) {
     forward_.forward(mb, cache_, part);
     logits_.insert(logits_.end(), part.begin(), part.end());
   }
-  if (t.last_stage_leader() != 0) {
-    logits_.resize(num_logit_rows * static_cast<size_t>(model_.config.vocab_size));
-    if (num_logit_rows > 0) {
-      parallel_->world->recv(logits_.data(), logits_.size() * sizeof(float), t.last_stage_leader());
-    }
+  std::optional<SampledRows> remote;
+  const bool any_sample = std::any_of(step.sequences.begin(), step.sequences.end(),
+                                      [](const ScheduledSequence& s) { return s.sample; });
+  if (t.last_stage_leader() != 0 && any_sample) {
+    remote = receive_samples(*parallel_->world, t.last_stage_leader());
   }
   watchdog_->end_step();
+  return remote;
 }
 
 Status run_engine_follower(const LoadedModel& model, const EngineConfig& config,
@@ -127,19 +140,24 @@ Status run_engine_follower(const LoadedModel& model, const EngineConfig& config,
   KvCache cache(model.config, model.weights.shard, config.scheduler.block_size, num_blocks);
   StepWatchdog watchdog(std::chrono::milliseconds(config.step_timeout_ms));
   const Topology& t = parallel.topology;
-  const bool sends_logits = t.world_rank == t.last_stage_leader();
-  OwnedBatch step;
-  std::vector<float> logits;
-  std::vector<float> part;
-  while (receive_batch(*parallel.world, step)) {
+  // The last stage's first TP rank samples (rank 0 samples itself when it is that rank).
+  const bool samples = t.world_rank == t.last_stage_leader();
+  SamplingMirror mirror;
+  std::vector<float> logits, part;
+  while (true) {
+    const GroupPlan plan = receive_plan(*parallel.world);
+    if (plan.stop) break;
     watchdog.begin_step();
+    if (samples) mirror.apply(plan);
+    OwnedBatch step;
+    decode_batch(plan.batch_words, step);
     logits.clear();
     for (const ForwardBatch& mb : split_micro_batches(step.batch, t.pp)) {
       forward.forward(mb, cache, part);
       logits.insert(logits.end(), part.begin(), part.end());
     }
-    if (sends_logits && !logits.empty()) {
-      parallel.world->send(logits.data(), logits.size() * sizeof(float), 0);
+    if (samples && !logits.empty()) {
+      send_samples(*parallel.world, mirror.sample(plan, step.batch, logits, model.config.vocab_size), 0);
     }
     watchdog.end_step();
   }
@@ -160,10 +178,7 @@ std::vector<SequenceOutput> Engine::step() {
                                  .block_table = s.block_table,
                                  .want_logits = s.sample});
     }
-    size_t num_logit_rows = 0;
-    for (const ScheduledSequence& s : plan.sequences) num_logit_rows += s.sample ? 1 : 0;
-    run_forward(batch, num_logit_rows);
-    // Requests sample independently (each owns its RNG), so they sample in parallel.
+    std::optional<SampledRows> remote = run_forward(plan, batch);
     std::vector<std::pair<const ScheduledSequence*, Sequence*>> to_sample;
     for (const ScheduledSequence& s : plan.sequences) {
       if (!s.sample) continue;
@@ -172,17 +187,33 @@ std::vector<SequenceOutput> Engine::step() {
       to_sample.emplace_back(&s, seq);
     }
     std::vector<SampledToken> sampled(to_sample.size());
-    const auto vocab = static_cast<size_t>(model_.config.vocab_size);
+    if (remote) {
+      // The last pipeline stage sampled with its mirror of each request's state.
+      STRATA_CHECK(remote->rows.size() == to_sample.size());
+      for (size_t i = 0; i < sampled.size(); ++i) {
+        const SampledRow& row = remote->rows[i];
+        sampled[i] = {.id = row.id, .logprob = row.logprob};
+        for (const wire::TopLogprob& t : row.top) sampled[i].top_logprobs.push_back({t.id, t.logprob});
+      }
+    } else {
+      // Requests sample independently (each owns its RNG), so they sample in parallel.
+      const auto vocab = static_cast<size_t>(model_.config.vocab_size);
 #pragma omp parallel for schedule(dynamic) if (to_sample.size() > 1)
-    for (size_t i = 0; i < to_sample.size(); ++i) {
-      Sequence& seq = *to_sample[i].second;
-      const std::span<const float> logits(logits_.data() + i * vocab, vocab);
-      sampled[i] = sample_token(logits, seq.request.sampling, seq.request.prompt_ids,
-                                seq.output_ids, seq.rng);
+      for (size_t i = 0; i < to_sample.size(); ++i) {
+        Sequence& seq = *to_sample[i].second;
+        const std::span<const float> logits(logits_.data() + i * vocab, vocab);
+        sampled[i] = sample_token(logits, seq.request.sampling, seq.request.prompt_ids,
+                                  seq.output_ids, seq.rng);
+      }
     }
     for (size_t i = 0; i < to_sample.size(); ++i) result.sampled[to_sample[i].first->id] = std::move(sampled[i]);
   }
   std::vector<SequenceOutput> outputs = scheduler_.update(plan, result);
+  if (distributed()) {
+    for (const SequenceOutput& o : outputs) {
+      if (o.finished() && announced_.erase(o.id) > 0) finished_since_plan_.push_back(o.id);
+    }
+  }
   last_step_ = {.num_sequences = static_cast<int32_t>(plan.sequences.size()),
                 .num_decode_tokens = plan.num_decode_tokens,
                 .num_prefill_tokens = plan.num_prefill_tokens,

@@ -5,12 +5,15 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
+#include <set>
 #include <vector>
 
 #include "common/status.h"
 #include "worker/llama_model.h"
 #include "worker/model_loader.h"
 #include "parallel/watchdog.h"
+#include "worker/group_plan.h"
 #include "worker/scheduler.h"
 
 namespace strata {
@@ -64,7 +67,7 @@ class Engine {
  private:
   Engine(const LoadedModel& model, EngineConfig config, int64_t num_blocks, ParallelContext* parallel);
   bool distributed() const { return parallel_ != nullptr && parallel_->topology.world_size() > 1; }
-  void run_forward(const ForwardBatch& batch, size_t num_logit_rows);
+  std::optional<SampledRows> run_forward(const StepPlan& step, const ForwardBatch& batch);
 
   const LoadedModel& model_;
   EngineConfig config_;
@@ -74,6 +77,10 @@ class Engine {
   KvCache cache_;
   Scheduler scheduler_;
   std::vector<float> logits_;
+  // Multi-rank: requests whose full state the ranks have seen, and those finished since the
+  // last plan (sent with the next one so the last stage drops its mirror of them).
+  std::set<RequestId> announced_;
+  std::vector<RequestId> finished_since_plan_;
   EngineStepStats last_step_;
 };
 

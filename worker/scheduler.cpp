@@ -56,7 +56,10 @@ Status Scheduler::add(Request request) {
   }
   if (sequences_.count(request.id)) return invalid_argument("request id {} is already in use", request.id);
   const RequestId id = request.id;
-  auto seq = std::make_unique<Sequence>(std::move(request), next_seed_++);
+  // The effective seed is recorded in the request, so every rank that samples for it (the
+  // last pipeline stage of a worker group) draws the same stream.
+  if (!request.sampling.seed) request.sampling.seed = next_seed_++;
+  auto seq = std::make_unique<Sequence>(std::move(request), 0);
   waiting_.push_back(seq.get());
   sequences_.emplace(id, std::move(seq));
   return ok_status();

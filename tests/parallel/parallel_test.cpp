@@ -84,8 +84,11 @@ void check_logits(const std::string& path) {
   }
 }
 
-// Greedy tokens of a few requests through the distributed engine equal one rank's.
-void check_greedy(const std::string& path) {
+// Tokens of a few requests through the distributed engine equal one rank's: greedy on every
+// layout; sampled (temperature, top-p, penalties, seeds, logprobs) where the layout keeps
+// the logits bit-identical (pipeline stages only: no TP reduction order changes), which
+// also checks that the last stage's sampling mirror follows the driver's requests exactly.
+void check_tokens(const std::string& path, bool sampled) {
   auto full = load_model(path);
   ASSERT_TRUE(full.ok());
   EngineConfig config;
@@ -99,6 +102,13 @@ void check_greedy(const std::string& path) {
     r.sampling.temperature = 0.0f;
     r.sampling.max_tokens = 12;
     r.sampling.ignore_eos = true;
+    if (sampled) {
+      r.sampling.temperature = 0.9f;
+      r.sampling.top_p = 0.9f;
+      r.sampling.repetition_penalty = 1.1f;
+      r.sampling.logprobs = 2;
+      if (id % 2 == 0) r.sampling.seed = 1000 + id;  // the others take the engine's seeds
+    }
     requests.push_back(r);
   }
   auto generate = [&](Engine& engine) {
@@ -119,6 +129,7 @@ void check_greedy(const std::string& path) {
     alone = generate(**engine);
   }
   for (auto [tp, pp] : layouts()) {
+    if (sampled && tp > 1) continue;
     SCOPED_TRACE(::testing::Message() << "tp " << tp << " pp " << pp);
     auto ctx = ParallelContext::mpi(tp, pp);
     ASSERT_TRUE(ctx.ok());
@@ -149,7 +160,12 @@ TEST(TensorPipelineParallel, Stories260KLogitsMatchOneRank) {
 
 TEST(TensorPipelineParallel, Stories260KGreedyTokensMatchOneRank) {
   STRATA_REQUIRE_SHARED_FILE(path, "models/stories260K/stories260K.bin");
-  check_greedy(path.string());
+  check_tokens(path.string(), false);
+}
+
+TEST(TensorPipelineParallel, Stories260KSampledTokensMatchOneRankAcrossPipelineStages) {
+  STRATA_REQUIRE_SHARED_FILE(path, "models/stories260K/stories260K.bin");
+  check_tokens(path.string(), true);
 }
 
 // 8 heads over 2 KV heads: tp 4 replicates each KV head on two ranks (tp > n_kv); odd FFN
@@ -157,7 +173,8 @@ TEST(TensorPipelineParallel, Stories260KGreedyTokensMatchOneRank) {
 TEST(TensorPipelineParallel, RandomGqaModelWithReplicatedKvHeads) {
   const std::string path = random_model("gqa", {64, 172, 4, 8, 2, 97, 64}, false);
   check_logits(path);
-  check_greedy(path);
+  check_tokens(path, false);
+  check_tokens(path, true);
 }
 
 TEST(TensorPipelineParallel, ModelThatCannotSplitGetsAClearError) {

@@ -1,0 +1,131 @@
+// RouterScheduler: the router's queue between accepting a request and sending it to a worker
+// group (issue 7). Pure logic on an injected clock (every call takes now_s; no threads, no
+// sockets), so the server and the simulator drive the same code.
+//
+// Design note. enqueue() bounds the queue (requests and prompt tokens) and rejects early
+// when the predicted queueing delay exceeds a deadline: both answer ResourceExhausted (429).
+// schedule(now, groups) orders the waiting requests (ordering.h), and for each one finds the
+// groups whose admission policy lets it in (admission.h), then places it on one of them
+// (placement.h). The running set per group is the scheduler's own record (what it
+// dispatched, the tokens seen since, what finished), so admission does not wait for the
+// workers' next KV report; from the reports it takes capacity, free blocks and the
+// preemption counter, whose growth feeds the adaptive quantile. A request that does not fit
+// is skipped (later ones may back-fill) unless it is aged, in which case the pass stops and
+// the next room that opens is its. Deadlines: each request has a timeout (its own or the
+// default); schedule() returns the ids past it. A waiting one is dropped from the queue
+// there; a running one stays until on_finished (the caller aborts it in the worker).
+// Learning: on_finished() feeds the predictor with the actual output length.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/status.h"
+#include "router/scheduling/admission.h"
+#include "router/scheduling/length_predictor.h"
+#include "router/scheduling/ordering.h"
+#include "router/scheduling/placement.h"
+
+namespace strata::router {
+
+struct RouterSchedulerConfig {
+  AdmissionPolicy admission = OnDemand{};
+  OrderPolicy order = Fcfs{};
+  AdaptiveQuantileConfig quantile{};  // quantile.initial is the admission quantile
+  bool adapt_quantile = true;
+  int64_t kv_headroom_blocks = 0;     // blocks per group kept spare
+  int64_t max_queue_requests = 1024;  // waiting requests before 429
+  int64_t max_queue_tokens = int64_t{1} << 22;  // waiting prompt tokens before 429
+  double max_wait_s = 30;             // aging bound (see ordering.h)
+  double queue_deadline_s = 0;        // 429 when the predicted queueing delay exceeds it; 0: off
+  double request_timeout_s = 600;     // default per-request timeout, from enqueue
+  uint64_t seed = 1;                  // placement RNG
+};
+
+struct SchedulerRequest {
+  uint64_t id = 0;
+  RequestFeatures features;
+  int priority = 0;        // higher first
+  double timeout_s = 0;    // 0: the config's request_timeout_s
+};
+
+// One worker group as the dispatcher last saw it.
+struct GroupSnapshot {
+  std::string group_id;
+  bool available = false;  // alive and ready
+  int64_t total_blocks = 0;
+  int64_t free_blocks = 0;
+  int32_t block_size = 16;
+  int64_t num_preemptions = 0;  // the worker's counter since it started
+};
+
+struct Dispatch {
+  uint64_t id = 0;
+  std::string group_id;
+};
+
+struct ScheduleDecisions {
+  std::vector<Dispatch> dispatches;  // send these now, in this order
+  std::vector<uint64_t> timed_out;   // past their timeout: answer/abort them
+};
+
+class RouterScheduler {
+ public:
+  // `predictor` must outlive the scheduler.
+  RouterScheduler(RouterSchedulerConfig config, LengthPredictor& predictor);
+
+  // Queues `request`. ResourceExhausted (429) when the queue is full or the predicted wait
+  // exceeds queue_deadline_s; InvalidArgument when the id is already known.
+  Status enqueue(const SchedulerRequest& request, double now_s);
+  ScheduleDecisions schedule(double now_s, std::span<const GroupSnapshot> groups);
+  // `n` more output tokens of a running request arrived.
+  void on_tokens(uint64_t id, int64_t n);
+  // A dispatched request finished (any reason) after `output_tokens`. It teaches the
+  // predictor, unless it was reported timed out (a cut-off length is not an answer length).
+  // `preempted` counts it as preempted for the adaptive quantile; callers that feed
+  // preemptions through GroupSnapshot::num_preemptions pass false, or they count twice.
+  void on_finished(uint64_t id, int64_t output_tokens, bool preempted);
+  // The client went away: a waiting request is dropped (a running one needs on_finished).
+  void cancel(uint64_t id);
+
+  size_t num_waiting() const { return waiting_.size(); }
+  int64_t num_waiting_tokens() const { return waiting_tokens_; }
+  size_t num_running() const { return requests_.size() - waiting_.size(); }
+  double admission_quantile() const { return quantile_.value(); }
+  // Output tokens per second across groups, from on_tokens and the clock; 0 until measured.
+  double tokens_per_s() const { return tokens_per_s_; }
+
+ private:
+  struct Tracked {
+    SchedulerRequest request;
+    LengthDistribution length;
+    double arrival_s = 0;
+    double deadline_s = 0;
+    bool running = false;
+    bool timeout_reported = false;
+    std::string group_id;
+    int64_t generated = 0;
+  };
+  void update_rates(double now_s, std::span<const GroupSnapshot> groups);
+  void collect_timeouts(double now_s, ScheduleDecisions& out);
+  void remove_waiting(uint64_t id);
+  double predicted_wait_s(const Tracked& newcomer) const;
+
+  RouterSchedulerConfig config_;
+  LengthPredictor& predictor_;
+  AdaptiveQuantile quantile_;
+  PowerOfTwoChoices placement_;
+  std::unordered_map<uint64_t, Tracked> requests_;  // waiting and running
+  std::vector<uint64_t> waiting_;                   // arrival order
+  int64_t waiting_tokens_ = 0;
+  std::unordered_map<std::string, int64_t> last_preemptions_;
+  // Throughput: tokens counted over windows of >= 1 s, smoothed.
+  int64_t window_tokens_ = 0;
+  double window_start_s_ = -1;
+  double tokens_per_s_ = 0;
+};
+
+}  // namespace strata::router

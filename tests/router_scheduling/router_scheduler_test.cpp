@@ -1,0 +1,191 @@
+#include "router/scheduling/router_scheduler.h"
+
+#include <optional>
+
+#include <gtest/gtest.h>
+
+namespace strata::router {
+namespace {
+
+RequestFeatures features(int64_t prompt, int64_t max_tokens) {
+  return {.prompt_tokens = prompt, .max_tokens = max_tokens, .route = Route::kCompletions};
+}
+
+GroupSnapshot group(std::string id, int64_t total_blocks, int32_t block_size = 1) {
+  return {.group_id = std::move(id), .available = true, .total_blocks = total_blocks,
+          .free_blocks = total_blocks, .block_size = block_size};
+}
+
+// One group that holds one 60-token prompt at a time; a long request (max_tokens 512) at
+// t = 0, then two short ones (max_tokens 4) every second. Returns when the long one is
+// dispatched, or nullopt if not within 100 s.
+std::optional<int> long_request_dispatch_time(double max_wait_s) {
+  HistogramPredictor predictor;
+  RouterScheduler s({.order = ShortestPredictedFirst{}, .max_wait_s = max_wait_s}, predictor);
+  const std::vector<GroupSnapshot> groups{group("g", 100)};
+  EXPECT_TRUE(s.enqueue({.id = 1, .features = features(60, 512)}, 0).ok());
+  uint64_t next_id = 2;
+  std::optional<uint64_t> running;
+  for (int t = 0; t < 100; ++t) {
+    if (running) s.on_finished(*running, 4, false);
+    running.reset();
+    for (int k = 0; k < 2; ++k) EXPECT_TRUE(s.enqueue({.id = next_id++, .features = features(60, 4)}, t).ok());
+    const auto d = s.schedule(t, groups);
+    EXPECT_LE(d.dispatches.size(), 1u);
+    if (d.dispatches.empty()) continue;
+    if (d.dispatches[0].id == 1) return t;
+    running = d.dispatches[0].id;
+  }
+  return std::nullopt;
+}
+
+TEST(RouterScheduler, ShortestFirstStarvesALongRequestWithoutAging) {
+  EXPECT_FALSE(long_request_dispatch_time(1e9).has_value());
+}
+
+TEST(RouterScheduler, AgingBoundsTheWaitUnderAStreamOfShortRequests) {
+  const auto t = long_request_dispatch_time(5);
+  ASSERT_TRUE(t.has_value());
+  EXPECT_LE(*t, 6);
+}
+
+TEST(RouterScheduler, PlacesOnTheLessLoadedGroup) {
+  HistogramPredictor predictor;
+  RouterScheduler s({}, predictor);
+  const std::vector<GroupSnapshot> groups{group("a", 1000), group("b", 1000)};
+  ASSERT_TRUE(s.enqueue({.id = 1, .features = features(100, 64)}, 0).ok());
+  const auto first = s.schedule(0, groups);
+  ASSERT_EQ(first.dispatches.size(), 1u);
+  ASSERT_TRUE(s.enqueue({.id = 2, .features = features(10, 64)}, 0).ok());
+  const auto second = s.schedule(0, groups);
+  ASSERT_EQ(second.dispatches.size(), 1u);
+  EXPECT_NE(first.dispatches[0].group_id, second.dispatches[0].group_id);
+  EXPECT_EQ(s.num_running(), 2u);
+  // Unavailable groups get nothing.
+  std::vector<GroupSnapshot> down{group("a", 1000)};
+  down[0].available = false;
+  ASSERT_TRUE(s.enqueue({.id = 3, .features = features(10, 64)}, 0).ok());
+  EXPECT_TRUE(s.schedule(0, down).dispatches.empty());
+  EXPECT_EQ(s.num_waiting(), 1u);
+}
+
+TEST(RouterScheduler, PredictedAdmitsMoreThanReserveMaxWithinCapacity) {
+  // Answers are ~50 tokens but max_tokens is 1000. 1000 blocks of 16 tokens.
+  const auto run = [](AdmissionPolicy policy) {
+    HistogramPredictor predictor;
+    for (int i = 0; i < 200; ++i) predictor.observe(features(100, 1000), 50);
+    RouterScheduler s({.admission = policy, .quantile = {.initial = 0.9}, .adapt_quantile = false},
+                      predictor);
+    for (uint64_t id = 1; id <= 200; ++id) EXPECT_TRUE(s.enqueue({.id = id, .features = features(100, 1000)}, 0).ok());
+    const std::vector<GroupSnapshot> groups{group("g", 1000, 16)};
+    return s.schedule(0, groups).dispatches.size();
+  };
+  // blocks(100 + 1000) = 69 per request: 14 fit under reserve-max.
+  EXPECT_EQ(run(ReserveMax{}), 14u);
+  // Predicted: each holds ≤ blocks(100 + 64) = 11 at its peak (q = 0.9 of (45, 64]), and all
+  // are predicted to finish together: n·11 ≤ 1000 → at least 80, at most 1000/7 (prompts).
+  const size_t predicted = run(Predicted{});
+  EXPECT_GE(predicted, 80u);
+  EXPECT_LE(predicted, 1000u / 7);
+}
+
+TEST(RouterScheduler, BoundedQueueRejectsWith429) {
+  HistogramPredictor predictor;
+  RouterScheduler by_count({.max_queue_requests = 2}, predictor);
+  EXPECT_TRUE(by_count.enqueue({.id = 1, .features = features(10, 8)}, 0).ok());
+  EXPECT_TRUE(by_count.enqueue({.id = 2, .features = features(10, 8)}, 0).ok());
+  const Status full = by_count.enqueue({.id = 3, .features = features(10, 8)}, 0);
+  EXPECT_EQ(full.code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(full.message().find("max_queue_requests"), std::string::npos);
+  EXPECT_EQ(by_count.enqueue({.id = 1, .features = features(10, 8)}, 0).code(),
+            StatusCode::kInvalidArgument);
+
+  RouterScheduler by_tokens({.max_queue_tokens = 150}, predictor);
+  EXPECT_TRUE(by_tokens.enqueue({.id = 1, .features = features(100, 8)}, 0).ok());
+  const Status tokens = by_tokens.enqueue({.id = 2, .features = features(100, 8)}, 0);
+  EXPECT_EQ(tokens.code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(tokens.message().find("max_queue_tokens"), std::string::npos);
+  by_tokens.cancel(1);
+  EXPECT_EQ(by_tokens.num_waiting_tokens(), 0);
+  EXPECT_TRUE(by_tokens.enqueue({.id = 2, .features = features(100, 8)}, 0).ok());
+}
+
+TEST(RouterScheduler, RejectsEarlyWhenThePredictedWaitPassesTheDeadline) {
+  HistogramPredictor predictor;
+  for (int i = 0; i < 200; ++i) predictor.observe(features(10, 1000), 100);
+  RouterScheduler s({.queue_deadline_s = 2}, predictor);
+  const std::vector<GroupSnapshot> up{group("g", 1000)};
+  // Measure ~100 tokens/s.
+  ASSERT_TRUE(s.enqueue({.id = 1, .features = features(10, 1000)}, 0).ok());
+  ASSERT_EQ(s.schedule(0, up).dispatches.size(), 1u);
+  s.on_tokens(1, 100);
+  s.schedule(1, {});
+  EXPECT_DOUBLE_EQ(s.tokens_per_s(), 100);
+  // Each waiting request is ~110 tokens (median of (91, 128]) of work ahead: ~1.1 s each.
+  EXPECT_TRUE(s.enqueue({.id = 2, .features = features(10, 1000)}, 1).ok());
+  EXPECT_TRUE(s.enqueue({.id = 3, .features = features(10, 1000)}, 1).ok());
+  const Status late = s.enqueue({.id = 4, .features = features(10, 1000)}, 1);
+  EXPECT_EQ(late.code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(late.message().find("queue_deadline_s"), std::string::npos);
+}
+
+TEST(RouterScheduler, TimeoutsDropWaitingRequestsAndReportRunningOnesOnce) {
+  HistogramPredictor predictor;
+  RouterScheduler s({.request_timeout_s = 10}, predictor);
+  const std::vector<GroupSnapshot> up{group("g", 1000)};
+  ASSERT_TRUE(s.enqueue({.id = 1, .features = features(10, 8)}, 0).ok());
+  ASSERT_EQ(s.schedule(0, up).dispatches.size(), 1u);
+  ASSERT_TRUE(s.enqueue({.id = 2, .features = features(10, 8), .timeout_s = 3}, 0).ok());
+  EXPECT_TRUE(s.schedule(2.9, {}).timed_out.empty());
+  EXPECT_EQ(s.schedule(3, {}).timed_out, (std::vector<uint64_t>{2}));
+  EXPECT_EQ(s.num_waiting(), 0u);
+  EXPECT_EQ(s.schedule(10, {}).timed_out, (std::vector<uint64_t>{1}));
+  EXPECT_TRUE(s.schedule(11, {}).timed_out.empty());
+  EXPECT_EQ(s.num_running(), 1u);
+  s.on_finished(1, 3, false);
+  EXPECT_EQ(s.num_running(), 0u);
+}
+
+TEST(RouterScheduler, GroupPreemptionsRaiseTheAdmissionQuantile) {
+  HistogramPredictor predictor;
+  RouterScheduler s({.admission = Predicted{}, .quantile = {.initial = 0.8}}, predictor);
+  std::vector<GroupSnapshot> groups{group("g", 1000)};
+  s.schedule(0, groups);
+  groups[0].num_preemptions = 3;
+  s.schedule(1, groups);
+  EXPECT_GT(s.admission_quantile(), 0.8);
+}
+
+}  // namespace
+}  // namespace strata::router
+
+#include "router/scheduling/scheduler_config.h"
+
+namespace strata::router {
+namespace {
+
+TEST(SchedulerConfigFrom, DefaultsAreTodaysBehaviourAndNamesAreChecked) {
+  const RouterConfig defaults;
+  const auto c = scheduler_config_from(defaults);
+  ASSERT_TRUE(c.ok());
+  EXPECT_TRUE(std::holds_alternative<OnDemand>(c->admission));
+  EXPECT_TRUE(std::holds_alternative<Fcfs>(c->order));
+  EXPECT_EQ(c->max_queue_requests, defaults.max_queue_requests);
+
+  RouterConfig bad;
+  bad.admission_policy = "greedy";
+  EXPECT_EQ(scheduler_config_from(bad).status().code(), StatusCode::kInvalidArgument);
+  bad = RouterConfig{};
+  bad.order = "lifo";
+  EXPECT_NE(scheduler_config_from(bad).status().message().find("`order`"), std::string::npos);
+  RouterConfig predicted;
+  predicted.admission_policy = "predicted";
+  predicted.order = "sjf";
+  const auto p = scheduler_config_from(predicted);
+  ASSERT_TRUE(p.ok());
+  EXPECT_TRUE(std::holds_alternative<Predicted>(p->admission));
+  EXPECT_TRUE(std::holds_alternative<ShortestPredictedFirst>(p->order));
+}
+
+}  // namespace
+}  // namespace strata::router
