@@ -42,9 +42,10 @@ struct EngineStepStats {
 class Engine {
  public:
   // The engine keeps references to `model` (and `parallel`); they must outlive it. With a
-  // multi-rank `parallel`, this is the driver (world rank 0): each step it broadcasts the
-  // batch, every rank runs its shard (the others in run_engine_follower), and the logits come
-  // back from the last pipeline stage. `model` is then this rank's shard.
+  // multi-rank `parallel`, this is the driver (world rank 0): each step it broadcasts a
+  // GroupPlan (worker/group_plan.h), every rank runs its shard (the others in
+  // run_engine_follower), and the last pipeline stage samples and returns token ids (rank 0
+  // samples itself when it is that stage). `model` is then this rank's shard.
   static StatusOr<std::unique_ptr<Engine>> create(const LoadedModel& model, EngineConfig config,
                                                   ParallelContext* parallel = nullptr);
   ~Engine();
@@ -84,9 +85,10 @@ class Engine {
   EngineStepStats last_step_;
 };
 
-// A non-driver rank of a worker group: receives each step's batch from the driver, runs its
-// shard of the forward pass (sending logits to the driver from the last stage's first TP
-// rank), until the driver's engine is destroyed. Decides nothing.
+// A non-driver rank of a worker group: receives each step's plan from the driver, runs its
+// shard of the forward pass (the last stage's first TP rank samples with its mirror of the
+// requests and returns the token ids), until the driver's engine is destroyed. Decides
+// nothing.
 Status run_engine_follower(const LoadedModel& model, const EngineConfig& config,
                            ParallelContext& parallel);
 
