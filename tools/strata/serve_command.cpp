@@ -1,17 +1,15 @@
 // `strata serve`: a router and one worker group on this machine, started together and
 // stopped together (Ctrl-C, SIGTERM, or either process exiting). The two processes talk
 // over a ZeroMQ ipc:// socket private to this launch.
-#include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cstring>
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
-#include <sstream>
 #include <thread>
 
 #include "router/router_config.h"
