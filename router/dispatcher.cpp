@@ -169,6 +169,16 @@ std::string Dispatcher::endpoint() const {
 }
 
 Status Dispatcher::submit(wire::WireRequest request, OutputCallback on_output) {
+  return submit_impl(nullptr, std::move(request), std::move(on_output));
+}
+
+Status Dispatcher::submit_to(const std::string& group_id, wire::WireRequest request,
+                             OutputCallback on_output) {
+  return submit_impl(&group_id, std::move(request), std::move(on_output));
+}
+
+Status Dispatcher::submit_impl(const std::string* group_id, wire::WireRequest request,
+                               OutputCallback on_output) {
   State& s = *state_;
   std::lock_guard lock(s.mu);
   if (!s.running || s.stopping) {
@@ -178,22 +188,32 @@ Status Dispatcher::submit(wire::WireRequest request, OutputCallback on_output) {
     return invalid_argument("request id {} is already in flight", request.id);
   }
   State::Group* best = nullptr;
-  int num_alive = 0;
-  for (auto& [id, group] : s.groups) {
-    if (!group.info.alive) continue;
-    ++num_alive;
-    if (!group.info.ready) continue;
-    if (best == nullptr || group.in_flight.size() < best->in_flight.size() ||
-        (group.in_flight.size() == best->in_flight.size() &&
-         group.info.kv.free_blocks > best->info.kv.free_blocks)) {
-      best = &group;
+  if (group_id != nullptr) {
+    auto it = s.groups.find(*group_id);
+    if (it == s.groups.end() || !it->second.info.alive || !it->second.info.ready) {
+      return Status(StatusCode::kUnavailable,
+                    fmt::format("worker group `{}` is not {}; retry the request", *group_id,
+                                it == s.groups.end() ? "registered" : "alive and ready"));
     }
-  }
-  if (best == nullptr) {
-    return Status(StatusCode::kUnavailable,
-                  fmt::format("no worker group is ready ({} registered, {} alive); start a "
-                              "strata-worker with --router {} or retry later",
-                              s.groups.size(), num_alive, s.bound_endpoint));
+    best = &it->second;
+  } else {
+    int num_alive = 0;
+    for (auto& [id, group] : s.groups) {
+      if (!group.info.alive) continue;
+      ++num_alive;
+      if (!group.info.ready) continue;
+      if (best == nullptr || group.in_flight.size() < best->in_flight.size() ||
+          (group.in_flight.size() == best->in_flight.size() &&
+           group.info.kv.free_blocks > best->info.kv.free_blocks)) {
+        best = &group;
+      }
+    }
+    if (best == nullptr) {
+      return Status(StatusCode::kUnavailable,
+                    fmt::format("no worker group is ready ({} registered, {} alive); start a "
+                                "strata-worker with --router {} or retry later",
+                                s.groups.size(), num_alive, s.bound_endpoint));
+    }
   }
   if (request.arrival_unix_ms == 0) request.arrival_unix_ms = wire::unix_ms_now();
   const uint64_t id = request.id;

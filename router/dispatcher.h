@@ -8,8 +8,8 @@
 // the IO thread's last pass goes to a group as one AddRequests message.
 //
 // Placement: a request goes to a live, ready group with the fewest requests in flight (ties:
-// most free KV blocks). The router's admission layer decides *whether* to send; this only
-// decides *where*.
+// most free KV blocks), or to the group submit_to() names (the router scheduler placed it).
+// The router's admission layer decides *whether* to send; this only decides *where*.
 //
 // Failure: a group silent for heartbeat_timeout_ms is marked dead and every request it
 // held finishes with finish_reason "error" and a message saying to retry; a group that comes
@@ -94,6 +94,10 @@ class Dispatcher {
   // Unavailable when no group is alive and ready; InvalidArgument when request.id is
   // already in flight. Sets request.arrival_unix_ms when it is 0.
   Status submit(wire::WireRequest request, OutputCallback on_output);
+  // Sends `request` to group `group_id` (the router scheduler chose it). Unavailable when that
+  // group is unknown, dead or not ready; otherwise as submit().
+  Status submit_to(const std::string& group_id, wire::WireRequest request,
+                   OutputCallback on_output);
   // Stops a request; its callback then gets a last output with finish_reason "abort" (or
   // whatever finish raced it). Unknown or finished ids are ignored.
   void abort(uint64_t id);
@@ -106,6 +110,9 @@ class Dispatcher {
  private:
   struct State;
   void io_loop();
+  // submit() when `group_id` is null (the dispatcher places), else submit_to().
+  Status submit_impl(const std::string* group_id, wire::WireRequest request,
+                     OutputCallback on_output);
 
   DispatcherConfig config_;
   std::unique_ptr<State> state_;  // sockets and the mutex-guarded tables

@@ -91,15 +91,9 @@ RouterServer::~RouterServer() { stop(); }
 
 Status RouterServer::start() {
   started_unix_s_ = unix_seconds();
-  // The scheduling policies of router/scheduling/ are built and tested but not yet in the
-  // request path: refuse settings that would otherwise be silently ignored.
-  STRATA_RETURN_IF_ERROR(scheduler_config_from(config_).status());
-  if (config_.admission_policy != "on-demand" || config_.order != "fcfs") {
-    return unimplemented("--admission-policy {} --order {}: only on-demand with fcfs is served "
-                         "today (the router/scheduling policies are not wired into the "
-                         "request path yet); drop these flags",
-                         config_.admission_policy, config_.order);
-  }
+  STRATA_ASSIGN_OR_RETURN(RouterSchedulerConfig scheduler_config, scheduler_config_from(config_));
+  // on-demand + fcfs is what the workers do themselves: requests then go straight to them.
+  const bool use_scheduler = config_.admission_policy != "on-demand" || config_.order != "fcfs";
   const std::string tokenizer_path =
       config_.tokenizer.empty() ? default_tokenizer_for_model(config_.model) : config_.tokenizer;
   if (tokenizer_path.empty()) {
@@ -126,6 +120,10 @@ Status RouterServer::start() {
   };
   dispatcher_ = std::make_unique<Dispatcher>(dispatcher_config);
   STRATA_RETURN_IF_ERROR(dispatcher_->start());
+  if (use_scheduler) {
+    scheduling_loop_ = std::make_unique<SchedulingLoop>(std::move(scheduler_config), *dispatcher_);
+    scheduling_loop_->start();
+  }
 
   http_ = std::make_unique<httplib::Server>();
   const int threads = config_.http_threads;
@@ -150,7 +148,16 @@ void RouterServer::run() { http_->listen_after_bind(); }
 
 void RouterServer::stop() {
   if (http_) http_->stop();
+  if (scheduling_loop_) scheduling_loop_->stop();
   if (dispatcher_) dispatcher_->stop();
+}
+
+void RouterServer::abort_engine_request(uint64_t id) {
+  if (scheduling_loop_) {
+    scheduling_loop_->abort(id);
+  } else {
+    dispatcher_->abort(id);
+  }
 }
 
 std::string RouterServer::served_model_name(const std::string& reported) const {
@@ -292,6 +299,12 @@ void RouterServer::handle_generation(const httplib::Request& req, httplib::Respo
   std::vector<uint64_t> ids;
   for (int i = 0; i < request.n; ++i) ids.push_back(first_id + static_cast<uint64_t>(i));
   stream->set_engine_ids(ids);
+  const RequestFeatures features{
+      .prompt_tokens = prompt_len,
+      .max_tokens = request.sampling.max_tokens,
+      .route = route,
+      .user = request.user,
+      .has_stop = !request.stop_strings.empty() || !request.sampling.stop_token_ids.empty()};
   std::random_device random;
   int submitted = 0;
   std::string submit_error;
@@ -301,11 +314,20 @@ void RouterServer::handle_generation(const httplib::Request& req, httplib::Respo
     wr.sampling.seed = request.sampling.seed ? *request.sampling.seed + static_cast<uint64_t>(i)
                                              : (static_cast<uint64_t>(random()) << 32 | random());
     if (request.logprobs) wr.sampling.logprobs = request.top_logprobs;
-    Status st = dispatcher_->submit(std::move(wr), [this, stream, i](const wire::TokenOutput& output) {
+    OutputCallback on_output = [this, stream, i](const wire::TokenOutput& output) {
       detokenizer_pool_->submit(output.id, [this, stream, i, output] {
-        stream->on_output(i, output, [this](uint64_t id) { dispatcher_->abort(id); });
+        stream->on_output(i, output, [this](uint64_t id) { abort_engine_request(id); });
       });
-    });
+    };
+    const Status st = scheduling_loop_
+                          ? scheduling_loop_->enqueue(std::move(wr), features, std::move(on_output))
+                          : dispatcher_->submit(std::move(wr), std::move(on_output));
+    if (st.code() == StatusCode::kResourceExhausted) {
+      // The scheduler's queue is full: the whole request is refused (429), choices already
+      // queued included.
+      for (int j = 0; j < i; ++j) abort_engine_request(ids[static_cast<size_t>(j)]);
+      return send_error(res, api_error_from_status(st));
+    }
     if (st.ok()) {
       ++submitted;
     } else {
@@ -325,7 +347,7 @@ void RouterServer::handle_generation(const httplib::Request& req, httplib::Respo
 
   if (!request.stream) {
     if (!stream->wait_finished(deadline)) {
-      for (uint64_t id : stream->unfinished_engine_ids()) dispatcher_->abort(id);
+      for (uint64_t id : stream->unfinished_engine_ids()) abort_engine_request(id);
       stream->wait_finished(Clock::now() + std::chrono::seconds(5));
     }
     if (auto error = stream->error()) {
@@ -367,7 +389,7 @@ void RouterServer::handle_generation(const httplib::Request& req, httplib::Respo
           }
         }
         if (Clock::now() > deadline) {
-          for (uint64_t id : stream->unfinished_engine_ids()) dispatcher_->abort(id);
+          for (uint64_t id : stream->unfinished_engine_ids()) abort_engine_request(id);
         }
         // Read before taking the deltas: a choice that finishes between wait_deltas() and a
         // later finished() check would have its last delta dropped behind [DONE].
@@ -398,7 +420,7 @@ void RouterServer::handle_generation(const httplib::Request& req, httplib::Respo
       },
       [this, stream, guard](bool) {
         // The client went away (or the stream ended): stop what still runs.
-        for (uint64_t id : stream->unfinished_engine_ids()) dispatcher_->abort(id);
+        for (uint64_t id : stream->unfinished_engine_ids()) abort_engine_request(id);
       });
 }
 

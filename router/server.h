@@ -1,7 +1,9 @@
 // RouterServer: the router process. cpp-httplib serves the OpenAI routes on a thread per
 // connection; requests are tokenized on a pool, sent to worker groups by the Dispatcher
-// (ZeroMQ), detokenized on another pool, and streamed back as SSE or returned whole. The
-// HTTP threads never wait on the engine except for their own request's results.
+// (ZeroMQ) — directly, or through the RouterScheduler's SchedulingLoop when an admission
+// policy or order other than on-demand + fcfs is configured — detokenized on another pool,
+// and streamed back as SSE or returned whole. The HTTP threads never wait on the engine
+// except for their own request's results.
 #pragma once
 
 #include <atomic>
@@ -15,6 +17,7 @@
 #include "router/dispatcher.h"
 #include "router/metrics.h"
 #include "router/router_config.h"
+#include "router/scheduling_loop.h"
 
 namespace httplib {
 class Server;
@@ -52,6 +55,9 @@ class RouterServer {
   // Limits from the first ready worker group; false when none is ready.
   bool current_limits(ApiLimits& limits, std::string& model_name) const;
   std::string served_model_name(const std::string& reported) const;
+  // Stops engine request `id`: through the scheduling loop when there is one (it may still
+  // be waiting there), else in the dispatcher.
+  void abort_engine_request(uint64_t id);
 
   RouterConfig config_;
   std::unique_ptr<Tokenizer> tokenizer_;
@@ -60,6 +66,9 @@ class RouterServer {
   std::unique_ptr<OrderedPool> tokenizer_pool_;
   std::unique_ptr<OrderedPool> detokenizer_pool_;
   std::unique_ptr<Dispatcher> dispatcher_;
+  // Only with a non-default --admission-policy or --order; null: requests go straight to
+  // dispatcher_->submit(). Declared after dispatcher_, which it uses.
+  std::unique_ptr<SchedulingLoop> scheduling_loop_;
   std::unique_ptr<httplib::Server> http_;
   int port_ = 0;
   std::atomic<uint64_t> next_engine_id_{1};

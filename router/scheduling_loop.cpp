@@ -1,0 +1,183 @@
+#include "router/scheduling_loop.h"
+
+#include <spdlog/spdlog.h>
+
+#include <memory>
+
+namespace strata::router {
+namespace {
+
+wire::TokenOutput finished_output(uint64_t id, std::string_view finish_reason,
+                                  std::string error = "") {
+  wire::TokenOutput out;
+  out.id = id;
+  out.finish_reason = std::string(finish_reason);
+  out.error = std::move(error);
+  return out;
+}
+
+GroupSnapshot snapshot_of(const GroupInfo& g) {
+  return GroupSnapshot{.group_id = g.group_id,
+                       .available = g.alive && g.ready,
+                       .total_blocks = g.kv.total_blocks,
+                       .free_blocks = g.kv.free_blocks,
+                       .block_size = g.block_size,
+                       .num_preemptions = g.kv.num_preemptions};
+}
+
+void deliver(std::vector<std::pair<OutputCallback, wire::TokenOutput>>& ended) {
+  for (auto& [callback, output] : ended) {
+    if (callback) callback(output);
+  }
+  ended.clear();
+}
+
+}  // namespace
+
+SchedulingLoop::SchedulingLoop(RouterSchedulerConfig config, Dispatcher& dispatcher, int tick_ms)
+    : dispatcher_(dispatcher), tick_ms_(tick_ms), scheduler_(std::move(config), predictor_) {}
+
+SchedulingLoop::~SchedulingLoop() { stop(); }
+
+void SchedulingLoop::start() {
+  std::lock_guard lock(mu_);
+  if (running_ || stopping_) return;
+  running_ = true;
+  thread_ = std::thread([this] { run(); });
+}
+
+void SchedulingLoop::stop() {
+  Ended ended;
+  {
+    std::lock_guard lock(mu_);
+    if (!stopping_) {
+      stopping_ = true;
+      for (auto it = held_.begin(); it != held_.end();) {
+        if (it->second.dispatched) {
+          ++it;  // the dispatcher finishes it (it fails what is in flight when it stops)
+          continue;
+        }
+        scheduler_.cancel(it->first);
+        ended.emplace_back(std::move(it->second.on_output),
+                           finished_output(it->first, wire::kFinishAbort));
+        it = held_.erase(it);
+      }
+    }
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  deliver(ended);
+}
+
+double SchedulingLoop::now_s() const {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_).count();
+}
+
+Status SchedulingLoop::enqueue(wire::WireRequest request, const RequestFeatures& features,
+                               OutputCallback on_output) {
+  std::lock_guard lock(mu_);
+  if (!running_ || stopping_) {
+    return Status(StatusCode::kUnavailable,
+                  "the router is not scheduling requests (it is stopping); retry the request");
+  }
+  const uint64_t id = request.id;
+  STRATA_RETURN_IF_ERROR(
+      scheduler_.enqueue(SchedulerRequest{.id = id, .features = features}, now_s()));
+  held_.emplace(id, Held{.request = std::move(request), .on_output = std::move(on_output)});
+  wake_pending_ = true;
+  wake_.notify_one();
+  return ok_status();
+}
+
+void SchedulingLoop::abort(uint64_t id) {
+  OutputCallback callback;
+  {
+    std::lock_guard lock(mu_);
+    auto it = held_.find(id);
+    if (it == held_.end()) return;
+    if (it->second.dispatched) {
+      dispatcher_.abort(id);  // its final output comes back through note_output
+      return;
+    }
+    scheduler_.cancel(id);
+    callback = std::move(it->second.on_output);
+    held_.erase(it);
+  }
+  if (callback) callback(finished_output(id, wire::kFinishAbort));
+}
+
+void SchedulingLoop::note_output(uint64_t id, const wire::TokenOutput& output) {
+  std::lock_guard lock(mu_);
+  auto it = held_.find(id);
+  if (it == held_.end()) return;
+  const auto num_tokens = static_cast<int64_t>(output.token_ids.size());
+  it->second.num_output_tokens += num_tokens;
+  if (num_tokens > 0) scheduler_.on_tokens(id, num_tokens);
+  if (!output.finished()) return;
+  // Whether the worker preempted this request is not reported per request; preemptions
+  // reach the scheduler through GroupSnapshot::num_preemptions instead.
+  scheduler_.on_finished(id, it->second.num_output_tokens, /*preempted=*/false);
+  held_.erase(it);
+  wake_pending_ = true;
+  wake_.notify_one();
+}
+
+void SchedulingLoop::schedule_locked(std::span<const GroupSnapshot> groups, Ended& ended) {
+  const ScheduleDecisions decisions = scheduler_.schedule(now_s(), groups);
+  for (uint64_t id : decisions.timed_out) {
+    auto it = held_.find(id);
+    if (it == held_.end()) continue;
+    if (it->second.dispatched) {
+      dispatcher_.abort(id);  // stays held until its final output (on_finished)
+      continue;
+    }
+    // The scheduler already dropped it from its queue.
+    ended.emplace_back(std::move(it->second.on_output), finished_output(id, wire::kFinishAbort));
+    held_.erase(it);
+  }
+  for (const Dispatch& d : decisions.dispatches) {
+    auto it = held_.find(d.id);
+    if (it == held_.end() || it->second.dispatched) continue;
+    Held& held = it->second;
+    held.dispatched = true;
+    // Shared so that a refused submit_to can still answer the request.
+    auto callback = std::make_shared<OutputCallback>(std::move(held.on_output));
+    const uint64_t id = d.id;
+    Status st = dispatcher_.submit_to(d.group_id, std::move(held.request),
+                                      [this, id, callback](const wire::TokenOutput& output) {
+                                        note_output(id, output);
+                                        (*callback)(output);
+                                      });
+    if (st.ok()) continue;
+    // The group went away since its snapshot.
+    spdlog::warn("router: request {} could not go to group {}: {}", id, d.group_id, st.message());
+    scheduler_.on_finished(id, 0, /*preempted=*/false);
+    ended.emplace_back(std::move(*callback), finished_output(id, wire::kFinishError, st.message()));
+    held_.erase(it);
+  }
+}
+
+void SchedulingLoop::run() {
+  Ended ended;
+  std::vector<GroupSnapshot> snapshots;
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    wake_.wait_for(lock, std::chrono::milliseconds(tick_ms_),
+                   [this] { return stopping_ || wake_pending_; });
+    if (stopping_) break;
+    wake_pending_ = false;
+    lock.unlock();
+    snapshots.clear();
+    for (const GroupInfo& g : dispatcher_.groups()) snapshots.push_back(snapshot_of(g));
+    lock.lock();
+    if (stopping_) break;
+    schedule_locked(snapshots, ended);
+    if (!ended.empty()) {
+      lock.unlock();
+      deliver(ended);
+      lock.lock();
+    }
+  }
+}
+
+}  // namespace strata::router

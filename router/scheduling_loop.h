@@ -1,0 +1,87 @@
+// SchedulingLoop: the RouterScheduler (router/scheduling/) in the request path. Requests wait
+// here, not in the workers, until the scheduler's admission policy lets a group take them.
+//
+// Design note. The scheduler is pure logic; this is its plumbing. One mutex guards the
+// scheduler and the table of requests it holds. A thread wakes every tick_ms (and at once on
+// enqueue or finish), snapshots the dispatcher's groups, calls schedule(), and hands each
+// decision to Dispatcher::submit_to() with the request's stored WireRequest and callback.
+// The callback it installs also feeds the scheduler (on_tokens, on_finished) before passing
+// each output on. A request timed out while waiting finishes with "abort", as if its client
+// had gone away; one timed out while running is aborted in its worker.
+//
+// Locks: the loop's mutex is taken before the dispatcher's, never after (the dispatcher runs
+// callbacks outside its own lock). Callbacks of requests that never reached a worker run on
+// the thread that ended them (an HTTP thread, the loop thread, or stop()'s).
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <span>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "common/status.h"
+#include "common/wire.h"
+#include "router/dispatcher.h"
+#include "router/scheduling/length_predictor.h"
+#include "router/scheduling/router_scheduler.h"
+
+namespace strata::router {
+
+class SchedulingLoop {
+ public:
+  // `dispatcher` must outlive the loop. `tick_ms` > 0: the longest the loop sleeps.
+  SchedulingLoop(RouterSchedulerConfig config, Dispatcher& dispatcher, int tick_ms = 5);
+  ~SchedulingLoop();  // stop()
+  SchedulingLoop(const SchedulingLoop&) = delete;
+  SchedulingLoop& operator=(const SchedulingLoop&) = delete;
+
+  void start();
+  // Stops the thread; every request still waiting finishes with "abort". Idempotent.
+  void stop();
+
+  // Queues `request` until the scheduler places it; its outputs then go to `on_output`.
+  // ResourceExhausted (429) when the scheduler's queue is full; Unavailable after stop().
+  Status enqueue(wire::WireRequest request, const RequestFeatures& features,
+                 OutputCallback on_output);
+  // The client went away (or the router's deadline passed): a waiting request finishes with
+  // "abort" at once; a dispatched one is aborted in its worker. Unknown ids are ignored.
+  void abort(uint64_t id);
+
+ private:
+  struct Held {
+    wire::WireRequest request;  // moved out when dispatched
+    OutputCallback on_output;   // moved into the dispatcher's callback when dispatched
+    bool dispatched = false;
+    int64_t num_output_tokens = 0;  // received so far
+  };
+  void run();
+  using Ended = std::vector<std::pair<OutputCallback, wire::TokenOutput>>;
+  // Requires mu_. One schedule() pass over `groups`; requests it ends go to `ended`, whose
+  // callbacks the caller runs after releasing mu_.
+  void schedule_locked(std::span<const GroupSnapshot> groups, Ended& ended);
+  // Called on the dispatcher's IO thread for every output of a dispatched request, before
+  // the output goes on to the request's own callback.
+  void note_output(uint64_t id, const wire::TokenOutput& output);
+  double now_s() const;
+
+  Dispatcher& dispatcher_;
+  const int tick_ms_;
+  const std::chrono::steady_clock::time_point epoch_ = std::chrono::steady_clock::now();
+  HistogramPredictor predictor_;  // before scheduler_: it holds a reference
+
+  std::mutex mu_;
+  std::condition_variable wake_;
+  RouterScheduler scheduler_;                   // guarded by mu_
+  std::unordered_map<uint64_t, Held> held_;     // guarded by mu_; waiting and dispatched
+  bool running_ = false;                        // guarded by mu_
+  bool stopping_ = false;                       // guarded by mu_
+  bool wake_pending_ = false;                   // guarded by mu_
+  std::thread thread_;
+};
+
+}  // namespace strata::router

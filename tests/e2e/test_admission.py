@@ -1,0 +1,78 @@
+"""The router scheduler in the request path: with --admission-policy reserve-max, and with
+predicted + --order sjf, 24 concurrent greedy completions come back with the same texts as
+from the default (on-demand, fcfs) server, and a small --max-queue-requests still answers
+429 with Retry-After."""
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from conftest import StrataServer
+
+NUM_REQUESTS = 24
+PROMPTS = [f"request {i}: the quick brown fox" for i in range(NUM_REQUESTS)]
+WORKER_ARGS = ["--max-num-seqs", "64"]
+
+
+def complete_all(server: StrataServer) -> list[str]:
+    def one(prompt: str) -> str:
+        r = httpx.post(server.url("/v1/completions"), timeout=60,
+                       json={"prompt": prompt, "max_tokens": 32, "temperature": 0,
+                             "ignore_eos": True})
+        assert r.status_code == 200, r.text
+        choice = r.json()["choices"][0]
+        assert choice["finish_reason"] == "length"
+        return choice["text"]
+
+    with ThreadPoolExecutor(max_workers=NUM_REQUESTS) as pool:
+        return list(pool.map(one, PROMPTS))
+
+
+@pytest.fixture(scope="module")
+def default_texts():
+    with StrataServer(worker_args=WORKER_ARGS) as server:
+        return complete_all(server)
+
+
+@pytest.mark.parametrize("policy", [["--admission-policy", "reserve-max"],
+                                    ["--admission-policy", "predicted", "--order", "sjf"]],
+                         ids=["reserve-max", "predicted-sjf"])
+def test_scheduled_policies_serve_the_same_greedy_texts_as_the_default(policy, default_texts):
+    with StrataServer(router_args=policy, worker_args=WORKER_ARGS) as server:
+        assert complete_all(server) == default_texts
+        assert server.alive()
+
+
+@pytest.mark.parametrize("policy", [["--admission-policy", "reserve-max"],
+                                    ["--admission-policy", "predicted", "--order", "sjf"]],
+                         ids=["reserve-max", "predicted-sjf"])
+def test_small_queue_answers_429_with_retry_after_under_a_scheduled_policy(policy):
+    with StrataServer(router_args=[*policy, "--max-queue-requests", "2"],
+                      worker_args=["--threads", "1"]) as server:
+        statuses = []
+
+        def long_request():
+            r = httpx.post(server.url("/v1/completions"), timeout=60,
+                           json={"prompt": "x", "max_tokens": 1500, "ignore_eos": True})
+            statuses.append(r.status_code)
+
+        threads = [threading.Thread(target=long_request) for _ in range(2)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 20
+        while "strata_router_queue_length 2" not in server.metrics():
+            assert time.monotonic() < deadline, "the two requests never got in flight"
+            time.sleep(0.02)
+        r = httpx.post(server.url("/v1/completions"), json={"prompt": "hi", "max_tokens": 4})
+        assert r.status_code == 429, r.text
+        assert r.headers.get("retry-after") == "1"
+        assert set(r.json()["error"]) == {"message", "type", "param", "code"}
+        for t in threads:
+            t.join(timeout=60)
+        assert statuses == [200, 200]
+        r = httpx.post(server.url("/v1/completions"), json={"prompt": "hi", "max_tokens": 4})
+        assert r.status_code == 200, r.text
