@@ -117,16 +117,55 @@ struct PagedAttentionParams {
   float scale = 1.0f;              // usually 1 / sqrt(head_dim)
 };
 
-// out[i] = table[ids[i]] converted to fp32.
+// out[i] = table[ids[i] − id_begin] converted to fp32, or zeros where ids[i] falls outside
+// [id_begin, id_begin + table_rows): the vocab-parallel embedding, where each TP rank holds
+// table_rows rows from id_begin and one all-reduce assembles the rows.
 struct EmbeddingParams {
   const int32_t* ids = nullptr;  // [t]
   const void* table = nullptr;   // [table_rows, dim], dtype table_dtype, layout table_layout
   DType table_dtype = DType::kF32;
   // A tied embedding is also the LM head, packed for the gemm (see WeightLayout).
   WeightLayout table_layout = WeightLayout::kRowMajor;
-  int64_t table_rows = 0;        // needed for kTiled
+  int64_t table_rows = 0;
+  int64_t id_begin = 0;
   float* out = nullptr;          // [t, dim]
   int64_t t = 0, dim = 0;
+};
+
+// y += x: the residual add after a tensor-parallel all-reduce.
+struct AddParams {
+  const float* x = nullptr;  // [m, n], row stride ldx
+  int64_t ldx = 0;
+  float* y = nullptr;        // [m, n], row stride ldy
+  int64_t ldy = 0;
+  int64_t m = 0, n = 0;
+};
+
+// out[i] = x[rows[i]]: each sequence's last token, picked before the final norm and LM head.
+struct GatherRowsParams {
+  const float* x = nullptr;       // [*, n], row stride ldx
+  int64_t ldx = 0;
+  const int32_t* rows = nullptr;  // [m] row indices into x
+  float* out = nullptr;           // [m, n], row stride ldo; must not overlap x
+  int64_t ldo = 0;
+  int64_t m = 0, n = 0;
+};
+
+// Where a copy's two ends live. "Device" is the backend's memory (host memory on the CPU,
+// where every kind is a memcpy).
+enum class CopyKind : uint8_t { kHostToDevice, kDeviceToHost, kDeviceToDevice };
+
+// `rows` rows of row_bytes each, from src to dst, each side with its own pitch (bytes from
+// one row to the next). Ordered with the ops enqueued before and after it. Host → device:
+// src may be reused once the call returns. Device → host: dst is valid after synchronize().
+struct CopyParams {
+  void* dst = nullptr;
+  int64_t dst_pitch = 0;
+  const void* src = nullptr;
+  int64_t src_pitch = 0;
+  int64_t row_bytes = 0;
+  int64_t rows = 1;
+  CopyKind kind = CopyKind::kHostToDevice;
 };
 
 // Rewrites a row-major weight matrix into the layout the backend's gemm streams fastest.
@@ -150,6 +189,15 @@ struct KernelBackend {
   // row as paged_attention, so a token's output does not depend on which of the two ran it.
   void (*decode_attention)(const PagedAttentionParams&);
   void (*embedding)(const EmbeddingParams&);
+  void (*add)(const AddParams&);
+  void (*gather_rows)(const GatherRowsParams&);
+  void (*copy)(const CopyParams&);
+  // Returns when every op this thread enqueued has finished (CPU ops finish on return).
+  void (*synchronize)();
+  // decode_attention with p.seqs (and their block tables) in the backend's memory and every
+  // context_len <= max_context_len, which fixes the launch shape: what a captured CUDA
+  // graph replays. The CPU backend runs decode_attention.
+  void (*decode_attention_device)(const PagedAttentionParams&, int max_context_len);
   // Optional; nullptr where gemm reads kRowMajor only (the CUDA backend). Packs once, at
   // load time, and returns the layout written, to pass as GemmParams::w_layout.
   WeightLayout (*pack_weights)(const PackWeightsParams&) = nullptr;

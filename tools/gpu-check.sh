@@ -5,13 +5,16 @@
 #      skips here, where a GPU is present, counts as a failure,
 #   3. runs the kernel benchmarks (decode attention and RMSNorm bandwidth as a fraction of
 #      measured copy bandwidth; GEMM TFLOP/s against cuBLAS's own bf16 GEMM),
-#   4. an end-to-end smoke test: `strata serve` on builtin:tiny answering a completion, and
-#      `strata generate` on builtin:llama-110m. The engine's forward pass still runs on the
-#      CPU kernels (wiring cuda_backend() into the engine is the next step), so this step
-#      proves the CUDA build serves, not that serving runs on the GPU;
+#   4. end to end on the GPU: `strata serve --device cuda` on builtin:tiny answering a
+#      completion, then `strata generate` on builtin:llama-110m with fp32 weights, greedy:
+#      the token ids with --device cuda must equal those with --device cpu for the first
+#      $AGREE_TOKENS (default 16) of 32 — the GPU sums in another order (attention, cuBLAS),
+#      so a near-tie may flip a later token, but not within the first few on fp32 — and the
+#      CUDA-graph decode must give exactly the ids of the eager one (--no-cuda-graphs):
+#      same kernels, same shapes;
 # then prints one summary table. Exit status 0 only if every step passed.
 #
-# Usage: tools/gpu-check.sh [--skip-build]   (env: BUILD_DIR, CUDA_ARCHS, JOBS, PORT)
+# Usage: tools/gpu-check.sh [--skip-build]   (env: BUILD_DIR, CUDA_ARCHS, JOBS, PORT, AGREE_TOKENS)
 set -uo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -19,6 +22,7 @@ build="${BUILD_DIR:-$root/build-gpu}"
 archs="${CUDA_ARCHS:-80;90}"
 jobs="${JOBS:-$(nproc)}"
 port="${PORT:-18431}"
+agree="${AGREE_TOKENS:-16}"
 log_dir="$build/gpu-check-logs"
 declare -a rows=()
 failed=0
@@ -73,9 +77,9 @@ else
   fail "benchmarks" "see $log_dir/bench.log"
 fi
 
-echo "== end-to-end smoke"
+echo "== end-to-end on the GPU"
 strata="$build/bin/strata"
-"$strata" serve --model builtin:tiny --port "$port" >"$log_dir/serve.log" 2>&1 &
+"$strata" serve --device cuda --model builtin:tiny --port "$port" >"$log_dir/serve.log" 2>&1 &
 serve_pid=$!
 ready=0
 for _ in $(seq 1 60); do
@@ -87,16 +91,45 @@ if [[ $ready -eq 1 ]] &&
      -d '{"model":"builtin:tiny","prompt":"Once upon a time","max_tokens":8,"temperature":0}' \
      >"$log_dir/completion.json" 2>&1 &&
    grep -q '"choices"' "$log_dir/completion.json"; then
-  row "strata serve" "ok" "builtin:tiny answered /v1/completions (engine on CPU kernels)"
+  row "strata serve --device cuda" "ok" "builtin:tiny answered /v1/completions"
 else
-  fail "strata serve" "see $log_dir/serve.log"
+  fail "strata serve --device cuda" "see $log_dir/serve.log"
 fi
 kill "$serve_pid" 2>/dev/null; wait "$serve_pid" 2>/dev/null
-if "$strata" generate --model builtin:llama-110m --prompt-ids "1 2 3" --max-tokens 8 \
-     --temperature 0 --output-ids >"$log_dir/generate.log" 2>&1; then
-  row "strata generate" "ok" "builtin:llama-110m, 8 tokens (engine on CPU kernels)"
+
+# Greedy ids of one prompt on builtin:llama-110m (fp32 weights) per device setting.
+generate_ids() {  # name, extra flags...
+  local name=$1; shift
+  "$strata" generate --model builtin:llama-110m --dtype fp32 --prompt-ids "1 450 4996 17354 1701" \
+    --max-tokens 32 --temperature 0 --ignore-eos --output-ids "$@" \
+    >"$log_dir/generate-$name.ids" 2>"$log_dir/generate-$name.log"
+}
+# How many leading ids two files share.
+common_prefix() {
+  local -a a b
+  read -ra a <"$1"; read -ra b <"$2"
+  local n=0
+  while [[ $n -lt ${#a[@]} && $n -lt ${#b[@]} && "${a[$n]}" == "${b[$n]}" ]]; do n=$((n + 1)); done
+  echo "$n"
+}
+if generate_ids cpu --device cpu && generate_ids cuda --device cuda &&
+   generate_ids cuda-eager --device cuda --no-cuda-graphs; then
+  same=$(common_prefix "$log_dir/generate-cpu.ids" "$log_dir/generate-cuda.ids")
+  if [[ $same -ge $agree ]]; then
+    row "generate cuda vs cpu" "ok" "first $same of 32 greedy ids agree (need $agree)"
+  else
+    fail "generate cuda vs cpu" "only the first $same greedy ids agree (need $agree); see $log_dir/generate-*.ids"
+  fi
+  same=$(common_prefix "$log_dir/generate-cuda.ids" "$log_dir/generate-cuda-eager.ids")
+  if [[ $same -eq 32 ]]; then
+    row "generate graphs vs eager" "ok" "all 32 greedy ids equal"
+  else
+    fail "generate graphs vs eager" "ids differ from position $same; see $log_dir/generate-*.ids"
+  fi
+  row "  decode on cuda" "$(grep -oE 'decode [0-9.]+ tokens/s' "$log_dir/generate-cuda.log")" \
+      "eager: $(grep -oE 'decode [0-9.]+ tokens/s' "$log_dir/generate-cuda-eager.log")"
 else
-  fail "strata generate" "see $log_dir/generate.log"
+  fail "strata generate --device cuda" "see $log_dir/generate-*.log"
 fi
 
 echo

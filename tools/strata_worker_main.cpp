@@ -55,9 +55,10 @@ int main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::from_str(options.log_level));
   std::signal(SIGTERM, on_stop_signal);
   std::signal(SIGINT, on_stop_signal);
-  strata::WorkerServerConfig config = options.server_config();
+  auto server_config = options.server_config();
+  if (!server_config.ok()) return fail(server_config.status());
+  const strata::WorkerServerConfig& config = *server_config;
   const std::string& model_path = options.model;
-  const std::string& dtype = options.dtype;
   const int threads = options.threads;
 
   // A group of several ranks is an MPI job: rank 0 serves the router, the others follow it.
@@ -74,16 +75,10 @@ int main(int argc, char** argv) {
     if (!parallel.topology.is_driver()) spdlog::set_level(spdlog::level::warn);
   }
   strata::kernels::set_cpu_threads(threads);
-  strata::ModelLoadOptions load_options;
-  load_options.topology = parallel.topology;
-  if (!dtype.empty()) {
-    load_options.dtype = strata::parse_dtype(dtype);
-    if (!load_options.dtype) {
-      return fail(strata::invalid_argument("--dtype must be fp32, bf16 or fp16. Given: {}", dtype));
-    }
-  }
-  spdlog::info("loading {}", model_path);
-  auto model = strata::load_model(model_path, load_options);
+  auto load_options = options.load_options(parallel.topology);
+  if (!load_options.ok()) return fail(load_options.status());
+  spdlog::info("loading {} onto {}", model_path, load_options->device.to_string());
+  auto model = strata::load_model(model_path, *load_options);
   if (!model.ok()) {
     const int code = fail(model.status().with_context(fmt::format("loading `{}`", model_path)));
     if (multi_rank) strata::mpi_abort_group(code);  // the other ranks must not wait for us

@@ -1,11 +1,17 @@
 #include "worker/engine.h"
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
+#include <new>
 #include <string>
 
 #include "common/check.h"
+#include "kernels/cuda/plan/graph_buckets.h"
+#include "kernels/cuda/plan/launch_plan.h"
+#include "kernels/cuda/plan/memory_plan.h"
 #include "worker/batch_broadcast.h"
+#include "worker/device_runtime.h"
 #include "worker/group_plan.h"
 
 namespace strata {
@@ -22,6 +28,41 @@ int64_t available_memory_bytes() {
   return int64_t{4} << 30;  // no /proc: assume a modest 4 GiB
 }
 
+// Decode-only steps run padded to CUDA-graph buckets; the KV cache then holds one more
+// block than the scheduler hands out, which padding rows attend to.
+bool uses_padded_decode(const EngineConfig& config) {
+  return !config.device.is_cpu() && config.cuda_graphs;
+}
+
+// On a GPU: the blocks the memory plan leaves after weights (already on the device) and the
+// activation reserve, capped as on the CPU; the scratch block comes out of them.
+StatusOr<int64_t> device_kv_blocks(const LoadedModel& model, const EngineConfig& config) {
+  const SchedulerConfig& s = config.scheduler;
+  const ShardPlan& shard = model.weights.shard;
+  const int64_t per_block = KvCache::bytes_per_block(model.config, shard, s.block_size);
+  const int64_t scratch = uses_padded_decode(config) ? 1 : 0;
+  if (config.kv_cache_bytes > 0) return config.kv_cache_bytes / per_block - scratch;
+  const int64_t max_tokens = std::max<int64_t>(s.max_num_batched_tokens, s.max_num_seqs);
+  const KernelReserveRequest reserve{
+      .weight_dtype = model.weights.dtype, .max_tokens = max_tokens,
+      .max_gemm_k = std::max({int64_t{model.config.hidden_size}, shard.q_size(model.config.head_dim),
+                              shard.ffn_size()}),
+      .max_seqs = s.max_num_seqs, .max_context_len = static_cast<int>(s.max_model_len),
+      .num_q_heads = shard.num_heads, .num_kv_heads = shard.num_kv_heads,
+      .head_dim = model.config.head_dim};
+  const DeviceMemoryUse use = device_memory_use(config.device);
+  STRATA_ASSIGN_OR_RETURN(
+      const kernels::cuda::DeviceMemoryPlan plan,
+      kernels::cuda::plan_device_memory(
+          {.total_bytes = use.total_bytes, .gpu_memory_fraction = config.gpu_memory_fraction,
+           .weights_bytes = use.in_use_bytes,
+           .activation_bytes = LlamaModel::workspace_bytes(model.config, shard, max_tokens, s.max_num_seqs) +
+                               kernel_reserve_bytes(reserve),
+           .kv_block_bytes = per_block}));
+  const int64_t useful = int64_t{s.max_num_seqs} * KvBlockManager::blocks_for_tokens(s.max_model_len, s.block_size);
+  return std::min(useful, plan.num_kv_blocks - scratch);
+}
+
 }  // namespace
 
 Status EngineConfig::validate() const {
@@ -30,6 +71,10 @@ Status EngineConfig::validate() const {
   if (!(kv_cache_memory_fraction > 0.0 && kv_cache_memory_fraction <= 0.95)) {
     return invalid_argument("`kv_cache_memory_fraction` must be in (0, 0.95]. Given: {}",
                             kv_cache_memory_fraction);
+  }
+  if (!(gpu_memory_fraction > 0.0 && gpu_memory_fraction <= 1.0)) {
+    return invalid_argument("`gpu_memory_fraction` (--gpu-memory-fraction) must be in (0, 1]. "
+                            "Given: {}", gpu_memory_fraction);
   }
   return ok_status();
 }
@@ -52,7 +97,28 @@ StatusOr<std::unique_ptr<Engine>> Engine::create(const LoadedModel& model, Engin
   }
   if (config.scheduler.stop_token_ids.empty()) config.scheduler.stop_token_ids = model.stop_token_ids;
   STRATA_RETURN_IF_ERROR(config.validate());
-  int64_t num_blocks = engine_kv_blocks(model.config, model.weights.shard, config);
+  if (config.device != model.weights.device) {
+    return invalid_argument("`device` (--device) is {} but the model's weights are on {}; load "
+                            "the model with the same --device",
+                            config.device.to_string(), model.weights.device.to_string());
+  }
+  int64_t num_blocks = 0;
+  if (config.device.is_cpu()) {
+    num_blocks = engine_kv_blocks(model.config, model.weights.shard, config);
+  } else {
+    const Topology topology = parallel != nullptr ? parallel->topology : Topology{};
+    STRATA_RETURN_IF_ERROR(check_device_topology(config.device, topology.tp, topology.pp));
+    const ShardPlan& sh = model.weights.shard;
+    const std::string attention_error = kernels::cuda::attention_config_error(
+        sh.num_heads, sh.num_kv_heads, model.config.head_dim, config.scheduler.block_size);
+    if (!attention_error.empty()) {
+      return invalid_argument("{} ({} on {}, --block-size {})", attention_error, model.config.name,
+                              config.device.to_string(), config.scheduler.block_size);
+    }
+    // Selects the GPU for this thread (the one that runs every step).
+    STRATA_RETURN_IF_ERROR(init_device(config.device, config.gpu_memory_fraction));
+    STRATA_ASSIGN_OR_RETURN(num_blocks, device_kv_blocks(model, config));
+  }
   if (parallel != nullptr && parallel->topology.world_size() > 1) {
     // Every rank must have the same block ids: the driver's count is everyone's.
     parallel->world->broadcast(&num_blocks, sizeof num_blocks, 0);
@@ -63,7 +129,28 @@ StatusOr<std::unique_ptr<Engine>> Engine::create(const LoadedModel& model, Engin
                             config.scheduler.block_size,
                             KvCache::bytes_per_block(model.config, model.weights.shard, config.scheduler.block_size));
   }
-  return std::unique_ptr<Engine>(new Engine(model, std::move(config), num_blocks, parallel));
+  std::unique_ptr<Engine> engine;
+  try {
+    engine.reset(new Engine(model, config, num_blocks, parallel));
+  } catch (const std::bad_alloc&) {
+    return Status(StatusCode::kResourceExhausted,
+                  fmt::format("the KV cache of {} blocks ({} bytes each) does not fit {}; lower "
+                              "`kv_cache_bytes` (--kv-cache-mb) or raise --gpu-memory-fraction",
+                              num_blocks, KvCache::bytes_per_block(model.config, model.weights.shard,
+                                                                   config.scheduler.block_size),
+                              config.device.to_string()));
+  }
+  if (uses_padded_decode(engine->config_)) {
+    const SchedulerConfig& s = engine->config_.scheduler;
+    STRATA_RETURN_IF_ERROR(engine->forward_.enable_padded_decode(
+        {.buckets = kernels::cuda::plan_graph_buckets(s.max_num_seqs),
+         .max_model_len = static_cast<int>(s.max_model_len),
+         .scratch_block = static_cast<int32_t>(num_blocks),
+         .max_num_tokens = s.max_num_batched_tokens,
+         .cuda_graphs = true},
+        engine->cache_));
+  }
+  return engine;
 }
 
 Engine::Engine(const LoadedModel& model, EngineConfig config, int64_t num_blocks, ParallelContext* parallel)
@@ -73,8 +160,9 @@ Engine::Engine(const LoadedModel& model, EngineConfig config, int64_t num_blocks
       watchdog_(parallel != nullptr && parallel->topology.world_size() > 1
                     ? std::make_unique<StepWatchdog>(std::chrono::milliseconds(config_.step_timeout_ms))
                     : nullptr),
-      forward_(model.config, model.weights, kernels::cpu_backend(), parallel),
-      cache_(model.config, model.weights.shard, config_.scheduler.block_size, num_blocks),
+      forward_(model.config, model.weights, backend_for(config_.device), parallel),
+      cache_(model.config, model.weights.shard, config_.scheduler.block_size,
+             num_blocks + (uses_padded_decode(config_) ? 1 : 0), config_.device),
       scheduler_(config_.scheduler, num_blocks) {}
 
 Status Engine::add_request(Request request) {
@@ -134,6 +222,8 @@ std::optional<SampledRows> Engine::run_forward(const StepPlan& step, const Forwa
 
 Status run_engine_follower(const LoadedModel& model, const EngineConfig& config,
                            ParallelContext& parallel) {
+  STRATA_RETURN_IF_ERROR(check_device_topology(model.weights.device, parallel.topology.tp,
+                                               parallel.topology.pp));
   int64_t num_blocks = 0;
   parallel.world->broadcast(&num_blocks, sizeof num_blocks, 0);
   LlamaModel forward(model.config, model.weights, kernels::cpu_backend(), &parallel);

@@ -27,6 +27,15 @@ struct EngineConfig {
   double kv_cache_memory_fraction = 0.3;
   // With several ranks: a step running longer than this aborts the group (a rank died or hung).
   int64_t step_timeout_ms = 120000;
+  // Where the forward pass runs: the device the model's weights were loaded onto
+  // (ModelLoadOptions::device). On a GPU the KV cache takes what gpu_memory_fraction of its
+  // memory leaves after the weights and the activation reserve (kv_cache_bytes still wins
+  // when set); logits come back to the host, where sampling stays as on the CPU.
+  Device device;
+  double gpu_memory_fraction = 0.9;
+  // GPU: decode-only steps replay CUDA graphs, one per batch-size bucket, captured when the
+  // engine is created.
+  bool cuda_graphs = true;
 
   Status validate() const;
 };
@@ -92,7 +101,7 @@ class Engine {
 Status run_engine_follower(const LoadedModel& model, const EngineConfig& config,
                            ParallelContext& parallel);
 
-// The number of KV blocks `config` gives `model` (see EngineConfig).
+// The number of KV blocks `config` gives `model` on the CPU (see EngineConfig).
 int64_t engine_kv_blocks(const ModelConfig& model, const ShardPlan& shard, const EngineConfig& config);
 
 }  // namespace strata

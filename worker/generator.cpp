@@ -22,8 +22,14 @@ StatusOr<GenerationResult> SequenceGenerator::generate(
   config.scheduler.max_num_batched_tokens = config_.prefill_chunk_tokens;
   config.scheduler.max_num_seqs = 1;
   config.scheduler.watermark = 0.0;
+  config.device = model_.weights.device;
+  config.gpu_memory_fraction = config_.gpu_memory_fraction;
+  config.cuda_graphs = config_.cuda_graphs;
+  // One more block when decode runs padded on a GPU: the padding rows' scratch block.
+  const int64_t scratch_blocks = !config.device.is_cpu() && config.cuda_graphs ? 1 : 0;
   config.kv_cache_bytes = KvCache::bytes_per_block(model_.config, config_.block_size) *
-                          (KvBlockManager::blocks_for_tokens(positions, config_.block_size) + 1);
+                          (KvBlockManager::blocks_for_tokens(positions, config_.block_size) + 1 +
+                           scratch_blocks);
   STRATA_ASSIGN_OR_RETURN(auto engine, Engine::create(model_, config));
 
   SamplingParams seeded = params;

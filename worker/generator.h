@@ -16,6 +16,9 @@ namespace strata {
 struct GeneratorConfig {
   int block_size = 16;               // KV positions per cache block
   int prefill_chunk_tokens = 512;    // prompt tokens per forward pass
+  // The engine runs where the model's weights are; on a GPU these apply (see EngineConfig).
+  double gpu_memory_fraction = 0.9;
+  bool cuda_graphs = true;
 };
 
 struct GenerationResult {

@@ -1,43 +1,89 @@
 #include "worker/llama_model.h"
 
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cstring>
 
 #include "common/check.h"
+#include "kernels/cuda/plan/graph_buckets.h"
+#include "worker/device_runtime.h"
 
 namespace strata {
+
+using kernels::CopyKind;
+
+struct LlamaModel::Padded {
+  PaddedDecodeConfig config;
+  PaddedDecodeLayout layout;
+  KvCache* cache = nullptr;  // the cache padded steps (and their graphs) write
+  Tensor inputs;             // [layout.total_bytes] on the device, read by padded steps
+  std::vector<unsigned char> staging;
+  std::unique_ptr<DecodeGraphRunner> graphs;  // null: padded steps run eagerly
+  KernelReserveRequest reserve;               // what the kernels' scratch was grown for
+  // workspace_generation_ the graphs were captured at; -1: recapture before replaying.
+  int64_t graphs_generation = -1;
+};
 
 LlamaModel::LlamaModel(const ModelConfig& config, const ModelWeights& weights,
                        const kernels::KernelBackend& backend, ParallelContext* parallel)
     : config_(config),
       weights_(weights),
       backend_(backend),
-      inv_freq_(config.rope_inv_freq()),
+      device_(weights.device),
       parallel_(parallel) {
   // Packed weights need the backend that packed them (pack_weights picks the layout).
   STRATA_CHECK((weights.matrix_layout == kernels::WeightLayout::kRowMajor &&
                 weights.lm_head_layout == kernels::WeightLayout::kRowMajor) ||
                backend.pack_weights != nullptr);
+  const std::vector<double> inv_freq = config.rope_inv_freq();
+  const auto bytes = static_cast<int64_t>(inv_freq.size() * sizeof(double));
+  inv_freq_ = Tensor::empty(DType::kU8, {bytes}, device_);
+  backend_.copy({.dst = inv_freq_.raw(), .src = inv_freq.data(), .row_bytes = bytes,
+                 .kind = CopyKind::kHostToDevice});
+  backend_.synchronize();
 }
 
-void LlamaModel::ensure_workspace(int64_t num_tokens) {
-  if (num_tokens <= workspace_tokens_) return;
-  workspace_tokens_ = num_tokens;
+LlamaModel::~LlamaModel() = default;
+
+int64_t LlamaModel::workspace_bytes(const ModelConfig& config, const ShardPlan& sh,
+                                    int64_t max_tokens, int64_t max_logit_rows) {
+  const int hd = config.head_dim;
+  // x, x_norm, partial | qkv | attn | gate_up, act
+  const int64_t per_token = 3 * config.hidden_size + sh.q_size(hd) + 2 * sh.kv_size(hd) +
+                            sh.q_size(hd) + 3 * sh.ffn_size();
+  const int64_t per_logit_row = sh.vocab_rows * (sh.tp_size > 1 ? 1 + sh.tp_size : 1);
+  // Step metadata: four words per token, plus block tables and padded-decode inputs.
+  constexpr int64_t kMetadataSlack = int64_t{1} << 20;
+  return 4 * (max_tokens * (per_token + 4) + max_logit_rows * per_logit_row) + kMetadataSlack;
+}
+
+void LlamaModel::ensure_workspace(int64_t num_tokens, int64_t num_logit_rows) {
   const ShardPlan& sh = weights_.shard;
-  const int hd = config_.head_dim;
-  const auto n = static_cast<size_t>(num_tokens);
-  const auto h = static_cast<size_t>(config_.hidden_size);
-  x_.resize(n * h);
-  x_norm_.resize(n * h);
-  partial_.resize(n * h);
-  qkv_.resize(n * static_cast<size_t>(sh.q_size(hd) + 2 * sh.kv_size(hd)));
-  attn_.resize(n * static_cast<size_t>(sh.q_size(hd)));
-  gate_up_.resize(n * 2 * static_cast<size_t>(sh.ffn_size()));
-  act_.resize(n * static_cast<size_t>(sh.ffn_size()));
-  positions_.resize(n);
-  slots_.resize(n);
-  local_ids_.resize(n);
+  if (num_tokens > workspace_tokens_) {
+    workspace_tokens_ = num_tokens;
+    ++workspace_generation_;
+    const int hd = config_.head_dim;
+    auto rows = [&](int64_t width) { return Tensor::empty(DType::kF32, {num_tokens, width}, device_); };
+    const int64_t h = config_.hidden_size;
+    x_ = rows(h);
+    x_norm_ = rows(h);
+    if (sh.tp_size > 1) partial_ = rows(h);
+    qkv_ = rows(sh.q_size(hd) + 2 * sh.kv_size(hd));
+    attn_ = rows(sh.q_size(hd));
+    gate_up_ = rows(2 * sh.ffn_size());
+    act_ = rows(sh.ffn_size());
+  }
+  if (sh.last_stage && num_logit_rows > workspace_logit_rows_) {
+    workspace_logit_rows_ = num_logit_rows;
+    ++workspace_generation_;
+    logits_local_ = Tensor::empty(DType::kF32, {num_logit_rows, sh.vocab_rows}, device_);
+    if (sh.tp_size > 1) {
+      logits_gathered_ =
+          Tensor::empty(DType::kF32, {sh.tp_size * num_logit_rows, sh.vocab_rows}, device_);
+    }
+  }
 }
 
 void LlamaModel::all_reduce(float* data, size_t count) {
@@ -49,175 +95,299 @@ void LlamaModel::all_reduce(float* data, size_t count) {
 // Vocab-parallel embedding: each TP rank looks up the ids in its vocabulary rows, writes
 // zeros for the others, and one all-reduce assembles the rows (exactly: one rank adds a
 // non-zero per element).
-void LlamaModel::embed(const ForwardBatch& batch, int64_t num_tokens) {
+void LlamaModel::embed(const StepArgs& args) {
   const ShardPlan& sh = weights_.shard;
   const int64_t h = config_.hidden_size;
-  for (int64_t i = 0; i < num_tokens; ++i) {
-    const int64_t local = batch.token_ids[static_cast<size_t>(i)] - sh.vocab_begin;
-    local_ids_[static_cast<size_t>(i)] = local >= 0 && local < sh.vocab_rows ? static_cast<int32_t>(local) : 0;
-  }
-  backend_.embedding({.ids = local_ids_.data(), .table = weights_.embedding.raw(),
+  backend_.embedding({.ids = args.token_ids, .table = weights_.embedding.raw(),
                       .table_dtype = weights_.embedding.dtype(),
                       .table_layout = weights_.embedding_layout,
-                      .table_rows = weights_.embedding.dim(0), .out = x_.data(),
-                      .t = num_tokens, .dim = h});
-  if (sh.tp_size == 1) return;
-  for (int64_t i = 0; i < num_tokens; ++i) {
-    const int64_t local = batch.token_ids[static_cast<size_t>(i)] - sh.vocab_begin;
-    if (local < 0 || local >= sh.vocab_rows) std::memset(x_.data() + i * h, 0, sizeof(float) * static_cast<size_t>(h));
-  }
-  all_reduce(x_.data(), static_cast<size_t>(num_tokens * h));
+                      .table_rows = weights_.embedding.dim(0), .id_begin = sh.vocab_begin,
+                      .out = x_.data<float>(), .t = args.num_tokens, .dim = h});
+  if (sh.tp_size > 1) all_reduce(x_.data<float>(), static_cast<size_t>(args.num_tokens * h));
 }
 
-// Vocab-parallel LM head: each TP rank computes its vocabulary rows' logits; an all-gather
-// and a transpose give every rank the whole rows, padding dropped.
-void LlamaModel::lm_head(int64_t rows, std::vector<float>& logits) {
+// Vocab-parallel LM head: each TP rank computes its vocabulary rows' logits, and an
+// all-gather gives every rank all of them ([rank][row][local vocab]; see
+// copy_logits_to_host for the transpose).
+void LlamaModel::lm_head(int64_t rows) {
   const ShardPlan& sh = weights_.shard;
-  const int64_t h = config_.hidden_size, vocab = config_.vocab_size;
-  logits.resize(static_cast<size_t>(rows * vocab));
+  const int64_t h = config_.hidden_size;
   if (rows == 0) return;
-  const bool sharded = sh.tp_size > 1;
-  if (sharded) logits_local_.resize(static_cast<size_t>(rows * sh.vocab_rows));
-  float* out = sharded ? logits_local_.data() : logits.data();
-  backend_.gemm({.x = x_norm_.data(), .ldx = h, .w = weights_.lm_head.raw(),
+  backend_.gemm({.x = x_norm_.data<float>(), .ldx = h, .w = weights_.lm_head.raw(),
                  .w_dtype = weights_.lm_head.dtype(), .w_layout = weights_.lm_head_layout,
-                 .bias = nullptr, .y = out,
-                 .ldy = sh.vocab_rows, .m = rows, .n = sh.vocab_rows, .k = h, .accumulate = false});
-  if (!sharded) return;
-  logits_gathered_.resize(static_cast<size_t>(rows * sh.vocab_rows * sh.tp_size));
+                 .bias = nullptr, .y = logits_local_.data<float>(), .ldy = sh.vocab_rows,
+                 .m = rows, .n = sh.vocab_rows, .k = h, .accumulate = false});
+  if (sh.tp_size == 1) return;
   const auto t0 = std::chrono::steady_clock::now();
-  parallel_->tp->all_gather(logits_local_.data(), logits_local_.size(), logits_gathered_.data());
+  parallel_->tp->all_gather(logits_local_.data<float>(), static_cast<size_t>(rows * sh.vocab_rows),
+                            logits_gathered_.data<float>());
   collective_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  for (int rank = 0; rank < sh.tp_size; ++rank) {
+}
+
+// Each rank's block of vocabulary columns lands at its place in the host rows, padding
+// columns dropped; then the step's one synchronization.
+void LlamaModel::copy_logits_to_host(int64_t rows, std::vector<float>& logits) {
+  const ShardPlan& sh = weights_.shard;
+  const int64_t vocab = config_.vocab_size;
+  logits.resize(static_cast<size_t>(rows * vocab));
+  const float* src = (sh.tp_size > 1 ? logits_gathered_ : logits_local_).data<float>();
+  for (int rank = 0; rows > 0 && rank < sh.tp_size; ++rank) {
     const int64_t begin = rank * sh.vocab_rows;
     const int64_t n = std::min(sh.vocab_rows, vocab - begin);
     if (n <= 0) continue;
-    for (int64_t r = 0; r < rows; ++r) {
-      const float* src = logits_gathered_.data() + (rank * rows + r) * sh.vocab_rows;
-      std::memcpy(logits.data() + r * vocab + begin, src, sizeof(float) * static_cast<size_t>(n));
-    }
+    backend_.copy({.dst = logits.data() + begin, .dst_pitch = vocab * 4,
+                   .src = src + rank * rows * sh.vocab_rows, .src_pitch = sh.vocab_rows * 4,
+                   .row_bytes = n * 4, .rows = rows, .kind = CopyKind::kDeviceToHost});
   }
+  backend_.synchronize();
 }
 
-void LlamaModel::forward(const ForwardBatch& batch, KvCache& cache, std::vector<float>& logits) {
+void LlamaModel::run(const StepArgs& args, KvCache& cache) {
   const ShardPlan& sh = weights_.shard;
   const int hd = config_.head_dim;
-  const int64_t num_tokens = static_cast<int64_t>(batch.token_ids.size());
+  const int64_t num_tokens = args.num_tokens;
   const int64_t h = config_.hidden_size, q = sh.q_size(hd), kv = sh.kv_size(hd);
   const int64_t ffn = sh.ffn_size(), qkv_width = q + 2 * kv;
   const int block_size = cache.block_size();
-  const bool tensor_parallel = sh.tp_size > 1;
-  collective_seconds_ = 0;
-  ensure_workspace(num_tokens);
-
-  // Where each token sits: its position, its cache slot, and each sequence's query rows.
-  // Decode tokens (one new token) go to the decode attention kernel, the rest (prefill
-  // chunks) to the general one; both produce the same bits per row, so the split never
-  // changes a token's output. Query rows index the concatenated tokens either way.
-  std::vector<kernels::AttentionSequence> decode_seqs, prefill_seqs;
-  int64_t row = 0;
-  for (const ForwardSequence& s : batch.sequences) {
-    const int64_t context = int64_t{s.num_computed_tokens} + s.num_new_tokens;
-    STRATA_CHECK(static_cast<int64_t>(s.block_table.size()) * block_size >= context);
-    for (int32_t j = 0; j < s.num_new_tokens; ++j) {
-      const int32_t pos = s.num_computed_tokens + j;
-      positions_[row + j] = pos;
-      slots_[row + j] = s.block_table[pos / block_size] * block_size + pos % block_size;
-    }
-    (s.num_new_tokens == 1 ? decode_seqs : prefill_seqs)
-        .push_back({.query_start = static_cast<int32_t>(row), .num_queries = s.num_new_tokens,
-                    .context_len = static_cast<int32_t>(context),
-                    .block_table = s.block_table.data()});
-    row += s.num_new_tokens;
-  }
-  STRATA_CHECK(row == num_tokens);
+  float* x = x_.data<float>();
+  float* x_norm = x_norm_.data<float>();
+  float* qkv = qkv_.data<float>();
+  float* attn = attn_.data<float>();
 
   // The first stage embeds; later stages receive the previous stage's activations.
   if (sh.first_stage) {
-    embed(batch, num_tokens);
+    embed(args);
   } else {
-    parallel_->world->recv(x_.data(), sizeof(float) * static_cast<size_t>(num_tokens * h),
+    parallel_->world->recv(x, sizeof(float) * static_cast<size_t>(num_tokens * h),
                            parallel_->topology.prev_stage_rank());
   }
 
-  auto gemm = [&](const float* x, int64_t ldx, const Tensor& w, const float* bias, float* y,
+  auto gemm = [&](const float* in, int64_t ldx, const Tensor& w, const float* bias, float* y,
                   int64_t ldy, bool accumulate) {
-    backend_.gemm({.x = x, .ldx = ldx, .w = w.raw(), .w_dtype = w.dtype(),
+    backend_.gemm({.x = in, .ldx = ldx, .w = w.raw(), .w_dtype = w.dtype(),
                    .w_layout = weights_.matrix_layout, .bias = bias, .y = y,
                    .ldy = ldy, .m = num_tokens, .n = w.dim(0), .k = w.dim(1),
                    .accumulate = accumulate});
   };
-  auto rmsnorm = [&](const float* x, const Tensor& weight, float* out, int64_t m) {
-    backend_.rmsnorm({.x = x, .ldx = h, .weight = weight.data<float>(), .out = out, .ldo = h,
+  auto rmsnorm = [&](const float* in, const Tensor& weight, float* out, int64_t m) {
+    backend_.rmsnorm({.x = in, .ldx = h, .weight = weight.data<float>(), .out = out, .ldo = h,
                       .m = m, .n = h, .eps = config_.rms_norm_eps});
   };
   // Row-parallel projections: one rank adds straight into the residual; with TP each adds
   // its partial sum after an all-reduce.
-  auto row_parallel = [&](const float* x, int64_t ldx, const Tensor& w) {
-    if (!tensor_parallel) return gemm(x, ldx, w, nullptr, x_.data(), h, true);
-    gemm(x, ldx, w, nullptr, partial_.data(), h, false);
-    all_reduce(partial_.data(), static_cast<size_t>(num_tokens * h));
-    for (int64_t i = 0; i < num_tokens * h; ++i) x_[static_cast<size_t>(i)] += partial_[static_cast<size_t>(i)];
+  auto row_parallel = [&](const float* in, int64_t ldx, const Tensor& w) {
+    if (sh.tp_size == 1) return gemm(in, ldx, w, nullptr, x, h, true);
+    float* partial = partial_.data<float>();
+    gemm(in, ldx, w, nullptr, partial, h, false);
+    all_reduce(partial, static_cast<size_t>(num_tokens * h));
+    backend_.add({.x = partial, .ldx = h, .y = x, .ldy = h, .m = num_tokens, .n = h});
   };
 
+  // Decode tokens (one new token) go to the decode attention kernel, the rest (prefill
+  // chunks) to the general one; both produce the same bits per row, so the split never
+  // changes a token's output.
   const auto attention_scale = static_cast<float>(1.0 / std::sqrt(double(hd)));
   for (int l = 0; l < sh.num_layers(); ++l) {
     const LayerWeights& w = weights_.layers[static_cast<size_t>(l)];
-    rmsnorm(x_.data(), w.attn_norm, x_norm_.data(), num_tokens);
-    gemm(x_norm_.data(), h, w.wqkv, w.bqkv.defined() ? w.bqkv.data<float>() : nullptr,
-         qkv_.data(), qkv_width, false);
-    float* q_ptr = qkv_.data();
-    float* k_ptr = qkv_.data() + q;
-    float* v_ptr = qkv_.data() + q + kv;
+    rmsnorm(x, w.attn_norm, x_norm, num_tokens);
+    gemm(x_norm, h, w.wqkv, w.bqkv.defined() ? w.bqkv.data<float>() : nullptr, qkv, qkv_width,
+         false);
+    float* q_ptr = qkv;
+    float* k_ptr = qkv + q;
+    float* v_ptr = qkv + q + kv;
     backend_.rope({.q = q_ptr, .q_stride = qkv_width, .k = k_ptr, .k_stride = qkv_width,
-                   .positions = positions_.data(), .inv_freq = inv_freq_.data(), .t = num_tokens,
-                   .num_q_heads = sh.num_heads, .num_kv_heads = sh.num_kv_heads, .head_dim = hd});
+                   .positions = args.positions, .inv_freq = inv_freq_.data<double>(),
+                   .t = num_tokens, .num_q_heads = sh.num_heads,
+                   .num_kv_heads = sh.num_kv_heads, .head_dim = hd});
     backend_.kv_cache_write({.k = k_ptr, .v = v_ptr, .k_stride = qkv_width, .v_stride = qkv_width,
                              .k_cache = cache.k(l), .v_cache = cache.v(l),
-                             .slot_mapping = slots_.data(), .t = num_tokens,
+                             .slot_mapping = args.slots, .t = num_tokens,
                              .num_kv_heads = sh.num_kv_heads, .head_dim = hd,
                              .block_size = block_size});
     kernels::PagedAttentionParams attention{
         .q = q_ptr, .q_stride = qkv_width, .k_cache = cache.k(l), .v_cache = cache.v(l),
-        .out = attn_.data(), .out_stride = q, .num_q_heads = sh.num_heads,
+        .out = attn, .out_stride = q, .num_q_heads = sh.num_heads,
         .num_kv_heads = sh.num_kv_heads, .head_dim = hd, .block_size = block_size,
         .scale = attention_scale};
-    if (!decode_seqs.empty()) {
-      attention.seqs = decode_seqs.data();
-      attention.num_seqs = static_cast<int>(decode_seqs.size());
+    if (!args.decode_seqs.empty()) {
+      attention.seqs = args.decode_seqs.data();
+      attention.num_seqs = static_cast<int>(args.decode_seqs.size());
       backend_.decode_attention(attention);
     }
-    if (!prefill_seqs.empty()) {
-      attention.seqs = prefill_seqs.data();
-      attention.num_seqs = static_cast<int>(prefill_seqs.size());
+    if (args.num_device_decode_seqs > 0) {
+      attention.seqs = args.device_decode_seqs;
+      attention.num_seqs = args.num_device_decode_seqs;
+      backend_.decode_attention_device(attention, args.max_context_len);
+    }
+    if (!args.prefill_seqs.empty()) {
+      attention.seqs = args.prefill_seqs.data();
+      attention.num_seqs = static_cast<int>(args.prefill_seqs.size());
       backend_.paged_attention(attention);
     }
-    row_parallel(attn_.data(), q, w.wo);
-    rmsnorm(x_.data(), w.ffn_norm, x_norm_.data(), num_tokens);
-    gemm(x_norm_.data(), h, w.w_gate_up, nullptr, gate_up_.data(), 2 * ffn, false);
-    backend_.silu_mul({.gate_up = gate_up_.data(), .ld_in = 2 * ffn, .out = act_.data(),
-                       .ld_out = ffn, .t = num_tokens, .f = ffn});
-    row_parallel(act_.data(), ffn, w.w_down);
+    row_parallel(attn, q, w.wo);
+    rmsnorm(x, w.ffn_norm, x_norm, num_tokens);
+    gemm(x_norm, h, w.w_gate_up, nullptr, gate_up_.data<float>(), 2 * ffn, false);
+    backend_.silu_mul({.gate_up = gate_up_.data<float>(), .ld_in = 2 * ffn,
+                       .out = act_.data<float>(), .ld_out = ffn, .t = num_tokens, .f = ffn});
+    row_parallel(act_.data<float>(), ffn, w.w_down);
   }
 
   if (!sh.last_stage) {
-    parallel_->world->send(x_.data(), sizeof(float) * static_cast<size_t>(num_tokens * h),
+    parallel_->world->send(x, sizeof(float) * static_cast<size_t>(num_tokens * h),
                            parallel_->topology.next_stage_rank());
-    logits.clear();
     return;
   }
   // Only the rows whose logits are wanted go through the final norm and the LM head.
-  int64_t num_logit_rows = 0;
-  row = 0;
-  for (const ForwardSequence& s : batch.sequences) {
-    row += s.num_new_tokens;
-    if (!s.want_logits || s.num_new_tokens == 0) continue;
-    const float* last = x_.data() + (row - 1) * h;
-    std::copy(last, last + h, x_norm_.data() + num_logit_rows * h);
-    ++num_logit_rows;
+  backend_.gather_rows({.x = x, .ldx = h, .rows = args.logit_rows, .out = x_norm, .ldo = h,
+                        .m = args.num_logit_rows, .n = h});
+  rmsnorm(x_norm, weights_.final_norm, x_norm, args.num_logit_rows);
+  lm_head(args.num_logit_rows);
+}
+
+void LlamaModel::forward(const ForwardBatch& batch, KvCache& cache, std::vector<float>& logits) {
+  collective_seconds_ = 0;
+  last_step_padded_ = last_step_graphed_ = false;
+  if (padded_ != nullptr && padded_->graphs != nullptr) padded_->graphs->bind();
+  const bool padded = padded_ != nullptr && &cache == padded_->cache &&
+                      fits_padded_decode(batch, padded_->layout, padded_->config.max_model_len) &&
+                      forward_padded(batch, cache);
+  const int64_t num_logit_rows =
+      padded ? static_cast<int64_t>(batch.sequences.size()) : forward_eager(batch, cache);
+  if (!weights_.shard.last_stage) {
+    logits.clear();
+    backend_.synchronize();
+    return;
   }
-  rmsnorm(x_norm_.data(), weights_.final_norm, x_norm_.data(), num_logit_rows);
-  lm_head(num_logit_rows, logits);
+  copy_logits_to_host(num_logit_rows, logits);
+}
+
+int64_t LlamaModel::forward_eager(const ForwardBatch& batch, KvCache& cache) {
+  step_inputs_.build(batch, cache.block_size());
+  const int64_t num_tokens = step_inputs_.num_tokens();
+  const int64_t num_logit_rows = step_inputs_.num_logit_rows();
+  ensure_workspace(num_tokens, num_logit_rows);
+  const std::vector<int32_t>& words = step_inputs_.words();
+  const auto num_words = static_cast<int64_t>(words.size());
+  if (step_words_.numel() < num_words) {
+    step_words_ = Tensor::empty(DType::kI32, {std::max(num_words, 2 * step_words_.numel())}, device_);
+  }
+  backend_.copy({.dst = step_words_.raw(), .src = words.data(), .row_bytes = num_words * 4,
+                 .kind = CopyKind::kHostToDevice});
+  const int32_t* device_words = step_words_.data<int32_t>();
+  step_inputs_.bind(device_words);
+  const StepArgs args{.token_ids = device_words,
+                      .positions = device_words + step_inputs_.positions_at(),
+                      .slots = device_words + step_inputs_.slots_at(),
+                      .logit_rows = device_words + step_inputs_.logit_rows_at(),
+                      .num_tokens = num_tokens, .num_logit_rows = num_logit_rows,
+                      .decode_seqs = step_inputs_.decode_seqs(),
+                      .prefill_seqs = step_inputs_.prefill_seqs()};
+  if (padded_ != nullptr && padded_->graphs != nullptr) outgrow_graph_scratch(args);
+  run(args, cache);
+  return num_logit_rows;
+}
+
+// An eager step past what the kernels' scratch was grown for regrows it, which moves the
+// address the captured graphs use: they are recaptured before their next replay.
+void LlamaModel::outgrow_graph_scratch(const StepArgs& args) {
+  KernelReserveRequest& r = padded_->reserve;
+  const auto num_decode = static_cast<int>(args.decode_seqs.size());
+  int max_context = 0;
+  for (const auto& s : args.decode_seqs) max_context = std::max(max_context, s.context_len);
+  if (args.num_tokens <= r.max_tokens && num_decode <= r.max_seqs &&
+      max_context <= r.max_context_len) {
+    return;
+  }
+  r.max_tokens = std::max(r.max_tokens, args.num_tokens);
+  r.max_seqs = std::max(r.max_seqs, num_decode);
+  r.max_context_len = std::max(r.max_context_len, max_context);
+  padded_->graphs_generation = -1;
+}
+
+LlamaModel::StepArgs LlamaModel::padded_args(int bucket) const {
+  const PaddedDecodeLayout& l = padded_->layout;
+  const auto* base = static_cast<const unsigned char*>(padded_->inputs.raw());
+  auto column = [&](int64_t at) { return reinterpret_cast<const int32_t*>(base + at); };
+  return {.token_ids = column(l.token_ids_at), .positions = column(l.positions_at),
+          .slots = column(l.slots_at), .logit_rows = column(l.logit_rows_at),
+          .num_tokens = bucket, .num_logit_rows = bucket,
+          .device_decode_seqs = reinterpret_cast<const kernels::AttentionSequence*>(base + l.seqs_at),
+          .num_device_decode_seqs = bucket, .max_context_len = padded_->config.max_model_len};
+}
+
+bool LlamaModel::forward_padded(const ForwardBatch& batch, KvCache& cache) {
+  Padded& p = *padded_;
+  const std::optional<int> bucket = kernels::cuda::graph_bucket_for(
+      p.config.buckets, static_cast<int>(batch.sequences.size()));
+  if (!bucket) return false;
+  if (p.graphs != nullptr && p.graphs_generation != workspace_generation_) {
+    if (Status st = capture_graphs(cache); !st.ok()) {
+      spdlog::warn("recapturing the decode CUDA graphs failed ({}); decode steps run eagerly",
+                   st.message());
+      p.graphs.reset();
+    }
+  }
+  fill_padded_decode(p.layout, batch, *bucket, cache.block_size(), p.config.scratch_block,
+                     p.inputs.raw(), p.staging);
+  backend_.copy({.dst = p.inputs.raw(), .src = p.staging.data(),
+                 .row_bytes = p.layout.bytes_for(*bucket), .kind = CopyKind::kHostToDevice});
+  last_step_padded_ = true;
+  last_step_graphed_ = p.graphs != nullptr && p.graphs->replay(*bucket);
+  if (!last_step_graphed_) run(padded_args(*bucket), cache);
+  return true;
+}
+
+// The fixed inputs hold padding rows only while capturing, so the eager warm-up of each
+// bucket writes no KV and reads only the scratch block.
+Status LlamaModel::capture_graphs(KvCache& cache) {
+  Padded& p = *padded_;
+  fill_padded_decode(p.layout, ForwardBatch{}, p.layout.capacity, cache.block_size(),
+                     p.config.scratch_block, p.inputs.raw(), p.staging);
+  backend_.copy({.dst = p.inputs.raw(), .src = p.staging.data(), .row_bytes = p.layout.total_bytes,
+                 .kind = CopyKind::kHostToDevice});
+  backend_.synchronize();  // the graphs' stream does not wait for this one
+  const Status st = p.graphs->capture(kernel_scratch_bytes(p.reserve), [&](int bucket) {
+    run(padded_args(bucket), cache);
+  });
+  p.graphs_generation = workspace_generation_;
+  p.graphs->bind();
+  return st;
+}
+
+Status LlamaModel::enable_padded_decode(const PaddedDecodeConfig& config, KvCache& cache) {
+  if (config.buckets.empty() || config.max_model_len < 1 || config.scratch_block < 0 ||
+      config.scratch_block >= cache.num_blocks()) {
+    return invalid_argument("padded decode needs buckets, max_model_len >= 1 and a scratch block "
+                            "in [0, {}). Given: {} buckets, {}, {}",
+                            cache.num_blocks(), config.buckets.size(), config.max_model_len,
+                            config.scratch_block);
+  }
+  padded_ = std::make_unique<Padded>();
+  Padded& p = *padded_;
+  p.config = config;
+  p.cache = &cache;
+  const int block_size = cache.block_size();
+  p.layout = PaddedDecodeLayout::make(config.buckets.back(),
+                                      (config.max_model_len + block_size - 1) / block_size);
+  p.inputs = Tensor::empty(DType::kU8, {p.layout.total_bytes}, device_);
+  const int64_t capacity = p.layout.capacity;
+  ensure_workspace(std::max(config.max_num_tokens, capacity), capacity);
+  if (!config.cuda_graphs || device_.is_cpu()) return ok_status();
+
+  const ShardPlan& sh = weights_.shard;
+  p.reserve = {.weight_dtype = weights_.dtype,
+               .max_tokens = std::max(config.max_num_tokens, capacity),
+               .max_gemm_k = std::max({int64_t{config_.hidden_size}, sh.q_size(config_.head_dim),
+                                       sh.ffn_size()}),
+               .max_seqs = p.layout.capacity, .max_context_len = config.max_model_len,
+               .num_q_heads = sh.num_heads, .num_kv_heads = sh.num_kv_heads,
+               .head_dim = config_.head_dim};
+  p.graphs = std::make_unique<DecodeGraphRunner>(config.buckets);
+  if (Status st = capture_graphs(cache); !st.ok()) {
+    p.graphs.reset();
+    return st.with_context("capturing the decode CUDA graphs (--no-cuda-graphs turns them off)");
+  }
+  return ok_status();
 }
 
 }  // namespace strata

@@ -2,13 +2,17 @@
 
 #include <filesystem>
 
+#include "worker/device_runtime.h"
+
 namespace strata {
 
 StatusOr<std::unique_ptr<LoadedModel>> load_builtin_model(const std::string& name,
                                                           const ModelLoadOptions& options);
 
-StatusOr<std::unique_ptr<LoadedModel>> load_model(const std::string& path,
-                                                  const ModelLoadOptions& options) {
+namespace {
+
+StatusOr<std::unique_ptr<LoadedModel>> load_on_host(const std::string& path,
+                                                    const ModelLoadOptions& options) {
   namespace fs = std::filesystem;
   constexpr std::string_view kBuiltin = "builtin:";
   if (path.rfind(kBuiltin, 0) == 0) return load_builtin_model(path.substr(kBuiltin.size()), options);
@@ -23,6 +27,22 @@ StatusOr<std::unique_ptr<LoadedModel>> load_model(const std::string& path,
     return load_hf_model(fs::path(path).parent_path().string(), options);
   }
   return load_llama2c_model(path, options);
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<LoadedModel>> load_model(const std::string& path,
+                                                  const ModelLoadOptions& options) {
+  const Device device = options.device;
+  if (!device.is_cpu()) {
+    STRATA_RETURN_IF_ERROR(check_device_topology(device, options.topology.tp, options.topology.pp));
+    STRATA_RETURN_IF_ERROR(init_device(device, options.gpu_memory_fraction));
+  }
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<LoadedModel> model, load_on_host(path, options));
+  if (!device.is_cpu()) {
+    STRATA_ASSIGN_OR_RETURN(model->weights, copy_model_weights(model->weights, device));
+  }
+  return model;
 }
 
 }  // namespace strata

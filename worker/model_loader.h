@@ -17,6 +17,15 @@ namespace strata {
 struct ModelLoadOptions {
   std::optional<DType> dtype;  // matrices' dtype; default: the checkpoint's own
   Topology topology;           // this rank's place in its worker group: it loads only its shard
+  // Where the weights go. A GPU is readied first (init_device, capped at
+  // gpu_memory_fraction of its memory); its weights stay row-major, the CPU's are packed.
+  Device device;
+  double gpu_memory_fraction = 0.9;
+
+  // The backend the loaders pack the matrices for (nullptr: row-major).
+  const kernels::KernelBackend* pack_for() const {
+    return device.is_cpu() ? &kernels::cpu_backend() : nullptr;
+  }
 };
 
 struct LoadedModel {

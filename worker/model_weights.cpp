@@ -1,9 +1,11 @@
 #include "worker/model_weights.h"
 
 #include <cstring>
+#include <new>
 #include <vector>
 
 #include "common/check.h"
+#include "worker/device_runtime.h"
 
 namespace strata {
 
@@ -213,6 +215,44 @@ StatusOr<ModelWeights> build_model_weights(const ModelConfig& config, WeightSour
 StatusOr<ModelWeights> build_model_weights(const ModelConfig& config, WeightSource& source,
                                            DType dtype, const kernels::KernelBackend* pack_for) {
   return build_model_weights(config, source, dtype, ShardPlan::full(config), pack_for);
+}
+
+StatusOr<ModelWeights> copy_model_weights(const ModelWeights& weights, Device device) {
+  if (weights.matrix_layout != kernels::WeightLayout::kRowMajor ||
+      weights.lm_head_layout != kernels::WeightLayout::kRowMajor ||
+      weights.embedding_layout != kernels::WeightLayout::kRowMajor) {
+    return invalid_argument("weights packed for the CPU cannot move to {}; load them with "
+                            "--device {}", device.to_string(), device.to_string());
+  }
+  const kernels::KernelBackend& backend = backend_for(device);
+  auto copy = [&](const Tensor& t) {
+    if (!t.defined()) return t;
+    Tensor d = Tensor::empty(t.dtype(), t.shape(), device);
+    backend.copy({.dst = d.raw(), .src = t.raw(), .row_bytes = static_cast<int64_t>(t.nbytes()),
+                  .kind = kernels::CopyKind::kHostToDevice});
+    return d;
+  };
+  ModelWeights w = weights;
+  w.device = device;
+  try {
+    w.embedding = copy(weights.embedding);
+    for (LayerWeights& l : w.layers) {
+      for (Tensor* t : {&l.attn_norm, &l.wqkv, &l.bqkv, &l.wo, &l.ffn_norm, &l.w_gate_up, &l.w_down}) {
+        *t = copy(*t);
+      }
+    }
+    w.final_norm = copy(weights.final_norm);
+    const bool tied = weights.lm_head.defined() && weights.lm_head.raw() == weights.embedding.raw();
+    w.lm_head = tied ? w.embedding : copy(weights.lm_head);
+  } catch (const std::bad_alloc&) {
+    return Status(StatusCode::kResourceExhausted,
+                  fmt::format("the weights ({:.2f} GiB) do not fit {}'s budget; raise "
+                              "--gpu-memory-fraction, use --dtype bf16, or shard the model",
+                              static_cast<double>(weights.bytes()) / (1 << 30),
+                              device.to_string()));
+  }
+  backend.synchronize();
+  return w;
 }
 
 StatusOr<DType> source_matrix_dtype(WeightSource& source) {

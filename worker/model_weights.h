@@ -32,6 +32,7 @@ struct LayerWeights {
 // holds this pipeline stage's layers only.
 struct ModelWeights {
   DType dtype = DType::kF32;  // of the matrices; norms and biases are always fp32
+  Device device;              // where every tensor lives
   ShardPlan shard;
   Tensor embedding;           // [vocab rows, hidden]; first stage (and last, when tied)
   std::vector<LayerWeights> layers;
@@ -80,6 +81,11 @@ StatusOr<ModelWeights> build_model_weights(
 StatusOr<ModelWeights> build_model_weights(
     const ModelConfig& config, WeightSource& source, DType dtype, const ShardPlan& shard,
     const kernels::KernelBackend* pack_for = &kernels::cpu_backend());
+
+// A copy of `weights` (row-major, as the CUDA backend reads them) on `device`, which
+// init_device() has readied; a tied LM head stays the embedding. Fails, naming the sizes,
+// when they do not fit the device's budget.
+StatusOr<ModelWeights> copy_model_weights(const ModelWeights& weights, Device device);
 
 // The dtype in which a checkpoint stores its matrices (the default for --dtype).
 StatusOr<DType> source_matrix_dtype(WeightSource& source);

@@ -1,10 +1,14 @@
 #include "worker/worker_options.h"
 
+#include "worker/device_runtime.h"
 
 namespace strata {
 
-WorkerServerConfig WorkerOptions::server_config() const {
+StatusOr<WorkerServerConfig> WorkerOptions::server_config() const {
   WorkerServerConfig c;
+  STRATA_ASSIGN_OR_RETURN(c.engine.device, parse_device(device));
+  c.engine.gpu_memory_fraction = gpu_memory_fraction;
+  c.engine.cuda_graphs = cuda_graphs;
   c.router_endpoint = router;
   c.group_id = group_id;
   c.model_name = model_name;
@@ -17,6 +21,18 @@ WorkerServerConfig WorkerOptions::server_config() const {
   c.engine.kv_cache_bytes = kv_cache_mb * (int64_t{1} << 20);
   c.engine.step_timeout_ms = step_timeout_ms;
   return c;
+}
+
+StatusOr<ModelLoadOptions> WorkerOptions::load_options(const Topology& topology) const {
+  ModelLoadOptions o;
+  o.topology = topology;
+  if (!dtype.empty()) {
+    o.dtype = parse_dtype(dtype);
+    if (!o.dtype) return invalid_argument("`dtype` (--dtype) must be fp32, bf16 or fp16. Given: {}", dtype);
+  }
+  STRATA_ASSIGN_OR_RETURN(o.device, parse_device(device));
+  o.gpu_memory_fraction = gpu_memory_fraction;
+  return o;
 }
 
 std::vector<std::string> WorkerOptions::to_args() const {

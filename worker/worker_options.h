@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/config_fields.h"
+#include "worker/model_loader.h"
 #include "worker/worker_server.h"
 
 namespace strata {
@@ -27,6 +28,9 @@ struct WorkerOptions {
   int tp = 1;
   int pp = 1;
   int64_t step_timeout_ms = 120000;
+  std::string device = "cpu";
+  double gpu_memory_fraction = 0.9;
+  bool cuda_graphs = true;
   std::string log_level = "info";
 
   template <typename V>
@@ -47,11 +51,16 @@ struct WorkerOptions {
     v("tp", tp, "tensor-parallel ranks per pipeline stage (launch tp × pp ranks with mpirun)", Range{1, 1024});
     v("pp", pp, "pipeline stages", Range{1, 1024});
     v("step_timeout_ms", step_timeout_ms, "multi-rank: a step longer than this aborts the group", Range{100, 86400000});
+    v("device", device, "where the model runs: cpu, cuda or cuda:N (needs a build with -DSTRATA_CUDA=ON)");
+    v("gpu_memory_fraction", gpu_memory_fraction, "share of the GPU's memory for weights, activations and the KV cache", Range{0.01, 1.0});
+    v("cuda_graphs", cuda_graphs, "GPU: replay decode steps from CUDA graphs (--no-cuda-graphs runs them eagerly)");
     v("log_level", log_level, "trace, debug, info, warn or error");
   }
 
-  // The server configuration these options describe.
-  WorkerServerConfig server_config() const;
+  // The server configuration these options describe; fails on a `device` it cannot parse.
+  StatusOr<WorkerServerConfig> server_config() const;
+  // How to load the model: dtype, device and this rank's place in `topology`.
+  StatusOr<ModelLoadOptions> load_options(const Topology& topology) const;
   // Command-line arguments that reproduce these options for strata-worker.
   std::vector<std::string> to_args() const;
 };

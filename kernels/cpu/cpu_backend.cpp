@@ -19,6 +19,13 @@ const KernelBackend& cpu_backend() {
       .paged_attention = cpu::paged_attention,
       .decode_attention = cpu::decode_attention,
       .embedding = cpu::embedding,
+      .add = cpu::add,
+      .gather_rows = cpu::gather_rows,
+      .copy = cpu::copy,
+      .synchronize = [] {},
+      .decode_attention_device = [](const PagedAttentionParams& p, int) {
+        cpu::decode_attention(p);
+      },
       .pack_weights = cpu::pack_weights,
   };
   return backend;

@@ -121,18 +121,48 @@ void convert_row(const void* table, DType dtype, int64_t offset, int64_t n, floa
 
 void embedding(const EmbeddingParams& p) {
   for (int64_t t = 0; t < p.t; ++t) {
-    const int64_t id = p.ids[t];
+    const int64_t id = p.ids[t] - p.id_begin;
     float* out = p.out + t * p.dim;
+    if (id < 0 || id >= p.table_rows) {  // another TP rank's vocabulary row
+      std::memset(out, 0, static_cast<size_t>(p.dim) * sizeof(float));
+      continue;
+    }
     if (p.table_layout == WeightLayout::kRowMajor) {
       convert_row(p.table, p.table_dtype, id * p.dim, p.dim, out);
       continue;
     }
     // A tiled table keeps each row's elements in contiguous runs of one chunk.
-    STRATA_CHECK(p.table_rows > id);
     for (int64_t c = 0; c < p.dim; c += kWeightTileChunk) {
       const int64_t len = std::min<int64_t>(kWeightTileChunk, p.dim - c);
       convert_row(p.table, p.table_dtype, tiled_offset(id, c, p.table_rows, p.dim), len, out + c);
     }
+  }
+}
+
+void add(const AddParams& p) {
+#pragma omp parallel for num_threads(threads_for(p.m, p.n)) schedule(static)
+  for (int64_t i = 0; i < p.m; ++i) {
+    const float* x = p.x + i * p.ldx;
+    float* y = p.y + i * p.ldy;
+    for (int64_t j = 0; j < p.n; ++j) y[j] += x[j];
+  }
+}
+
+void gather_rows(const GatherRowsParams& p) {
+  for (int64_t i = 0; i < p.m; ++i) {
+    std::memcpy(p.out + i * p.ldo, p.x + p.rows[i] * p.ldx, static_cast<size_t>(p.n) * sizeof(float));
+  }
+}
+
+void copy(const CopyParams& p) {
+  if (p.rows <= 0 || p.row_bytes <= 0) return;
+  if (p.rows == 1 || (p.dst_pitch == p.row_bytes && p.src_pitch == p.row_bytes)) {
+    std::memcpy(p.dst, p.src, static_cast<size_t>(p.rows * p.row_bytes));
+    return;
+  }
+  for (int64_t r = 0; r < p.rows; ++r) {
+    std::memcpy(static_cast<char*>(p.dst) + r * p.dst_pitch,
+                static_cast<const char*>(p.src) + r * p.src_pitch, static_cast<size_t>(p.row_bytes));
   }
 }
 

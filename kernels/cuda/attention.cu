@@ -225,6 +225,9 @@ void launch_prefill_attention(const PagedAttentionParams& p, const PrefillPlan& 
   if (plan.grid_x == 0) return;
   const dim3 grid(static_cast<unsigned>(plan.grid_x), static_cast<unsigned>(plan.grid_y));
   switch (p.head_dim) {
+    case 32:
+      prefill_kernel<32><<<grid, plan.threads, 0, stream>>>(p, p.seqs, items);
+      break;
     case 64:
       prefill_kernel<64><<<grid, plan.threads, 0, stream>>>(p, p.seqs, items);
       break;
@@ -249,6 +252,9 @@ void launch_decode_attention(const PagedAttentionParams& p, const DecodePlan& pl
   const dim3 grid(static_cast<unsigned>(plan.grid_x), static_cast<unsigned>(plan.grid_y),
                   static_cast<unsigned>(plan.num_splits));
   switch (p.head_dim) {
+    case 32:
+      decode_kernel<32><<<grid, plan.threads, 0, stream>>>(p, ws);
+      break;
     case 64:
       decode_kernel<64><<<grid, plan.threads, 0, stream>>>(p, ws);
       break;

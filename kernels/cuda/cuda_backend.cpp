@@ -52,6 +52,32 @@ void embedding(const EmbeddingParams& p) {
   launch_embedding(p, context().stream);
 }
 
+void add(const AddParams& p) {
+  STRATA_CHECK(p.m >= 0 && p.n >= 0);
+  launch_add(p, context().stream);
+}
+void gather_rows(const GatherRowsParams& p) {
+  STRATA_CHECK(p.m >= 0 && p.n >= 0);
+  launch_gather_rows(p, context().stream);
+}
+
+void copy(const CopyParams& p) {
+  if (p.rows <= 0 || p.row_bytes <= 0) return;
+  const cudaMemcpyKind kind = p.kind == CopyKind::kHostToDevice   ? cudaMemcpyHostToDevice
+                              : p.kind == CopyKind::kDeviceToHost ? cudaMemcpyDeviceToHost
+                                                                  : cudaMemcpyDeviceToDevice;
+  const auto width = static_cast<size_t>(p.row_bytes);
+  cudaStream_t stream = context().stream;
+  if (p.rows == 1) {
+    STRATA_CUDA_CHECK(cudaMemcpyAsync(p.dst, p.src, width, kind, stream));
+    return;
+  }
+  STRATA_CHECK(p.dst_pitch >= p.row_bytes && p.src_pitch >= p.row_bytes);
+  STRATA_CUDA_CHECK(cudaMemcpy2DAsync(p.dst, static_cast<size_t>(p.dst_pitch), p.src,
+                                      static_cast<size_t>(p.src_pitch), width,
+                                      static_cast<size_t>(p.rows), kind, stream));
+}
+
 void paged_attention(const PagedAttentionParams& p) {
   if (p.num_seqs == 0) return;
   check_attention(p);
@@ -121,6 +147,11 @@ const KernelBackend& cuda_backend() {
       .paged_attention = cuda::paged_attention,
       .decode_attention = cuda::decode_attention,
       .embedding = cuda::embedding,
+      .add = cuda::add,
+      .gather_rows = cuda::gather_rows,
+      .copy = cuda::copy,
+      .synchronize = cuda::synchronize,
+      .decode_attention_device = cuda::decode_attention_device,
   };
   return backend;
 }

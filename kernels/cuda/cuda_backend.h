@@ -12,6 +12,8 @@
 //     takes them already on the device, for CUDA-graph capture;
 //   - work is enqueued on this thread's stream (set_stream) and is asynchronous: results
 //     are ready after synchronize() or a later stream-ordered operation;
+//   - copy is cudaMemcpy(2D)Async on that stream: from pageable host memory the source is
+//     staged before it returns; into pageable host memory it returns when the data is there;
 //   - scratch comes from a per-thread workspace that only grows. Before capturing a graph,
 //     call reserve_workspace(); growing inside a capture is an error.
 //

@@ -103,6 +103,11 @@ void set_stream(void* stream) {
   CudaContext& ctx = context();
   ctx.stream = static_cast<cudaStream_t>(stream);
   STRATA_CUBLAS_CHECK(cublasSetStream(ctx.cublas, ctx.stream));
+  // cublasSetStream puts the handle back on cuBLAS's own workspace pool, which allocates
+  // per stream (and per captured graph); keep ours. One workspace serves every stream
+  // because this thread's streams take turns: switching happens between synchronized steps.
+  STRATA_CUBLAS_CHECK(cublasSetWorkspace(ctx.cublas, ctx.cublas_workspace,
+                                         static_cast<size_t>(kCublasWorkspaceBytes)));
 }
 
 void* current_stream() { return context().stream; }

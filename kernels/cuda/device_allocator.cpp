@@ -44,7 +44,12 @@ void* allocate(int device, size_t bytes) {
   STRATA_CUDA_CHECK(cudaSetDevice(device));
   void* data = nullptr;
   const cudaError_t err = cudaMalloc(&data, bytes == 0 ? 256 : bytes);
-  if (err == cudaSuccess) STRATA_CUDA_CHECK(cudaMemset(data, 0, bytes == 0 ? 256 : bytes));
+  if (err == cudaSuccess) {
+    STRATA_CUDA_CHECK(cudaMemset(data, 0, bytes == 0 ? 256 : bytes));
+    // The memset runs on the legacy stream, which a non-blocking stream (the one decode
+    // graphs replay on) does not wait for: finish it before the memory is handed out.
+    STRATA_CUDA_CHECK(cudaDeviceSynchronize());
+  }
   STRATA_CUDA_CHECK(cudaSetDevice(previous));
   if (err != cudaSuccess) {
     cudaGetLastError();

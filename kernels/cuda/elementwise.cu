@@ -1,5 +1,5 @@
 // Row-wise and element-wise kernels: RMSNorm (+ residual), RoPE, SiLU·mul, KV-cache
-// write, embedding, and the GEMM's conversion / bias / (de)quantization helpers. CPU twins:
+// write, embedding, residual add, row gather, and the GEMM's conversion / bias / (de)quantization helpers. CPU twins:
 // kernels/cpu/elementwise.cpp (the int8 helpers' twins are the ten-line references in
 // tests/gpu/cuda_kernels_test.cpp).
 #include <cuda_bf16.h>
@@ -109,11 +109,33 @@ __device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162f
 template <>
 __device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
 
+// Ids outside [id_begin, id_begin + table_rows) belong to another TP rank: zero rows.
 template <typename T>
-__global__ void embedding_kernel(const int32_t* ids, const T* table, float* out, int64_t dim) {
+__global__ void embedding_kernel(const int32_t* ids, const T* table, int64_t table_rows,
+                                 int64_t id_begin, float* out, int64_t dim) {
   const int64_t t = blockIdx.x;
-  const T* row = table + static_cast<int64_t>(ids[t]) * dim;
+  const int64_t id = static_cast<int64_t>(ids[t]) - id_begin;
+  if (id < 0 || id >= table_rows) {
+    for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) out[t * dim + j] = 0.0f;
+    return;
+  }
+  const T* row = table + id * dim;
   for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) out[t * dim + j] = to_float(row[j]);
+}
+
+__global__ void add_kernel(const float* x, int64_t ldx, float* y, int64_t ldy, int64_t m,
+                           int64_t n) {
+  const int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (idx >= m * n) return;
+  const int64_t i = idx / n, j = idx % n;
+  y[i * ldy + j] = __fadd_rn(y[i * ldy + j], x[i * ldx + j]);
+}
+
+__global__ void gather_rows_kernel(const float* x, int64_t ldx, const int32_t* rows, float* out,
+                                   int64_t ldo, int64_t n) {
+  const int64_t i = blockIdx.x;
+  const float* src = x + static_cast<int64_t>(rows[i]) * ldx;
+  for (int64_t j = threadIdx.x; j < n; j += blockDim.x) out[i * ldo + j] = src[j];
 }
 
 template <typename T>
@@ -220,19 +242,35 @@ void launch_embedding(const EmbeddingParams& p, cudaStream_t stream) {
   switch (p.table_dtype) {
     case DType::kF32:
       embedding_kernel<<<blocks, plan.threads, 0, stream>>>(
-          p.ids, static_cast<const float*>(p.table), p.out, p.dim);
+          p.ids, static_cast<const float*>(p.table), p.table_rows, p.id_begin, p.out, p.dim);
       break;
     case DType::kBF16:
       embedding_kernel<<<blocks, plan.threads, 0, stream>>>(
-          p.ids, static_cast<const __nv_bfloat16*>(p.table), p.out, p.dim);
+          p.ids, static_cast<const __nv_bfloat16*>(p.table), p.table_rows, p.id_begin, p.out,
+          p.dim);
       break;
     case DType::kF16:
       embedding_kernel<<<blocks, plan.threads, 0, stream>>>(
-          p.ids, static_cast<const __half*>(p.table), p.out, p.dim);
+          p.ids, static_cast<const __half*>(p.table), p.table_rows, p.id_begin, p.out, p.dim);
       break;
     default:
       STRATA_CHECK(false && "embedding table dtype must be fp32, bf16 or fp16");
   }
+  STRATA_CUDA_CHECK_LAUNCH();
+}
+
+void launch_add(const AddParams& p, cudaStream_t stream) {
+  const int64_t blocks = plan_flat_blocks(p.m * p.n, kFlatThreads);
+  if (blocks == 0) return;
+  add_kernel<<<grid_dim(blocks), kFlatThreads, 0, stream>>>(p.x, p.ldx, p.y, p.ldy, p.m, p.n);
+  STRATA_CUDA_CHECK_LAUNCH();
+}
+
+void launch_gather_rows(const GatherRowsParams& p, cudaStream_t stream) {
+  if (p.m == 0 || p.n == 0) return;
+  const RowPlan plan = plan_rows(p.m, p.n, 4, 256);
+  gather_rows_kernel<<<grid_dim(plan.blocks), plan.threads, 0, stream>>>(p.x, p.ldx, p.rows,
+                                                                         p.out, p.ldo, p.n);
   STRATA_CUDA_CHECK_LAUNCH();
 }
 

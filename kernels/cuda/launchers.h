@@ -21,6 +21,8 @@ void launch_rope(const RopeParams& p, cudaStream_t stream);
 void launch_silu_mul(const SiluMulParams& p, cudaStream_t stream);
 void launch_kv_cache_write(const KvCacheWriteParams& p, cudaStream_t stream);
 void launch_embedding(const EmbeddingParams& p, cudaStream_t stream);
+void launch_add(const AddParams& p, cudaStream_t stream);
+void launch_gather_rows(const GatherRowsParams& p, cudaStream_t stream);
 // out[i, j] = 16-bit(x[i, j]) for the GEMM's activations; dtype kBF16 or kF16.
 void launch_convert_rows(const float* x, int64_t ldx, int64_t m, int64_t k, DType dtype,
                          void* out, cudaStream_t stream);

@@ -1,5 +1,5 @@
 // Paged prefill and decode attention on the GPU against the CPU kernels, for every entry
-// of the supported table (head dims 64/128 × block sizes 16/32), with queries and
+// of the supported table (head dims 32/64/128 × block sizes 16/32), with queries and
 // contexts of 1, 19, 111 and 989 tokens and shuffled block tables. Skips without a GPU.
 #include <algorithm>
 #include <cmath>
@@ -114,7 +114,7 @@ TEST_F(GpuAttention, RejectsConfigurationsOutsideTheTable) {
   PagedAttentionParams p = c.params(nullptr);
   p.head_dim = 96;
   GTEST_FLAG_SET(death_test_style, "threadsafe");  // re-exec: no CUDA state across fork
-  EXPECT_DEATH(cuda_backend().decode_attention(p), "head_dim must be one of 64, 128");
+  EXPECT_DEATH(cuda_backend().decode_attention(p), "head_dim must be one of 32, 64, 128");
 }
 
 }  // namespace

@@ -207,8 +207,8 @@ TEST_F(GpuKernels, KvCacheWriteAndEmbeddingMatchCpu) {
       DeviceArray<unsigned char> dtable(std::vector<unsigned char>(
           static_cast<const unsigned char*>(host), static_cast<const unsigned char*>(host) + bytes));
       std::vector<float> want(static_cast<size_t>(t * dim));
-      EmbeddingParams p{.ids = ids.data(), .table = host, .table_dtype = dtype, .out = want.data(),
-                        .t = t, .dim = dim};
+      EmbeddingParams p{.ids = ids.data(), .table = host, .table_dtype = dtype,
+                        .table_rows = vocab, .out = want.data(), .t = t, .dim = dim};
       cpu_backend().embedding(p);
       DeviceArray<int32_t> dids(ids);
       DeviceArray<float> dout(want.size());
@@ -257,6 +257,78 @@ TEST_F(GpuKernels, ArgmaxAndSamplingMatchTheCpuSampler) {
                   .min_p = dm.get(), .uniform = du.get(), .out = dout.get()});
     EXPECT_EQ(dgreedy.to_host(), want_greedy);
     EXPECT_EQ(dout.to_host(), want);
+  }
+}
+
+TEST_F(GpuKernels, VocabParallelEmbeddingAddAndGatherMatchCpu) {
+  const int64_t rows = 300, begin = 200, dim = 136;
+  const auto table = random_floats(static_cast<size_t>(rows * dim), 17);
+  DeviceArray<float> dtable(table);
+  for (int64_t t : kAwkwardRows) {
+    SCOPED_TRACE(::testing::Message() << "t=" << t);
+    // Ids on both sides of this rank's slice [200, 500) of the vocabulary.
+    std::vector<int32_t> ids(static_cast<size_t>(t));
+    for (int64_t i = 0; i < t; ++i) ids[i] = static_cast<int32_t>((i * 37) % 700);
+    std::vector<float> want(static_cast<size_t>(t * dim));
+    EmbeddingParams p{.ids = ids.data(), .table = table.data(), .table_rows = rows,
+                      .id_begin = begin, .out = want.data(), .t = t, .dim = dim};
+    cpu_backend().embedding(p);
+    DeviceArray<int32_t> dids(ids);
+    DeviceArray<float> dout(want.size());
+    p.ids = dids.get();
+    p.table = dtable.get();
+    p.out = dout.get();
+    cuda_backend().embedding(p);
+    EXPECT_EQ(dout.to_host(), want);
+
+    // Residual add and the gather of every other row, reversed, with strides.
+    const int64_t n = 111, ld = 115;
+    const auto x = random_floats(static_cast<size_t>(t * ld), 18);
+    auto y = random_floats(static_cast<size_t>(t * ld), 19);
+    DeviceArray<float> dx(x), dy(y);
+    AddParams a{.x = x.data(), .ldx = ld, .y = y.data(), .ldy = ld, .m = t, .n = n};
+    cpu_backend().add(a);
+    a.x = dx.get();
+    a.y = dy.get();
+    cuda_backend().add(a);
+    EXPECT_EQ(dy.to_host(), y);
+
+    std::vector<int32_t> picked;
+    for (int64_t i = t - 1; i >= 0; i -= 2) picked.push_back(static_cast<int32_t>(i));
+    const auto m = static_cast<int64_t>(picked.size());
+    std::vector<float> gathered(static_cast<size_t>(m * n));
+    GatherRowsParams g{.x = y.data(), .ldx = ld, .rows = picked.data(), .out = gathered.data(),
+                       .ldo = n, .m = m, .n = n};
+    cpu_backend().gather_rows(g);
+    DeviceArray<int32_t> dpicked(picked);
+    DeviceArray<float> dgathered(gathered.size());
+    g.x = dy.get();
+    g.rows = dpicked.get();
+    g.out = dgathered.get();
+    cuda_backend().gather_rows(g);
+    EXPECT_EQ(dgathered.to_host(), gathered);
+  }
+}
+
+TEST_F(GpuKernels, CopiesRoundTripWithPitches) {
+  // Host [19 rows, pitch 40 floats] → device [pitch 33] → device [pitch 31] → host
+  // [pitch 37]: the first 29 floats of each row survive, the rest of dst is untouched.
+  const int64_t rows = 19, width = 29;
+  const auto src = random_floats(static_cast<size_t>(rows * 40), 20);
+  DeviceArray<float> a(static_cast<size_t>(rows * 33)), b(static_cast<size_t>(rows * 31));
+  std::vector<float> back(static_cast<size_t>(rows * 37), -1.0f);
+  const KernelBackend& be = cuda_backend();
+  be.copy({.dst = a.get(), .dst_pitch = 33 * 4, .src = src.data(), .src_pitch = 40 * 4,
+           .row_bytes = width * 4, .rows = rows, .kind = CopyKind::kHostToDevice});
+  be.copy({.dst = b.get(), .dst_pitch = 31 * 4, .src = a.get(), .src_pitch = 33 * 4,
+           .row_bytes = width * 4, .rows = rows, .kind = CopyKind::kDeviceToDevice});
+  be.copy({.dst = back.data(), .dst_pitch = 37 * 4, .src = b.get(), .src_pitch = 31 * 4,
+           .row_bytes = width * 4, .rows = rows, .kind = CopyKind::kDeviceToHost});
+  be.synchronize();
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t j = 0; j < 37; ++j) {
+      ASSERT_EQ(back[r * 37 + j], j < width ? src[r * 40 + j] : -1.0f) << r << " " << j;
+    }
   }
 }
 

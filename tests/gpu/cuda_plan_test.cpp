@@ -1,5 +1,5 @@
 // The CUDA kernels' launch planning, checked against hand-worked cases for the awkward
-// sizes the GPU tests use (1, 19, 111, 989 rows; head dims 64/128; block sizes 16/32).
+// sizes the GPU tests use (1, 19, 111, 989 rows; head dims 32/64/128; block sizes 16/32).
 // Runs without nvcc or a GPU.
 #include <gtest/gtest.h>
 
@@ -19,7 +19,7 @@ TEST(AttentionConfig, AcceptsTheSupportedTableAndNamesTheBadField) {
     }
   }
   EXPECT_EQ(attention_config_error(32, 8, 96, 16),
-            "CUDA attention: head_dim must be one of 64, 128. Given: 96");
+            "CUDA attention: head_dim must be one of 32, 64, 128. Given: 96");
   EXPECT_NE(attention_config_error(32, 8, 128, 24).find("block_size must be a power of two"),
             std::string::npos);
   EXPECT_NE(attention_config_error(32, 8, 128, 64).find("Given: 64"), std::string::npos);

@@ -1,5 +1,5 @@
-// RMSNorm, RoPE, SiLU·mul, KV cache write and embedding against straightforward double
-// references at awkward sizes.
+// RMSNorm, RoPE, SiLU·mul, KV cache write, embedding, residual add, row gather and copies
+// against straightforward references at awkward sizes.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -136,7 +136,7 @@ TEST(Embedding, ConvertsRowsOfEveryTableDtype) {
                                                : static_cast<const void*>(hf.data());
     std::vector<float> out(static_cast<size_t>(t * dim));
     cpu_backend().embedding({.ids = ids.data(), .table = data, .table_dtype = dtype,
-                             .out = out.data(), .t = t, .dim = dim});
+                             .table_rows = vocab, .out = out.data(), .t = t, .dim = dim});
     for (int64_t i = 0; i < t; ++i) {
       for (int64_t j = 0; j < dim; ++j) {
         const size_t at = static_cast<size_t>(ids[i] * dim + j);
@@ -146,6 +146,64 @@ TEST(Embedding, ConvertsRowsOfEveryTableDtype) {
         ASSERT_EQ(out[i * dim + j], ref);
       }
     }
+  }
+}
+
+TEST(Embedding, IdsOutsideTheRankVocabularySliceGiveZeroRows) {
+  // This rank holds rows [40, 50) of the vocabulary as table rows 0..9.
+  const int64_t rows = 10, begin = 40, dim = 19;
+  const auto table = random_floats(static_cast<size_t>(rows * dim), 9);
+  const std::vector<int32_t> ids = {39, 40, 45, 49, 50, 0, 47};
+  std::vector<float> out(ids.size() * dim, 7.0f);
+  cpu_backend().embedding({.ids = ids.data(), .table = table.data(), .table_rows = rows,
+                           .id_begin = begin, .out = out.data(),
+                           .t = static_cast<int64_t>(ids.size()), .dim = dim});
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const int64_t local = ids[i] - begin;
+    for (int64_t j = 0; j < dim; ++j) {
+      const float want = local >= 0 && local < rows ? table[local * dim + j] : 0.0f;
+      ASSERT_EQ(out[i * dim + j], want) << "id " << ids[i] << " column " << j;
+    }
+  }
+}
+
+TEST(Add, AddsIntoStridedRows) {
+  const int64_t m = 19, n = 111, ldx = n + 3, ldy = n + 5;
+  const auto x = random_floats(static_cast<size_t>(m * ldx), 10);
+  auto y = random_floats(static_cast<size_t>(m * ldy), 11);
+  const auto y0 = y;
+  cpu_backend().add({.x = x.data(), .ldx = ldx, .y = y.data(), .ldy = ldy, .m = m, .n = n});
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t j = 0; j < ldy; ++j) {
+      const float want = j < n ? y0[i * ldy + j] + x[i * ldx + j] : y0[i * ldy + j];
+      ASSERT_EQ(y[i * ldy + j], want);
+    }
+  }
+}
+
+TEST(GatherRows, CopiesTheListedRowsInOrder) {
+  const int64_t n = 19, ldx = 23, ldo = 21;
+  const auto x = random_floats(static_cast<size_t>(7 * ldx), 12);
+  const std::vector<int32_t> rows = {6, 0, 3, 3};
+  std::vector<float> out(rows.size() * ldo, -1.0f);
+  cpu_backend().gather_rows({.x = x.data(), .ldx = ldx, .rows = rows.data(), .out = out.data(),
+                             .ldo = ldo, .m = static_cast<int64_t>(rows.size()), .n = n});
+  for (size_t i = 0; i < rows.size(); ++i) {
+    for (int64_t j = 0; j < ldo; ++j) {
+      ASSERT_EQ(out[i * ldo + j], j < n ? x[rows[i] * ldx + j] : -1.0f);
+    }
+  }
+}
+
+TEST(Copy, PitchedRowsLandAtTheirPitch) {
+  // 3 rows of 5 floats from a pitch of 8 floats into a pitch of 6.
+  const auto src = random_floats(24, 13);
+  std::vector<float> dst(18, -1.0f);
+  cpu_backend().copy({.dst = dst.data(), .dst_pitch = 6 * 4, .src = src.data(),
+                      .src_pitch = 8 * 4, .row_bytes = 5 * 4, .rows = 3,
+                      .kind = CopyKind::kDeviceToHost});
+  for (int r = 0; r < 3; ++r) {
+    for (int j = 0; j < 6; ++j) ASSERT_EQ(dst[r * 6 + j], j < 5 ? src[r * 8 + j] : -1.0f);
   }
 }
 

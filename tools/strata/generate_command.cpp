@@ -10,6 +10,7 @@
 #include "common/tokenizer/tokenizer.h"
 #include "kernels/ops.h"
 #include "tools/strata/commands.h"
+#include "worker/device_runtime.h"
 #include "worker/generator.h"
 #include "worker/model_loader.h"
 
@@ -36,6 +37,9 @@ struct GenerateOptions {
   int threads = 0;
   int block_size = 16;
   int prefill_chunk = 512;
+  std::string device = "cpu";
+  double gpu_memory_fraction = 0.9;
+  bool cuda_graphs = true;
 };
 
 std::optional<std::vector<int32_t>> parse_ids(const std::string& text) {
@@ -67,12 +71,22 @@ int run_generate(const GenerateOptions& o) {
     load_options.dtype = parse_dtype(o.dtype);
     if (!load_options.dtype) return fail(invalid_argument("--dtype must be fp32, bf16 or fp16. Given: {}", o.dtype));
   }
+  auto device = parse_device(o.device);
+  if (!device.ok()) return fail(device.status());
+  load_options.device = *device;
+  load_options.gpu_memory_fraction = o.gpu_memory_fraction;
   auto model = load_model(o.model, load_options);
   if (!model.ok()) return fail(model.status());
   const LoadedModel& m = **model;
   std::cerr << "model: " << m.config.summary() << ", weights " << dtype_name(m.weights.dtype)
-            << fmt::format(" ({:.1f} MB)", m.weights.bytes() / 1e6) << ", CPU kernels "
-            << kernels::cpu_isa_name() << " × " << kernels::cpu_threads() << " threads\n";
+            << fmt::format(" ({:.1f} MB)", m.weights.bytes() / 1e6);
+  if (device->is_cpu()) {
+    std::cerr << ", CPU kernels " << kernels::cpu_isa_name() << " × " << kernels::cpu_threads()
+              << " threads\n";
+  } else {
+    std::cerr << " on " << device->to_string() << (o.cuda_graphs ? " with" : " without")
+              << " CUDA graphs\n";
+  }
 
   const std::string tokenizer_path = o.tokenizer.empty() ? m.default_tokenizer : o.tokenizer;
   std::unique_ptr<Tokenizer> tokenizer;
@@ -104,7 +118,9 @@ int run_generate(const GenerateOptions& o) {
                         .ignore_eos = o.ignore_eos};
   if (o.seed >= 0) params.seed = static_cast<uint64_t>(o.seed);
 
-  SequenceGenerator generator(m, {.block_size = o.block_size, .prefill_chunk_tokens = o.prefill_chunk});
+  SequenceGenerator generator(m, {.block_size = o.block_size, .prefill_chunk_tokens = o.prefill_chunk,
+                                  .gpu_memory_fraction = o.gpu_memory_fraction,
+                                  .cuda_graphs = o.cuda_graphs});
   std::unique_ptr<IncrementalDecoder> decoder;
   if (tokenizer && !o.output_ids) decoder = std::make_unique<IncrementalDecoder>(*tokenizer, prompt);
   bool first = true;
@@ -156,6 +172,9 @@ CommandRunner add_generate_command(CLI::App& app) {
   cmd->add_option("--threads", o->threads, "CPU threads (0 = all cores)")->capture_default_str();
   cmd->add_option("--block-size", o->block_size, "KV cache block size in tokens")->capture_default_str()->check(CLI::Range(1, 1024));
   cmd->add_option("--prefill-chunk", o->prefill_chunk, "prompt tokens per forward pass")->capture_default_str()->check(CLI::Range(1, 1 << 20));
+  cmd->add_option("--device", o->device, "where the model runs: cpu, cuda or cuda:N (needs a build with -DSTRATA_CUDA=ON)")->capture_default_str();
+  cmd->add_option("--gpu-memory-fraction", o->gpu_memory_fraction, "share of the GPU's memory strata may use")->capture_default_str()->check(CLI::Range(0.01, 1.0));
+  cmd->add_flag("--cuda-graphs,!--no-cuda-graphs", o->cuda_graphs, "GPU: replay decode steps from CUDA graphs")->capture_default_str();
   return [o] { return run_generate(*o); };
 }
 

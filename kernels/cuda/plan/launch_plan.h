@@ -22,7 +22,7 @@ namespace strata::kernels::cuda {
 // What the attention kernels are compiled for. Head dims are template parameters (one
 // instantiation each); block sizes and GQA group sizes are runtime values within limits.
 struct AttentionConfigTable {
-  static constexpr int kHeadDims[] = {64, 128};
+  static constexpr int kHeadDims[] = {32, 64, 128};
   static constexpr int kBlockSizes[] = {16, 32};
   static constexpr int kMaxBlockSize = 32;  // one lane per key of a KV block
   static constexpr int kMaxGroup = 16;      // query heads per KV head (rows in shared memory)

@@ -1,0 +1,101 @@
+// The `device` setting: its parsing, and the clean errors a CUDA request gets where it
+// cannot run — a build without CUDA names -DSTRATA_CUDA=ON, a CUDA build on a machine
+// without a GPU says to use --device cpu, a multi-rank group on a GPU names tp and pp.
+// Nothing here needs a GPU; the GPU case skips where one is present.
+#include <gtest/gtest.h>
+
+#include "worker/device_runtime.h"
+#include "worker/engine.h"
+#include "worker/model_loader.h"
+#include "worker/worker_options.h"
+
+#if STRATA_HAVE_CUDA
+#include "kernels/cuda/cuda_backend.h"
+#endif
+
+namespace strata {
+namespace {
+
+bool gpu_visible() {
+#if STRATA_HAVE_CUDA
+  return kernels::cuda::device_count() > 0;
+#else
+  return false;
+#endif
+}
+
+TEST(DeviceSetting, ParsesCpuCudaAndCudaN) {
+  EXPECT_EQ(*parse_device("cpu"), Device{});
+  EXPECT_EQ(*parse_device("cuda"), (Device{DeviceType::kCuda, 0}));
+  EXPECT_EQ(*parse_device("cuda:3"), (Device{DeviceType::kCuda, 3}));
+  for (const char* bad : {"gpu", "cuda:", "cuda:-1", "cuda:1x", "CPU"}) {
+    const auto d = parse_device(bad);
+    ASSERT_FALSE(d.ok()) << bad;
+    EXPECT_NE(d.status().message().find("--device"), std::string::npos);
+    EXPECT_NE(d.status().message().find(bad), std::string::npos);
+  }
+}
+
+TEST(DeviceSetting, CudaWithoutABuildOrAGpuFailsWithWhatToDo) {
+  if (gpu_visible()) GTEST_SKIP() << "a GPU is visible: CUDA requests succeed here";
+  const Status st = init_device({DeviceType::kCuda, 0}, 0.9);
+  ASSERT_FALSE(st.ok());
+#if STRATA_HAVE_CUDA
+  EXPECT_EQ(st.message(), "no CUDA device found; use --device cpu");
+#else
+  EXPECT_NE(st.message().find("-DSTRATA_CUDA=ON"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("--device cpu"), std::string::npos) << st.message();
+#endif
+  // Loading onto it fails the same way, before reading any weights.
+  const auto model = load_model("builtin:tiny", {.device = {DeviceType::kCuda, 0}});
+  ASSERT_FALSE(model.ok());
+  EXPECT_EQ(model.status().message(), st.message());
+}
+
+TEST(DeviceSetting, MultiRankGroupsOnAGpuAreRejectedNamingTpAndPp) {
+  const auto model = load_model("builtin:tiny", {.topology = {.tp = 2, .pp = 1},
+                                                 .device = {DeviceType::kCuda, 0}});
+  ASSERT_FALSE(model.ok());
+  EXPECT_NE(model.status().message().find("--tp 2 --pp 1"), std::string::npos)
+      << model.status().message();
+  EXPECT_NE(model.status().message().find("NCCL"), std::string::npos);
+  EXPECT_TRUE(check_device_topology({}, 2, 2).ok());
+}
+
+TEST(DeviceSetting, EngineDeviceMustBeWhereTheWeightsAre) {
+  const auto model = load_model("builtin:tiny");
+  ASSERT_TRUE(model.ok());
+  EngineConfig config;
+  config.device = {DeviceType::kCuda, 0};
+  const auto engine = Engine::create(**model, config);
+  ASSERT_FALSE(engine.ok());
+  EXPECT_NE(engine.status().message().find("weights are on cpu"), std::string::npos)
+      << engine.status().message();
+}
+
+TEST(DeviceSetting, WorkerOptionsCarryDeviceFractionAndGraphs) {
+  WorkerOptions o;
+  EXPECT_EQ(o.device, "cpu");
+  const std::vector<std::string> args = o.to_args();
+  for (const char* flag : {"--device", "--gpu-memory-fraction", "--cuda-graphs"}) {
+    EXPECT_NE(std::find(args.begin(), args.end(), flag), args.end()) << flag;
+  }
+  o.device = "cuda:1";
+  o.gpu_memory_fraction = 0.5;
+  o.cuda_graphs = false;
+  const auto server = o.server_config();
+  ASSERT_TRUE(server.ok());
+  EXPECT_EQ(server->engine.device, (Device{DeviceType::kCuda, 1}));
+  EXPECT_EQ(server->engine.gpu_memory_fraction, 0.5);
+  EXPECT_FALSE(server->engine.cuda_graphs);
+  const auto load = o.load_options({});
+  ASSERT_TRUE(load.ok());
+  EXPECT_EQ(load->device, (Device{DeviceType::kCuda, 1}));
+  o.device = "tpu";
+  EXPECT_FALSE(o.server_config().ok());
+  o.gpu_memory_fraction = 1.5;
+  EXPECT_FALSE(config::check_ranges(o).ok());
+}
+
+}  // namespace
+}  // namespace strata
