@@ -17,6 +17,7 @@
 #include "tools/bench/bench_report.h"
 #include "tools/bench/load_runner.h"
 #include "tools/bench/prompts.h"
+#include "tools/bench/trace_shaping.h"
 #include "tools/strata/commands.h"
 #include "worker/trace.h"
 
@@ -113,21 +114,17 @@ StatusOr<std::vector<LoadPlan>> make_plans(const BenchOptions& o, bench::PromptS
     if (o.trace.empty()) return invalid_argument("--mode trace needs --trace FILE (Azure CSV)");
     if (!(o.trace_length_scale > 0)) return out_of_range("--trace-length-scale must be > 0, got {}", o.trace_length_scale);
     STRATA_ASSIGN_OR_RETURN(std::vector<TraceRequest> rows, load_trace_csv(o.trace));
-    if (o.num_requests > 0 && rows.size() > static_cast<size_t>(o.num_requests)) rows.resize(static_cast<size_t>(o.num_requests));
+    const std::vector<bench::ShapedRequest> shaped = bench::shape_trace(
+        rows, {.num_requests = o.num_requests, .length_scale = o.trace_length_scale,
+               .max_input_tokens = o.max_input_tokens, .max_output_tokens = o.max_output_tokens,
+               .max_tokens_cap = o.max_tokens_cap});
     for (double scale : o.trace_time_scale) {
       if (!(scale > 0)) return out_of_range("--trace-time-scale must be > 0, got {}", scale);
       LoadPlan p{.label = fmt::format("trace x{:g}", scale), .load = scale, .num_clients = o.max_concurrency, .requests = {}};
-      for (const TraceRequest& t : rows) {
-        int32_t in = std::max<int32_t>(t.prompt_tokens, 1), out = std::max<int32_t>(t.output_tokens, 1);
-        if (o.trace_length_scale != 1) {
-          in = std::max<int32_t>(1, static_cast<int32_t>(std::lround(in * o.trace_length_scale)));
-          out = std::max<int32_t>(1, static_cast<int32_t>(std::lround(out * o.trace_length_scale)));
-        }
-        if (o.max_input_tokens > 0) in = std::min(in, o.max_input_tokens);
-        if (o.max_output_tokens > 0) out = std::min(out, o.max_output_tokens);
+      for (const bench::ShapedRequest& t : shaped) {
         p.requests.push_back({.send_s = t.arrival_s / scale,
-                              .spec = {.prompt_ids = prompts.next(in), .output_tokens = out,
-                                       .max_tokens_cap = o.max_tokens_cap}});
+                              .spec = {.prompt_ids = prompts.next(t.input_tokens), .output_tokens = t.output_tokens,
+                                       .max_tokens_cap = t.max_tokens}});
       }
       plans.push_back(std::move(p));
     }
