@@ -89,3 +89,24 @@ TEST(CostModel, RooflineCoefficientsMatchAHandComputation) {
 
 }  // namespace
 }  // namespace strata::sim
+
+namespace strata::sim {
+namespace {
+
+TEST(CostModelFit, StalledStepsDoNotDragTheFit) {
+  const CostModel truth{.a = 4e-3, .b = 3e-4, .c = 5e-4, .d = 2e-6};
+  std::vector<StepSample> samples = synthetic(truth, 0.01, 600, 4);
+  for (size_t i = 0; i < samples.size(); i += 20) samples[i].seconds += 0.5;  // 5% stalled by 0.5 s
+  auto fit = fit_cost_model(samples);
+  ASSERT_TRUE(fit.ok());
+  // All 30 stalled steps go, and few others (big steps have the largest absolute noise).
+  EXPECT_GE(fit->outliers, 30u);
+  EXPECT_LE(fit->outliers, 40u);
+  EXPECT_NEAR(fit->model.a, truth.a, 0.1 * truth.a);
+  EXPECT_NEAR(fit->model.b, truth.b, 0.05 * truth.b);
+  EXPECT_NEAR(fit->model.c, truth.c, 0.1 * truth.c);
+  EXPECT_NEAR(fit->model.d, truth.d, 0.1 * truth.d);
+}
+
+}  // namespace
+}  // namespace strata::sim

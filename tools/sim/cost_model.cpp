@@ -91,17 +91,10 @@ StatusOr<CostModel> load_cost_model(const std::string& path) {
   return m;
 }
 
-StatusOr<CostModelFit> fit_cost_model(const std::vector<StepSample>& samples) {
-  if (samples.size() < 8) return invalid_argument("fitting a cost model needs at least 8 steps, got {}", samples.size());
-  bool any_prefill = false, any_decode = false;
-  for (const StepSample& s : samples) {
-    any_prefill |= s.shape.prefill_tokens > 0;
-    any_decode |= s.shape.decode_sequences > 0;
-  }
-  if (!any_prefill || !any_decode) {
-    return invalid_argument("fitting a cost model needs steps with {} tokens; the profile had none",
-                            any_prefill ? "decode" : "prefill");
-  }
+namespace {
+
+// Least squares with every coefficient >= 0, on `samples` as given.
+StatusOr<CostModel> fit_non_negative(const std::vector<StepSample>& samples) {
   std::array<bool, kTerms> active = {true, true, true, true};
   Row coef{};
   for (int round = 0; round < kTerms; ++round) {
@@ -118,23 +111,65 @@ StatusOr<CostModelFit> fit_cost_model(const std::vector<StepSample>& samples) {
     }
     if (!changed) break;
   }
-  CostModelFit fit;
-  fit.model = {.a = std::max(coef[0], 0.0), .b = std::max(coef[1], 0.0), .c = std::max(coef[2], 0.0),
-               .d = std::max(coef[3], 0.0)};
-  double mean = 0;
-  for (const StepSample& s : samples) mean += s.seconds;
-  mean /= static_cast<double>(samples.size());
-  double ss_res = 0, ss_tot = 0, rel = 0;
+  return CostModel{.a = std::max(coef[0], 0.0), .b = std::max(coef[1], 0.0), .c = std::max(coef[2], 0.0),
+                   .d = std::max(coef[3], 0.0)};
+}
+
+double median_of(std::vector<double> v) {
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
+  return v[v.size() / 2];
+}
+
+}  // namespace
+
+StatusOr<CostModelFit> fit_cost_model(const std::vector<StepSample>& samples) {
+  if (samples.size() < 8) return invalid_argument("fitting a cost model needs at least 8 steps, got {}", samples.size());
+  bool any_prefill = false, any_decode = false;
   for (const StepSample& s : samples) {
+    any_prefill |= s.shape.prefill_tokens > 0;
+    any_decode |= s.shape.decode_sequences > 0;
+  }
+  if (!any_prefill || !any_decode) {
+    return invalid_argument("fitting a cost model needs steps with {} tokens; the profile had none",
+                            any_prefill ? "decode" : "prefill");
+  }
+  // Steps stalled by something outside the engine (another process taking a core in the
+  // middle of an OpenMP barrier) take many times their normal time; they would drag every
+  // coefficient. So: fit, drop steps whose residual is beyond 5 robust standard deviations
+  // (1.4826·MAD), refit, a few rounds.
+  std::vector<StepSample> kept = samples;
+  CostModelFit fit;
+  for (int round = 0; round < 4; ++round) {
+    STRATA_ASSIGN_OR_RETURN(fit.model, fit_non_negative(kept));
+    std::vector<double> residuals;
+    for (const StepSample& s : kept) residuals.push_back(s.seconds - fit.model.step_seconds(s.shape));
+    const double med = median_of(residuals);
+    std::vector<double> deviations;
+    for (double r : residuals) deviations.push_back(std::fabs(r - med));
+    const double limit = 5 * 1.4826 * median_of(deviations);
+    std::vector<StepSample> next;
+    for (size_t i = 0; i < kept.size(); ++i) {
+      if (std::fabs(residuals[i] - med) <= limit) next.push_back(kept[i]);
+    }
+    if (next.size() == kept.size() || next.size() < 8) break;
+    kept = std::move(next);
+  }
+  fit.outliers = samples.size() - kept.size();
+  double mean = 0;
+  for (const StepSample& s : kept) mean += s.seconds;
+  mean /= static_cast<double>(kept.size());
+  double ss_res = 0, ss_tot = 0, rel = 0;
+  for (const StepSample& s : kept) {
     const double p = fit.model.step_seconds(s.shape);
     ss_res += (p - s.seconds) * (p - s.seconds);
     ss_tot += (s.seconds - mean) * (s.seconds - mean);
     rel += s.seconds > 0 ? std::fabs(p - s.seconds) / s.seconds : 0;
   }
   fit.r_squared = ss_tot > 0 ? 1 - ss_res / ss_tot : 1;
-  fit.mean_abs_relative_error = rel / static_cast<double>(samples.size());
-  fit.model.source = fmt::format("least-squares fit of {} profiled steps (R² {:.3f}, mean |error| {:.1f}%)",
-                                 samples.size(), fit.r_squared, 100 * fit.mean_abs_relative_error);
+  fit.mean_abs_relative_error = rel / static_cast<double>(kept.size());
+  fit.model.source = fmt::format("least-squares fit of {} profiled steps, {} stalled ones left out (R² {:.3f}, "
+                                 "mean |error| {:.1f}%)",
+                                 kept.size(), fit.outliers, fit.r_squared, 100 * fit.mean_abs_relative_error);
   return fit;
 }
 

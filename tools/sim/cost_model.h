@@ -46,12 +46,13 @@ struct StepSample {
 struct CostModelFit {
   CostModel model;
   double r_squared = 0;
-  double mean_abs_relative_error = 0;  // mean |predicted − measured| / measured
+  double mean_abs_relative_error = 0;  // mean |predicted − measured| / measured, over kept steps
+  size_t outliers = 0;                 // stalled steps left out (see fit_cost_model)
 };
 
 // Least squares over `samples` with every coefficient >= 0 (a coefficient that would come
 // out negative is fixed at 0 and the rest refitted: a step never gets cheaper with more
-// work). InvalidArgument with fewer than 8 samples or when the shapes cannot separate the
+// work), robust to stalled steps (left out beyond 5 robust standard deviations). InvalidArgument with fewer than 8 samples or when the shapes cannot separate the
 // terms (say, no step had prefill tokens): then the message names the missing kind of step.
 StatusOr<CostModelFit> fit_cost_model(const std::vector<StepSample>& samples);
 

@@ -13,9 +13,11 @@ StatusOr<std::vector<StepSample>> profile_engine(Engine& engine, const std::vect
   size_t next_shape = 0;
   for (int concurrency : options.concurrency) {
     if (concurrency < 1) return out_of_range("profiling concurrency must be >= 1, got {}", concurrency);
+    // Enough requests that most steps run at the level's concurrency, not in its ramp.
+    const int total = std::max(options.requests_per_level, 2 * concurrency);
     int submitted = 0, in_flight = 0, steps = 0;
-    while (submitted < options.requests_per_level || in_flight > 0) {
-      while (in_flight < concurrency && submitted < options.requests_per_level) {
+    while (submitted < total || in_flight > 0) {
+      while (in_flight < concurrency && submitted < total) {
         const SimRequest& shape = workload[next_shape++ % workload.size()];
         Request r{.id = next_id++};
         for (int32_t i = 0; i < shape.prompt_tokens; ++i) r.prompt_ids.push_back(static_cast<int32_t>((i * 7919 + r.id) % vocab));

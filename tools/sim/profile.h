@@ -13,7 +13,7 @@ namespace strata::sim {
 
 struct ProfileOptions {
   std::vector<int> concurrency = {1, 4, 16, 64};  // requests kept in flight, one level at a time
-  int requests_per_level = 24;
+  int requests_per_level = 24;                     // at least; a level runs 2 × its concurrency
   int warmup_steps = 4;                            // dropped at the start of each level
 };
 

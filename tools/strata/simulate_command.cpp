@@ -44,6 +44,7 @@ struct SimulateOptions {
   std::vector<int> profile_concurrency = {1, 4, 16, 64};
   int profile_requests = 24;
   std::string cost_model_out = "cost-model.json";
+  std::string profile_steps_csv;
   std::string output_json, output_md;
   router::RouterConfig router;
   WorkerOptions worker;
@@ -90,6 +91,14 @@ StatusOr<sim::CostModel> profile_and_fit(const SimulateOptions& o, const EngineC
                           sim::profile_engine(*engine, workload,
                                               {.concurrency = o.profile_concurrency,
                                                .requests_per_level = o.profile_requests}));
+  if (!o.profile_steps_csv.empty()) {
+    std::ofstream csv(o.profile_steps_csv);
+    csv << "prefill_tokens,decode_sequences,context_tokens,seconds\n";
+    for (const sim::StepSample& s : samples) {
+      csv << s.shape.prefill_tokens << "," << s.shape.decode_sequences << "," << s.shape.context_tokens << ","
+          << s.seconds << "\n";
+    }
+  }
   STRATA_ASSIGN_OR_RETURN(sim::CostModelFit fit, sim::fit_cost_model(samples));
   std::cerr << fmt::format(
       "strata simulate: step_s = {:.3g} + {:.3g}·prefill + {:.3g}·decode_seqs + {:.3g}·context ({})\n", fit.model.a,
@@ -247,6 +256,7 @@ CommandRunner add_simulate_command(CLI::App& app) {
   cmd->add_option("--profile-requests", o->profile_requests, "profiling: requests per level")->capture_default_str();
   cmd->add_option("--cost-model-out", o->cost_model_out, "profiling: write the fitted cost model here")
       ->capture_default_str();
+  cmd->add_option("--profile-steps-csv", o->profile_steps_csv, "profiling: write every measured step here");
   cmd->add_option("--output-json", o->output_json, "write every point as JSON here");
   cmd->add_option("--output-md", o->output_md, "write the Markdown table here too");
   config::CliBinder router_flags(*cmd, "Router scheduling (as in strata serve)");
