@@ -75,8 +75,11 @@ std::vector<sim::SimRequest> to_sim_requests(const std::vector<bench::ShapedRequ
   return out;
 }
 
-StatusOr<sim::CostModel> profile_and_fit(const SimulateOptions& o, const EngineConfig& engine_config,
+StatusOr<sim::CostModel> profile_and_fit(const SimulateOptions& o, EngineConfig engine_config,
                                          const std::vector<sim::SimRequest>& workload) {
+  // The profile measures step cost, not memory pressure: a cache the size of the worker's
+  // default keeps the high-concurrency levels from thrashing on recompute.
+  engine_config.kv_cache_bytes = 0;
   kernels::set_cpu_threads(o.worker.threads);
   ModelLoadOptions load_options;
   if (!o.worker.dtype.empty()) {
