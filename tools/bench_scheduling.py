@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """Router scheduling on the real system and in the simulator (issue 7), one command:
 
-1. profiles the real worker engine here and fits the simulator's step-cost model
-   (`strata simulate --profile-model`, written to OUT/cost-model.json);
+1. profiles the real worker while it serves (the same trace at --profile-time-scale, a load
+   none of the measured points uses, on-demand) with `strata-worker --step-log`, and fits the
+   simulator's step-cost model to that log (`strata simulate --fit-steps`, written to
+   OUT/cost-model.json): the steps are timed under serving conditions, the router, the
+   detokenizer and the load generator sharing the cores;
 2. for each policy and each trace time scale, starts `strata serve` with that
    --admission-policy / --order and a KV cache small enough that memory binds, replays the
    first --num-requests rows of the Azure trace with `strata bench --mode trace` (lengths
@@ -51,6 +54,7 @@ def main() -> int:
     p.add_argument("--trace-length-scale", default="0.5")
     p.add_argument("--max-input-tokens", default="128")
     p.add_argument("--max-tokens-cap", default="512")
+    p.add_argument("--profile-time-scale", default="1.8")
     p.add_argument("--out", default="bench-scheduling")
     p.add_argument("--skip-real", action="store_true", help="reuse OUT/real-*.json from an earlier run")
     a = p.parse_args()
@@ -64,23 +68,31 @@ def main() -> int:
     policies = a.policies.split(",")
     scales = a.time_scales.split(",")
 
+    def replay(policy: str, scale: str, json_path: Path, extra_worker=()):
+        with StrataServer(model=a.model, router_args=policy_args(policy),
+                          worker_args=[*worker, *extra_worker]) as server:
+            t0 = time.monotonic()
+            subprocess.run([strata, "bench", "--url", server.base_url, "--mode", "trace",
+                            "--trace-time-scale", scale, "--max-concurrency", "512",
+                            "--output-json", str(json_path), *shaping],
+                           check=True, stdout=subprocess.DEVNULL)
+            print(f"real {policy} x{scale}: {time.monotonic() - t0:.0f} s", file=sys.stderr)
+
+    steps = out / "profile-steps.csv"
+    if not a.skip_real:
+        replay("on-demand", a.profile_time_scale, out / "profile-run.json",
+               ["--step-log", str(steps.resolve())])
     real: dict[tuple[str, str], dict] = {}
     for policy in policies:
         for scale in scales:
             path = out / f"real-{policy}-{scale}.json"
             if not a.skip_real:
-                with StrataServer(model=a.model, router_args=policy_args(policy), worker_args=worker) as server:
-                    t0 = time.monotonic()
-                    subprocess.run([strata, "bench", "--url", server.base_url, "--mode", "trace",
-                                    "--trace-time-scale", scale, "--max-concurrency", "512",
-                                    "--output-json", str(path), *shaping],
-                                   check=True, stdout=subprocess.DEVNULL)
-                    print(f"real {policy} x{scale}: {time.monotonic() - t0:.0f} s", file=sys.stderr)
+                replay(policy, scale, path)
             real[(policy, scale)] = json.loads(path.read_text())["load_points"][0]
 
     cost = out / "cost-model.json"
-    subprocess.run([strata, "simulate", *shaping, *worker, "--profile-model", a.model, "--cost-model-out", str(cost),
-                    "--profile-steps-csv", str(out / "profile-steps.csv"), "--trace-time-scale", a.time_scales,
+    subprocess.run([strata, "simulate", *shaping, *worker, "--model-shape", a.model, "--fit-steps", str(steps),
+                    "--cost-model-out", str(cost), "--trace-time-scale", a.time_scales,
                     "--policy", a.policies, "--output-json", str(out / "sim.json")],
                    check=True, stdout=subprocess.DEVNULL)
     sim = {(pt["policy"], f"{pt['time_scale']:g}"): pt for pt in json.loads((out / "sim.json").read_text())["points"]}

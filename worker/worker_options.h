@@ -28,6 +28,7 @@ struct WorkerOptions {
   int pp = 1;
   int64_t step_timeout_ms = 120000;
   std::string log_level = "info";
+  std::string step_log;
 
   template <typename V>
   void visit_fields(V& v) {
@@ -48,6 +49,7 @@ struct WorkerOptions {
     v("pp", pp, "pipeline stages", Range{1, 1024});
     v("step_timeout_ms", step_timeout_ms, "multi-rank: a step longer than this aborts the group", Range{100, 86400000});
     v("log_level", log_level, "trace, debug, info, warn or error");
+    v("step_log", step_log, "write one CSV line per engine step here (for `strata simulate --fit-steps`)");
   }
 
   // The server configuration these options describe.

@@ -75,6 +75,31 @@ TEST(CostModel, SavesAndLoadsAndNamesBadFields) {
   EXPECT_FALSE(load_cost_model(path + ".missing").ok());
 }
 
+TEST(CostModel, ReadsAWorkerStepLogAndNamesTheBadLine) {
+  const std::string path = ::testing::TempDir() + "/steps.csv";
+  std::ofstream(path) << "prefill_tokens,decode_sequences,context_tokens,seconds\n128,3,900,0.05\n0,8,4000,0.012\n";
+  auto steps = load_step_csv(path);
+  ASSERT_TRUE(steps.ok()) << steps.status().message();
+  ASSERT_EQ(steps->size(), 2u);
+  EXPECT_EQ((*steps)[0].shape.prefill_tokens, 128);
+  EXPECT_EQ((*steps)[1].shape.context_tokens, 4000);
+  EXPECT_DOUBLE_EQ((*steps)[1].seconds, 0.012);
+  std::ofstream(path) << "prefill_tokens,decode_sequences,context_tokens,seconds\n1,2,3,0.1\n1;2;3;4\n";
+  auto bad = load_step_csv(path);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("steps.csv:3"), std::string::npos) << bad.status().message();
+}
+
+TEST(CostModelFit, KeepsStallsWhenAsked) {
+  const CostModel truth{.a = 4e-3, .b = 3e-4, .c = 5e-4, .d = 2e-6};
+  std::vector<StepSample> samples = synthetic(truth, 0, 400, 5);
+  for (size_t i = 0; i < samples.size(); i += 10) samples[i].seconds += 0.05;
+  auto kept = fit_cost_model(samples, /*drop_stalls=*/false);
+  ASSERT_TRUE(kept.ok());
+  EXPECT_EQ(kept->outliers, 0u);
+  EXPECT_GT(kept->model.a, truth.a + 0.002);  // the stalls' mean cost lands in the constant
+}
+
 TEST(CostModel, RooflineCoefficientsMatchAHandComputation) {
   bench::HardwareSpec hw{.name = "x", .memory_gb = 80, .memory_bandwidth_gb_per_s = 2000, .peak_tflops_bf16 = 500};
   bench::ModelCosts costs{.weight_bytes = 16e9, .kv_bytes_per_token = 131072, .linear_flops_per_token = 16e9,

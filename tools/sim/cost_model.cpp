@@ -3,6 +3,7 @@
 #include <array>
 #include <cmath>
 #include <fstream>
+#include <sstream>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -122,7 +123,32 @@ double median_of(std::vector<double> v) {
 
 }  // namespace
 
-StatusOr<CostModelFit> fit_cost_model(const std::vector<StepSample>& samples) {
+StatusOr<std::vector<StepSample>> load_step_csv(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return not_found("step log {} does not exist or cannot be read (write one with strata-worker --step-log)", path);
+  std::string line;
+  std::getline(in, line);
+  if (line.rfind("prefill_tokens,decode_sequences,context_tokens,seconds", 0) != 0) {
+    return invalid_argument("{}:1: want the header prefill_tokens,decode_sequences,context_tokens,seconds", path);
+  }
+  std::vector<StepSample> out;
+  for (int number = 2; std::getline(in, line); ++number) {
+    if (line.empty() || line == "\r") continue;
+    StepSample s;
+    char c1 = 0, c2 = 0, c3 = 0;
+    std::istringstream fields(line);
+    if (!(fields >> s.shape.prefill_tokens >> c1 >> s.shape.decode_sequences >> c2 >> s.shape.context_tokens >> c3 >>
+          s.seconds) ||
+        c1 != ',' || c2 != ',' || c3 != ',' || s.seconds < 0) {
+      return invalid_argument("{}:{}: want four numbers (prefill_tokens,decode_sequences,context_tokens,seconds), got `{}`",
+                              path, number, line);
+    }
+    out.push_back(s);
+  }
+  return out;
+}
+
+StatusOr<CostModelFit> fit_cost_model(const std::vector<StepSample>& samples, bool drop_stalls) {
   if (samples.size() < 8) return invalid_argument("fitting a cost model needs at least 8 steps, got {}", samples.size());
   bool any_prefill = false, any_decode = false;
   for (const StepSample& s : samples) {
@@ -141,6 +167,7 @@ StatusOr<CostModelFit> fit_cost_model(const std::vector<StepSample>& samples) {
   CostModelFit fit;
   for (int round = 0; round < 4; ++round) {
     STRATA_ASSIGN_OR_RETURN(fit.model, fit_non_negative(kept));
+    if (!drop_stalls) break;
     std::vector<double> residuals;
     for (const StepSample& s : kept) residuals.push_back(s.seconds - fit.model.step_seconds(s.shape));
     const double med = median_of(residuals);
@@ -167,9 +194,9 @@ StatusOr<CostModelFit> fit_cost_model(const std::vector<StepSample>& samples) {
   }
   fit.r_squared = ss_tot > 0 ? 1 - ss_res / ss_tot : 1;
   fit.mean_abs_relative_error = rel / static_cast<double>(kept.size());
-  fit.model.source = fmt::format("least-squares fit of {} profiled steps, {} stalled ones left out (R² {:.3f}, "
-                                 "mean |error| {:.1f}%)",
-                                 kept.size(), fit.outliers, fit.r_squared, 100 * fit.mean_abs_relative_error);
+  fit.model.source = fmt::format("least-squares fit of {} steps{} (R² {:.3f}, mean |error| {:.1f}%)", kept.size(),
+                                 drop_stalls ? fmt::format(", {} stalled ones left out", fit.outliers) : "",
+                                 fit.r_squared, 100 * fit.mean_abs_relative_error);
   return fit;
 }
 

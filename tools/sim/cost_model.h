@@ -54,7 +54,13 @@ struct CostModelFit {
 // out negative is fixed at 0 and the rest refitted: a step never gets cheaper with more
 // work), robust to stalled steps (left out beyond 5 robust standard deviations). InvalidArgument with fewer than 8 samples or when the shapes cannot separate the
 // terms (say, no step had prefill tokens): then the message names the missing kind of step.
-StatusOr<CostModelFit> fit_cost_model(const std::vector<StepSample>& samples);
+// `drop_stalls` false keeps every step: fitting a serving worker's own log, whose stalls
+// (other processes on the same cores) are part of what requests saw.
+StatusOr<CostModelFit> fit_cost_model(const std::vector<StepSample>& samples, bool drop_stalls = true);
+
+// Reads the CSV a worker writes with --step-log (or --profile-steps-csv); errors name the
+// file and line.
+StatusOr<std::vector<StepSample>> load_step_csv(const std::string& path);
 
 // The roofline of one worker group (tp GPUs of `hw` sharing the model): a = weights read once
 // at the memory bandwidth, b = linear FLOPs per token at peak, c = 0, d = one cached

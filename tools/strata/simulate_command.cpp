@@ -45,6 +45,7 @@ struct SimulateOptions {
   int profile_requests = 24;
   std::string cost_model_out = "cost-model.json";
   std::string profile_steps_csv;
+  std::string fit_steps;
   std::string output_json, output_md;
   router::RouterConfig router;
   WorkerOptions worker;
@@ -128,7 +129,17 @@ int run_simulate(SimulateOptions& o) {
 
   sim::CostModel cost;
   int64_t blocks = o.num_blocks;
-  if (!o.profile_model.empty()) {
+  if (!o.fit_steps.empty()) {
+    auto samples = sim::load_step_csv(o.fit_steps);
+    if (!samples.ok()) return fail(samples.status());
+    auto fit = sim::fit_cost_model(*samples, /*drop_stalls=*/false);
+    if (!fit.ok()) return fail(fit.status());
+    cost = fit->model;
+    std::cerr << fmt::format("strata simulate: step_s = {:.3g} + {:.3g}·prefill + {:.3g}·decode_seqs + {:.3g}·context ({})\n",
+                             cost.a, cost.b, cost.c, cost.d, cost.source);
+    if (Status st = sim::save_cost_model(cost, o.cost_model_out); !st.ok()) return fail(st);
+    std::cerr << "strata simulate: wrote " << o.cost_model_out << "\n";
+  } else if (!o.profile_model.empty()) {
     auto fitted = profile_and_fit(o, engine_config, to_sim_requests(shaped, 1.0));
     if (!fitted.ok()) return fail(fitted.status());
     cost = *fitted;
@@ -257,8 +268,10 @@ CommandRunner add_simulate_command(CLI::App& app) {
       ->delimiter(',')
       ->capture_default_str();
   cmd->add_option("--profile-requests", o->profile_requests, "profiling: requests per level")->capture_default_str();
-  cmd->add_option("--cost-model-out", o->cost_model_out, "profiling: write the fitted cost model here")
+  cmd->add_option("--cost-model-out", o->cost_model_out, "profiling or --fit-steps: write the fitted cost model here")
       ->capture_default_str();
+  cmd->add_option("--fit-steps", o->fit_steps,
+                  "fit the cost model to a serving worker's --step-log CSV (every step kept) and use it");
   cmd->add_option("--profile-steps-csv", o->profile_steps_csv, "profiling: write every measured step here");
   cmd->add_option("--output-json", o->output_json, "write every point as JSON here");
   cmd->add_option("--output-md", o->output_md, "write the Markdown table here too");
