@@ -4,6 +4,7 @@ from the default (on-demand, fcfs) server, and a small --max-queue-requests stil
 429 with Retry-After."""
 from __future__ import annotations
 
+import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -122,3 +123,27 @@ def test_forced_lengths_timeouts_and_prediction_metrics_under_reserve_max():
         assert metric_value(metrics, "strata_output_length_actual_over_predicted_count") == 2.0
         assert metric_value(metrics, "strata_admission_quantile") is not None
         assert server.alive()
+
+
+def test_predictor_state_survives_a_router_restart(tmp_path):
+    """--predictor-snapshot: what the length predictor learned is written when the router
+    stops and read when it starts; a damaged file stops the router with a message naming it."""
+    snapshot = tmp_path / "predictor.json"
+    args = ["--admission-policy", "predicted", "--predictor-snapshot", str(snapshot)]
+    with StrataServer(router_args=args) as server:
+        for n in (3, 5, 7):
+            r = httpx.post(server.url("/v1/completions"), timeout=60,
+                           json={"prompt": "hello", "max_tokens": 64, "stop_after_tokens": n})
+            assert r.status_code == 200, r.text
+    saved = json.loads(snapshot.read_text())
+    assert saved["version"] == 1
+    assert saved["tick"] == 3  # three answers observed
+    with StrataServer(router_args=args) as server:
+        r = httpx.post(server.url("/v1/completions"), timeout=60,
+                       json={"prompt": "hello", "max_tokens": 64, "stop_after_tokens": 4})
+        assert r.status_code == 200, r.text
+        assert "predictor state loaded" in server.log_tail()
+    assert json.loads(snapshot.read_text())["tick"] == 4  # it went on from the saved state
+    snapshot.write_text("{not json")
+    with pytest.raises(RuntimeError, match="predictor"):
+        StrataServer(router_args=args).start()
