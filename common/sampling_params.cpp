@@ -42,6 +42,10 @@ Status SamplingParams::validate() const {
   if (max_tokens < 1) {
     return invalid_argument("`max_tokens` must be >= 1. Given: {}", max_tokens);
   }
+  if (stop_after_tokens < 0) {
+    return invalid_argument("`stop_after_tokens` must be >= 0 (0 to disable it). Given: {}",
+                            stop_after_tokens);
+  }
   if (logprobs < -1 || logprobs > 20) {
     return invalid_argument(
         "`logprobs` must be in [-1, 20] (-1 for none, 0 for the chosen token only). Given: {}",

@@ -22,6 +22,10 @@ struct SamplingParams {
   int32_t max_tokens = 16;          // ≥ 1
   std::vector<int32_t> stop_token_ids;  // extra ids that end generation
   bool ignore_eos = false;          // keep going past the model's EOS ids
+  // > 0: finish with reason "stop" after this many tokens, as if the model had emitted EOS.
+  // A benchmarking aid (strata extension): trace replay forces each answer's length this
+  // way while max_tokens stays the cap the router's scheduler sees.
+  int32_t stop_after_tokens = 0;
   int32_t logprobs = -1;            // -1 ⇒ none; 0 ⇒ chosen token only; N ⇒ also top N (≤ 20)
 
   // Checks every field's range; the message names the field, the limit and the value.

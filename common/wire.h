@@ -34,7 +34,8 @@ auto sampling_fields(Params& p) {
       "temperature", p.temperature, "top_k", p.top_k, "top_p", p.top_p, "min_p", p.min_p,
       "repetition_penalty", p.repetition_penalty, "presence_penalty", p.presence_penalty,
       "frequency_penalty", p.frequency_penalty, "seed", p.seed, "max_tokens", p.max_tokens,
-      "stop_token_ids", p.stop_token_ids, "ignore_eos", p.ignore_eos, "logprobs", p.logprobs);
+      "stop_token_ids", p.stop_token_ids, "ignore_eos", p.ignore_eos, "logprobs", p.logprobs,
+      "stop_after_tokens", p.stop_after_tokens);
 }
 }  // namespace strata::wire::detail
 

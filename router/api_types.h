@@ -48,6 +48,10 @@ struct GenerationRequest {
   int32_t top_logprobs = 0;                   // 0..20
   bool return_token_ids = false;              // vLLM extension
   std::string user;
+  // Extensions (as in vLLM): a higher priority is scheduled first (with --order sjf or fcfs
+  // through the scheduler); timeout_s > 0 overrides --request-timeout-s for this request.
+  int32_t priority = 0;
+  double timeout_s = 0;
 };
 
 struct TopLogprob {

@@ -2,6 +2,8 @@
 
 #include <prometheus/text_serializer.h>
 
+#include <algorithm>
+
 namespace strata::router {
 namespace {
 
@@ -12,6 +14,7 @@ using Buckets = prometheus::Histogram::BucketBoundaries;
 
 const Buckets kLatencyBuckets = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
                                  1,     2.5,    5,     10,   25,    50,   100};
+const Buckets kRatioBuckets = {0.125, 0.25, 0.5, 0.8, 1.25, 2, 4, 8};
 const Buckets kTokenBuckets = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192};
 
 }  // namespace
@@ -33,7 +36,14 @@ RouterMetrics::RouterMetrics()
       kv_used_(BuildGauge().Name("strata_kv_blocks_used").Help("KV-cache blocks in use").Register(*registry_)),
       kv_total_(BuildGauge().Name("strata_kv_blocks_total").Help("KV-cache blocks in the group").Register(*registry_)),
       preemptions_(BuildGauge().Name("strata_preemptions_total").Help("preemptions since the worker started").Register(*registry_)),
-      router_queue_(BuildGauge().Name("strata_router_queue_length").Help("requests accepted by the router and not finished").Register(*registry_).Add({})) {}
+      router_queue_(BuildGauge().Name("strata_router_queue_length").Help("requests accepted by the router and not finished").Register(*registry_).Add({})),
+      length_prediction_ratio_(BuildHistogram().Name("strata_output_length_actual_over_predicted").Help("finished requests' output length over the median the router predicted for them").Register(*registry_).Add({}, kRatioBuckets)),
+      admission_quantile_(BuildGauge().Name("strata_admission_quantile").Help("quantile of predicted output length the `predicted` admission policy uses now").Register(*registry_).Add({})) {}
+
+void RouterMetrics::observe_length_prediction(int64_t predicted_median, int64_t actual) {
+  length_prediction_ratio_.Observe(static_cast<double>(std::max<int64_t>(actual, 1)) /
+                                   static_cast<double>(std::max<int64_t>(predicted_median, 1)));
+}
 
 void RouterMetrics::count_request(const std::string& finish_reason) {
   requests_.Add({{"finish_reason", finish_reason}}).Increment();

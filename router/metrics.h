@@ -36,6 +36,10 @@ class RouterMetrics {
   void observe_step(const std::string& group, double seconds, int64_t tokens);
   void set_group(const GroupSample& sample);
   void set_queue_length(int64_t n) { router_queue_.Set(static_cast<double>(n)); }
+  // Router scheduling: how a finished request's length compared with the median predicted
+  // when it arrived (actual / predicted, both at least 1), and the admission quantile now.
+  void observe_length_prediction(int64_t predicted_median, int64_t actual);
+  void set_admission_quantile(double q) { admission_quantile_.Set(q); }
 
   std::string serialize() const;
 
@@ -57,6 +61,8 @@ class RouterMetrics {
   prometheus::Family<prometheus::Gauge>& kv_total_;
   prometheus::Family<prometheus::Gauge>& preemptions_;
   prometheus::Gauge& router_queue_;
+  prometheus::Histogram& length_prediction_ratio_;
+  prometheus::Gauge& admission_quantile_;
 };
 
 }  // namespace strata::router

@@ -432,6 +432,9 @@ MaybeError parse_sampling(const json& body, Route route, const ApiLimits& limits
   STRATA_RETURN_IF_API_ERROR(get_float(body, "frequency_penalty", &s.frequency_penalty));
   STRATA_RETURN_IF_API_ERROR(parse_seed(body, &s));
   STRATA_RETURN_IF_API_ERROR(get_bool(body, "ignore_eos", &s.ignore_eos));
+  std::optional<int64_t> stop_after;
+  STRATA_RETURN_IF_API_ERROR(get_int(body, "stop_after_tokens", 1, INT32_MAX, &stop_after));
+  if (stop_after) s.stop_after_tokens = static_cast<int32_t>(*stop_after);
   return std::nullopt;
 }
 
@@ -483,6 +486,19 @@ std::variant<GenerationRequest, ApiError> parse_generation_impl(std::string_view
   }
   STRATA_RETURN_IF_API_ERROR(get_bool(body, "return_token_ids", &req.return_token_ids));
   STRATA_RETURN_IF_API_ERROR(get_string(body, "user", &req.user));
+  std::optional<int64_t> priority;
+  STRATA_RETURN_IF_API_ERROR(get_int(body, "priority", -1000000, 1000000, &priority));
+  if (priority) req.priority = static_cast<int32_t>(*priority);
+  float timeout = 0;
+  bool timeout_given = false;
+  STRATA_RETURN_IF_API_ERROR(get_float(body, "timeout", &timeout, &timeout_given));
+  if (timeout_given) {
+    if (!(timeout > 0 && timeout <= 86400)) {
+      return bad("timeout", fmt::format("`timeout` must be in (0, 86400] seconds. Given: {}",
+                                        describe_json(body.at("timeout"))));
+    }
+    req.timeout_s = timeout;
+  }
   STRATA_RETURN_IF_API_ERROR(reject_unsupported(body, route, req.n));
 
   req.sampling.logprobs = req.logprobs ? req.top_logprobs : -1;

@@ -25,14 +25,16 @@ struct RouterConfig {
   int detokenizer_threads = 2;
   int read_timeout_s = 10;              // slow clients are cut off after this
   int request_timeout_s = 600;          // a request still running after this is aborted
-  // Router scheduling (router/scheduling/). Not yet in the request path: the server accepts
-  // only the defaults, which describe what it does today, and refuses the others.
+  // Router scheduling (router/scheduling/). With the defaults (on-demand, fcfs) requests go
+  // straight to a worker group; any other choice queues them in the router's scheduler.
   std::string admission_policy = "on-demand";  // on-demand | reserve-max | predicted
   std::string order = "fcfs";                  // fcfs | sjf
   double admission_quantile = 0.9;             // starting quantile of `predicted`
   int64_t kv_headroom_blocks = 0;              // KV blocks per group kept spare
   int64_t max_queue_tokens = int64_t{1} << 22; // waiting prompt tokens before 429
   double max_wait_s = 30;                      // aging bound of sjf
+  double queue_deadline_s = 0;                 // 429 when the predicted wait exceeds it; 0: off
+  std::string predictor_snapshot;              // file keeping the length predictor's state
 
   template <typename V>
   void visit_fields(V& v) {
@@ -58,6 +60,8 @@ struct RouterConfig {
     v("kv_headroom_blocks", kv_headroom_blocks, "KV blocks per worker group that admission keeps spare", Range{0, 1e9});
     v("max_queue_tokens", max_queue_tokens, "waiting prompt tokens accepted before answering 429", Range{1, 1e12});
     v("max_wait_s", max_wait_s, "with --order sjf, a request waiting this long goes ahead of younger ones", Range{0, 86400});
+    v("queue_deadline_s", queue_deadline_s, "answer 429 at once when a request's predicted queueing delay exceeds this (0: never)", Range{0, 86400});
+    v("predictor_snapshot", predictor_snapshot, "file where the output-length predictor keeps what it learned across restarts (\"\": memory only)");
   }
 };
 

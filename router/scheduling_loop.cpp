@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <filesystem>
 #include <memory>
 
 namespace strata::router {
@@ -34,16 +35,30 @@ void deliver(std::vector<std::pair<OutputCallback, wire::TokenOutput>>& ended) {
 
 }  // namespace
 
-SchedulingLoop::SchedulingLoop(RouterSchedulerConfig config, Dispatcher& dispatcher, int tick_ms)
-    : dispatcher_(dispatcher), tick_ms_(tick_ms), scheduler_(std::move(config), predictor_) {}
+SchedulingLoop::SchedulingLoop(RouterSchedulerConfig config, Dispatcher& dispatcher,
+                               SchedulingLoopOptions options)
+    : dispatcher_(dispatcher), options_(std::move(options)), scheduler_(std::move(config), predictor_) {}
 
 SchedulingLoop::~SchedulingLoop() { stop(); }
 
-void SchedulingLoop::start() {
+Status SchedulingLoop::start() {
   std::lock_guard lock(mu_);
-  if (running_ || stopping_) return;
+  if (running_ || stopping_) return ok_status();
+  if (!options_.predictor_snapshot.empty() && std::filesystem::exists(options_.predictor_snapshot)) {
+    STRATA_RETURN_IF_ERROR(predictor_.load(options_.predictor_snapshot));
+    spdlog::info("router: length predictor state loaded from {}", options_.predictor_snapshot);
+  }
   running_ = true;
   thread_ = std::thread([this] { run(); });
+  return ok_status();
+}
+
+void SchedulingLoop::save_snapshot() {
+  if (options_.predictor_snapshot.empty()) return;
+  last_snapshot_s_ = now_s();
+  if (Status st = predictor_.save(options_.predictor_snapshot); !st.ok()) {
+    spdlog::warn("router: cannot save the length predictor's state: {}", st.message());
+  }
 }
 
 void SchedulingLoop::stop() {
@@ -66,6 +81,11 @@ void SchedulingLoop::stop() {
   }
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
+  {
+    std::lock_guard lock(mu_);
+    if (running_) save_snapshot();
+    running_ = false;
+  }
   deliver(ended);
 }
 
@@ -73,7 +93,7 @@ double SchedulingLoop::now_s() const {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_).count();
 }
 
-Status SchedulingLoop::enqueue(wire::WireRequest request, const RequestFeatures& features,
+Status SchedulingLoop::enqueue(wire::WireRequest request, SchedulerRequest scheduling,
                                OutputCallback on_output) {
   std::lock_guard lock(mu_);
   if (!running_ || stopping_) {
@@ -81,8 +101,8 @@ Status SchedulingLoop::enqueue(wire::WireRequest request, const RequestFeatures&
                   "the router is not scheduling requests (it is stopping); retry the request");
   }
   const uint64_t id = request.id;
-  STRATA_RETURN_IF_ERROR(
-      scheduler_.enqueue(SchedulerRequest{.id = id, .features = features}, now_s()));
+  scheduling.id = id;
+  STRATA_RETURN_IF_ERROR(scheduler_.enqueue(scheduling, now_s()));
   held_.emplace(id, Held{.request = std::move(request), .on_output = std::move(on_output)});
   wake_pending_ = true;
   wake_.notify_one();
@@ -116,7 +136,11 @@ void SchedulingLoop::note_output(uint64_t id, const wire::TokenOutput& output) {
   if (!output.finished()) return;
   // Whether the worker preempted this request is not reported per request; preemptions
   // reach the scheduler through GroupSnapshot::num_preemptions instead.
-  scheduler_.on_finished(id, it->second.num_output_tokens, /*preempted=*/false);
+  const bool completed = output.finish_reason == wire::kFinishStop ||
+                         output.finish_reason == wire::kFinishLength;
+  const auto predicted = scheduler_.on_finished(id, it->second.num_output_tokens,
+                                                /*preempted=*/false, completed);
+  if (predicted && options_.on_prediction) options_.on_prediction(*predicted, it->second.num_output_tokens);
   held_.erase(it);
   wake_pending_ = true;
   wake_.notify_one();
@@ -151,7 +175,7 @@ void SchedulingLoop::schedule_locked(std::span<const GroupSnapshot> groups, Ende
     if (st.ok()) continue;
     // The group went away since its snapshot.
     spdlog::warn("router: request {} could not go to group {}: {}", id, d.group_id, st.message());
-    scheduler_.on_finished(id, 0, /*preempted=*/false);
+    scheduler_.on_finished(id, 0, /*preempted=*/false, /*completed=*/false);
     ended.emplace_back(std::move(*callback), finished_output(id, wire::kFinishError, st.message()));
     held_.erase(it);
   }
@@ -162,7 +186,7 @@ void SchedulingLoop::run() {
   std::vector<GroupSnapshot> snapshots;
   std::unique_lock lock(mu_);
   while (!stopping_) {
-    wake_.wait_for(lock, std::chrono::milliseconds(tick_ms_),
+    wake_.wait_for(lock, std::chrono::milliseconds(options_.tick_ms),
                    [this] { return stopping_ || wake_pending_; });
     if (stopping_) break;
     wake_pending_ = false;
@@ -172,6 +196,8 @@ void SchedulingLoop::run() {
     lock.lock();
     if (stopping_) break;
     schedule_locked(snapshots, ended);
+    if (options_.on_quantile) options_.on_quantile(scheduler_.admission_quantile());
+    if (now_s() - last_snapshot_s_ >= options_.snapshot_period_s) save_snapshot();
     if (!ended.empty()) {
       lock.unlock();
       deliver(ended);

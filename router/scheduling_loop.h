@@ -17,6 +17,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
+#include <string>
 #include <mutex>
 #include <span>
 #include <thread>
@@ -32,22 +34,37 @@
 
 namespace strata::router {
 
+struct SchedulingLoopOptions {
+  int tick_ms = 5;  // > 0: the longest the loop sleeps
+  // The length predictor's state: loaded by start() when the file exists, written every
+  // snapshot_period_s and by stop(). "" keeps it in memory only.
+  std::string predictor_snapshot;
+  double snapshot_period_s = 60;
+  // Called (under the loop's lock; keep it short) when a finished request taught the
+  // predictor, with the median predicted for it and its actual length; and with the
+  // admission quantile after each scheduling pass.
+  std::function<void(int64_t predicted_median, int64_t actual)> on_prediction;
+  std::function<void(double quantile)> on_quantile;
+};
+
 class SchedulingLoop {
  public:
-  // `dispatcher` must outlive the loop. `tick_ms` > 0: the longest the loop sleeps.
-  SchedulingLoop(RouterSchedulerConfig config, Dispatcher& dispatcher, int tick_ms = 5);
+  // `dispatcher` must outlive the loop.
+  SchedulingLoop(RouterSchedulerConfig config, Dispatcher& dispatcher,
+                 SchedulingLoopOptions options = {});
   ~SchedulingLoop();  // stop()
   SchedulingLoop(const SchedulingLoop&) = delete;
   SchedulingLoop& operator=(const SchedulingLoop&) = delete;
 
-  void start();
+  // Starts the thread; fails only when the predictor snapshot exists but cannot be read.
+  Status start();
   // Stops the thread; every request still waiting finishes with "abort". Idempotent.
   void stop();
 
   // Queues `request` until the scheduler places it; its outputs then go to `on_output`.
+  // `scheduling` carries its features, priority and timeout (its id is request.id).
   // ResourceExhausted (429) when the scheduler's queue is full; Unavailable after stop().
-  Status enqueue(wire::WireRequest request, const RequestFeatures& features,
-                 OutputCallback on_output);
+  Status enqueue(wire::WireRequest request, SchedulerRequest scheduling, OutputCallback on_output);
   // The client went away (or the router's deadline passed): a waiting request finishes with
   // "abort" at once; a dispatched one is aborted in its worker. Unknown ids are ignored.
   void abort(uint64_t id);
@@ -68,9 +85,11 @@ class SchedulingLoop {
   // the output goes on to the request's own callback.
   void note_output(uint64_t id, const wire::TokenOutput& output);
   double now_s() const;
+  void save_snapshot();  // requires mu_
 
   Dispatcher& dispatcher_;
-  const int tick_ms_;
+  const SchedulingLoopOptions options_;
+  double last_snapshot_s_ = 0;
   const std::chrono::steady_clock::time_point epoch_ = std::chrono::steady_clock::now();
   HistogramPredictor predictor_;  // before scheduler_: it holds a reference
 

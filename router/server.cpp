@@ -13,6 +13,7 @@
 #include "router/api_error.h"
 #include "router/openai_api.h"
 #include "router/openai_response.h"
+#include "router/request_features.h"
 #include "router/request_stream.h"
 #include "router/scheduling/scheduler_config.h"
 #include "common/tokenizer/tokenizer_discovery.h"
@@ -121,8 +122,16 @@ Status RouterServer::start() {
   dispatcher_ = std::make_unique<Dispatcher>(dispatcher_config);
   STRATA_RETURN_IF_ERROR(dispatcher_->start());
   if (use_scheduler) {
-    scheduling_loop_ = std::make_unique<SchedulingLoop>(std::move(scheduler_config), *dispatcher_);
-    scheduling_loop_->start();
+    SchedulingLoopOptions loop_options{.predictor_snapshot = config_.predictor_snapshot};
+    loop_options.on_prediction = [this](int64_t predicted, int64_t actual) {
+      metrics_.observe_length_prediction(predicted, actual);
+    };
+    loop_options.on_quantile = [this](double q) { metrics_.set_admission_quantile(q); };
+    scheduling_loop_ = std::make_unique<SchedulingLoop>(std::move(scheduler_config), *dispatcher_,
+                                                        std::move(loop_options));
+    if (Status st = scheduling_loop_->start(); !st.ok()) {
+      return invalid_argument("--predictor-snapshot: {}", st.message());
+    }
   }
 
   http_ = std::make_unique<httplib::Server>();
@@ -299,12 +308,9 @@ void RouterServer::handle_generation(const httplib::Request& req, httplib::Respo
   std::vector<uint64_t> ids;
   for (int i = 0; i < request.n; ++i) ids.push_back(first_id + static_cast<uint64_t>(i));
   stream->set_engine_ids(ids);
-  const RequestFeatures features{
-      .prompt_tokens = prompt_len,
-      .max_tokens = request.sampling.max_tokens,
-      .route = route,
-      .user = request.user,
-      .has_stop = !request.stop_strings.empty() || !request.sampling.stop_token_ids.empty()};
+  const SchedulerRequest scheduling{.features = request_features(request, prompt_len),
+                                    .priority = request.priority,
+                                    .timeout_s = request.timeout_s};
   std::random_device random;
   int submitted = 0;
   std::string submit_error;
@@ -320,7 +326,7 @@ void RouterServer::handle_generation(const httplib::Request& req, httplib::Respo
       });
     };
     const Status st = scheduling_loop_
-                          ? scheduling_loop_->enqueue(std::move(wr), features, std::move(on_output))
+                          ? scheduling_loop_->enqueue(std::move(wr), scheduling, std::move(on_output))
                           : dispatcher_->submit(std::move(wr), std::move(on_output));
     if (st.code() == StatusCode::kResourceExhausted) {
       // The scheduler's queue is full: the whole request is refused (429), choices already
@@ -343,7 +349,8 @@ void RouterServer::handle_generation(const httplib::Request& req, httplib::Respo
     return send_error(res, e);
   }
   const ResponseContext ctx = make_response_context(request, model_name, unix_seconds());
-  const auto deadline = arrival + std::chrono::seconds(config_.request_timeout_s);
+  const double timeout_s = request.timeout_s > 0 ? request.timeout_s : config_.request_timeout_s;
+  const auto deadline = arrival + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout_s));
 
   if (!request.stream) {
     if (!stream->wait_finished(deadline)) {

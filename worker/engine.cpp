@@ -304,10 +304,15 @@ std::vector<SequenceOutput> Engine::step() {
       if (o.finished() && announced_.erase(o.id) > 0) finished_since_plan_.push_back(o.id);
     }
   }
+  int64_t context_tokens = 0;
+  for (const ScheduledSequence& s : plan.sequences) {
+    context_tokens += s.num_computed_tokens + static_cast<int64_t>(s.token_ids.size());
+  }
   last_step_ = {.num_sequences = static_cast<int32_t>(plan.sequences.size()),
                 .num_decode_tokens = plan.num_decode_tokens,
                 .num_prefill_tokens = plan.num_prefill_tokens,
                 .num_preempted = static_cast<int32_t>(plan.preempted.size()),
+                .context_tokens = context_tokens,
                 .seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()};
   return outputs;
 }

@@ -45,6 +45,7 @@ struct EngineStepStats {
   int32_t num_decode_tokens = 0;
   int32_t num_prefill_tokens = 0;
   int32_t num_preempted = 0;
+  int64_t context_tokens = 0;  // Σ over the sequences of positions attended (cached + new)
   double seconds = 0;
 };
 

@@ -200,9 +200,11 @@ std::vector<SequenceOutput> Scheduler::update(const StepPlan& plan, const StepRe
       // whole cache, which one sequence can never outgrow (it would preempt itself forever).
       const int64_t max_len = std::min<int64_t>(config_.max_model_len,
                                                 blocks_.num_total() * config_.block_size);
-      if (static_cast<int32_t>(seq->output_ids.size()) >= p.max_tokens ||
-          seq->num_tokens() - 1 >= max_len) {
+      const auto num_output = static_cast<int32_t>(seq->output_ids.size());
+      if (num_output >= p.max_tokens || seq->num_tokens() - 1 >= max_len) {
         finish(*seq, FinishReason::kLength);
+      } else if (p.stop_after_tokens > 0 && num_output >= p.stop_after_tokens) {
+        finish(*seq, FinishReason::kStop);
       }
     }
     out.finish_reason = seq->finish_reason;

@@ -20,6 +20,7 @@ StatusOr<WorkerServerConfig> WorkerOptions::server_config() const {
   s.max_model_len = max_model_len;
   c.engine.kv_cache_bytes = kv_cache_mb * (int64_t{1} << 20);
   c.engine.step_timeout_ms = step_timeout_ms;
+  c.step_log = step_log;
   return c;
 }
 

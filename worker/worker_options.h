@@ -32,6 +32,7 @@ struct WorkerOptions {
   double gpu_memory_fraction = 0.9;
   bool cuda_graphs = true;
   std::string log_level = "info";
+  std::string step_log;
 
   template <typename V>
   void visit_fields(V& v) {
@@ -55,6 +56,7 @@ struct WorkerOptions {
     v("gpu_memory_fraction", gpu_memory_fraction, "share of the GPU's memory for weights, activations and the KV cache", Range{0.01, 1.0});
     v("cuda_graphs", cuda_graphs, "GPU: replay decode steps from CUDA graphs (--no-cuda-graphs runs them eagerly)");
     v("log_level", log_level, "trace, debug, info, warn or error");
+    v("step_log", step_log, "write one CSV line per engine step here (for `strata simulate --fit-steps`)");
   }
 
   // The server configuration these options describe; fails on a `device` it cannot parse.

@@ -189,6 +189,9 @@ Status WorkerServer::run(const LoadedModel& model, const WorkerServerConfig& con
   STRATA_ASSIGN_OR_RETURN(engine_, Engine::create(model, config.engine, parallel));
   const auto warm_start = Clock::now();
   STRATA_RETURN_IF_ERROR(warm_up(*engine_, model));
+  if (!config.step_log.empty()) {
+    STRATA_ASSIGN_OR_RETURN(step_log_, StepLog::open(config.step_log));
+  }
   spdlog::info("worker {}: model {} warmed up in {:.2f} s; {} KV blocks of {} tokens, context {}",
                config.group_id, model.config.name,
                std::chrono::duration<double>(Clock::now() - warm_start).count(),
@@ -337,6 +340,8 @@ void WorkerServer::run_step(Loop& loop) {
     loop.need_step = false;
     out.step = ++step_;
     const EngineStepStats& stats = engine_->last_step();
+    if (step_log_) step_log_->record(stats, had_work_);
+    had_work_ = engine_->has_unfinished();
     out.step_seconds = stats.seconds;
     out.num_decode_tokens = stats.num_decode_tokens;
     out.num_prefill_tokens = stats.num_prefill_tokens;

@@ -19,6 +19,7 @@
 #include "common/status.h"
 #include "common/wire.h"
 #include "worker/engine.h"
+#include "worker/step_log.h"
 #include "worker/model_loader.h"
 
 namespace strata {
@@ -31,6 +32,7 @@ struct WorkerServerConfig {
   int32_t hello_interval_ms = 5000;  // Hello is repeated this often so a restarted router
                                      // learns about the group; [heartbeat_ms, 600000]
   EngineConfig engine;
+  std::string step_log;  // "" or a CSV file: one line per step (worker/step_log.h)
 
   Status validate() const;
 };
@@ -60,6 +62,8 @@ class WorkerServer {
   // logprobs setting of each request in flight (the engine reports logprobs only when asked).
   std::unordered_map<uint64_t, int32_t> logprobs_;
   uint64_t step_ = 0;
+  std::unique_ptr<StepLog> step_log_;
+  bool had_work_ = false;  // the engine had unfinished work after the last step
 };
 
 }  // namespace strata

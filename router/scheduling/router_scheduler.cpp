@@ -186,14 +186,19 @@ void RouterScheduler::on_tokens(uint64_t id, int64_t n) {
   if (it != requests_.end() && it->second.running) it->second.generated += n;
 }
 
-void RouterScheduler::on_finished(uint64_t id, int64_t output_tokens, bool preempted) {
+std::optional<int64_t> RouterScheduler::on_finished(uint64_t id, int64_t output_tokens,
+                                                    bool preempted, bool completed) {
   const auto it = requests_.find(id);
-  if (it == requests_.end()) return;
-  // A request cut off by its timeout says nothing about how long it would have run.
-  if (!it->second.timeout_reported) predictor_.observe(it->second.request.features, output_tokens);
+  if (it == requests_.end()) return std::nullopt;
+  std::optional<int64_t> predicted;
+  if (completed && !it->second.timeout_reported) {
+    predictor_.observe(it->second.request.features, output_tokens);
+    predicted = it->second.length.median();
+  }
   if (config_.adapt_quantile) quantile_.update(1, preempted ? 1 : 0);
   remove_waiting(id);
   requests_.erase(it);
+  return predicted;
 }
 
 void RouterScheduler::cancel(uint64_t id) {

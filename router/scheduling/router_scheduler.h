@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <unordered_map>
@@ -83,11 +84,15 @@ class RouterScheduler {
   ScheduleDecisions schedule(double now_s, std::span<const GroupSnapshot> groups);
   // `n` more output tokens of a running request arrived.
   void on_tokens(uint64_t id, int64_t n);
-  // A dispatched request finished (any reason) after `output_tokens`. It teaches the
-  // predictor, unless it was reported timed out (a cut-off length is not an answer length).
-  // `preempted` counts it as preempted for the adaptive quantile; callers that feed
-  // preemptions through GroupSnapshot::num_preemptions pass false, or they count twice.
-  void on_finished(uint64_t id, int64_t output_tokens, bool preempted);
+  // A dispatched request finished after `output_tokens`. `completed`: it ended on its own
+  // (stop or length); only then does it teach the predictor, since an aborted, failed or
+  // timed-out request's length is not an answer length. `preempted` counts it as preempted
+  // for the adaptive quantile; callers that feed preemptions through
+  // GroupSnapshot::num_preemptions pass false, or they count twice. Returns the median length
+  // predicted at enqueue when the request taught the predictor (for a predicted-vs-actual
+  // metric), nullopt otherwise.
+  std::optional<int64_t> on_finished(uint64_t id, int64_t output_tokens, bool preempted,
+                                     bool completed = true);
   // The client went away: a waiting request is dropped (a running one needs on_finished).
   void cancel(uint64_t id);
 

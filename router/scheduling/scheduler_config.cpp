@@ -16,6 +16,7 @@ StatusOr<RouterSchedulerConfig> scheduler_config_from(const RouterConfig& config
   out.max_queue_tokens = config.max_queue_tokens;
   out.max_wait_s = config.max_wait_s;
   out.request_timeout_s = config.request_timeout_s;
+  out.queue_deadline_s = config.queue_deadline_s;
   return out;
 }
 

@@ -57,3 +57,46 @@ TEST(BenchReport, UsageMismatchIsCounted) {
 
 }  // namespace
 }  // namespace strata::bench
+
+namespace strata::bench {
+namespace {
+
+TEST(ServerMetrics, SumsStrataSeriesOverGroups) {
+  const std::string text =
+      "# HELP strata_kv_blocks_used KV-cache blocks in use\n"
+      "# TYPE strata_kv_blocks_used gauge\n"
+      "strata_kv_blocks_used{group=\"g0\"} 30\n"
+      "strata_kv_blocks_used{group=\"g1\"} 10\r\n"
+      "strata_kv_blocks_total{group=\"g0\"} 50\n"
+      "strata_kv_blocks_total{group=\"g1\"} 50\n"
+      "strata_kv_blocks_used_other 999\n"
+      "strata_preemptions_total{group=\"g0\"} 3\n"
+      "strata_preemptions_total{group=\"g1\"} 4 1700000000000\n";
+  const ServerMetricsSample s = parse_server_metrics(text);
+  ASSERT_TRUE(s.kv_utilization.has_value());
+  EXPECT_DOUBLE_EQ(*s.kv_utilization, 0.4);
+  ASSERT_TRUE(s.preemptions.has_value());
+  EXPECT_DOUBLE_EQ(*s.preemptions, 7);
+}
+
+TEST(ServerMetrics, ReadsVllmNamesAndToleratesServersWithout) {
+  const ServerMetricsSample v = parse_server_metrics(
+      "vllm:gpu_cache_usage_perc{model_name=\"m\"} 0.25\nvllm:num_preemptions_total{model_name=\"m\"} 12.0\n");
+  ASSERT_TRUE(v.kv_utilization && v.preemptions);
+  EXPECT_DOUBLE_EQ(*v.kv_utilization, 0.25);
+  EXPECT_DOUBLE_EQ(*v.preemptions, 12);
+  const ServerMetricsSample none = parse_server_metrics("# nothing\nhttp_requests_total 5\ngarbage{\n");
+  EXPECT_FALSE(none.kv_utilization.has_value());
+  EXPECT_FALSE(none.preemptions.has_value());
+}
+
+TEST(ServerMetrics, MarkdownShowsServerColumnsOnlyWhenMeasured) {
+  LoadPointSummary a{.label = "a", .load = 1};
+  EXPECT_EQ(report_markdown("rate", {a}).find("preemptions"), std::string::npos);
+  a.server = ServerStats{.kv_utilization_mean = 0.5, .kv_utilization_max = 0.9, .preemptions = 4, .num_samples = 3};
+  const std::string md = report_markdown("rate", {a});
+  EXPECT_NE(md.find("| 4 | 50% / 90% |"), std::string::npos) << md;
+}
+
+}  // namespace
+}  // namespace strata::bench

@@ -252,6 +252,26 @@ TEST(Scheduler, StopTokensAndContextEndFinishSequences) {
   EXPECT_EQ(out[3].size(), 1u);
 }
 
+// stop_after_tokens ends a request as EOS would, with every token output; max_tokens still
+// wins (as "length") when it comes first or at the same count.
+TEST(Scheduler, StopAfterTokensFinishesLikeEos) {
+  FakeEngine e(config(64, 4), 100);
+  Request forced = make_request(1, 5, 100);
+  forced.sampling.stop_after_tokens = 3;
+  Request capped = make_request(2, 5, 4);
+  capped.sampling.stop_after_tokens = 9;
+  Request same = make_request(3, 5, 6);
+  same.sampling.stop_after_tokens = 6;
+  for (const Request& r : {forced, capped, same}) ASSERT_TRUE(e.scheduler().add(r).ok());
+  e.run_to_completion();
+  EXPECT_EQ(e.finished_[1], FinishReason::kStop);
+  EXPECT_EQ(e.outputs_[1].size(), 3u);
+  EXPECT_EQ(e.finished_[2], FinishReason::kLength);
+  EXPECT_EQ(e.outputs_[2].size(), 4u);
+  EXPECT_EQ(e.finished_[3], FinishReason::kLength);
+  EXPECT_EQ(e.outputs_[3].size(), 6u);
+}
+
 TEST(Scheduler, StaticBatchingAdmitsOnlyIntoAnEmptyBatch) {
   SchedulerConfig c = config(64, 2);
   c.static_batching = true;

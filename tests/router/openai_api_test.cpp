@@ -106,6 +106,11 @@ const std::vector<BadCase>& bad_cases() {
       {kC, R"({"prompt": "x", "seed": 9223372036854775809})", 400, "seed", "Given:"},
       {kC, R"({"prompt": "x", "seed": "abc"})", 400, "seed", "must be an integer"},
       {kC, R"({"prompt": "x", "ignore_eos": "no"})", 400, "ignore_eos", "must be a boolean"},
+      {kC, R"({"prompt": "x", "stop_after_tokens": 0})", 400, "stop_after_tokens", "must be in [1, "},
+      {kC, R"({"prompt": "x", "priority": 1.5})", 400, "priority", "must be an integer"},
+      {kC, R"({"prompt": "x", "priority": 2000000})", 400, "priority", "must be in [-1000000, 1000000]"},
+      {kC, R"({"prompt": "x", "timeout": 0})", 400, "timeout", "must be in (0, 86400] seconds"},
+      {kC, R"({"prompt": "x", "timeout": "soon"})", 400, "timeout", "must be a number"},
       // Stop strings and ids.
       {kC, stops(17), 400, "stop", "at most 16 strings. Given: 17"},
       {kC, R"({"prompt": "x", "stop": ""})", 400, "stop", "must not be an empty string"},
@@ -266,6 +271,7 @@ TEST(OpenAiApiTest, FullCompletionsRequestIsParsedFieldByField) {
     "stop_token_ids": [2, 7], "seed": 42, "logprobs": 3, "stream": true,
     "stream_options": {"include_usage": true}, "user": "u-1", "return_token_ids": true,
     "ignore_eos": true, "echo": false, "best_of": 2, "logit_bias": {},
+    "stop_after_tokens": 7, "priority": -3, "timeout": 2.5,
     "unknown_field": {"nested": [1, 2, {"x": null}]}, "metadata": null, "suffix": null})";
   auto result = parse_generation_request(body, kC, test_limits());
   const GenerationRequest r = ok(result);
@@ -297,6 +303,9 @@ TEST(OpenAiApiTest, FullCompletionsRequestIsParsedFieldByField) {
   EXPECT_TRUE(r.return_token_ids);
   EXPECT_TRUE(r.sampling.ignore_eos);
   EXPECT_FALSE(r.echo);
+  EXPECT_EQ(r.sampling.stop_after_tokens, 7);
+  EXPECT_EQ(r.priority, -3);
+  EXPECT_DOUBLE_EQ(r.timeout_s, 2.5);
 }
 
 TEST(OpenAiApiTest, DefaultsWhenFieldsAreAbsentOrNull) {

@@ -146,6 +146,28 @@ TEST(RouterScheduler, TimeoutsDropWaitingRequestsAndReportRunningOnesOnce) {
   EXPECT_EQ(s.num_running(), 0u);
 }
 
+// Only requests that ended on their own teach the predictor; the median it predicted for
+// them comes back for the predicted-vs-actual metric.
+TEST(RouterScheduler, OnlyCompletedRequestsTeachThePredictor) {
+  HistogramPredictor predictor({.min_mass = 1});
+  RouterScheduler s({}, predictor);
+  const std::vector<GroupSnapshot> up{group("g", 100000)};
+  const RequestFeatures f = features(10, 4096);
+  const int64_t cold_median = predictor.predict(f).median();
+  for (uint64_t id = 1; id <= 40; ++id) ASSERT_TRUE(s.enqueue({.id = id, .features = f}, 0).ok());
+  ASSERT_EQ(s.schedule(0, up).dispatches.size(), 40u);
+  // Twenty aborted after 3000 tokens: the predictor must not move.
+  for (uint64_t id = 1; id <= 20; ++id) EXPECT_FALSE(s.on_finished(id, 3000, false, /*completed=*/false));
+  EXPECT_EQ(predictor.predict(f).median(), cold_median);
+  // Twenty that finished after 5 tokens: it learns, and reports what it had predicted.
+  for (uint64_t id = 21; id <= 40; ++id) {
+    const auto predicted = s.on_finished(id, 5, false);
+    ASSERT_TRUE(predicted.has_value());
+    EXPECT_EQ(*predicted, cold_median);  // all were predicted before any finished
+  }
+  EXPECT_LE(predictor.predict(f).median(), 6);
+}
+
 TEST(RouterScheduler, GroupPreemptionsRaiseTheAdmissionQuantile) {
   HistogramPredictor predictor;
   RouterScheduler s({.admission = Predicted{}, .quantile = {.initial = 0.8}}, predictor);

@@ -114,16 +114,24 @@ nlohmann::json report_json(const nlohmann::json& settings, const std::vector<Loa
                                   {"tpot_ms", percentiles_json(s.tpot_ms)},
                                   {"e2e_ms", percentiles_json(s.e2e_ms)},
                                   {"requests", std::move(requests)}});
+    if (s.server) {
+      out["load_points"].back()["server"] = {{"kv_utilization_mean", s.server->kv_utilization_mean},
+                                             {"kv_utilization_max", s.server->kv_utilization_max},
+                                             {"preemptions", s.server->preemptions},
+                                             {"num_samples", s.server->num_samples}};
+    }
   }
   return out;
 }
 
 std::string report_markdown(const std::string& load_name, const std::vector<LoadPointSummary>& summaries) {
+  const bool server = std::any_of(summaries.begin(), summaries.end(),
+                                  [](const LoadPointSummary& s) { return s.server.has_value(); });
   std::string md = fmt::format(
       "| {} | ok/sent | req/s | out tok/s | goodput req/s | TTFT p50 / p90 / p99 (mean) ms | "
-      "ITL p50 / p90 / p99 (mean) ms | E2E p50 / p90 / p99 (mean) ms | failures |\n",
-      load_name);
-  md += "|---:|---:|---:|---:|---:|---:|---:|---:|---|\n";
+      "ITL p50 / p90 / p99 (mean) ms | E2E p50 / p90 / p99 (mean) ms |{} failures |\n",
+      load_name, server ? " preemptions | KV util mean / max |" : "");
+  md += fmt::format("|---:|---:|---:|---:|---:|---:|---:|---:|{}---|\n", server ? "---:|---:|" : "");
   auto pct = [](const Percentiles& p) {
     return fmt::format("{:.1f} / {:.1f} / {:.1f} ({:.1f})", p.p50, p.p90, p.p99, p.mean);
   };
@@ -131,9 +139,15 @@ std::string report_markdown(const std::string& load_name, const std::vector<Load
     std::string failures;
     for (const auto& [reason, n] : s.failures) failures += fmt::format("{}{}: {}", failures.empty() ? "" : ", ", reason, n);
     if (failures.empty()) failures = "none";
-    md += fmt::format("| {:g} | {}/{} | {:.2f} | {:.1f} | {:.2f} | {} | {} | {} | {} |\n", s.load, s.num_ok,
+    std::string server_cells;
+    if (server) {
+      server_cells = s.server ? fmt::format(" {:g} | {:.0f}% / {:.0f}% |", s.server->preemptions,
+                                            100 * s.server->kv_utilization_mean, 100 * s.server->kv_utilization_max)
+                              : " - | - |";
+    }
+    md += fmt::format("| {:g} | {}/{} | {:.2f} | {:.1f} | {:.2f} | {} | {} | {} |{} {} |\n", s.load, s.num_ok,
                       s.num_requests, s.requests_per_s, s.output_tokens_per_s, s.goodput_requests_per_s,
-                      pct(s.ttft_ms), pct(s.itl_ms), pct(s.e2e_ms), failures);
+                      pct(s.ttft_ms), pct(s.itl_ms), pct(s.e2e_ms), server_cells, failures);
   }
   return md;
 }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -10,6 +11,7 @@
 
 #include "common/status.h"
 #include "tools/bench/load_runner.h"
+#include "tools/bench/server_metrics.h"
 
 namespace strata::bench {
 
@@ -40,6 +42,7 @@ struct LoadPointSummary {
   int64_t input_tokens = 0, output_tokens = 0;
   int usage_mismatches = 0;  // ok requests whose server usage differs from what bench counted
   Percentiles ttft_ms, itl_ms, e2e_ms, tpot_ms;
+  std::optional<ServerStats> server;  // from the server's /metrics, when it has them
 };
 
 LoadPointSummary summarize(const LoadPointResult& point, const Slo& slo);

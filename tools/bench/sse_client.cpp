@@ -1,5 +1,6 @@
 #include "tools/bench/sse_client.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include <httplib.h>
@@ -101,11 +102,12 @@ RequestResult StreamClient::run(const RequestSpec& spec) {
   RequestResult r;
   r.input_tokens = static_cast<int32_t>(spec.prompt_ids.size());
   json body = {{"prompt", spec.prompt_ids},
-               {"max_tokens", spec.output_tokens},
+               {"max_tokens", std::max(spec.output_tokens, spec.max_tokens_cap)},
                {"ignore_eos", true},
                {"temperature", 0.0},
                {"stream", true},
                {"stream_options", {{"include_usage", true}}}};
+  if (spec.max_tokens_cap > spec.output_tokens) body["stop_after_tokens"] = spec.output_tokens;
   if (!impl_->options.model.empty()) body["model"] = impl_->options.model;
   if (impl_->options.return_token_ids) body["return_token_ids"] = true;
   const std::string payload = body.dump();

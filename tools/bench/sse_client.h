@@ -29,6 +29,10 @@ StatusOr<Endpoint> parse_endpoint(const std::string& url);
 struct RequestSpec {
   std::vector<int32_t> prompt_ids;  // sent as a token-id prompt, so its length is exact
   int32_t output_tokens = 16;       // max_tokens, with ignore_eos so it is also the minimum
+  // > output_tokens: max_tokens is this cap instead, and the output length is forced with
+  // strata's `stop_after_tokens` extension, so the server's scheduler cannot read the
+  // answer's length off max_tokens (as it could not in production).
+  int32_t max_tokens_cap = 0;
 };
 
 struct RequestResult {

@@ -5,8 +5,10 @@
 // sweep, open loop over a Poisson rate sweep, and trace replay over a time-scale sweep.
 // Writes a Markdown table (stdout and --output-md), JSON (--output-json) and PNG plots
 // (--plot-dir, through gnuplot).
+#include <cmath>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <thread>
 
 #include <fmt/format.h>
@@ -15,6 +17,7 @@
 #include "tools/bench/bench_report.h"
 #include "tools/bench/load_runner.h"
 #include "tools/bench/prompts.h"
+#include "tools/bench/trace_shaping.h"
 #include "tools/strata/commands.h"
 #include "worker/trace.h"
 
@@ -35,6 +38,9 @@ struct BenchOptions {
   int output_tokens = 16;
   int max_input_tokens = 0;
   int max_output_tokens = 0;
+  double trace_length_scale = 1;
+  int max_tokens_cap = 0;
+  bool server_metrics = true;
   std::string prompt_source = "random";
   std::string corpus;
   int random_token_min = 3;
@@ -106,16 +112,19 @@ StatusOr<std::vector<LoadPlan>> make_plans(const BenchOptions& o, bench::PromptS
     }
   } else if (o.mode == "trace") {
     if (o.trace.empty()) return invalid_argument("--mode trace needs --trace FILE (Azure CSV)");
+    if (!(o.trace_length_scale > 0)) return out_of_range("--trace-length-scale must be > 0, got {}", o.trace_length_scale);
     STRATA_ASSIGN_OR_RETURN(std::vector<TraceRequest> rows, load_trace_csv(o.trace));
-    if (o.num_requests > 0 && rows.size() > static_cast<size_t>(o.num_requests)) rows.resize(static_cast<size_t>(o.num_requests));
+    const std::vector<bench::ShapedRequest> shaped = bench::shape_trace(
+        rows, {.num_requests = o.num_requests, .length_scale = o.trace_length_scale,
+               .max_input_tokens = o.max_input_tokens, .max_output_tokens = o.max_output_tokens,
+               .max_tokens_cap = o.max_tokens_cap});
     for (double scale : o.trace_time_scale) {
       if (!(scale > 0)) return out_of_range("--trace-time-scale must be > 0, got {}", scale);
       LoadPlan p{.label = fmt::format("trace x{:g}", scale), .load = scale, .num_clients = o.max_concurrency, .requests = {}};
-      for (const TraceRequest& t : rows) {
-        int32_t in = std::max<int32_t>(t.prompt_tokens, 1), out = std::max<int32_t>(t.output_tokens, 1);
-        if (o.max_input_tokens > 0) in = std::min(in, o.max_input_tokens);
-        if (o.max_output_tokens > 0) out = std::min(out, o.max_output_tokens);
-        p.requests.push_back({.send_s = t.arrival_s / scale, .spec = {.prompt_ids = prompts.next(in), .output_tokens = out}});
+      for (const bench::ShapedRequest& t : shaped) {
+        p.requests.push_back({.send_s = t.arrival_s / scale,
+                              .spec = {.prompt_ids = prompts.next(t.input_tokens), .output_tokens = t.output_tokens,
+                                       .max_tokens_cap = t.max_tokens}});
       }
       plans.push_back(std::move(p));
     }
@@ -158,6 +167,8 @@ int run_bench(const BenchOptions& o) {
   std::vector<bench::LoadPointSummary> summaries;
   for (LoadPlan& plan : *plans) {
     bench::ProgressBar bar(plan.label);
+    std::optional<bench::ServerMetricsSampler> sampler;
+    if (o.server_metrics) sampler.emplace(*endpoint);
     bench::LoadPointResult r = bench::run_load_point(
         *endpoint, client, std::move(plan.requests), plan.num_clients,
         [&bar](int done, int failed, int total) { bar.update(done, failed, total); });
@@ -165,6 +176,7 @@ int run_bench(const BenchOptions& o) {
     r.label = plan.label;
     r.load = plan.load;
     summaries.push_back(bench::summarize(r, slo));
+    if (sampler) summaries.back().server = sampler->finish();
     points.push_back(std::move(r));
   }
 
@@ -187,6 +199,8 @@ int run_bench(const BenchOptions& o) {
                                {"output_tokens", o.output_tokens},
                                {"prompt_source", o.prompt_source},
                                {"trace", o.trace},
+                               {"trace_length_scale", o.trace_length_scale},
+                               {"max_tokens_cap", o.max_tokens_cap},
                                {"slo_ttft_ms", o.slo_ttft_ms},
                                {"slo_itl_ms", o.slo_itl_ms},
                                {"seed", o.seed}};
@@ -237,6 +251,15 @@ CommandRunner add_bench_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--max-output-tokens", o->max_output_tokens, "trace mode: clamp output lengths (0 = no clamp)")
       ->capture_default_str();
+  cmd->add_option("--trace-length-scale", o->trace_length_scale,
+                  "trace mode: multiply prompt and output lengths (before the clamps), for small models")
+      ->capture_default_str();
+  cmd->add_option("--max-tokens-cap", o->max_tokens_cap,
+                  "send max_tokens = this cap and force each output length with `stop_after_tokens` "
+                  "(strata extension), so the server cannot read lengths off max_tokens (0 = off)")
+      ->capture_default_str();
+  cmd->add_flag("!--no-server-metrics", o->server_metrics,
+                "do not scrape the server's /metrics for KV utilization and preemptions");
   cmd->add_option("--prompt-source", o->prompt_source, "random (token ids) or corpus (--corpus via /tokenize)")
       ->capture_default_str();
   cmd->add_option("--corpus", o->corpus, "plain-text file to cut prompts from (tokenized by the server)")

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <functional>
+#include <string>
 
 #include <CLI/CLI.hpp>
 
@@ -15,5 +16,10 @@ CommandRunner add_generate_command(CLI::App& app);
 CommandRunner add_models_command(CLI::App& app);
 CommandRunner add_roofline_command(CLI::App& app);
 CommandRunner add_serve_command(CLI::App& app);
+CommandRunner add_simulate_command(CLI::App& app);
+
+// A configs/hardware directory given relative to the working directory, or else found
+// beside the source tree of this binary.
+std::string resolve_hardware_dir(const std::string& dir);
 
 }  // namespace strata::cli

@@ -1,4 +1,4 @@
-// strata: one binary, one subcommand per job (bench, generate, models, roofline, serve).
+// strata: one binary, one subcommand per job (bench, generate, models, roofline, serve, simulate).
 #include <iostream>
 #include <map>
 
@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   add(strata::cli::add_models_command);
   add(strata::cli::add_roofline_command);
   add(strata::cli::add_serve_command);
+  add(strata::cli::add_simulate_command);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -12,20 +12,6 @@
 #include "tools/strata/commands.h"
 
 namespace strata::cli {
-namespace {
-
-struct RooflineOptions {
-  std::string model = "llama-2-7b";
-  std::string hardware = "a100-80g";
-  std::string hardware_dir = "configs/hardware";
-  std::vector<int64_t> batch = {1, 8, 32, 128};
-  std::vector<int64_t> context = {1024};
-  std::string dtype = "fp16";
-  std::string kv_dtype;
-  double memory_fraction = 0.9;
-  bool json = false;
-};
-
 // configs/hardware under the working directory, else beside the source tree of this binary
 // (build/bin/strata -> ../../configs/hardware).
 std::string resolve_hardware_dir(const std::string& dir) {
@@ -39,6 +25,20 @@ std::string resolve_hardware_dir(const std::string& dir) {
   }
   return dir;
 }
+
+namespace {
+
+struct RooflineOptions {
+  std::string model = "llama-2-7b";
+  std::string hardware = "a100-80g";
+  std::string hardware_dir = "configs/hardware";
+  std::vector<int64_t> batch = {1, 8, 32, 128};
+  std::vector<int64_t> context = {1024};
+  std::string dtype = "fp16";
+  std::string kv_dtype;
+  double memory_fraction = 0.9;
+  bool json = false;
+};
 
 std::string gb(double bytes) { return fmt::format("{:.2f} GB", bytes / 1e9); }
 

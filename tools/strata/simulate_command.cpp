@@ -1,0 +1,295 @@
+// `strata simulate`: replays a trace through the router's scheduling policies and N
+// simulated worker groups (tools/sim/), printing what `strata bench` would measure: throughput,
+// TTFT and E2E percentiles, preemptions and KV utilization, per time scale and policy.
+// With --profile-model it first profiles the real worker on this machine and fits the cost
+// model (written to --cost-model-out); --cost-model roofline reads a GPU's off its roofline.
+#include <fstream>
+#include <iostream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "kernels/ops.h"
+#include "router/router_config.h"
+#include "router/scheduling/scheduler_config.h"
+#include "tools/bench/bench_report.h"
+#include "tools/bench/roofline.h"
+#include "tools/bench/trace_shaping.h"
+#include "tools/sim/profile.h"
+#include "tools/sim/simulator.h"
+#include "tools/strata/commands.h"
+#include "worker/kv_cache.h"
+#include "worker/model_loader.h"
+#include "worker/worker_options.h"
+
+namespace strata::cli {
+namespace {
+
+struct SimulateOptions {
+  std::string trace;
+  std::vector<std::string> policies = {"on-demand", "reserve-max", "predicted"};
+  int groups = 1;
+  std::vector<double> time_scale = {1.0};
+  bench::TraceShaping shaping;
+  std::string cost_model = "cost-model.json";
+  std::string model_shape;  // for KV block sizes (and the roofline); default: --profile-model
+  std::string hardware = "h100-sxm";
+  std::string hardware_dir = "configs/hardware";
+  std::string dtype = "bf16";
+  int tp = 1;
+  double roofline_efficiency = 1.0;
+  double gpu_memory_fraction = 0.9;
+  int64_t num_blocks = 0;
+  std::string profile_model;
+  std::vector<int> profile_concurrency = {1, 4, 16, 64};
+  int profile_requests = 24;
+  std::string cost_model_out = "cost-model.json";
+  std::string profile_steps_csv;
+  std::string fit_steps;
+  std::string output_json, output_md;
+  router::RouterConfig router;
+  WorkerOptions worker;
+};
+
+int fail(const Status& st) {
+  std::cerr << "strata simulate: " << st.message() << "\n";
+  return 2;
+}
+
+// Binds only the settings the simulation uses, under the names `strata serve` gives them.
+template <typename Keep>
+struct FilteredBinder {
+  config::CliBinder& inner;
+  Keep keep;
+  template <typename T>
+  void operator()(std::string_view key, T& field, std::string_view help, config::Range r = {}) {
+    if (keep(key)) inner(key, field, help, r);
+  }
+};
+
+std::vector<sim::SimRequest> to_sim_requests(const std::vector<bench::ShapedRequest>& shaped, double time_scale) {
+  std::vector<sim::SimRequest> out;
+  for (const bench::ShapedRequest& r : shaped) {
+    out.push_back({.arrival_s = r.arrival_s / time_scale, .prompt_tokens = r.input_tokens,
+                   .output_tokens = r.output_tokens, .max_tokens = r.max_tokens});
+  }
+  return out;
+}
+
+StatusOr<sim::CostModel> profile_and_fit(const SimulateOptions& o, EngineConfig engine_config,
+                                         const std::vector<sim::SimRequest>& workload) {
+  // The profile measures step cost, not memory pressure: a cache the size of the worker's
+  // default keeps the high-concurrency levels from thrashing on recompute.
+  engine_config.kv_cache_bytes = 0;
+  kernels::set_cpu_threads(o.worker.threads);
+  ModelLoadOptions load_options;
+  if (!o.worker.dtype.empty()) {
+    load_options.dtype = parse_dtype(o.worker.dtype);
+    if (!load_options.dtype) return invalid_argument("--dtype must be fp32, bf16 or fp16. Given: {}", o.worker.dtype);
+  }
+  STRATA_ASSIGN_OR_RETURN(auto model, load_model(o.profile_model, load_options));
+  STRATA_ASSIGN_OR_RETURN(auto engine, Engine::create(*model, engine_config));
+  std::cerr << fmt::format("strata simulate: profiling {} at concurrency {} ({} requests each)\n", o.profile_model,
+                           fmt::join(o.profile_concurrency, ","), o.profile_requests);
+  STRATA_ASSIGN_OR_RETURN(auto samples,
+                          sim::profile_engine(*engine, workload,
+                                              {.concurrency = o.profile_concurrency,
+                                               .requests_per_level = o.profile_requests}));
+  if (!o.profile_steps_csv.empty()) {
+    std::ofstream csv(o.profile_steps_csv);
+    csv << "prefill_tokens,decode_sequences,context_tokens,seconds\n";
+    for (const sim::StepSample& s : samples) {
+      csv << s.shape.prefill_tokens << "," << s.shape.decode_sequences << "," << s.shape.context_tokens << ","
+          << s.seconds << "\n";
+    }
+  }
+  STRATA_ASSIGN_OR_RETURN(sim::CostModelFit fit, sim::fit_cost_model(samples));
+  std::cerr << fmt::format(
+      "strata simulate: step_s = {:.3g} + {:.3g}·prefill + {:.3g}·decode_seqs + {:.3g}·context ({})\n", fit.model.a,
+      fit.model.b, fit.model.c, fit.model.d, fit.model.source);
+  STRATA_RETURN_IF_ERROR(sim::save_cost_model(fit.model, o.cost_model_out));
+  std::cerr << "strata simulate: wrote " << o.cost_model_out << "\n";
+  return fit.model;
+}
+
+int run_simulate(SimulateOptions& o) {
+  if (o.trace.empty()) return fail(invalid_argument("--trace FILE (Azure CSV) is required"));
+  auto rows = load_trace_csv(o.trace);
+  if (!rows.ok()) return fail(rows.status());
+  const std::vector<bench::ShapedRequest> shaped = bench::shape_trace(*rows, o.shaping);
+
+  if (o.model_shape.empty()) o.model_shape = o.profile_model.empty() ? "builtin:llama-110m" : o.profile_model;
+  auto shape = bench::load_model_shape(o.model_shape);
+  if (!shape.ok()) return fail(shape.status());
+  EngineConfig engine_config = o.worker.server_config().engine;
+  SchedulerConfig& worker = engine_config.scheduler;
+  if (worker.max_model_len <= 0 || worker.max_model_len > shape->max_position_embeddings) {
+    worker.max_model_len = shape->max_position_embeddings;
+  }
+
+  sim::CostModel cost;
+  int64_t blocks = o.num_blocks;
+  if (!o.fit_steps.empty()) {
+    auto samples = sim::load_step_csv(o.fit_steps);
+    if (!samples.ok()) return fail(samples.status());
+    auto fit = sim::fit_cost_model(*samples, /*drop_stalls=*/false);
+    if (!fit.ok()) return fail(fit.status());
+    cost = fit->model;
+    std::cerr << fmt::format("strata simulate: step_s = {:.3g} + {:.3g}·prefill + {:.3g}·decode_seqs + {:.3g}·context ({})\n",
+                             cost.a, cost.b, cost.c, cost.d, cost.source);
+    if (Status st = sim::save_cost_model(cost, o.cost_model_out); !st.ok()) return fail(st);
+    std::cerr << "strata simulate: wrote " << o.cost_model_out << "\n";
+  } else if (!o.profile_model.empty()) {
+    auto fitted = profile_and_fit(o, engine_config, to_sim_requests(shaped, 1.0));
+    if (!fitted.ok()) return fail(fitted.status());
+    cost = *fitted;
+  } else if (o.cost_model == "roofline") {
+    auto dtype = bench::parse_roofline_dtype(o.dtype);
+    if (!dtype.ok()) return fail(dtype.status());
+    auto hw = bench::load_hardware(o.hardware, resolve_hardware_dir(o.hardware_dir));
+    if (!hw.ok()) return fail(hw.status());
+    const bench::ModelCosts costs = bench::model_costs(*shape, *dtype, *dtype);
+    cost = sim::roofline_cost_model(costs, *hw, *dtype, o.tp, o.roofline_efficiency);
+    if (blocks == 0) {
+      const double kv_bytes = o.gpu_memory_fraction * hw->memory_gb * 1e9 * o.tp - costs.weight_bytes;
+      blocks = static_cast<int64_t>(kv_bytes / (costs.kv_bytes_per_token * worker.block_size));
+      if (blocks < 1) return fail(invalid_argument("{} does not fit {} x{} with --gpu-memory-fraction {}", o.model_shape, o.hardware, o.tp, o.gpu_memory_fraction));
+    }
+  } else {
+    auto loaded = sim::load_cost_model(o.cost_model);
+    if (!loaded.ok()) return fail(loaded.status());
+    cost = *loaded;
+  }
+  if (blocks == 0) blocks = engine_kv_blocks(*shape, ShardPlan::full(*shape), engine_config);
+
+  auto base = router::scheduler_config_from(o.router);
+  if (!base.ok()) return fail(base.status());
+  std::cerr << fmt::format("strata simulate: {} requests, {} group(s) of {} KV blocks x {} positions; cost: {}\n",
+                           shaped.size(), o.groups, blocks, worker.block_size, cost.source);
+
+  const sim::SimConfig config{.num_groups = o.groups, .blocks_per_group = blocks, .worker = worker, .cost = cost};
+  std::string md =
+      "| time scale | policy | ok/sent | out tok/s | req/s | TTFT p50 / p99 ms | E2E p50 / p99 ms | preemptions | KV util "
+      "mean / max | busy |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+  nlohmann::json json_points = nlohmann::json::array();
+  for (double scale : o.time_scale) {
+    if (!(scale > 0)) return fail(out_of_range("--trace-time-scale must be > 0, got {}", scale));
+    const std::vector<sim::SimRequest> requests = to_sim_requests(shaped, scale);
+    for (const std::string& name : o.policies) {
+      auto policy = sim::parse_sim_policy(name, *base);
+      if (!policy.ok()) return fail(policy.status());
+      auto result = sim::simulate(config, *policy, requests);
+      if (!result.ok()) return fail(result.status());
+      std::vector<double> ttft, e2e;
+      int ok = 0;
+      int64_t tokens = 0;
+      for (const sim::SimRequestResult& r : result->requests) {
+        if (!r.ok) continue;
+        ++ok;
+        tokens += r.output_tokens;
+        ttft.push_back(r.ttft_s * 1e3);
+        e2e.push_back(r.e2e_s * 1e3);
+      }
+      const bench::Percentiles t = bench::percentiles(ttft), e = bench::percentiles(e2e);
+      const double secs = result->duration_s;
+      md += fmt::format("| {:g} | {} | {}/{} | {:.1f} | {:.2f} | {:.0f} / {:.0f} | {:.0f} / {:.0f} | {} | {:.0f}% / {:.0f}% | {:.0f}% |\n",
+                        scale, name, ok, requests.size(), secs > 0 ? tokens / secs : 0.0, secs > 0 ? ok / secs : 0.0,
+                        t.p50, t.p99, e.p50, e.p99, result->preemptions, 100 * result->kv_utilization_mean,
+                        100 * result->kv_utilization_max, 100 * result->busy_fraction);
+      json_points.push_back({{"time_scale", scale}, {"policy", name}, {"num_requests", requests.size()},
+                             {"num_ok", ok}, {"duration_s", secs}, {"output_tokens", tokens},
+                             {"output_tokens_per_s", secs > 0 ? tokens / secs : 0.0},
+                             {"requests_per_s", secs > 0 ? ok / secs : 0.0},
+                             {"ttft_ms", {{"p50", t.p50}, {"p90", t.p90}, {"p99", t.p99}, {"mean", t.mean}}},
+                             {"e2e_ms", {{"p50", e.p50}, {"p90", e.p90}, {"p99", e.p99}, {"mean", e.mean}}},
+                             {"preemptions", result->preemptions},
+                             {"kv_utilization_mean", result->kv_utilization_mean},
+                             {"kv_utilization_max", result->kv_utilization_max},
+                             {"steps", result->steps}, {"busy_fraction", result->busy_fraction}});
+    }
+  }
+  std::cout << md;
+  if (!o.output_md.empty()) std::ofstream(o.output_md) << md;
+  if (!o.output_json.empty()) {
+    const nlohmann::json out = {{"trace", o.trace}, {"groups", o.groups}, {"blocks_per_group", blocks},
+                                {"block_size", worker.block_size},
+                                {"cost_model", {{"a", cost.a}, {"b", cost.b}, {"c", cost.c}, {"d", cost.d}, {"source", cost.source}}},
+                                {"points", json_points}};
+    std::ofstream(o.output_json) << out.dump(1) << "\n";
+  }
+  return 0;
+}
+
+}  // namespace
+
+CommandRunner add_simulate_command(CLI::App& app) {
+  auto o = std::make_shared<SimulateOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "simulate", "Replay a trace through the router's scheduling policies and simulated worker groups");
+  cmd->add_option("--trace", o->trace, "Azure CSV trace (TIMESTAMP, ContextTokens, GeneratedTokens)");
+  cmd->add_option("--policy", o->policies,
+                  "policies to compare: ADMISSION[+ORDER] with on-demand|reserve-max|predicted and fcfs|sjf")
+      ->delimiter(',')
+      ->capture_default_str();
+  cmd->add_option("--groups", o->groups, "data-parallel worker groups")->capture_default_str();
+  cmd->add_option("--trace-time-scale", o->time_scale, "speed-ups to sweep (2 = arrivals twice as fast)")
+      ->delimiter(',')
+      ->capture_default_str();
+  cmd->add_option("--num-requests", o->shaping.num_requests, "the first N trace rows (0 = all)")->capture_default_str();
+  cmd->add_option("--trace-length-scale", o->shaping.length_scale, "multiply prompt and output lengths")
+      ->capture_default_str();
+  cmd->add_option("--max-input-tokens", o->shaping.max_input_tokens, "clamp prompt lengths (0 = no clamp)")
+      ->capture_default_str();
+  cmd->add_option("--max-output-tokens", o->shaping.max_output_tokens, "clamp output lengths (0 = no clamp)")
+      ->capture_default_str();
+  cmd->add_option("--max-tokens-cap", o->shaping.max_tokens_cap,
+                  "requests ask for max_tokens = this cap; answers stop at the trace's length (0 = ask for exactly that)")
+      ->capture_default_str();
+  cmd->add_option("--cost-model", o->cost_model, "cost model JSON (from --profile-model), or `roofline`")
+      ->capture_default_str();
+  cmd->add_option("--model-shape", o->model_shape,
+                  "model shape for KV sizes and the roofline: preset (llama-3-8b, builtin:llama-110m) or config.json")
+      ->capture_default_str();
+  cmd->add_option("--hardware", o->hardware, "roofline: configs/hardware/NAME.yaml")->capture_default_str();
+  cmd->add_option("--hardware-dir", o->hardware_dir, "roofline: where hardware YAML files are");
+  cmd->add_option("--roofline-dtype", o->dtype, "roofline: weight, KV and compute dtype (bf16, fp16, fp8, fp32)")
+      ->capture_default_str();
+  cmd->add_option("--tp", o->tp, "roofline: GPUs per worker group")->capture_default_str();
+  cmd->add_option("--roofline-efficiency", o->roofline_efficiency, "roofline: fraction of bandwidth and peak reached")
+      ->capture_default_str();
+  cmd->add_option("--gpu-memory-fraction", o->gpu_memory_fraction, "roofline: memory for weights + KV")
+      ->capture_default_str();
+  cmd->add_option("--num-blocks", o->num_blocks, "KV blocks per group (0 = as the worker would size them)")
+      ->capture_default_str();
+  cmd->add_option("--profile-model", o->profile_model,
+                  "profile this model on the real worker engine here, fit the cost model and use it")
+      ->capture_default_str();
+  cmd->add_option("--profile-concurrency", o->profile_concurrency, "profiling: concurrency levels")
+      ->delimiter(',')
+      ->capture_default_str();
+  cmd->add_option("--profile-requests", o->profile_requests, "profiling: requests per level")->capture_default_str();
+  cmd->add_option("--cost-model-out", o->cost_model_out, "profiling or --fit-steps: write the fitted cost model here")
+      ->capture_default_str();
+  cmd->add_option("--fit-steps", o->fit_steps,
+                  "fit the cost model to a serving worker's --step-log CSV (every step kept) and use it");
+  cmd->add_option("--profile-steps-csv", o->profile_steps_csv, "profiling: write every measured step here");
+  cmd->add_option("--output-json", o->output_json, "write every point as JSON here");
+  cmd->add_option("--output-md", o->output_md, "write the Markdown table here too");
+  config::CliBinder router_flags(*cmd, "Router scheduling (as in strata serve)");
+  auto router_keep = [](std::string_view k) {
+    return k == "admission_quantile" || k == "kv_headroom_blocks" || k == "max_queue_requests" ||
+           k == "max_queue_tokens" || k == "max_wait_s" || k == "queue_deadline_s" || k == "request_timeout_s";
+  };
+  FilteredBinder<decltype(router_keep)> router_binder{router_flags, router_keep};
+  o->router.visit_fields(router_binder);
+  config::CliBinder worker_flags(*cmd, "Worker group (as in strata serve)");
+  auto worker_keep = [](std::string_view k) {
+    return k == "max_num_seqs" || k == "max_num_batched_tokens" || k == "block_size" || k == "kv_cache_mb" ||
+           k == "max_model_len" || k == "dtype" || k == "threads";
+  };
+  FilteredBinder<decltype(worker_keep)> worker_binder{worker_flags, worker_keep};
+  o->worker.visit_fields(worker_binder);
+  return [o] { return run_simulate(*o); };
+}
+
+}  // namespace strata::cli
