@@ -165,6 +165,21 @@ TEST_F(GpuKernels, SiluMulMatchesCpu) {
   }
 }
 
+// `p` (host ids and table, no output) on the CPU, then on the device with the table at
+// `device_table`: the rows must match exactly (a lookup and a conversion, no arithmetic).
+void expect_embedding_twins(EmbeddingParams p, const void* device_table, const std::string& what) {
+  std::vector<float> want(static_cast<size_t>(p.t * p.dim));
+  p.out = want.data();
+  cpu_backend().embedding(p);
+  DeviceArray<int32_t> dids(std::vector<int32_t>(p.ids, p.ids + p.t));
+  DeviceArray<float> dout(want.size());
+  p.ids = dids.get();
+  p.table = device_table;
+  p.out = dout.get();
+  cuda_backend().embedding(p);
+  EXPECT_EQ(dout.to_host(), want) << what;
+}
+
 TEST_F(GpuKernels, KvCacheWriteAndEmbeddingMatchCpu) {
   for (int hd : {64, 128}) {
     for (int bs : {16, 32}) {
@@ -206,17 +221,9 @@ TEST_F(GpuKernels, KvCacheWriteAndEmbeddingMatchCpu) {
       const size_t bytes = static_cast<size_t>(vocab * dim) * dtype_size(dtype);
       DeviceArray<unsigned char> dtable(std::vector<unsigned char>(
           static_cast<const unsigned char*>(host), static_cast<const unsigned char*>(host) + bytes));
-      std::vector<float> want(static_cast<size_t>(t * dim));
-      EmbeddingParams p{.ids = ids.data(), .table = host, .table_dtype = dtype,
-                        .table_rows = vocab, .out = want.data(), .t = t, .dim = dim};
-      cpu_backend().embedding(p);
-      DeviceArray<int32_t> dids(ids);
-      DeviceArray<float> dout(want.size());
-      p.ids = dids.get();
-      p.table = dtable.get();
-      p.out = dout.get();
-      cuda_backend().embedding(p);
-      EXPECT_EQ(dout.to_host(), want) << dtype_name(dtype) << " t=" << t;
+      expect_embedding_twins({.ids = ids.data(), .table = host, .table_dtype = dtype, .table_rows = vocab,
+                              .t = t, .dim = dim},
+                             dtable.get(), std::string(dtype_name(dtype)) + " t=" + std::to_string(t));
     }
   }
 }
@@ -269,17 +276,9 @@ TEST_F(GpuKernels, VocabParallelEmbeddingAddAndGatherMatchCpu) {
     // Ids on both sides of this rank's slice [200, 500) of the vocabulary.
     std::vector<int32_t> ids(static_cast<size_t>(t));
     for (int64_t i = 0; i < t; ++i) ids[i] = static_cast<int32_t>((i * 37) % 700);
-    std::vector<float> want(static_cast<size_t>(t * dim));
-    EmbeddingParams p{.ids = ids.data(), .table = table.data(), .table_rows = rows,
-                      .id_begin = begin, .out = want.data(), .t = t, .dim = dim};
-    cpu_backend().embedding(p);
-    DeviceArray<int32_t> dids(ids);
-    DeviceArray<float> dout(want.size());
-    p.ids = dids.get();
-    p.table = dtable.get();
-    p.out = dout.get();
-    cuda_backend().embedding(p);
-    EXPECT_EQ(dout.to_host(), want);
+    expect_embedding_twins({.ids = ids.data(), .table = table.data(), .table_rows = rows, .id_begin = begin,
+                            .t = t, .dim = dim},
+                           dtable.get(), "t=" + std::to_string(t));
 
     // Residual add and the gather of every other row, reversed, with strides.
     const int64_t n = 111, ld = 115;

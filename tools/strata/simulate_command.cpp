@@ -121,7 +121,9 @@ int run_simulate(SimulateOptions& o) {
   if (o.model_shape.empty()) o.model_shape = o.profile_model.empty() ? "builtin:llama-110m" : o.profile_model;
   auto shape = bench::load_model_shape(o.model_shape);
   if (!shape.ok()) return fail(shape.status());
-  EngineConfig engine_config = o.worker.server_config().engine;
+  auto server_config = o.worker.server_config();
+  if (!server_config.ok()) return fail(server_config.status());
+  EngineConfig engine_config = server_config->engine;
   SchedulerConfig& worker = engine_config.scheduler;
   if (worker.max_model_len <= 0 || worker.max_model_len > shape->max_position_embeddings) {
     worker.max_model_len = shape->max_position_embeddings;
