@@ -2,9 +2,12 @@
 
 #include <mpi.h>
 
+#include <algorithm>
+#include <chrono>
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <thread>
 
 #include "common/check.h"
 
@@ -36,9 +39,24 @@ class MpiCommunicator final : public Communicator {
     }
     check(MPI_Allgather(in, as_int(count), MPI_FLOAT, out, as_int(count), MPI_FLOAT, comm_));
   }
+  // The plan broadcast is where an idle group's followers wait for the next request, maybe
+  // for hours. MPI_Bcast busy-polls there (a core per rank at 100%), so this polls a
+  // non-blocking broadcast instead: spinning for the first 2 ms (while the group is busy the
+  // next plan comes sooner: the driver only samples and schedules between steps), then
+  // sleeping between polls, backing off to 1 ms.
   void broadcast(void* data, size_t bytes, int root) override {
     if (size_ == 1) return;
-    check(MPI_Bcast(data, as_int(bytes), MPI_BYTE, root, comm_));
+    MPI_Request request;
+    check(MPI_Ibcast(data, as_int(bytes), MPI_BYTE, root, comm_, &request));
+    const auto start = std::chrono::steady_clock::now();
+    auto pause = std::chrono::microseconds(20);
+    for (int done = 0;;) {
+      check(MPI_Test(&request, &done, MPI_STATUS_IGNORE));
+      if (done) return;
+      if (std::chrono::steady_clock::now() - start < std::chrono::milliseconds(2)) continue;
+      std::this_thread::sleep_for(pause);
+      pause = std::min(pause * 2, std::chrono::microseconds(1000));
+    }
   }
   void send(const void* data, size_t bytes, int dest) override {
     check(MPI_Send(data, as_int(bytes), MPI_BYTE, dest, 0, comm_));
