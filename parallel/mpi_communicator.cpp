@@ -119,6 +119,16 @@ int mpi_world_size() {
   return size;
 }
 
+int mpi_local_rank() {
+  if (!mpi_is_initialized()) return 0;
+  MPI_Comm host;
+  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, mpi_world_rank(), MPI_INFO_NULL, &host);
+  int rank = 0;
+  MPI_Comm_rank(host, &rank);
+  MPI_Comm_free(&host);
+  return rank;
+}
+
 void mpi_abort_group(int exit_code) {
   if (mpi_is_initialized()) MPI_Abort(MPI_COMM_WORLD, exit_code);
   std::_Exit(exit_code);

@@ -18,6 +18,8 @@ bool mpi_is_initialized();
 // World rank and size (0 and 1 before initialization).
 int mpi_world_rank();
 int mpi_world_size();
+// This rank's index among the world's ranks on the same host (0 before initialization).
+int mpi_local_rank();
 // Ends the whole group at once: a rank that fails must not leave the others waiting.
 [[noreturn]] void mpi_abort_group(int exit_code);
 

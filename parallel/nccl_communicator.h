@@ -1,5 +1,7 @@
 // NcclCommunicator: the Communicator interface (parallel/communicator.h) over NCCL, for
-// ranks that hold their tensors on GPUs. Built only with STRATA_CUDA.
+// ranks that hold their tensors on GPUs (ParallelContext::mpi with a CUDA device). Built
+// with STRATA_CUDA; without it (parallel/no_nccl.cpp) these return an error that says how
+// to rebuild.
 //
 // Setup: rank 0 of the MPI communicator creates the NCCL unique id and broadcasts it over
 // MPI; every rank then joins with ncclCommInitRank on its own device. Collectives are

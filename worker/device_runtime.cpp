@@ -49,14 +49,6 @@ Status init_device(Device device, double gpu_memory_fraction) {
 #endif
 }
 
-Status check_device_topology(Device device, int tp, int pp) {
-  if (device.is_cpu() || tp * pp == 1) return ok_status();
-  return unimplemented("--device {} runs one rank: a worker group of --tp {} --pp {} needs the "
-                       "NCCL communicator, which parallel/ does not wire in yet. Use --tp 1 "
-                       "--pp 1 with --device {}, or --device cpu for a multi-rank group",
-                       device.to_string(), tp, pp, device.to_string());
-}
-
 const kernels::KernelBackend& backend_for(Device device) {
 #if STRATA_HAVE_CUDA
   if (!device.is_cpu()) return kernels::cuda_backend();

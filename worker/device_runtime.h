@@ -29,11 +29,6 @@ StatusOr<Device> parse_device(std::string_view name);
 // to call again (the budget follows the latest fraction).
 Status init_device(Device device, double gpu_memory_fraction);
 
-// A worker group of several ranks communicates over MPI on host memory, so it runs on the
-// CPU until an NCCL communicator is wired into parallel/: this rejects a GPU with tp or
-// pp > 1, naming both settings.
-Status check_device_topology(Device device, int tp, int pp);
-
 // The kernel table whose ops take `device`'s pointers. Precondition: init_device succeeded.
 const kernels::KernelBackend& backend_for(Device device);
 

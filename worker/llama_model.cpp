@@ -158,7 +158,7 @@ void LlamaModel::run(const StepArgs& args, KvCache& cache) {
   if (sh.first_stage) {
     embed(args);
   } else {
-    parallel_->world->recv(x, sizeof(float) * static_cast<size_t>(num_tokens * h),
+    parallel_->pipeline->recv(x, sizeof(float) * static_cast<size_t>(num_tokens * h),
                            parallel_->topology.prev_stage_rank());
   }
 
@@ -233,7 +233,7 @@ void LlamaModel::run(const StepArgs& args, KvCache& cache) {
   }
 
   if (!sh.last_stage) {
-    parallel_->world->send(x, sizeof(float) * static_cast<size_t>(num_tokens * h),
+    parallel_->pipeline->send(x, sizeof(float) * static_cast<size_t>(num_tokens * h),
                            parallel_->topology.next_stage_rank());
     return;
   }

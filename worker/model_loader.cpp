@@ -35,7 +35,6 @@ StatusOr<std::unique_ptr<LoadedModel>> load_model(const std::string& path,
                                                   const ModelLoadOptions& options) {
   const Device device = options.device;
   if (!device.is_cpu()) {
-    STRATA_RETURN_IF_ERROR(check_device_topology(device, options.topology.tp, options.topology.pp));
     STRATA_RETURN_IF_ERROR(init_device(device, options.gpu_memory_fraction));
   }
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<LoadedModel> model, load_on_host(path, options));

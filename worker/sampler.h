@@ -8,11 +8,12 @@
 #include <span>
 #include <vector>
 
+#include <msgpack.hpp>
+
 #include "common/sampling_params.h"
 #include "common/status.h"
 
 namespace strata {
-
 
 // Per-request random stream (xoshiro256**, seeded through splitmix64).
 class SamplerRng {
@@ -29,6 +30,7 @@ class SamplerRng {
 struct TokenLogprob {
   int32_t id = 0;
   float logprob = 0.0f;
+  MSGPACK_DEFINE(id, logprob);  // a pair [id, logprob]
 };
 
 struct SampledToken {
@@ -36,6 +38,7 @@ struct SampledToken {
   float logprob = 0.0f;                   // of the chosen token, under the unmodified logits;
                                           // computed only when params.logprobs >= 0
   std::vector<TokenLogprob> top_logprobs;  // the top N (params.logprobs), most likely first
+  MSGPACK_DEFINE_MAP(id, logprob, top_logprobs);
 };
 
 // Applies, in place and in this order, the repetition penalty (HF: each distinct id in

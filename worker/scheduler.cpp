@@ -59,7 +59,7 @@ Status Scheduler::add(Request request) {
   // The effective seed is recorded in the request, so every rank that samples for it (the
   // last pipeline stage of a worker group) draws the same stream.
   if (!request.sampling.seed) request.sampling.seed = next_seed_++;
-  auto seq = std::make_unique<Sequence>(std::move(request), 0);
+  auto seq = std::make_unique<Sequence>(std::move(request));
   waiting_.push_back(seq.get());
   sequences_.emplace(id, std::move(seq));
   return ok_status();
@@ -76,8 +76,17 @@ bool Scheduler::abort(RequestId id) {
   }
   blocks_.release(seq.block_table);
   aborted_.push_back(id);
+  if (seq.announced) gone_since_plan_.push_back(id);
   sequences_.erase(it);
   return true;
+}
+
+std::vector<RequestId> Scheduler::unfinished_ids() const {
+  std::vector<RequestId> ids;
+  for (const auto& [id, seq] : sequences_) {
+    if (seq->status != SequenceStatus::kFinished) ids.push_back(id);
+  }
+  return ids;
 }
 
 Sequence* Scheduler::find(RequestId id) {
@@ -87,6 +96,7 @@ Sequence* Scheduler::find(RequestId id) {
 
 void Scheduler::preempt(Sequence& seq, StepPlan& plan) {
   blocks_.release(seq.block_table);
+  seq.num_blocks_sent = 0;  // the ranks' table is replaced when it runs again
   seq.num_computed_tokens = 0;
   seq.status = SequenceStatus::kWaiting;
   ++seq.num_preemptions;
@@ -101,12 +111,29 @@ void Scheduler::preempt(Sequence& seq, StepPlan& plan) {
 }
 
 ScheduledSequence Scheduler::plan_chunk(const Sequence& seq, int32_t num_new) const {
-  ScheduledSequence s{.id = seq.id(), .num_computed_tokens = seq.num_computed_tokens,
-                      .block_table = seq.block_table};
-  s.token_ids.reserve(static_cast<size_t>(num_new));
-  for (int32_t i = 0; i < num_new; ++i) s.token_ids.push_back(seq.token_at(seq.num_computed_tokens + i));
-  s.sample = seq.num_computed_tokens + num_new == seq.num_tokens();
-  return s;
+  return {.id = seq.id(), .num_computed_tokens = seq.num_computed_tokens, .num_new_tokens = num_new,
+          .sample = seq.num_computed_tokens + num_new == seq.num_tokens()};
+}
+
+void Scheduler::describe_changes(StepPlan& plan) {
+  if (plan.empty()) return;  // an empty plan is not sent: the finished ids wait for the next
+  plan.finished_ids.swap(gone_since_plan_);
+  gone_since_plan_.clear();
+  for (ScheduledSequence& s : plan.sequences) {
+    Sequence& seq = *find(s.id);
+    if (!seq.announced) {
+      plan.new_requests.push_back({.id = seq.id(), .prompt_ids = seq.request.prompt_ids,
+                                   .sampling = seq.request.sampling});
+      seq.announced = true;
+      seq.num_tokens_sent = seq.num_prompt_tokens();
+    }
+    s.new_token_ids.assign(seq.output_ids.begin() + (seq.num_tokens_sent - seq.num_prompt_tokens()),
+                           seq.output_ids.end());
+    seq.num_tokens_sent = seq.num_tokens();
+    s.num_kept_blocks = seq.num_blocks_sent;
+    s.new_block_ids.assign(seq.block_table.begin() + seq.num_blocks_sent, seq.block_table.end());
+    seq.num_blocks_sent = static_cast<int32_t>(seq.block_table.size());
+  }
 }
 
 StepPlan Scheduler::schedule() {
@@ -136,7 +163,7 @@ StepPlan Scheduler::schedule() {
   }
   // Refund what chunks withdrawn by preemption had taken.
   budget = config_.max_num_batched_tokens;
-  for (const ScheduledSequence& s : plan.sequences) budget -= static_cast<int32_t>(s.token_ids.size());
+  for (const ScheduledSequence& s : plan.sequences) budget -= s.num_new_tokens;
 
   // Waiting sequences, FCFS, while the budget, the batch cap and the watermark allow. Static
   // batching admits only into an empty batch (the baseline continuous batching is measured
@@ -159,9 +186,10 @@ StepPlan Scheduler::schedule() {
     budget -= n;
   }
   for (const ScheduledSequence& s : plan.sequences) {
-    const bool decode = s.token_ids.size() == 1 && s.num_computed_tokens >= find(s.id)->num_prompt_tokens();
-    (decode ? plan.num_decode_tokens : plan.num_prefill_tokens) += static_cast<int32_t>(s.token_ids.size());
+    const bool decode = s.num_new_tokens == 1 && s.num_computed_tokens >= find(s.id)->num_prompt_tokens();
+    (decode ? plan.num_decode_tokens : plan.num_prefill_tokens) += s.num_new_tokens;
   }
+  describe_changes(plan);
   return plan;
 }
 
@@ -169,6 +197,7 @@ void Scheduler::finish(Sequence& seq, FinishReason reason) {
   seq.finish_reason = reason;
   seq.status = SequenceStatus::kFinished;
   blocks_.release(seq.block_table);
+  if (seq.announced) gone_since_plan_.push_back(seq.id());
   running_.erase(std::find(running_.begin(), running_.end(), &seq));
 }
 
@@ -180,13 +209,13 @@ std::vector<SequenceOutput> Scheduler::update(const StepPlan& plan, const StepRe
   for (const ScheduledSequence& s : plan.sequences) {
     Sequence* seq = find(s.id);
     if (seq == nullptr || seq->status != SequenceStatus::kRunning) continue;
-    seq->num_computed_tokens += static_cast<int32_t>(s.token_ids.size());
+    seq->num_computed_tokens += s.num_new_tokens;
     if (!s.sample) continue;
     auto sampled = result.sampled.find(s.id);
     STRATA_CHECK(sampled != result.sampled.end());
     const int32_t token = sampled->second.id;
     const SamplingParams& p = seq->request.sampling;
-    SequenceOutput out{.id = s.id, .num_prompt_tokens = seq->num_prompt_tokens()};
+    SequenceOutput out{.id = s.id, .num_prompt_tokens = seq->num_prompt_tokens(), .logprobs = p.logprobs};
     const auto& eos = config_.stop_token_ids;
     const bool is_stop = (!p.ignore_eos && std::find(eos.begin(), eos.end(), token) != eos.end()) ||
                          std::find(p.stop_token_ids.begin(), p.stop_token_ids.end(), token) != p.stop_token_ids.end();

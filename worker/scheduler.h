@@ -2,7 +2,9 @@
 // model and no KV tensors. Each step, schedule() picks which sequences run which tokens
 // (decode tokens of running sequences first, then prefill chunks under the token budget:
 // the merge step); the engine runs the model and samples; update() applies the sampled
-// tokens, finishes sequences and frees their blocks in that same step.
+// tokens, finishes sequences and frees their blocks in that same step. The plan says what
+// changed since the ranks last heard of each request (worker/step_plan.h), so the scheduler
+// also remembers, per sequence, how much of it the ranks hold.
 //
 // Capacity: when a running sequence needs a block and none is free, the newest running
 // sequence is preempted (its blocks freed, its tokens recomputed later). New sequences are
@@ -19,6 +21,7 @@
 #include "common/status.h"
 #include "worker/kv_block_manager.h"
 #include "worker/sequence.h"
+#include "worker/step_plan.h"
 
 namespace strata {
 
@@ -35,34 +38,13 @@ struct SchedulerConfig {
   Status validate() const;
 };
 
-// One sequence's share of a step.
-struct ScheduledSequence {
-  RequestId id = 0;
-  int32_t num_computed_tokens = 0;  // positions already cached
-  std::vector<int32_t> token_ids;   // this step's tokens (a prefill chunk or one decode token)
-  std::vector<int32_t> block_table;
-  bool sample = false;              // this chunk reaches the end: sample the next token
-};
-
-struct StepPlan {
-  std::vector<ScheduledSequence> sequences;  // decodes first, then prefill chunks
-  std::vector<RequestId> preempted;          // moved back to waiting this step
-  int32_t num_decode_tokens = 0;
-  int32_t num_prefill_tokens = 0;
-  bool empty() const { return sequences.empty(); }
-};
-
-// What the engine sampled for each sequence with sample == true.
-struct StepResult {
-  std::map<RequestId, SampledToken> sampled;
-};
-
 struct SequenceOutput {
   RequestId id = 0;
   std::vector<SampledToken> new_tokens;  // at most one per step
   FinishReason finish_reason = FinishReason::kNone;
   int32_t num_prompt_tokens = 0;
   int32_t num_output_tokens = 0;
+  int32_t logprobs = -1;  // the request's setting: >= 0, new_tokens carry logprobs; > 0, top ones
   bool finished() const { return finish_reason != FinishReason::kNone; }
 };
 
@@ -89,6 +71,8 @@ class Scheduler {
   std::vector<SequenceOutput> update(const StepPlan& plan, const StepResult& result);
 
   Sequence* find(RequestId id);
+  // Requests added and not yet finished or aborted, in id order.
+  std::vector<RequestId> unfinished_ids() const;
   bool has_unfinished() const { return !waiting_.empty() || !running_.empty(); }
   SchedulerStats stats() const;
   const KvBlockManager& blocks() const { return blocks_; }
@@ -99,6 +83,9 @@ class Scheduler {
   void preempt(Sequence& seq, StepPlan& plan);
   void finish(Sequence& seq, FinishReason reason);
   ScheduledSequence plan_chunk(const Sequence& seq, int32_t num_new) const;
+  // Fills in what the ranks do not hold yet for each planned sequence (run once the plan's
+  // sequences are final: preemption may withdraw a chunk planned earlier in the step).
+  void describe_changes(StepPlan& plan);
 
   SchedulerConfig config_;
   KvBlockManager blocks_;
@@ -107,6 +94,7 @@ class Scheduler {
   std::deque<Sequence*> waiting_;   // FCFS; preempted sequences go back to the front
   std::vector<Sequence*> running_;  // in admission order: the back is the newest
   std::vector<RequestId> aborted_;  // reported by the next update()
+  std::vector<RequestId> gone_since_plan_;  // announced, then finished or aborted
   int64_t num_preemptions_ = 0;
   uint64_t next_seed_;
 };

@@ -29,17 +29,20 @@ enum class FinishReason : uint8_t { kNone, kStop, kLength, kAbort };
 std::string_view finish_reason_name(FinishReason reason);  // "stop", "length", "abort"
 
 struct Sequence {
-  explicit Sequence(Request r, uint64_t default_seed)
-      : request(std::move(r)), rng(request.sampling.seed.value_or(default_seed)) {}
+  explicit Sequence(Request r) : request(std::move(r)) {}
 
   Request request;
   SequenceStatus status = SequenceStatus::kWaiting;
   int32_t num_computed_tokens = 0;   // positions whose K/V are in the cache
   std::vector<int32_t> output_ids;
   std::vector<int32_t> block_table;  // block ids covering positions [0, blocks · block_size)
-  SamplerRng rng;                    // per request, kept across preemption: same seed ⇒ same tokens
   FinishReason finish_reason = FinishReason::kNone;
   int32_t num_preemptions = 0;
+  // What the worker group's ranks hold of it (worker/step_plan.h): announced once it was in
+  // a plan, then its first num_tokens_sent tokens and num_blocks_sent table entries.
+  bool announced = false;
+  int32_t num_tokens_sent = 0;
+  int32_t num_blocks_sent = 0;
 
   RequestId id() const { return request.id; }
   int32_t num_prompt_tokens() const { return static_cast<int32_t>(request.prompt_ids.size()); }

@@ -37,7 +37,8 @@ Status warm_up(Engine& engine, const LoadedModel& model) {
   return ok_status();
 }
 
-wire::TokenOutput to_wire(const SequenceOutput& out, int32_t logprobs) {
+wire::TokenOutput to_wire(const SequenceOutput& out) {
+  const int32_t logprobs = out.logprobs;
   wire::TokenOutput t{.id = out.id,
                       .token_ids = {},
                       .logprobs = {},
@@ -173,7 +174,6 @@ Status WorkerServer::run(const LoadedModel& model, const WorkerServerConfig& con
   STRATA_RETURN_IF_ERROR(config.validate());
   config_ = &config;
   step_ = 0;
-  logprobs_.clear();
   // Connect first: a wrong endpoint fails before the (possibly long) warm-up. Nothing is
   // sent until Hello, so the router sees the group only once it is ready.
   Loop loop;
@@ -221,7 +221,7 @@ Status WorkerServer::run(const LoadedModel& model, const WorkerServerConfig& con
   // say we are no longer ready. A bounded linger lets these last messages out.
   try {
     wire::StepOutputs last{.group_id = config.group_id, .step = step_, .outputs = {}, .kv = kv_stats()};
-    for (const auto& [id, logprobs] : logprobs_) {
+    for (const RequestId id : engine_->unfinished_ids()) {
       last.outputs.push_back({.id = id,
                               .token_ids = {},
                               .logprobs = {},
@@ -299,12 +299,9 @@ void WorkerServer::handle(Loop& loop, wire::Message message, bool& shutdown) {
     for (wire::WireRequest& r : add->requests) {
       const uint64_t id = r.id;
       const auto num_prompt_tokens = static_cast<int32_t>(r.prompt_ids.size());
-      const int32_t logprobs = r.sampling.logprobs;
       Status status = engine_->add_request(
           Request{.id = id, .prompt_ids = std::move(r.prompt_ids), .sampling = std::move(r.sampling)});
-      if (status.ok()) {
-        logprobs_[id] = logprobs;
-      } else {
+      if (!status.ok()) {
         spdlog::info("worker {}: refused request {}: {}", config_->group_id, id, status.message());
         loop.refused.push_back({.id = id,
                                 .token_ids = {},
@@ -346,11 +343,7 @@ void WorkerServer::run_step(Loop& loop) {
     out.num_decode_tokens = stats.num_decode_tokens;
     out.num_prefill_tokens = stats.num_prefill_tokens;
     out.num_batched_tokens = stats.num_decode_tokens + stats.num_prefill_tokens;
-    for (const SequenceOutput& o : outputs) {
-      const auto it = logprobs_.find(o.id);
-      out.outputs.push_back(to_wire(o, it == logprobs_.end() ? -1 : it->second));
-      if (o.finished() && it != logprobs_.end()) logprobs_.erase(it);
-    }
+    for (const SequenceOutput& o : outputs) out.outputs.push_back(to_wire(o));
   }
   out.kv = kv_stats();
   loop.heartbeater->publish(out.kv);

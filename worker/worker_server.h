@@ -14,7 +14,6 @@
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <unordered_map>
 
 #include "common/status.h"
 #include "common/wire.h"
@@ -59,8 +58,6 @@ class WorkerServer {
 
   const WorkerServerConfig* config_ = nullptr;
   std::unique_ptr<Engine> engine_;
-  // logprobs setting of each request in flight (the engine reports logprobs only when asked).
-  std::unordered_map<uint64_t, int32_t> logprobs_;
   uint64_t step_ = 0;
   std::unique_ptr<StepLog> step_log_;
   bool had_work_ = false;  // the engine had unfinished work after the last step

@@ -1,9 +1,12 @@
 // The `device` setting: its parsing, and the clean errors a CUDA request gets where it
 // cannot run — a build without CUDA names -DSTRATA_CUDA=ON, a CUDA build on a machine
-// without a GPU says to use --device cpu, a multi-rank group on a GPU names tp and pp.
+// without a GPU says to use --device cpu; each rank of a GPU group takes its local rank's
+// GPU, and a build without NCCL refuses GPU groups saying how to rebuild.
 // Nothing here needs a GPU; the GPU case skips where one is present.
 #include <gtest/gtest.h>
 
+#include "parallel/nccl_communicator.h"
+#include "parallel/rank_device.h"
 #include "worker/device_runtime.h"
 #include "worker/engine.h"
 #include "worker/model_loader.h"
@@ -52,14 +55,38 @@ TEST(DeviceSetting, CudaWithoutABuildOrAGpuFailsWithWhatToDo) {
   EXPECT_EQ(model.status().message(), st.message());
 }
 
-TEST(DeviceSetting, MultiRankGroupsOnAGpuAreRejectedNamingTpAndPp) {
-  const auto model = load_model("builtin:tiny", {.topology = {.tp = 2, .pp = 1},
-                                                 .device = {DeviceType::kCuda, 0}});
-  ASSERT_FALSE(model.ok());
-  EXPECT_NE(model.status().message().find("--tp 2 --pp 1"), std::string::npos)
-      << model.status().message();
-  EXPECT_NE(model.status().message().find("NCCL"), std::string::npos);
-  EXPECT_TRUE(check_device_topology({}, 2, 2).ok());
+TEST(RankDevice, EachRankOfAGpuGroupTakesTheGpuOfItsLocalRank) {
+  const Device cuda{DeviceType::kCuda, 0};
+  for (int local = 0; local < 4; ++local) {
+    const auto device = rank_device(cuda, 8, local, 4);
+    ASSERT_TRUE(device.ok()) << device.status().message();
+    EXPECT_EQ(*device, (Device{DeviceType::kCuda, local}));
+  }
+  EXPECT_EQ(*rank_device({}, 8, 3, 0), Device{}) << "CPU groups stay on the CPU";
+  EXPECT_EQ(*rank_device({DeviceType::kCuda, 2}, 1, 0, 4), (Device{DeviceType::kCuda, 2}))
+      << "one rank keeps the device it was given";
+}
+
+TEST(RankDevice, MoreRanksOnAHostThanGpusIsRefusedSayingWhatToDo) {
+  const auto device = rank_device({DeviceType::kCuda, 0}, 4, 2, 2);
+  ASSERT_FALSE(device.ok());
+  EXPECT_NE(device.status().message().find("needs GPU cuda:2, but 2 are visible"), std::string::npos)
+      << device.status().message();
+  EXPECT_NE(device.status().message().find("ppr:2:node"), std::string::npos);
+  const auto named = rank_device({DeviceType::kCuda, 1}, 2, 0, 2);
+  ASSERT_FALSE(named.ok());
+  EXPECT_NE(named.status().message().find("CUDA_VISIBLE_DEVICES"), std::string::npos);
+}
+
+TEST(RankDevice, AGpuGroupWithoutNcclIsRefusedClearly) {
+#if STRATA_HAVE_CUDA
+  GTEST_SKIP() << "this build has NCCL";
+#else
+  const auto comm = make_nccl_world_communicator({.device = 0});
+  ASSERT_FALSE(comm.ok());
+  EXPECT_NE(comm.status().message().find("-DSTRATA_CUDA=ON"), std::string::npos)
+      << comm.status().message();
+#endif
 }
 
 TEST(DeviceSetting, EngineDeviceMustBeWhereTheWeightsAre) {

@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include "worker/request_states.h"
 #include "worker/scheduler.h"
 
 namespace strata {
@@ -25,8 +26,17 @@ Request make_request(RequestId id, int32_t prompt_len, int32_t max_tokens) {
   return r;
 }
 
+// The plan as the other ranks of a worker group receive it: through msgpack.
+StepPlan over_the_wire(const StepPlan& plan) {
+  msgpack::sbuffer buffer;
+  msgpack::pack(buffer, plan);
+  return msgpack::unpack(buffer.data(), buffer.size()).get().as<StepPlan>();
+}
+
 // Drives the scheduler like the engine does, with the fake model, checking per-step
-// invariants; returns each request's outputs.
+// invariants — among them that a RequestStates fed only the plans (changes only, each
+// prompt once) holds exactly the scheduler's tokens and block tables; returns each
+// request's outputs.
 class FakeEngine {
  public:
   explicit FakeEngine(SchedulerConfig config, int64_t num_blocks) : sched_(config, num_blocks), config_(config) {}
@@ -36,6 +46,11 @@ class FakeEngine {
   StepPlan step() {
     StepPlan plan = sched_.schedule();
     check_plan(plan);
+    if (!plan.empty()) {
+      ranks_view_.apply(over_the_wire(plan));
+      check_ranks_view(plan);
+      for (const NewRequest& r : plan.new_requests) ++times_announced_[r.id];
+    }
     StepResult result;
     for (const ScheduledSequence& s : plan.sequences) {
       if (!s.sample) continue;
@@ -58,22 +73,39 @@ class FakeEngine {
 
   std::map<RequestId, std::vector<int32_t>> outputs_;
   std::map<RequestId, FinishReason> finished_;
+  std::map<RequestId, int> times_announced_;
   int steps_ = 0;
 
  private:
+  void check_ranks_view(const StepPlan& plan) {
+    for (const ScheduledSequence& s : plan.sequences) {
+      const Sequence* seq = sched_.find(s.id);
+      const RequestState& held = ranks_view_.at(s.id);
+      EXPECT_EQ(held.block_table, seq->block_table) << "request " << s.id;
+      EXPECT_EQ(held.prompt_ids, seq->request.prompt_ids);
+      EXPECT_EQ(held.output_ids, seq->output_ids) << "request " << s.id;
+      EXPECT_EQ(held.sampling.seed, seq->request.sampling.seed);
+      std::vector<int32_t> tokens;
+      ranks_view_.append_step_tokens(s, tokens);
+      for (int32_t j = 0; j < s.num_new_tokens; ++j) {
+        EXPECT_EQ(tokens[static_cast<size_t>(j)], seq->token_at(s.num_computed_tokens + j));
+      }
+    }
+    for (RequestId id : plan.finished_ids) EXPECT_FALSE(ranks_view_.contains(id));
+  }
   void check_plan(const StepPlan& plan) {
     int32_t tokens = 0;
     bool seen_prefill = false;
     std::set<RequestId> ids;
     for (const ScheduledSequence& s : plan.sequences) {
-      tokens += static_cast<int32_t>(s.token_ids.size());
+      tokens += s.num_new_tokens;
       EXPECT_TRUE(ids.insert(s.id).second) << "request scheduled twice in one step";
-      // Every position this chunk writes has a block.
-      EXPECT_GE(static_cast<int64_t>(s.block_table.size()) * config_.block_size,
-                s.num_computed_tokens + static_cast<int64_t>(s.token_ids.size()));
       const Sequence* seq = sched_.find(s.id);
       ASSERT_NE(seq, nullptr);
-      const bool decode = s.token_ids.size() == 1 && s.num_computed_tokens >= seq->num_prompt_tokens();
+      // Every position this chunk writes has a block.
+      EXPECT_GE(static_cast<int64_t>(seq->block_table.size()) * config_.block_size,
+                s.num_computed_tokens + static_cast<int64_t>(s.num_new_tokens));
+      const bool decode = s.num_new_tokens == 1 && s.num_computed_tokens >= seq->num_prompt_tokens();
       if (!decode) seen_prefill = true;
       EXPECT_FALSE(decode && seen_prefill) << "a decode token was scheduled after a prefill chunk";
     }
@@ -90,6 +122,7 @@ class FakeEngine {
 
   Scheduler sched_;
   SchedulerConfig config_;
+  RequestStates ranks_view_;
 };
 
 SchedulerConfig config(int32_t budget, int32_t max_seqs, int32_t block_size = 4) {
@@ -158,6 +191,7 @@ TEST(Scheduler, PreemptsNewestWhenBlocksRunOutAndRecomputes) {
   EXPECT_TRUE(saw_preemption);
   EXPECT_GT(e.scheduler().stats().num_preemptions, 0);
   for (RequestId id : {1u, 2u}) {
+    EXPECT_EQ(e.times_announced_[id], 1) << "a preempted request's prompt is not sent again";
     ASSERT_EQ(e.outputs_[id].size(), 10u);
     for (size_t i = 0; i < 10; ++i) EXPECT_EQ(e.outputs_[id][i], fake_token(id, i));
   }
@@ -170,13 +204,12 @@ TEST(Scheduler, RecomputeAfterPreemptionReplaysPromptAndOutputs) {
   ASSERT_TRUE(e.scheduler().add(make_request(2, 6, 12)).ok());
   for (int i = 0; i < 200 && e.scheduler().has_unfinished(); ++i) {
     const StepPlan plan = e.step();
+    // A recomputed chunk covers outputs too; the ranks' view (checked each step by the
+    // fake engine) must hold them, with the replacement block table.
     for (const ScheduledSequence& s : plan.sequences) {
       const Sequence* seq = e.scheduler().find(s.id);
-      if (seq == nullptr) continue;
-      // The chunk's tokens are the sequence's tokens at those positions, outputs included
-      // (tokens are only ever appended, so the positions still hold them after update()).
-      for (size_t j = 0; j < s.token_ids.size(); ++j) {
-        EXPECT_EQ(s.token_ids[j], seq->token_at(s.num_computed_tokens + static_cast<int32_t>(j)));
+      if (seq != nullptr && seq->num_preemptions > 0 && s.num_computed_tokens == 0) {
+        EXPECT_EQ(s.num_kept_blocks, 0) << "a recomputed sequence gets a whole new table";
       }
     }
   }

@@ -4,6 +4,7 @@
 // whole model, and the distributed engine generates the same greedy tokens.
 #include <mpi.h>
 
+#include <cstring>
 #include <filesystem>
 #include <map>
 
@@ -15,6 +16,7 @@
 #include "tests/test_support.h"
 #include "worker/engine.h"
 #include "worker/model_loader.h"
+#include "worker/model_runner.h"
 
 namespace strata {
 namespace {
@@ -145,6 +147,74 @@ void check_tokens(const std::string& path, bool sampled) {
   }
 }
 
+// Plans of a few requests on a cache small enough to preempt, made by one scheduler driven
+// by a one-rank runner's greedy tokens; with each plan, that runner's logits.
+struct RecordedSteps {
+  std::vector<StepPlan> plans;
+  std::vector<std::vector<float>> logits;
+};
+
+constexpr int kRunnerBlockSize = 4;
+constexpr int64_t kRunnerBlocks = 14;
+
+RecordedSteps record_steps(const LoadedModel& full) {
+  Scheduler scheduler({.max_num_batched_tokens = 12, .max_num_seqs = 4, .block_size = kRunnerBlockSize,
+                       .watermark = 0.0, .max_model_len = 64},
+                      kRunnerBlocks);
+  for (RequestId id = 1; id <= 4; ++id) {
+    Request r{.id = id};
+    for (int i = 0; i < 6 + static_cast<int>(id) * 2; ++i) {
+      r.prompt_ids.push_back(static_cast<int32_t>(1 + (id * 29 + i * 11) % (full.config.vocab_size - 1)));
+    }
+    r.sampling.temperature = 0.0f;
+    r.sampling.max_tokens = 14;
+    r.sampling.ignore_eos = true;
+    EXPECT_TRUE(scheduler.add(r).ok());
+  }
+  ModelRunner runner(full, nullptr, kRunnerBlockSize, kRunnerBlocks);
+  RecordedSteps out;
+  while (scheduler.has_unfinished()) {
+    StepPlan plan = scheduler.schedule();
+    const StepResult result = plan.empty() ? StepResult{} : runner.execute(plan);
+    scheduler.update(plan, result);
+    if (plan.empty()) continue;
+    out.logits.push_back(runner.last_logits());
+    out.plans.push_back(std::move(plan));
+  }
+  EXPECT_GT(scheduler.stats().num_preemptions, 0) << "the cache is meant to force recompute";
+  return out;
+}
+
+// Every rank's runner executes the same recorded plans: the last stage's logits equal the
+// one-rank runner's bit for bit when only pipeline stages split the model (same kernels,
+// same order), and within float tolerance when tensor parallelism changes the reduction.
+void check_runner_logits(const std::string& path) {
+  auto full = load_model(path);
+  ASSERT_TRUE(full.ok());
+  const RecordedSteps reference = record_steps(**full);
+  ASSERT_FALSE(reference.plans.empty());
+  for (auto [tp, pp] : layouts()) {
+    SCOPED_TRACE(::testing::Message() << "tp " << tp << " pp " << pp);
+    auto ctx = ParallelContext::mpi(tp, pp);
+    ASSERT_TRUE(ctx.ok());
+    auto shard = load_model(path, {.topology = ctx->topology});
+    ASSERT_TRUE(shard.ok());
+    ModelRunner runner(**shard, &*ctx, kRunnerBlockSize, kRunnerBlocks);
+    for (size_t step = 0; step < reference.plans.size(); ++step) {
+      runner.execute(reference.plans[step]);
+      if (!ctx->topology.is_last_stage()) continue;
+      const std::vector<float>& got = runner.last_logits();
+      const std::vector<float>& want = reference.logits[step];
+      ASSERT_EQ(got.size(), want.size()) << "step " << step;
+      if (tp == 1) {
+        EXPECT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * sizeof(float))) << "step " << step;
+      } else if (!got.empty()) {
+        EXPECT_LT(relative_error(got.data(), want.data(), got.size()), 1e-4) << "step " << step;
+      }
+    }
+  }
+}
+
 std::string random_model(const std::string& name, testing::RefConfig c, bool tied) {
   // Every rank writes the same bytes to its own file (same seed).
   const auto path = std::filesystem::temp_directory_path() /
@@ -175,6 +245,15 @@ TEST(TensorPipelineParallel, RandomGqaModelWithReplicatedKvHeads) {
   check_logits(path);
   check_tokens(path, false);
   check_tokens(path, true);
+}
+
+TEST(ModelRunnerAcrossRanks, Stories260KSamePlansGiveOneRanksLogits) {
+  STRATA_REQUIRE_SHARED_FILE(path, "models/stories260K/stories260K.bin");
+  check_runner_logits(path.string());
+}
+
+TEST(ModelRunnerAcrossRanks, RandomGqaModelSamePlansGiveOneRanksLogits) {
+  check_runner_logits(random_model("runner_gqa", {64, 172, 4, 8, 2, 97, 64}, false));
 }
 
 TEST(TensorPipelineParallel, ModelThatCannotSplitGetsAClearError) {

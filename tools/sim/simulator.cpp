@@ -145,7 +145,7 @@ class Simulation {
     if (g.plan.empty()) return;
     StepShape shape{.prefill_tokens = g.plan.num_prefill_tokens, .decode_sequences = g.plan.num_decode_tokens};
     for (const ScheduledSequence& s : g.plan.sequences) {
-      shape.context_tokens += s.num_computed_tokens + static_cast<int64_t>(s.token_ids.size());
+      shape.context_tokens += s.num_computed_tokens + static_cast<int64_t>(s.num_new_tokens);
     }
     g.busy = true;
     g.step_end = now + config_.cost.step_seconds(shape);

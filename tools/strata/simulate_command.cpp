@@ -19,6 +19,7 @@
 #include "tools/sim/simulator.h"
 #include "tools/strata/commands.h"
 #include "worker/kv_cache.h"
+#include "worker/kv_capacity.h"
 #include "worker/model_loader.h"
 #include "worker/worker_options.h"
 
