@@ -12,6 +12,9 @@
 #      so a near-tie may flip a later token, but not within the first few on fp32 — and the
 #      CUDA-graph decode must give exactly the ids of the eager one (--no-cuda-graphs):
 #      same kernels, same shapes;
+#   5. a multi-GPU worker group: with N > 1 visible GPUs, `strata serve --device cuda --tp N`
+#      (one GPU per rank, NCCL all-reduce) must answer a greedy completion with the text
+#      one GPU gives for its first $AGREE_TOKENS tokens; skipped (not failed) with one GPU;
 # then prints one summary table. Exit status 0 only if every step passed.
 #
 # Usage: tools/gpu-check.sh [--skip-build]   (env: BUILD_DIR, CUDA_ARCHS, JOBS, PORT, AGREE_TOKENS)
@@ -130,6 +133,36 @@ if generate_ids cpu --device cpu && generate_ids cuda --device cuda &&
       "eager: $(grep -oE 'decode [0-9.]+ tokens/s' "$log_dir/generate-cuda-eager.log")"
 else
   fail "strata generate --device cuda" "see $log_dir/generate-*.log"
+fi
+
+echo "== multi-GPU worker group (NCCL)"
+# Greedy text of one completion from `strata serve` with the given flags, into $log_dir/$name.txt.
+serve_text() {  # name, flags...
+  local name=$1; shift
+  "$strata" serve --model builtin:llama-110m --dtype fp32 --port "$port" "$@" >"$log_dir/$name.log" 2>&1 &
+  local pid=$! ok=1
+  for _ in $(seq 1 120); do
+    curl -fsS "http://127.0.0.1:$port/ready" >/dev/null 2>&1 && { ok=0; break; }
+    sleep 1
+  done
+  [[ $ok -eq 0 ]] && curl -fsS "http://127.0.0.1:$port/v1/completions" -H 'Content-Type: application/json' \
+      -d "{\"prompt\":\"Once upon a time\",\"max_tokens\":$agree,\"temperature\":0,\"ignore_eos\":true}" \
+      | python3 -c 'import json,sys; print(json.load(sys.stdin)["choices"][0]["text"], end="")' \
+      >"$log_dir/$name.txt" || ok=1
+  kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+  return $ok
+}
+num_gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')
+if [[ $num_gpus -lt 2 ]]; then
+  row "serve --tp N (NCCL)" "skipped" "$num_gpus GPU visible; needs 2 or more"
+else
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+  if serve_text tp1 --device cuda && serve_text tpN --device cuda --tp "$num_gpus" &&
+     cmp -s "$log_dir/tp1.txt" "$log_dir/tpN.txt"; then
+    row "serve --tp $num_gpus (NCCL)" "ok" "same greedy text as one GPU ($agree tokens)"
+  else
+    fail "serve --tp $num_gpus (NCCL)" "see $log_dir/tp1.* and $log_dir/tpN.*"
+  fi
 fi
 
 echo

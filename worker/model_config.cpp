@@ -129,6 +129,44 @@ Status read_field(const nlohmann::json& json, const std::string& file, const cha
   return ok_status();
 }
 
+// `rope_scaling`: absent, null or "default" leave it off; llama3 and linear are read.
+Status read_rope_scaling(const nlohmann::json& json, const std::string& file, RopeScaling& out) {
+  auto it = json.find("rope_scaling");
+  if (it == json.end() || it->is_null()) return ok_status();
+  if (!it->is_object()) return invalid_argument("{}: `rope_scaling` must be an object", file);
+  const std::string where = file + " rope_scaling";
+  std::string type;
+  STRATA_RETURN_IF_ERROR(read_field(*it, where, it->contains("rope_type") ? "rope_type" : "type", type, true));
+  if (type != "llama3" && type != "linear" && type != "default") {
+    return unimplemented("{}: `rope_scaling.rope_type` \"{}\" is not supported (llama3, linear)",
+                         file, type);
+  }
+  if (type != "default") out.type = type;
+  STRATA_RETURN_IF_ERROR(read_field(*it, where, "factor", out.factor, true));
+  STRATA_RETURN_IF_ERROR(read_field(*it, where, "low_freq_factor", out.low_freq_factor, false));
+  STRATA_RETURN_IF_ERROR(read_field(*it, where, "high_freq_factor", out.high_freq_factor, false));
+  return read_field(*it, where, "original_max_position_embeddings",
+                    out.original_max_position_embeddings, false);
+}
+
+// BOS and EOS ids; `eos_token_id` may be one id or a list.
+Status read_special_ids(const nlohmann::json& json, const std::string& file, ModelConfig& c) {
+  if (auto it = json.find("bos_token_id"); it != json.end() && it->is_number_integer()) {
+    c.bos_token_id = it->get<int32_t>();
+  }
+  auto it = json.find("eos_token_id");
+  if (it == json.end()) return ok_status();
+  if (it->is_number_integer()) {
+    c.eos_token_ids.push_back(it->get<int32_t>());
+  } else if (it->is_array()) {
+    for (const auto& id : *it) {
+      if (!id.is_number_integer()) return invalid_argument("{}: `eos_token_id` entries must be integers", file);
+      c.eos_token_ids.push_back(id.get<int32_t>());
+    }
+  }
+  return ok_status();
+}
+
 }  // namespace
 
 StatusOr<ModelConfig> parse_hf_config(const nlohmann::json& json, const std::string& file) {
@@ -164,40 +202,8 @@ StatusOr<ModelConfig> parse_hf_config(const nlohmann::json& json, const std::str
   c.head_dim = static_cast<int>(c.hidden_size / c.num_heads);
   STRATA_RETURN_IF_ERROR(read_field(json, file, "head_dim", c.head_dim, false));
 
-  if (auto it = json.find("rope_scaling"); it != json.end() && !it->is_null()) {
-    if (!it->is_object()) return invalid_argument("{}: `rope_scaling` must be an object", file);
-    std::string type;
-    if (it->contains("rope_type")) {
-      STRATA_RETURN_IF_ERROR(read_field(*it, file + " rope_scaling", "rope_type", type, true));
-    } else {
-      STRATA_RETURN_IF_ERROR(read_field(*it, file + " rope_scaling", "type", type, true));
-    }
-    if (type != "llama3" && type != "linear" && type != "default") {
-      return unimplemented("{}: `rope_scaling.rope_type` \"{}\" is not supported (llama3, linear)",
-                           file, type);
-    }
-    if (type != "default") c.rope_scaling.type = type;
-    const std::string where = file + " rope_scaling";
-    STRATA_RETURN_IF_ERROR(read_field(*it, where, "factor", c.rope_scaling.factor, true));
-    STRATA_RETURN_IF_ERROR(read_field(*it, where, "low_freq_factor", c.rope_scaling.low_freq_factor, false));
-    STRATA_RETURN_IF_ERROR(read_field(*it, where, "high_freq_factor", c.rope_scaling.high_freq_factor, false));
-    STRATA_RETURN_IF_ERROR(read_field(*it, where, "original_max_position_embeddings",
-                                      c.rope_scaling.original_max_position_embeddings, false));
-  }
-
-  if (auto it = json.find("bos_token_id"); it != json.end() && it->is_number_integer()) {
-    c.bos_token_id = it->get<int32_t>();
-  }
-  if (auto it = json.find("eos_token_id"); it != json.end()) {
-    if (it->is_number_integer()) {
-      c.eos_token_ids.push_back(it->get<int32_t>());
-    } else if (it->is_array()) {
-      for (const auto& id : *it) {
-        if (!id.is_number_integer()) return invalid_argument("{}: `eos_token_id` entries must be integers", file);
-        c.eos_token_ids.push_back(id.get<int32_t>());
-      }
-    }
-  }
+  STRATA_RETURN_IF_ERROR(read_rope_scaling(json, file, c.rope_scaling));
+  STRATA_RETURN_IF_ERROR(read_special_ids(json, file, c));
   STRATA_RETURN_IF_ERROR(c.validate(file));
   return c;
 }

@@ -51,48 +51,31 @@ struct ParsedTensor {
   uint64_t end = 0;
 };
 
-Status check_header_entry(const std::string& file, const std::string& name, const json& entry,
-                          uint64_t data_size, const uint8_t* data, ParsedTensor& out) {
-  if (!entry.is_object()) {
-    return data_loss("{}: tensor '{}' header entry is not a JSON object; the file is corrupt",
-                     file, name);
-  }
-  auto dtype_it = entry.find("dtype");
-  if (dtype_it == entry.end() || !dtype_it->is_string()) {
-    return data_loss("{}: tensor '{}' has no string `dtype`; the file is corrupt", file, name);
-  }
-  const std::string dtype_str = dtype_it->get<std::string>();
-  const std::optional<DType> dtype = parse_safetensors_dtype(dtype_str);
-  if (!dtype) {
-    return unimplemented(
-        "{}: tensor '{}' has dtype '{}', which strata cannot load (supported: {}); convert the "
-        "checkpoint to one of those",
-        file, name, dtype_str, kSupportedDtypes);
-  }
-
-  auto shape_it = entry.find("shape");
-  if (shape_it == entry.end() || !shape_it->is_array()) {
-    return data_loss("{}: tensor '{}' has no `shape` array; the file is corrupt", file, name);
-  }
-  std::vector<int64_t> shape;
+// The shape's dimensions and its byte size in `dtype`, checked for overflow.
+Status parse_shape(const std::string& file, const std::string& name, const json& shape_json,
+                   DType dtype, std::vector<int64_t>& shape, uint64_t& nbytes) {
   uint64_t numel = 1;
   bool overflow = false;
-  for (const json& dim : *shape_it) {
+  for (const json& dim : shape_json) {
     if (!dim.is_number_unsigned() || dim.get<uint64_t>() > uint64_t{INT64_MAX}) {
       return data_loss("{}: tensor '{}' has shape {}; dimensions must be non-negative integers",
-                       file, name, shape_it->dump());
+                       file, name, shape_json.dump());
     }
     const uint64_t d = dim.get<uint64_t>();
     shape.push_back(static_cast<int64_t>(d));
     overflow |= __builtin_mul_overflow(numel, d, &numel);
   }
-  uint64_t nbytes = 0;
-  overflow |= __builtin_mul_overflow(numel, dtype_size(*dtype), &nbytes);
+  overflow |= __builtin_mul_overflow(numel, dtype_size(dtype), &nbytes);
   if (overflow) {
     return data_loss("{}: tensor '{}' has shape {}, whose byte size overflows 64 bits", file,
-                     name, shape_it->dump());
+                     name, shape_json.dump());
   }
+  return ok_status();
+}
 
+// `data_offsets` [begin, end]: inside the data section, and exactly nbytes long.
+Status parse_offsets(const std::string& file, const std::string& name, const json& entry,
+                     uint64_t data_size, uint64_t nbytes, ParsedTensor& out) {
   auto offsets_it = entry.find("data_offsets");
   if (offsets_it == entry.end() || !offsets_it->is_array() || offsets_it->size() != 2 ||
       !(*offsets_it)[0].is_number_unsigned() || !(*offsets_it)[1].is_number_unsigned()) {
@@ -113,21 +96,51 @@ Status check_header_entry(const std::string& file, const std::string& name, cons
     return data_loss(
         "{}: tensor '{}' has {} bytes at data_offsets [{}, {}], but shape {} of {} needs {} "
         "bytes; the file is corrupt",
-        file, name, end - begin, begin, end, shape_it->dump(), dtype_str, nbytes);
+        file, name, end - begin, begin, end, entry["shape"].dump(),
+        entry["dtype"].get<std::string>(), nbytes);
   }
-  out.view = SafetensorView{.name = name,
-                            .file = file,
-                            .dtype = *dtype,
-                            .shape = std::move(shape),
-                            .data = data + begin,
-                            .nbytes = static_cast<size_t>(nbytes)};
   out.begin = begin;
   out.end = end;
   return ok_status();
 }
 
-// Parses and validates one file's header; every tensor it declares goes into `out`.
-Status parse_safetensors_file(const MappedFile& mapped, std::map<std::string, ParsedTensor>& out) {
+Status check_header_entry(const std::string& file, const std::string& name, const json& entry,
+                          uint64_t data_size, const uint8_t* data, ParsedTensor& out) {
+  if (!entry.is_object()) {
+    return data_loss("{}: tensor '{}' header entry is not a JSON object; the file is corrupt",
+                     file, name);
+  }
+  auto dtype_it = entry.find("dtype");
+  if (dtype_it == entry.end() || !dtype_it->is_string()) {
+    return data_loss("{}: tensor '{}' has no string `dtype`; the file is corrupt", file, name);
+  }
+  const std::string dtype_str = dtype_it->get<std::string>();
+  const std::optional<DType> dtype = parse_safetensors_dtype(dtype_str);
+  if (!dtype) {
+    return unimplemented(
+        "{}: tensor '{}' has dtype '{}', which strata cannot load (supported: {}); convert the "
+        "checkpoint to one of those",
+        file, name, dtype_str, kSupportedDtypes);
+  }
+  auto shape_it = entry.find("shape");
+  if (shape_it == entry.end() || !shape_it->is_array()) {
+    return data_loss("{}: tensor '{}' has no `shape` array; the file is corrupt", file, name);
+  }
+  std::vector<int64_t> shape;
+  uint64_t nbytes = 0;
+  STRATA_RETURN_IF_ERROR(parse_shape(file, name, *shape_it, *dtype, shape, nbytes));
+  STRATA_RETURN_IF_ERROR(parse_offsets(file, name, entry, data_size, nbytes, out));
+  out.view = SafetensorView{.name = name,
+                            .file = file,
+                            .dtype = *dtype,
+                            .shape = std::move(shape),
+                            .data = data + out.begin,
+                            .nbytes = static_cast<size_t>(nbytes)};
+  return ok_status();
+}
+
+// The JSON header of a mapped file and where its data section starts.
+Status read_header(const MappedFile& mapped, json& root, uint64_t& header_len) {
   const std::string& file = mapped.path();
   const uint64_t size = mapped.size();
   if (size < 8) {
@@ -136,7 +149,7 @@ Status parse_safetensors_file(const MappedFile& mapped, std::map<std::string, Pa
         "safetensors file",
         file, size);
   }
-  uint64_t header_len = 0;
+  header_len = 0;
   for (int i = 7; i >= 0; --i) header_len = header_len << 8 | mapped.data()[i];
   if (header_len > kMaxHeaderBytes) {
     return data_loss(
@@ -154,28 +167,13 @@ Status parse_safetensors_file(const MappedFile& mapped, std::map<std::string, Pa
                      file, header_len);
   }
   const char* header = reinterpret_cast<const char*>(mapped.data() + 8);
-  const json root = json::parse(header, header + header_len, nullptr, /*allow_exceptions=*/false);
-  if (root.is_discarded()) {
-    return data_loss("{}: header is not valid JSON; the file is corrupt", file);
-  }
-  if (!root.is_object()) {
-    return data_loss("{}: header is JSON but not an object; the file is corrupt", file);
-  }
+  root = json::parse(header, header + header_len, nullptr, /*allow_exceptions=*/false);
+  if (root.is_discarded()) return data_loss("{}: header is not valid JSON; the file is corrupt", file);
+  if (!root.is_object()) return data_loss("{}: header is JSON but not an object; the file is corrupt", file);
+  return ok_status();
+}
 
-  const uint8_t* data = mapped.data() + 8 + header_len;
-  const uint64_t data_size = size - 8 - header_len;
-  std::vector<const ParsedTensor*> by_offset;
-  for (const auto& [name, entry] : root.items()) {
-    if (name == "__metadata__") continue;
-    ParsedTensor parsed;
-    STRATA_RETURN_IF_ERROR(check_header_entry(file, name, entry, data_size, data, parsed));
-    auto [it, inserted] = out.emplace(name, std::move(parsed));
-    if (!inserted) {
-      return data_loss("{}: tensor '{}' is declared twice", file, name);
-    }
-    if (it->second.end > it->second.begin) by_offset.push_back(&it->second);
-  }
-
+Status check_no_overlap(const std::string& file, std::vector<const ParsedTensor*> by_offset) {
   std::sort(by_offset.begin(), by_offset.end(),
             [](const ParsedTensor* a, const ParsedTensor* b) { return a->begin < b->begin; });
   for (size_t i = 1; i < by_offset.size(); ++i) {
@@ -189,6 +187,26 @@ Status parse_safetensors_file(const MappedFile& mapped, std::map<std::string, Pa
     }
   }
   return ok_status();
+}
+
+// Parses and validates one file's header; every tensor it declares goes into `out`.
+Status parse_safetensors_file(const MappedFile& mapped, std::map<std::string, ParsedTensor>& out) {
+  const std::string& file = mapped.path();
+  json root;
+  uint64_t header_len = 0;
+  STRATA_RETURN_IF_ERROR(read_header(mapped, root, header_len));
+  const uint8_t* data = mapped.data() + 8 + header_len;
+  const uint64_t data_size = mapped.size() - 8 - header_len;
+  std::vector<const ParsedTensor*> by_offset;
+  for (const auto& [name, entry] : root.items()) {
+    if (name == "__metadata__") continue;
+    ParsedTensor parsed;
+    STRATA_RETURN_IF_ERROR(check_header_entry(file, name, entry, data_size, data, parsed));
+    auto [it, inserted] = out.emplace(name, std::move(parsed));
+    if (!inserted) return data_loss("{}: tensor '{}' is declared twice", file, name);
+    if (it->second.end > it->second.begin) by_offset.push_back(&it->second);
+  }
+  return check_no_overlap(file, std::move(by_offset));
 }
 
 StatusOr<std::string> read_text_file(const std::string& path) {
@@ -255,6 +273,26 @@ MappedFile::~MappedFile() {
 // ---------------------------------------------------------------------------------------
 // SafetensorView / SafetensorsCheckpoint
 
+namespace {
+
+// One shard of an indexed checkpoint, mapped and parsed; `tensor` names the index entry
+// that first listed it, for the message when it is missing.
+StatusOr<std::shared_ptr<MappedFile>> open_shard(const std::string& index, const std::string& shard_path,
+                                                 const std::string& tensor,
+                                                 std::map<std::string, ParsedTensor>& parsed) {
+  std::error_code ec;
+  if (!fs::exists(shard_path, ec)) {
+    return not_found("{}: shard {} (listed for tensor '{}') does not exist; the checkpoint "
+                     "is incomplete",
+                     index, shard_path, tensor);
+  }
+  STRATA_ASSIGN_OR_RETURN(std::shared_ptr<MappedFile> mapped, MappedFile::open(shard_path));
+  STRATA_RETURN_IF_ERROR(parse_safetensors_file(*mapped, parsed));
+  return mapped;
+}
+
+}  // namespace
+
 int64_t SafetensorView::numel() const {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
@@ -286,7 +324,13 @@ StatusOr<SafetensorsCheckpoint> SafetensorsCheckpoint::open(const std::string& p
     return ckpt;
   }
 
-  // An index: {"metadata": {...}, "weight_map": {tensor: shard file}}.
+  STRATA_RETURN_IF_ERROR(ckpt.open_index(path));
+  return ckpt;
+}
+
+// An index: {"metadata": {...}, "weight_map": {tensor: shard file}}; each shard is mapped
+// and parsed once, however many tensors it holds.
+Status SafetensorsCheckpoint::open_index(const std::string& path) {
   STRATA_ASSIGN_OR_RETURN(std::string text, read_text_file(path));
   const json index = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (index.is_discarded() || !index.is_object()) {
@@ -296,9 +340,7 @@ StatusOr<SafetensorsCheckpoint> SafetensorsCheckpoint::open(const std::string& p
   if (map_it == index.end() || !map_it->is_object()) {
     return data_loss("{}: has no `weight_map` object mapping tensor names to shard files", path);
   }
-  if (map_it->empty()) {
-    return data_loss("{}: `weight_map` lists no tensors", path);
-  }
+  if (map_it->empty()) return data_loss("{}: `weight_map` lists no tensors", path);
   const fs::path dir = fs::path(path).parent_path();
   std::map<std::string, std::map<std::string, ParsedTensor>> shards;  // shard name → header
   for (const auto& [name, shard_json] : map_it->items()) {
@@ -311,16 +353,10 @@ StatusOr<SafetensorsCheckpoint> SafetensorsCheckpoint::open(const std::string& p
     const std::string shard = shard_json.get<std::string>();
     auto shard_it = shards.find(shard);
     if (shard_it == shards.end()) {
-      const std::string shard_path = (dir / shard).string();
-      if (!fs::exists(shard_path, ec)) {
-        return not_found("{}: shard {} (listed for tensor '{}') does not exist; the checkpoint "
-                         "is incomplete",
-                         path, shard_path, name);
-      }
-      STRATA_ASSIGN_OR_RETURN(std::shared_ptr<MappedFile> mapped, MappedFile::open(shard_path));
       std::map<std::string, ParsedTensor> parsed;
-      STRATA_RETURN_IF_ERROR(parse_safetensors_file(*mapped, parsed));
-      ckpt.files_.push_back(std::move(mapped));
+      STRATA_ASSIGN_OR_RETURN(std::shared_ptr<MappedFile> mapped,
+                              open_shard(path, (dir / shard).string(), name, parsed));
+      files_.push_back(std::move(mapped));
       shard_it = shards.emplace(shard, std::move(parsed)).first;
     }
     auto tensor_it = shard_it->second.find(name);
@@ -328,9 +364,9 @@ StatusOr<SafetensorsCheckpoint> SafetensorsCheckpoint::open(const std::string& p
       return data_loss("{}: tensor '{}' is listed in the index but absent from shard {}", path,
                        name, (dir / shard).string());
     }
-    ckpt.tensors_.emplace(name, tensor_it->second.view);
+    tensors_.emplace(name, tensor_it->second.view);
   }
-  return ckpt;
+  return ok_status();
 }
 
 StatusOr<SafetensorView> SafetensorsCheckpoint::get(const std::string& name) const {

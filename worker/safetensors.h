@@ -62,6 +62,7 @@ class SafetensorsCheckpoint {
   const std::string& path() const { return path_; }
 
  private:
+  Status open_index(const std::string& path);
   std::string path_;
   std::vector<std::shared_ptr<MappedFile>> files_;
   std::map<std::string, SafetensorView> tensors_;

@@ -169,23 +169,28 @@ wire::KvStats WorkerServer::kv_stats() const {
           .num_waiting = s.num_waiting, .num_preemptions = s.num_preemptions};
 }
 
-Status WorkerServer::run(const LoadedModel& model, const WorkerServerConfig& config,
-                         std::atomic<bool>& stop, ParallelContext* parallel) {
-  STRATA_RETURN_IF_ERROR(config.validate());
-  config_ = &config;
-  step_ = 0;
-  // Connect first: a wrong endpoint fails before the (possibly long) warm-up. Nothing is
-  // sent until Hello, so the router sees the group only once it is ready.
-  Loop loop;
+// Connect first: a wrong endpoint fails before the (possibly long) warm-up. Nothing is
+// sent until Hello, so the router sees the group only once it is ready.
+static Status connect_to_router(zmq::socket_t& socket, const WorkerServerConfig& config) {
   try {
-    loop.socket.set(zmq::sockopt::linger, 0);  // close never waits for an absent router
-    loop.socket.set(zmq::sockopt::routing_id, config.group_id);
-    loop.socket.connect(config.router_endpoint);
+    socket.set(zmq::sockopt::linger, 0);  // close never waits for an absent router
+    socket.set(zmq::sockopt::routing_id, config.group_id);
+    socket.connect(config.router_endpoint);
   } catch (const zmq::error_t& e) {
     return invalid_argument("worker {}: cannot connect to the router at `{}`: {}", config.group_id,
                             config.router_endpoint, e.what());
   }
   spdlog::info("worker {}: connecting to the router at {}", config.group_id, config.router_endpoint);
+  return ok_status();
+}
+
+Status WorkerServer::run(const LoadedModel& model, const WorkerServerConfig& config,
+                         std::atomic<bool>& stop, ParallelContext* parallel) {
+  STRATA_RETURN_IF_ERROR(config.validate());
+  config_ = &config;
+  step_ = 0;
+  Loop loop;
+  STRATA_RETURN_IF_ERROR(connect_to_router(loop.socket, config));
   STRATA_ASSIGN_OR_RETURN(engine_, Engine::create(model, config.engine, parallel));
   const auto warm_start = Clock::now();
   STRATA_RETURN_IF_ERROR(warm_up(*engine_, model));
@@ -197,17 +202,7 @@ Status WorkerServer::run(const LoadedModel& model, const WorkerServerConfig& con
                std::chrono::duration<double>(Clock::now() - warm_start).count(),
                engine_->num_kv_blocks(), engine_->config().scheduler.block_size,
                engine_->config().scheduler.max_model_len);
-
-  loop.hello = {.group_id = config.group_id,
-                .model_name = config.model_name.empty() ? model.config.name : config.model_name,
-                .instance_id = random_instance_id(),
-                .max_model_len = engine_->config().scheduler.max_model_len,
-                .vocab_size = model.config.vocab_size,
-                .block_size = engine_->config().scheduler.block_size,
-                .total_blocks = engine_->num_kv_blocks(),
-                .ready = true,
-                .tp = parallel != nullptr ? parallel->topology.tp : 1,
-                .pp = parallel != nullptr ? parallel->topology.pp : 1};
+  loop.hello = hello(model, parallel);
   Status status;
   try {
     loop.heartbeater = std::make_unique<Heartbeater>(loop.context, config);
@@ -216,9 +211,29 @@ Status WorkerServer::run(const LoadedModel& model, const WorkerServerConfig& con
   } catch (const std::exception& e) {
     status = internal_error("worker {}: serving loop failed: {}", config.group_id, e.what());
   }
+  leave(loop);
+  engine_.reset();
+  spdlog::info("worker {}: stopped after {} steps", config.group_id, step_);
+  return status;
+}
 
-  // Leaving: fail what is still in flight so the router can retry it elsewhere at once, and
-  // say we are no longer ready. A bounded linger lets these last messages out.
+wire::Hello WorkerServer::hello(const LoadedModel& model, const ParallelContext* parallel) const {
+  return {.group_id = config_->group_id,
+          .model_name = config_->model_name.empty() ? model.config.name : config_->model_name,
+          .instance_id = random_instance_id(),
+          .max_model_len = engine_->config().scheduler.max_model_len,
+          .vocab_size = model.config.vocab_size,
+          .block_size = engine_->config().scheduler.block_size,
+          .total_blocks = engine_->num_kv_blocks(),
+          .ready = true,
+          .tp = parallel != nullptr ? parallel->topology.tp : 1,
+          .pp = parallel != nullptr ? parallel->topology.pp : 1};
+}
+
+// Leaving: fail what is still in flight so the router can retry it elsewhere at once, and
+// say we are no longer ready. A bounded linger lets these last messages out.
+void WorkerServer::leave(Loop& loop) {
+  const WorkerServerConfig& config = *config_;
   try {
     wire::StepOutputs last{.group_id = config.group_id, .step = step_, .outputs = {}, .kv = kv_stats()};
     for (const RequestId id : engine_->unfinished_ids()) {
@@ -239,9 +254,6 @@ Status WorkerServer::run(const LoadedModel& model, const WorkerServerConfig& con
   } catch (const std::exception& e) {
     spdlog::warn("worker {}: closing the socket: {}", config.group_id, e.what());
   }
-  engine_.reset();
-  spdlog::info("worker {}: stopped after {} steps", config.group_id, step_);
-  return status;
 }
 
 Status WorkerServer::serve(Loop& loop, std::atomic<bool>& stop) {

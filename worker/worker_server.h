@@ -54,6 +54,8 @@ class WorkerServer {
   Status serve(Loop& loop, std::atomic<bool>& stop);
   void handle(Loop& loop, wire::Message message, bool& shutdown);
   void run_step(Loop& loop);
+  void leave(Loop& loop);
+  wire::Hello hello(const LoadedModel& model, const ParallelContext* parallel) const;
   wire::KvStats kv_stats() const;
 
   const WorkerServerConfig* config_ = nullptr;
