@@ -24,6 +24,7 @@
 
 #include "common/sampling_params.h"
 #include "common/status.h"
+#include "common/token_logprob.h"
 
 // SamplingParams travels as a map of every one of its fields, under the fields' names.
 // Defined here, not in sampling_params.h, so that only the wire format depends on msgpack.
@@ -138,13 +139,6 @@ struct Abort {
   MSGPACK_DEFINE_MAP(ids);
 };
 
-struct TopLogprob {
-  int32_t id = 0;
-  float logprob = 0.0f;
-  MSGPACK_DEFINE(id, logprob);  // a pair [id, logprob]
-  bool operator==(const TopLogprob&) const = default;
-};
-
 // What one request produced in one step: usually one token; none when it only finished
 // (abort, error). A request's last TokenOutput is the one with a finish_reason.
 struct TokenOutput {
@@ -152,7 +146,7 @@ struct TokenOutput {
   std::vector<int32_t> token_ids{};
   std::vector<float> logprobs{};  // per token; empty unless asked for
   // Per token, most likely first; empty unless asked for with logprobs > 0.
-  std::vector<std::vector<TopLogprob>> top_logprobs{};
+  std::vector<std::vector<TokenLogprob>> top_logprobs{};
   std::string finish_reason{};  // "" (still running), "stop", "length", "abort" or "error"
   std::string error{};          // with "error": what went wrong and what to do
   int32_t num_prompt_tokens = 0;

@@ -35,10 +35,10 @@ RequestStream::RequestStream(GenerationRequest request, std::vector<int32_t> pro
 void RequestStream::set_engine_ids(std::vector<uint64_t> ids) { engine_ids_ = std::move(ids); }
 
 TokenLogprobs RequestStream::token_logprobs(int32_t id, float logprob,
-                                            const std::vector<wire::TopLogprob>& top) const {
+                                            const std::vector<TokenLogprob>& top) const {
   TokenLogprobs lp{.token_id = id, .token = tokenizer_.decode(std::vector<int32_t>{id}, false),
                    .logprob = logprob};
-  for (const wire::TopLogprob& t : top) {
+  for (const TokenLogprob& t : top) {
     lp.top.push_back({.token_id = t.id, .token = tokenizer_.decode(std::vector<int32_t>{t.id}, false),
                       .logprob = t.logprob});
   }
@@ -89,7 +89,7 @@ void RequestStream::on_output(int index, const wire::TokenOutput& output,
     ids.push_back(id);
     metrics_.count_tokens(0, 1);
     if (request_.logprobs && i < output.logprobs.size()) {
-      static const std::vector<wire::TopLogprob> kNone;
+      static const std::vector<TokenLogprob> kNone;
       lps.push_back(token_logprobs(id, output.logprobs[i],
                                    i < output.top_logprobs.size() ? output.top_logprobs[i] : kNone));
     }

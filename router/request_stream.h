@@ -71,7 +71,7 @@ class RequestStream {
             const std::string& finish_reason);
   void finish_locked(int index, const std::string& finish_reason);
   TokenLogprobs token_logprobs(int32_t id, float logprob,
-                               const std::vector<wire::TopLogprob>& top) const;
+                               const std::vector<TokenLogprob>& top) const;
 
   const GenerationRequest request_;
   const std::vector<int32_t> prompt_ids_;

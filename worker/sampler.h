@@ -11,6 +11,7 @@
 #include <msgpack.hpp>
 
 #include "common/sampling_params.h"
+#include "common/token_logprob.h"
 #include "common/status.h"
 
 namespace strata {
@@ -25,12 +26,6 @@ class SamplerRng {
 
  private:
   uint64_t s_[4];
-};
-
-struct TokenLogprob {
-  int32_t id = 0;
-  float logprob = 0.0f;
-  MSGPACK_DEFINE(id, logprob);  // a pair [id, logprob]
 };
 
 struct SampledToken {

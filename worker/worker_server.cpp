@@ -50,10 +50,7 @@ wire::TokenOutput to_wire(const SequenceOutput& out) {
   for (const SampledToken& token : out.new_tokens) {
     t.token_ids.push_back(token.id);
     if (logprobs >= 0) t.logprobs.push_back(token.logprob);
-    if (logprobs > 0) {
-      std::vector<wire::TopLogprob>& top = t.top_logprobs.emplace_back();
-      for (const TokenLogprob& lp : token.top_logprobs) top.push_back({lp.id, lp.logprob});
-    }
+    if (logprobs > 0) t.top_logprobs.push_back(token.top_logprobs);
   }
   return t;
 }

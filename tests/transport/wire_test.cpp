@@ -117,7 +117,7 @@ TEST(Wire, StepOutputsRoundTripsTokensLogprobsAndStats) {
   EXPECT_EQ(out.outputs[0].token_ids, (std::vector<int32_t>{17}));
   EXPECT_EQ(out.outputs[0].logprobs, (std::vector<float>{-0.25f}));
   ASSERT_EQ(out.outputs[0].top_logprobs.size(), 1u);
-  EXPECT_EQ(out.outputs[0].top_logprobs[0], (std::vector<TopLogprob>{{17, -0.25f}, {4, -1.5f}}));
+  EXPECT_EQ(out.outputs[0].top_logprobs[0], (std::vector<TokenLogprob>{{17, -0.25f}, {4, -1.5f}}));
   EXPECT_FALSE(out.outputs[0].finished());
   EXPECT_EQ(out.outputs[0].num_prompt_tokens, 5);
   EXPECT_EQ(out.outputs[0].num_output_tokens, 1);
