@@ -1,12 +1,17 @@
 // RouterScheduler: the router's queue between accepting a request and sending it to a worker
-// group (issue 7). Pure logic on an injected clock (every call takes now_s; no threads, no
-// sockets), so the server and the simulator drive the same code.
+// group (issue 7). Every request the router serves passes through it, whatever the policy.
+// Pure logic on an injected clock (every call takes now_s; no threads, no sockets), so the
+// server and the simulator drive the same code.
 //
-// Design note. enqueue() bounds the queue (requests and prompt tokens) and rejects early
-// when the predicted queueing delay exceeds a deadline: both answer ResourceExhausted (429).
-// schedule(now, groups) orders the waiting requests (ordering.h), and for each one finds the
-// groups whose admission policy lets it in (admission.h), then places it on one of them
-// (placement.h). The running set per group is the scheduler's own record (what it
+// Design note. enqueue() is the router's one queue bound: it refuses a request when the
+// unfinished requests (waiting or running) would pass max_queue_requests, when the waiting
+// prompt tokens would pass max_queue_tokens, or when the predicted queueing delay exceeds a
+// deadline; each answers ResourceExhausted (429). The choices of one client request are
+// enqueued together, all or none. schedule(now, groups) orders the waiting requests
+// (ordering.h), and for each one finds the groups whose admission policy lets it in
+// (admission.h), then places it on one of them (placement.h). A request no available group
+// could take even if that group were empty is refused there, not kept waiting for room that
+// can never open. The running set per group is the scheduler's own record (what it
 // dispatched, the tokens seen since, what finished), so admission does not wait for the
 // workers' next KV report; from the reports it takes capacity, free blocks and the
 // preemption counter, whose growth feeds the adaptive quantile. A request that does not fit
@@ -38,12 +43,11 @@ struct RouterSchedulerConfig {
   AdaptiveQuantileConfig quantile{};  // quantile.initial is the admission quantile
   bool adapt_quantile = true;
   int64_t kv_headroom_blocks = 0;     // blocks per group kept spare
-  int64_t max_queue_requests = 1024;  // waiting requests before 429
+  int64_t max_queue_requests = 1024;  // unfinished (waiting + running) requests before 429
   int64_t max_queue_tokens = int64_t{1} << 22;  // waiting prompt tokens before 429
   double max_wait_s = 30;             // aging bound (see ordering.h)
   double queue_deadline_s = 0;        // 429 when the predicted queueing delay exceeds it; 0: off
   double request_timeout_s = 600;     // default per-request timeout, from enqueue
-  uint64_t seed = 1;                  // placement RNG
 };
 
 struct SchedulerRequest {
@@ -68,9 +72,16 @@ struct Dispatch {
   std::string group_id;
 };
 
+// A waiting request that no available group could ever admit; dropped from the scheduler.
+struct Refusal {
+  uint64_t id = 0;
+  std::string message;  // names the blocks needed and the largest capacity
+};
+
 struct ScheduleDecisions {
   std::vector<Dispatch> dispatches;  // send these now, in this order
   std::vector<uint64_t> timed_out;   // past their timeout: answer/abort them
+  std::vector<Refusal> refused;      // answer these with an error
 };
 
 class RouterScheduler {
@@ -81,6 +92,8 @@ class RouterScheduler {
   // Queues `request`. ResourceExhausted (429) when the queue is full or the predicted wait
   // exceeds queue_deadline_s; InvalidArgument when the id is already known.
   Status enqueue(const SchedulerRequest& request, double now_s);
+  // Queues the choices of one client request, all or none (the bounds count every choice).
+  Status enqueue(std::span<const SchedulerRequest> choices, double now_s);
   ScheduleDecisions schedule(double now_s, std::span<const GroupSnapshot> groups);
   // `n` more output tokens of a running request arrived.
   void on_tokens(uint64_t id, int64_t n);
@@ -114,15 +127,28 @@ class RouterScheduler {
     std::string group_id;
     int64_t generated = 0;
   };
+  // What the router has placed in each available group, for one schedule() pass.
+  struct GroupLoad {
+    const std::string* group_id = nullptr;
+    GroupKv kv;
+  };
+  Status check_room(std::span<const SchedulerRequest> choices) const;
+  // Why no group of `loads` could take `newcomer` even if it held nothing else; nullopt
+  // when one could (or none is available: one may come).
+  std::optional<std::string> refusal(std::span<const GroupLoad> loads,
+                                     const KvRequest& newcomer) const;
   void update_rates(double now_s, std::span<const GroupSnapshot> groups);
   void collect_timeouts(double now_s, ScheduleDecisions& out);
+  std::vector<GroupLoad> group_loads(std::span<const GroupSnapshot> groups, double q) const;
+  // Places the waiting requests that fit, in queue order; refuses the ones that never can.
+  void place_waiting(double now_s, double q, std::vector<GroupLoad>& loads, ScheduleDecisions& out);
   void remove_waiting(uint64_t id);
-  double predicted_wait_s(const Tracked& newcomer) const;
+  // Seconds until the waiting requests ahead of a newcomer are served, at the measured rate.
+  double predicted_wait_s(int priority, int64_t median_tokens) const;
 
   RouterSchedulerConfig config_;
   LengthPredictor& predictor_;
   AdaptiveQuantile quantile_;
-  PowerOfTwoChoices placement_;
   std::unordered_map<uint64_t, Tracked> requests_;  // waiting and running
   std::vector<uint64_t> waiting_;                   // arrival order
   int64_t waiting_tokens_ = 0;
