@@ -2,7 +2,7 @@
 // socket; worker groups connect to it with DEALER sockets whose identity is their group id,
 // register with Hello and then stream StepOutputs and Heartbeats (common/wire.h).
 //
-// Threads: one IO thread owns the socket (ZeroMQ sockets are not thread-safe). submit(),
+// Threads: one IO thread owns the socket (ZeroMQ sockets are not thread-safe). submit_to(),
 // abort() and the readers may be called from any thread: they take a mutex, queue the
 // command and wake the IO thread through an inproc PAIR socket. Everything submitted since
 // the IO thread's last pass goes to a group as one AddRequests message.
@@ -73,7 +73,7 @@ struct GroupInfo {
 
 // Called on the dispatcher's IO thread for every output of a request, the last one carrying
 // a finish_reason. It must be quick and must not block (hand the output to another thread
-// if there is real work); it may call submit() and abort().
+// if there is real work); it may call submit_to() and abort().
 using OutputCallback = std::function<void(const wire::TokenOutput&)>;
 
 class Dispatcher {

@@ -137,7 +137,12 @@ Status SchedulingLoop::enqueue(std::vector<Submission> choices) {
 
 size_t SchedulingLoop::num_unfinished() const {
   std::lock_guard lock(mu_);
-  return held_.size();
+  return scheduler_.num_unfinished();
+}
+
+void SchedulingLoop::release(uint64_t id) {
+  std::lock_guard lock(mu_);
+  scheduler_.release(id);
 }
 
 void SchedulingLoop::abort(uint64_t id) {
@@ -169,8 +174,9 @@ void SchedulingLoop::note_output(uint64_t id, const wire::TokenOutput& output) {
   // reach the scheduler through GroupSnapshot::num_preemptions instead.
   const bool completed = output.finish_reason == wire::kFinishStop ||
                          output.finish_reason == wire::kFinishLength;
+  // Released by release(), when the router has answered the client.
   const auto predicted = scheduler_.on_finished(id, it->second.num_output_tokens,
-                                                /*preempted=*/false, completed);
+                                                /*preempted=*/false, completed, /*release=*/false);
   if (predicted && options_.on_prediction) options_.on_prediction(*predicted, it->second.num_output_tokens);
   held_.erase(it);
   wake_pending_ = true;

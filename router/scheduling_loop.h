@@ -13,6 +13,8 @@
 // before passing each output on. A request timed out while waiting finishes with "abort", as
 // if its client had gone away; one timed out while running is aborted in its worker; one the
 // scheduler refuses (it can never fit) finishes with "error" and the scheduler's message.
+// A finished request keeps its place in the queue bound until release(): the server calls
+// it when the client has the answer.
 //
 // Locks: the loop's mutex is taken before the dispatcher's, never after (the dispatcher runs
 // callbacks outside its own lock). Callbacks of requests that never reached a worker run on
@@ -80,7 +82,11 @@ class SchedulingLoop {
   // The client went away (or the router's deadline passed): a waiting request finishes with
   // "abort" at once; a dispatched one is aborted in its worker. Unknown ids are ignored.
   void abort(uint64_t id);
-  // Requests held, waiting or dispatched and not finished (the router's queue length).
+  // The client has its answer (or went away): the request stops counting toward the queue
+  // bound. Every enqueued id must be released once; before or after it finishes.
+  void release(uint64_t id);
+  // What the queue bound counts: requests waiting, running, or finished and not yet
+  // released (the router's queue length).
   size_t num_unfinished() const;
 
  private:

@@ -70,6 +70,23 @@ void send_json(httplib::Response& res, std::string body) {
   res.set_content(std::move(body), "application/json");
 }
 
+// Holds a request's choices in the router's queue bound until the HTTP exchange ends (the
+// handler returns, or the stream's content provider is released): the bound counts a
+// request until its client has the answer, not only until the worker is done.
+class QueueSlot {
+ public:
+  QueueSlot(SchedulingLoop& loop, std::vector<uint64_t> ids) : loop_(loop), ids_(std::move(ids)) {}
+  ~QueueSlot() {
+    for (uint64_t id : ids_) loop_.release(id);
+  }
+  QueueSlot(const QueueSlot&) = delete;
+  QueueSlot& operator=(const QueueSlot&) = delete;
+
+ private:
+  SchedulingLoop& loop_;
+  const std::vector<uint64_t> ids_;
+};
+
 // The engine request of choice `index` of `request`.
 wire::WireRequest wire_request(const GenerationRequest& request, const std::vector<int32_t>& prompt_ids,
                                uint64_t id, int index, std::random_device& random) {
@@ -293,6 +310,7 @@ void RouterServer::handle_generation(const httplib::Request& req, httplib::Respo
   auto submitted = submit_generation(g.request, std::move(prompt_ids), arrival);
   if (auto* error = std::get_if<ApiError>(&submitted)) return send_error(res, *error);
   std::shared_ptr<RequestStream> stream = std::move(std::get<std::shared_ptr<RequestStream>>(submitted));
+  auto slot = std::make_shared<QueueSlot>(*scheduling_loop_, stream->engine_ids());
 
   const ResponseContext ctx = make_response_context(g.request, g.model_name, unix_seconds());
   const double timeout_s = g.request.timeout_s > 0 ? g.request.timeout_s : config_.request_timeout_s;
@@ -300,7 +318,7 @@ void RouterServer::handle_generation(const httplib::Request& req, httplib::Respo
       arrival + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout_s));
   if (g.request.stream) {
     return stream_response(res, std::move(stream), ctx, deadline,
-                           [this](uint64_t id) { abort_engine_request(id); });
+                           [this](uint64_t id) { abort_engine_request(id); }, std::move(slot));
   }
   respond_whole(res, *stream, ctx, deadline);
 }

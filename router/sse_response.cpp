@@ -97,7 +97,8 @@ class SseWriter {
 
 void stream_response(httplib::Response& res, std::shared_ptr<RequestStream> stream,
                      ResponseContext ctx, Clock::time_point deadline,
-                     std::function<void(uint64_t)> abort_engine_request) {
+                     std::function<void(uint64_t)> abort_engine_request,
+                     std::shared_ptr<void> hold) {
   auto writer = std::make_shared<SseWriter>(std::move(stream), std::move(ctx), deadline,
                                             std::move(abort_engine_request));
   res.set_header("Cache-Control", "no-cache");
@@ -105,7 +106,7 @@ void stream_response(httplib::Response& res, std::shared_ptr<RequestStream> stre
       "text/event-stream",
       [writer](size_t, httplib::DataSink& sink) { return writer->provide(sink); },
       // The client went away (or the stream ended): stop what still runs.
-      [writer](bool) { writer->abort_running(); });
+      [writer, hold](bool) { writer->abort_running(); });
 }
 
 }  // namespace strata::router

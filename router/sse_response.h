@@ -21,9 +21,11 @@ class Response;
 namespace strata::router {
 
 // Makes `res` stream `stream` as SSE. Past `deadline` the engine requests still running are
-// aborted through `abort_engine_request` (their choices then end with "abort").
+// aborted through `abort_engine_request` (their choices then end with "abort"). `hold` is
+// kept until the exchange ends (the caller's queue slot).
 void stream_response(httplib::Response& res, std::shared_ptr<RequestStream> stream,
                      ResponseContext ctx, Clock::time_point deadline,
-                     std::function<void(uint64_t)> abort_engine_request);
+                     std::function<void(uint64_t)> abort_engine_request,
+                     std::shared_ptr<void> hold);
 
 }  // namespace strata::router

@@ -41,10 +41,10 @@ Status RouterScheduler::check_room(std::span<const SchedulerRequest> choices) co
     }
   }
   const auto n = static_cast<int64_t>(choices.size());
-  const auto unfinished = static_cast<int64_t>(requests_.size());
+  const auto unfinished = static_cast<int64_t>(num_unfinished());
   if (unfinished + n > config_.max_queue_requests) {
-    return queue_full(fmt::format("the queue is full: {} requests unfinished (waiting or running) "
-                                  "+ {} given would pass `max_queue_requests` ({}); retry later",
+    return queue_full(fmt::format("the queue is full: {} requests unfinished (waiting, running or "
+                                  "being answered) + {} given would pass `max_queue_requests` ({}); retry later",
                                   unfinished, n, config_.max_queue_requests));
   }
   int64_t prompt_tokens = 0;
@@ -137,6 +137,9 @@ std::vector<RouterScheduler::GroupLoad> RouterScheduler::group_loads(
                      .kv = GroupKv{.total_blocks = g.total_blocks, .free_blocks = g.free_blocks,
                                    .block_size = g.block_size}});
   }
+  // Only `predicted` reads the predicted remaining length; it is the costly part of a pass
+  // (every enqueue runs one), so the other policies skip it.
+  const bool predicted = std::holds_alternative<Predicted>(config_.admission);
   for (const auto& [id, t] : requests_) {
     if (!t.running) continue;
     const auto it = index.find(t.group_id);
@@ -145,7 +148,7 @@ std::vector<RouterScheduler::GroupLoad> RouterScheduler::group_loads(
     loads[it->second].kv.running.push_back(
         KvRequest{.used_tokens = t.request.features.prompt_tokens + t.generated,
                   .max_left_tokens = std::max<int64_t>(max_left, 0),
-                  .predicted_left_tokens = t.length.remaining_quantile(q, t.generated)});
+                  .predicted_left_tokens = predicted ? t.length.remaining_quantile(q, t.generated) : 0});
   }
   return loads;
 }
@@ -244,9 +247,10 @@ void RouterScheduler::on_tokens(uint64_t id, int64_t n) {
 }
 
 std::optional<int64_t> RouterScheduler::on_finished(uint64_t id, int64_t output_tokens,
-                                                    bool preempted, bool completed) {
+                                                    bool preempted, bool completed, bool release) {
   const auto it = requests_.find(id);
   if (it == requests_.end()) return std::nullopt;
+  if (!release && !it->second.released) delivering_.insert(id);
   std::optional<int64_t> predicted;
   if (completed && !it->second.timeout_reported) {
     predictor_.observe(it->second.request.features, output_tokens);
@@ -256,6 +260,12 @@ std::optional<int64_t> RouterScheduler::on_finished(uint64_t id, int64_t output_
   remove_waiting(id);
   requests_.erase(it);
   return predicted;
+}
+
+void RouterScheduler::release(uint64_t id) {
+  if (delivering_.erase(id) > 0) return;
+  const auto it = requests_.find(id);
+  if (it != requests_.end()) it->second.released = true;
 }
 
 void RouterScheduler::cancel(uint64_t id) {

@@ -16,7 +16,9 @@
 // workers' next KV report; from the reports it takes capacity, free blocks and the
 // preemption counter, whose growth feeds the adaptive quantile. A request that does not fit
 // is skipped (later ones may back-fill) unless it is aged, in which case the pass stops and
-// the next room that opens is its. Deadlines: each request has a timeout (its own or the
+// the next room that opens is its. A finished request may keep counting toward the bound
+// while the caller still delivers its answer (on_finished(release = false), release()), as
+// the router's HTTP responses do. Deadlines: each request has a timeout (its own or the
 // default); schedule() returns the ids past it. A waiting one is dropped from the queue
 // there; a running one stays until on_finished (the caller aborts it in the worker).
 // Learning: on_finished() feeds the predictor with the actual output length.
@@ -27,6 +29,7 @@
 #include <span>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "common/status.h"
@@ -104,11 +107,19 @@ class RouterScheduler {
   // GroupSnapshot::num_preemptions pass false, or they count twice. Returns the median length
   // predicted at enqueue when the request taught the predictor (for a predicted-vs-actual
   // metric), nullopt otherwise.
+  // `release` false: the caller is still delivering the answer (the router's HTTP response),
+  // and the request counts toward max_queue_requests until release(id).
   std::optional<int64_t> on_finished(uint64_t id, int64_t output_tokens, bool preempted,
-                                     bool completed = true);
+                                     bool completed = true, bool release = true);
+  // The answer of `id` is delivered or its client went away: it stops counting toward
+  // max_queue_requests. An id not finished yet is released when it finishes; unknown ids are
+  // ignored.
+  void release(uint64_t id);
   // The client went away: a waiting request is dropped (a running one needs on_finished).
   void cancel(uint64_t id);
 
+  // What max_queue_requests bounds: waiting, running, and finished but not yet released.
+  size_t num_unfinished() const { return requests_.size() + delivering_.size(); }
   size_t num_waiting() const { return waiting_.size(); }
   int64_t num_waiting_tokens() const { return waiting_tokens_; }
   size_t num_running() const { return requests_.size() - waiting_.size(); }
@@ -124,6 +135,7 @@ class RouterScheduler {
     double deadline_s = 0;
     bool running = false;
     bool timeout_reported = false;
+    bool released = false;  // release() came before on_finished
     std::string group_id;
     int64_t generated = 0;
   };
@@ -151,6 +163,7 @@ class RouterScheduler {
   AdaptiveQuantile quantile_;
   std::unordered_map<uint64_t, Tracked> requests_;  // waiting and running
   std::vector<uint64_t> waiting_;                   // arrival order
+  std::unordered_set<uint64_t> delivering_;         // finished, not yet released
   int64_t waiting_tokens_ = 0;
   std::unordered_map<std::string, int64_t> last_preemptions_;
   // Throughput: tokens counted over windows of >= 1 s, smoothed.

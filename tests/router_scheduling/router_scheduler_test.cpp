@@ -125,7 +125,17 @@ TEST(RouterScheduler, TheQueueBoundCountsRunningRequestsAndWholeClientRequests) 
   EXPECT_EQ(full.code(), StatusCode::kResourceExhausted);
   EXPECT_NE(full.message().find("2 requests unfinished"), std::string::npos) << full.message();
   EXPECT_EQ(s.num_waiting(), 0u);  // all or none: choice 3 was not queued either
-  s.on_finished(1, 8, false);
+  // A finished request whose answer is still on its way keeps its place until released.
+  s.on_finished(1, 8, false, /*completed=*/true, /*release=*/false);
+  EXPECT_EQ(s.num_running(), 1u);
+  EXPECT_EQ(s.num_unfinished(), 2u);
+  EXPECT_EQ(s.enqueue(pair, 0).code(), StatusCode::kResourceExhausted);
+  s.release(1);
+  EXPECT_EQ(s.num_unfinished(), 1u);
+  // Released before it finishes (the client went away): nothing is left behind.
+  s.release(2);
+  s.on_finished(2, 3, false, /*completed=*/false, /*release=*/false);
+  EXPECT_EQ(s.num_unfinished(), 0u);
   EXPECT_TRUE(s.enqueue(pair, 0).ok());
   EXPECT_EQ(s.num_waiting(), 2u);
   const std::vector<SchedulerRequest> twice{{.id = 5, .features = features(1, 1)},
