@@ -179,6 +179,8 @@ void SchedulingLoop::note_output(uint64_t id, const wire::TokenOutput& output) {
                                                 /*preempted=*/false, completed, /*release=*/false);
   if (predicted && options_.on_prediction) options_.on_prediction(*predicted, it->second.num_output_tokens);
   held_.erase(it);
+  // Room opened: worth a pass now only when something waits for it (enqueue runs its own).
+  if (scheduler_.num_waiting() == 0) return;
   wake_pending_ = true;
   wake_.notify_one();
 }
