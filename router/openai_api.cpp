@@ -577,32 +577,29 @@ std::optional<ApiError> fit_to_context(GenerationRequest& request, int64_t promp
 
 // The public entry points never throw: anything that escapes the parsers (bad_alloc, a bug)
 // becomes a 500.
-std::variant<GenerationRequest, ApiError> parse_generation_request(std::string_view body,
-                                                                   Route route,
-                                                                   const ApiLimits& limits) {
+template <typename Parse>
+auto never_throws(Parse parse) -> decltype(parse()) {
   try {
-    return parse_generation_impl(body, route, limits);
+    return parse();
   } catch (const std::exception& e) {
     return internal_server_error(e.what());
   }
+}
+
+std::variant<GenerationRequest, ApiError> parse_generation_request(std::string_view body,
+                                                                   Route route,
+                                                                   const ApiLimits& limits) {
+  return never_throws([&] { return parse_generation_impl(body, route, limits); });
 }
 
 std::variant<TokenizeRequest, ApiError> parse_tokenize_request(std::string_view body,
                                                                const ApiLimits& limits) {
-  try {
-    return parse_tokenize_impl(body, limits);
-  } catch (const std::exception& e) {
-    return internal_server_error(e.what());
-  }
+  return never_throws([&] { return parse_tokenize_impl(body, limits); });
 }
 
 std::variant<DetokenizeRequest, ApiError> parse_detokenize_request(std::string_view body,
                                                                    const ApiLimits& limits) {
-  try {
-    return parse_detokenize_impl(body, limits);
-  } catch (const std::exception& e) {
-    return internal_server_error(e.what());
-  }
+  return never_throws([&] { return parse_detokenize_impl(body, limits); });
 }
 
 }  // namespace strata::router
