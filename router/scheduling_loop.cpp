@@ -101,7 +101,7 @@ std::vector<GroupSnapshot> SchedulingLoop::snapshot_groups() const {
 }
 
 Status SchedulingLoop::enqueue(std::vector<Submission> choices) {
-  // Taken before mu_, so that the pass under it does not wait on the dispatcher's lock twice.
+  // Read before taking mu_, as the loop thread does, to keep the time under mu_ short.
   const std::vector<GroupSnapshot> snapshots = snapshot_groups();
   const bool any_available = std::any_of(snapshots.begin(), snapshots.end(),
                                          [](const GroupSnapshot& g) { return g.available; });
