@@ -29,7 +29,8 @@ ApiError context_length_error(int64_t prompt_tokens, int64_t max_tokens, int64_t
           "lower `max_tokens`.",
           max_model_len, prompt_tokens, max_tokens),
       .type = "invalid_request_error",
-      .param = "prompt",
+      // The field to change: max_tokens when it alone is past the window.
+      .param = max_tokens > max_model_len ? "max_tokens" : "prompt",
       .code = "context_length_exceeded"};
 }
 

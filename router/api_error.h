@@ -16,7 +16,8 @@ namespace strata::router {
 std::string error_body(const ApiError& error);
 
 // 400 context_length_exceeded, TGI style:
-// "`prompt` tokens + `max_tokens` must be <= 2048. Given: 2000 + 100".
+// "`prompt` tokens + `max_tokens` must be <= 2048. Given: 2000 + 100". Its param is the field
+// to change: `max_tokens` when max_tokens alone is past the window, else `prompt`.
 ApiError context_length_error(int64_t prompt_tokens, int64_t max_tokens, int64_t max_model_len);
 // 413: the body is over the server's limit (before any parsing).
 ApiError body_too_large_error(size_t body_bytes, size_t limit_bytes);

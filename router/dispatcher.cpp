@@ -116,6 +116,27 @@ struct Dispatcher::State {
   // aborted on the worker so it stops spending work on them).
   void apply(const std::string& identity, wire::Message& message, std::vector<Delivery>& out,
              std::vector<uint64_t>& stale);
+  // Requires `mu`. The parts of apply().
+  void apply_hello(const std::string& identity, const wire::Hello& hello, std::vector<Delivery>& out);
+  void apply_step(const std::string& identity, Group& group, wire::StepOutputs& step,
+                  std::vector<Delivery>& out, std::vector<uint64_t>& stale);
+
+  // The IO thread's passes; each takes `mu` itself.
+  struct Outgoing {
+    std::string group_id;
+    wire::AddRequests add;
+    wire::Abort abort;
+    std::optional<wire::Shutdown> shutdown;
+  };
+  // Sends [identity, bytes]; false when the group cannot be reached now. IO thread only.
+  bool send_to(const std::string& identity, const wire::Message& message);
+  void receive_all(std::vector<Delivery>& deliveries);
+  // What to send to each group; marks silent groups dead; sets `stop` when stop() was called.
+  std::vector<Outgoing> take_outgoing(std::chrono::milliseconds timeout,
+                                      std::vector<Delivery>& deliveries, bool& stop);
+  void send_outgoing(std::vector<Outgoing>& outgoing, std::vector<Delivery>& deliveries);
+  // Fails everything in flight and closes the sockets.
+  void close(std::vector<Delivery>& deliveries);
 };
 
 Dispatcher::Dispatcher(DispatcherConfig config)
@@ -168,17 +189,8 @@ std::string Dispatcher::endpoint() const {
   return state_->bound_endpoint;
 }
 
-Status Dispatcher::submit(wire::WireRequest request, OutputCallback on_output) {
-  return submit_impl(nullptr, std::move(request), std::move(on_output));
-}
-
 Status Dispatcher::submit_to(const std::string& group_id, wire::WireRequest request,
                              OutputCallback on_output) {
-  return submit_impl(&group_id, std::move(request), std::move(on_output));
-}
-
-Status Dispatcher::submit_impl(const std::string* group_id, wire::WireRequest request,
-                               OutputCallback on_output) {
   State& s = *state_;
   std::lock_guard lock(s.mu);
   if (!s.running || s.stopping) {
@@ -187,39 +199,18 @@ Status Dispatcher::submit_impl(const std::string* group_id, wire::WireRequest re
   if (s.requests.count(request.id)) {
     return invalid_argument("request id {} is already in flight", request.id);
   }
-  State::Group* best = nullptr;
-  if (group_id != nullptr) {
-    auto it = s.groups.find(*group_id);
-    if (it == s.groups.end() || !it->second.info.alive || !it->second.info.ready) {
-      return Status(StatusCode::kUnavailable,
-                    fmt::format("worker group `{}` is not {}; retry the request", *group_id,
-                                it == s.groups.end() ? "registered" : "alive and ready"));
-    }
-    best = &it->second;
-  } else {
-    int num_alive = 0;
-    for (auto& [id, group] : s.groups) {
-      if (!group.info.alive) continue;
-      ++num_alive;
-      if (!group.info.ready) continue;
-      if (best == nullptr || group.in_flight.size() < best->in_flight.size() ||
-          (group.in_flight.size() == best->in_flight.size() &&
-           group.info.kv.free_blocks > best->info.kv.free_blocks)) {
-        best = &group;
-      }
-    }
-    if (best == nullptr) {
-      return Status(StatusCode::kUnavailable,
-                    fmt::format("no worker group is ready ({} registered, {} alive); start a "
-                                "strata-worker with --router {} or retry later",
-                                s.groups.size(), num_alive, s.bound_endpoint));
-    }
+  auto it = s.groups.find(group_id);
+  if (it == s.groups.end() || !it->second.info.alive || !it->second.info.ready) {
+    return Status(StatusCode::kUnavailable,
+                  fmt::format("worker group `{}` is not {}; retry the request", group_id,
+                              it == s.groups.end() ? "registered" : "alive and ready"));
   }
+  State::Group& group = it->second;
   if (request.arrival_unix_ms == 0) request.arrival_unix_ms = wire::unix_ms_now();
   const uint64_t id = request.id;
-  s.requests.emplace(id, std::make_shared<InFlight>(InFlight{best->info.group_id, std::move(on_output)}));
-  best->in_flight.insert(id);
-  best->to_add.push_back(std::move(request));
+  s.requests.emplace(id, std::make_shared<InFlight>(InFlight{group_id, std::move(on_output)}));
+  group.in_flight.insert(id);
+  group.to_add.push_back(std::move(request));
   s.wake();
   return ok_status();
 }
@@ -286,29 +277,125 @@ bool Dispatcher::any_ready() const {
 // ---------------------------------------------------------------------------------------
 // The IO thread.
 
+bool Dispatcher::State::send_to(const std::string& identity, const wire::Message& message) {
+  const std::string bytes = wire::encode(message);
+  try {
+    if (!socket.send(zmq::buffer(identity), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+      return false;
+    }
+    socket.send(zmq::buffer(bytes), zmq::send_flags::dontwait);
+    return true;
+  } catch (const zmq::error_t& e) {  // EHOSTUNREACH: the group is not connected
+    spdlog::warn("dispatcher: cannot send {} to group {}: {}",
+                 wire::message_type_name(wire::message_type(message)), identity, e.what());
+    return false;
+  }
+}
+
+void Dispatcher::State::receive_all(std::vector<Delivery>& deliveries) {
+  // Bounded so that a flood from the groups cannot starve what other threads queued.
+  for (int budget = 4096; budget > 0; --budget) {
+    zmq::message_t identity_frame;
+    if (!socket.recv(identity_frame, zmq::recv_flags::dontwait)) break;
+    std::vector<zmq::message_t> frames;
+    while (frames.empty() ? identity_frame.more() : frames.back().more()) {
+      zmq::message_t frame;
+      (void)socket.recv(frame, zmq::recv_flags::none);  // parts of a message arrive together
+      frames.push_back(std::move(frame));
+    }
+    const std::string identity = identity_frame.to_string();
+    if (frames.size() != 1) {
+      spdlog::warn("dispatcher: ignoring a message of {} frames from `{}`", frames.size() + 1, identity);
+      continue;
+    }
+    StatusOr<wire::Message> message = wire::decode(frames[0].to_string_view());
+    if (!message.ok()) {
+      spdlog::warn("dispatcher: ignoring a message from `{}`: {}", identity, message.status().message());
+      continue;
+    }
+    std::vector<uint64_t> stale;
+    {
+      std::lock_guard lock(mu);
+      apply(identity, *message, deliveries, stale);
+    }
+    if (!stale.empty()) send_to(identity, wire::Abort{.ids = stale});
+  }
+}
+
+std::vector<Dispatcher::State::Outgoing> Dispatcher::State::take_outgoing(
+    std::chrono::milliseconds timeout, std::vector<Delivery>& deliveries, bool& stop) {
+  std::vector<Outgoing> outgoing;
+  std::lock_guard lock(mu);
+  wake_pending = false;
+  stop = stopping;
+  for (Delivery& d : local) deliveries.push_back(std::move(d));
+  local.clear();
+  const auto now = Clock::now();
+  for (auto& [id, group] : groups) {
+    if (group.info.alive && now - group.last_seen > timeout) {
+      group.info.alive = false;
+      ++group.info.num_deaths;
+      spdlog::warn("dispatcher: worker group {} sent nothing for {} ms; marking it dead and "
+                   "failing its {} requests", id, timeout.count(), group.in_flight.size());
+      fail_group(group, fmt::format("worker group {} stopped answering; retry the request", id),
+                 deliveries);
+      continue;
+    }
+    if (group.to_add.empty() && group.to_abort.empty() && !group.shutdown) continue;
+    Outgoing& o = outgoing.emplace_back();
+    o.group_id = id;
+    o.add.requests.swap(group.to_add);
+    o.abort.ids.swap(group.to_abort);
+    if (group.shutdown) o.shutdown = wire::Shutdown{.reason = group.shutdown_reason};
+    group.shutdown = false;
+  }
+  return outgoing;
+}
+
+void Dispatcher::State::send_outgoing(std::vector<Outgoing>& outgoing,
+                                      std::vector<Delivery>& deliveries) {
+  for (Outgoing& o : outgoing) {
+    if (!o.abort.ids.empty()) send_to(o.group_id, o.abort);
+    if (!o.add.requests.empty() && !send_to(o.group_id, o.add)) {
+      std::lock_guard lock(mu);
+      Group& group = groups.at(o.group_id);
+      for (const wire::WireRequest& r : o.add.requests) {
+        auto it = requests.find(r.id);
+        if (it == requests.end()) continue;
+        deliveries.emplace_back(it->second, error_output(r.id, fmt::format(
+            "worker group {} could not be reached; retry the request", o.group_id)));
+        requests.erase(it);
+        group.in_flight.erase(r.id);
+        ++group.info.num_requests_finished;
+        ++group.info.num_requests_failed;
+      }
+    }
+    if (o.shutdown) send_to(o.group_id, *o.shutdown);
+  }
+}
+
+void Dispatcher::State::close(std::vector<Delivery>& deliveries) {
+  {
+    std::lock_guard lock(mu);
+    for (auto& [id, group] : groups) {
+      fail_group(group, "the router is shutting down; retry the request", deliveries);
+    }
+    for (Delivery& d : local) deliveries.push_back(std::move(d));
+    local.clear();
+  }
+  deliver(deliveries);
+  std::lock_guard lock(mu);
+  socket.close();
+  wake_in.close();
+  wake_out.close();
+  running = false;
+}
 
 void Dispatcher::io_loop() {
   State& s = *state_;
   const auto timeout = std::chrono::milliseconds(config_.heartbeat_timeout_ms);
   const auto tick = std::clamp(timeout / 4, std::chrono::milliseconds(5), std::chrono::milliseconds(50));
   std::vector<Delivery> deliveries;
-
-  // Sends [identity, bytes]; false when the group cannot be reached now.
-  auto send_to = [&](const std::string& identity, const wire::Message& message) {
-    const std::string bytes = wire::encode(message);
-    try {
-      if (!s.socket.send(zmq::buffer(identity), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
-        return false;
-      }
-      s.socket.send(zmq::buffer(bytes), zmq::send_flags::dontwait);
-      return true;
-    } catch (const zmq::error_t& e) {  // EHOSTUNREACH: the group is not connected
-      spdlog::warn("dispatcher: cannot send {} to group {}: {}",
-                   wire::message_type_name(wire::message_type(message)), identity, e.what());
-      return false;
-    }
-  };
-
   bool stopping = false;
   while (!stopping) {
     zmq::pollitem_t items[] = {{s.socket.handle(), 0, ZMQ_POLLIN, 0},
@@ -324,155 +411,92 @@ void Dispatcher::io_loop() {
       while (s.wake_in.recv(drained, zmq::recv_flags::dontwait)) {
       }
     }
-
-    // 1. Everything the groups sent.
-    for (int budget = 4096; budget > 0; --budget) {
-      zmq::message_t identity_frame;
-      if (!s.socket.recv(identity_frame, zmq::recv_flags::dontwait)) break;
-      std::vector<zmq::message_t> frames;
-      while (true) {
-        bool more = frames.empty() ? identity_frame.more() : frames.back().more();
-        if (!more) break;
-        zmq::message_t frame;
-        (void)s.socket.recv(frame, zmq::recv_flags::none);  // parts of a message arrive together
-        frames.push_back(std::move(frame));
-      }
-      const std::string identity = identity_frame.to_string();
-      if (frames.size() != 1) {
-        spdlog::warn("dispatcher: ignoring a message of {} frames from `{}`", frames.size() + 1, identity);
-        continue;
-      }
-      StatusOr<wire::Message> message = wire::decode(frames[0].to_string_view());
-      if (!message.ok()) {
-        spdlog::warn("dispatcher: ignoring a message from `{}`: {}", identity, message.status().message());
-        continue;
-      }
-      std::vector<uint64_t> stale;
-      {
-        std::lock_guard lock(s.mu);
-        s.apply(identity, *message, deliveries, stale);
-      }
-      if (!stale.empty()) send_to(identity, wire::Abort{.ids = stale});
-    }
-
-    // 2. What other threads queued; 3. liveness.
-    struct Outgoing {
-      std::string group_id;
-      wire::AddRequests add;
-      wire::Abort abort;
-      std::optional<wire::Shutdown> shutdown;
-    };
-    std::vector<Outgoing> outgoing;
-    {
-      std::lock_guard lock(s.mu);
-      s.wake_pending = false;
-      stopping = s.stopping;
-      for (Delivery& d : s.local) deliveries.push_back(std::move(d));
-      s.local.clear();
-      const auto now = Clock::now();
-      for (auto& [id, group] : s.groups) {
-        if (group.info.alive && now - group.last_seen > timeout) {
-          group.info.alive = false;
-          ++group.info.num_deaths;
-          spdlog::warn("dispatcher: worker group {} sent nothing for {} ms; marking it dead and "
-                       "failing its {} requests", id, config_.heartbeat_timeout_ms,
-                       group.in_flight.size());
-          s.fail_group(group, fmt::format("worker group {} stopped answering; retry the request", id),
-                       deliveries);
-          continue;
-        }
-        if (group.to_add.empty() && group.to_abort.empty() && !group.shutdown) continue;
-        Outgoing& o = outgoing.emplace_back();
-        o.group_id = id;
-        o.add.requests.swap(group.to_add);
-        o.abort.ids.swap(group.to_abort);
-        if (group.shutdown) o.shutdown = wire::Shutdown{.reason = group.shutdown_reason};
-        group.shutdown = false;
-      }
-    }
-    for (Outgoing& o : outgoing) {
-      if (!o.abort.ids.empty()) send_to(o.group_id, o.abort);
-      if (!o.add.requests.empty() && !send_to(o.group_id, o.add)) {
-        std::lock_guard lock(s.mu);
-        State::Group& group = s.groups.at(o.group_id);
-        for (const wire::WireRequest& r : o.add.requests) {
-          auto it = s.requests.find(r.id);
-          if (it == s.requests.end()) continue;
-          deliveries.emplace_back(it->second, error_output(r.id, fmt::format(
-              "worker group {} could not be reached; retry the request", o.group_id)));
-          s.requests.erase(it);
-          group.in_flight.erase(r.id);
-          ++group.info.num_requests_finished;
-          ++group.info.num_requests_failed;
-        }
-      }
-      if (o.shutdown) send_to(o.group_id, *o.shutdown);
-    }
+    s.receive_all(deliveries);                   // 1. everything the groups sent
+    std::vector<State::Outgoing> outgoing =      // 2. what other threads queued; liveness
+        s.take_outgoing(timeout, deliveries, stopping);
+    s.send_outgoing(outgoing, deliveries);
     deliver(deliveries);
   }
+  s.close(deliveries);  // nothing in flight is left without an answer
+}
 
-  // Stopping: nothing in flight is left without an answer.
-  {
-    std::lock_guard lock(s.mu);
-    for (auto& [id, group] : s.groups) {
-      s.fail_group(group, "the router is shutting down; retry the request", deliveries);
-    }
-    for (Delivery& d : s.local) deliveries.push_back(std::move(d));
-    s.local.clear();
+void Dispatcher::State::apply_hello(const std::string& identity, const wire::Hello& hello,
+                                    std::vector<Delivery>& out) {
+  if (hello.group_id != identity) {
+    spdlog::warn("dispatcher: Hello names group `{}` but came from `{}`; using `{}`",
+                 hello.group_id, identity, identity);
   }
-  deliver(deliveries);
-  std::lock_guard lock(s.mu);
-  s.socket.close();
-  s.wake_in.close();
-  s.wake_out.close();
-  s.running = false;
+  auto [it, is_new] = groups.try_emplace(identity);
+  Group& group = it->second;
+  GroupInfo& info = group.info;
+  if (!is_new && info.instance_id != hello.instance_id) {
+    spdlog::warn("dispatcher: worker group {} restarted; failing its {} requests", identity,
+                 group.in_flight.size());
+    fail_group(group, fmt::format("worker group {} restarted; retry the request", identity), out);
+  }
+  if (is_new || info.instance_id != hello.instance_id || info.ready != hello.ready || !info.alive) {
+    spdlog::info("dispatcher: worker group {} ({}): {} KV blocks of {} tokens, context {}, "
+                 "tp {} pp {}, {}", identity, hello.model_name, hello.total_blocks,
+                 hello.block_size, hello.max_model_len, hello.tp, hello.pp,
+                 hello.ready ? "ready" : "not ready");
+  }
+  info.group_id = identity;
+  info.model_name = hello.model_name;
+  info.instance_id = hello.instance_id;
+  info.max_model_len = hello.max_model_len;
+  info.vocab_size = hello.vocab_size;
+  info.block_size = hello.block_size;
+  info.tp = hello.tp;
+  info.pp = hello.pp;
+  info.ready = hello.ready;
+  info.alive = true;
+  if (is_new) info.kv.total_blocks = info.kv.free_blocks = hello.total_blocks;
+  group.last_seen = Clock::now();
+}
+
+void Dispatcher::State::apply_step(const std::string& identity, Group& group,
+                                   wire::StepOutputs& step, std::vector<Delivery>& out,
+                                   std::vector<uint64_t>& stale) {
+  GroupInfo& info = group.info;
+  info.kv = step.kv;
+  ++info.num_step_messages;
+  if (step.step > info.last_step || step.num_batched_tokens > 0) {
+    info.last_step = step.step;
+    info.last_step_seconds = step.step_seconds;
+    info.last_num_batched_tokens = step.num_batched_tokens;
+    info.last_num_decode_tokens = step.num_decode_tokens;
+    info.last_num_prefill_tokens = step.num_prefill_tokens;
+  }
+  if (on_step && step.num_batched_tokens > 0) {
+    on_step(identity, step.step_seconds, step.num_batched_tokens);
+  }
+  for (wire::TokenOutput& o : step.outputs) {
+    auto req = requests.find(o.id);
+    if (req == requests.end() || req->second->group_id != identity) {
+      if (!o.finished()) stale.push_back(o.id);
+      continue;
+    }
+    info.num_output_tokens += o.token_ids.size();
+    std::shared_ptr<InFlight> request = req->second;
+    if (o.finished()) {
+      requests.erase(req);
+      group.in_flight.erase(o.id);
+      ++info.num_requests_finished;
+      if (o.finish_reason == wire::kFinishError) ++info.num_requests_failed;
+    }
+    out.emplace_back(std::move(request), std::move(o));
+  }
 }
 
 void Dispatcher::State::apply(const std::string& identity, wire::Message& message,
                               std::vector<Delivery>& out, std::vector<uint64_t>& stale) {
-  State& s = *this;
-  const auto now = Clock::now();
-  if (auto* hello = std::get_if<wire::Hello>(&message)) {
-    if (hello->group_id != identity) {
-      spdlog::warn("dispatcher: Hello names group `{}` but came from `{}`; using `{}`",
-                   hello->group_id, identity, identity);
-    }
-    auto [it, is_new] = s.groups.try_emplace(identity);
-    Group& group = it->second;
-    GroupInfo& info = group.info;
-    if (!is_new && info.instance_id != hello->instance_id) {
-      spdlog::warn("dispatcher: worker group {} restarted; failing its {} requests", identity,
-                   group.in_flight.size());
-      s.fail_group(group, fmt::format("worker group {} restarted; retry the request", identity), out);
-    }
-    if (is_new || info.instance_id != hello->instance_id || info.ready != hello->ready || !info.alive) {
-      spdlog::info("dispatcher: worker group {} ({}): {} KV blocks of {} tokens, context {}, "
-                   "tp {} pp {}, {}", identity, hello->model_name, hello->total_blocks,
-                   hello->block_size, hello->max_model_len, hello->tp, hello->pp,
-                   hello->ready ? "ready" : "not ready");
-    }
-    info.group_id = identity;
-    info.model_name = hello->model_name;
-    info.instance_id = hello->instance_id;
-    info.max_model_len = hello->max_model_len;
-    info.vocab_size = hello->vocab_size;
-    info.block_size = hello->block_size;
-    info.tp = hello->tp;
-    info.pp = hello->pp;
-    info.ready = hello->ready;
-    info.alive = true;
-    if (is_new) {
-      info.kv.total_blocks = info.kv.free_blocks = hello->total_blocks;
-    }
-    group.last_seen = now;
-    return;
-  }
+  if (auto* hello = std::get_if<wire::Hello>(&message)) return apply_hello(identity, *hello, out);
 
   // Heartbeats come from each worker's own heartbeat socket (identity "<group>/heartbeat",
   // so a long engine step cannot delay them); they name their group.
   const auto* heartbeat = std::get_if<wire::Heartbeat>(&message);
-  auto it = s.groups.find(heartbeat != nullptr ? heartbeat->group_id : identity);
-  if (it == s.groups.end()) {
+  auto it = groups.find(heartbeat != nullptr ? heartbeat->group_id : identity);
+  if (it == groups.end()) {
     // Not registered yet (e.g. this router restarted): its Hello is repeated every few
     // seconds. Outputs of requests this router never sent are aborted.
     if (auto* step = std::get_if<wire::StepOutputs>(&message)) {
@@ -487,39 +511,11 @@ void Dispatcher::State::apply(const std::string& identity, wire::Message& messag
     spdlog::info("dispatcher: worker group {} is answering again", identity);
     group.info.alive = true;
   }
-  group.last_seen = now;
-  if (auto* hb = std::get_if<wire::Heartbeat>(&message)) {
-    group.info.kv = hb->kv;
+  group.last_seen = Clock::now();
+  if (heartbeat != nullptr) {
+    group.info.kv = heartbeat->kv;
   } else if (auto* step = std::get_if<wire::StepOutputs>(&message)) {
-    GroupInfo& info = group.info;
-    info.kv = step->kv;
-    ++info.num_step_messages;
-    if (step->step > info.last_step || step->num_batched_tokens > 0) {
-      info.last_step = step->step;
-      info.last_step_seconds = step->step_seconds;
-      info.last_num_batched_tokens = step->num_batched_tokens;
-      info.last_num_decode_tokens = step->num_decode_tokens;
-      info.last_num_prefill_tokens = step->num_prefill_tokens;
-    }
-    if (on_step && step->num_batched_tokens > 0) {
-      on_step(identity, step->step_seconds, step->num_batched_tokens);
-    }
-    for (wire::TokenOutput& o : step->outputs) {
-      auto req = s.requests.find(o.id);
-      if (req == s.requests.end() || req->second->group_id != identity) {
-        if (!o.finished()) stale.push_back(o.id);
-        continue;
-      }
-      info.num_output_tokens += o.token_ids.size();
-      std::shared_ptr<InFlight> request = req->second;
-      if (o.finished()) {
-        s.requests.erase(req);
-        group.in_flight.erase(o.id);
-        ++info.num_requests_finished;
-        if (o.finish_reason == wire::kFinishError) ++info.num_requests_failed;
-      }
-      out.emplace_back(std::move(request), std::move(o));
-    }
+    apply_step(identity, group, *step, out, stale);
   } else {
     spdlog::warn("dispatcher: ignoring a {} message from group {} (only workers' messages are "
                  "expected)", wire::message_type_name(wire::message_type(message)), identity);

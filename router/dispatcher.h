@@ -2,14 +2,15 @@
 // socket; worker groups connect to it with DEALER sockets whose identity is their group id,
 // register with Hello and then stream StepOutputs and Heartbeats (common/wire.h).
 //
-// Threads: one IO thread owns the socket (ZeroMQ sockets are not thread-safe). submit(),
+// Threads: one IO thread owns the socket (ZeroMQ sockets are not thread-safe). submit_to(),
 // abort() and the readers may be called from any thread: they take a mutex, queue the
 // command and wake the IO thread through an inproc PAIR socket. Everything submitted since
 // the IO thread's last pass goes to a group as one AddRequests message.
 //
-// Placement: a request goes to a live, ready group with the fewest requests in flight (ties:
-// most free KV blocks), or to the group submit_to() names (the router scheduler placed it).
-// The router's admission layer decides *whether* to send; this only decides *where*.
+// Transport only: a request goes to the group submit_to() names. Whether and where to send it
+// is decided by the router's scheduler (router/scheduling/, through router/scheduling_loop.h);
+// the dispatcher keeps what it needs for that choice (GroupInfo: liveness, KV reports, the
+// count in flight) and never places a request itself.
 //
 // Failure: a group silent for heartbeat_timeout_ms is marked dead and every request it
 // held finishes with finish_reason "error" and a message saying to retry; a group that comes
@@ -72,7 +73,7 @@ struct GroupInfo {
 
 // Called on the dispatcher's IO thread for every output of a request, the last one carrying
 // a finish_reason. It must be quick and must not block (hand the output to another thread
-// if there is real work); it may call submit() and abort().
+// if there is real work); it may call submit_to() and abort().
 using OutputCallback = std::function<void(const wire::TokenOutput&)>;
 
 class Dispatcher {
@@ -90,12 +91,10 @@ class Dispatcher {
   // The endpoint actually bound (with the port filled in for "*"); "" before start().
   std::string endpoint() const;
 
-  // Sends `request` to a group (see Placement above); its outputs go to `on_output`.
-  // Unavailable when no group is alive and ready; InvalidArgument when request.id is
-  // already in flight. Sets request.arrival_unix_ms when it is 0.
-  Status submit(wire::WireRequest request, OutputCallback on_output);
-  // Sends `request` to group `group_id` (the router scheduler chose it). Unavailable when that
-  // group is unknown, dead or not ready; otherwise as submit().
+  // Sends `request` to group `group_id` (the router scheduler chose it); its outputs go to
+  // `on_output`. Unavailable when that group is unknown, dead or not ready, or the dispatcher
+  // is not running; InvalidArgument when request.id is already in flight. Sets
+  // request.arrival_unix_ms when it is 0.
   Status submit_to(const std::string& group_id, wire::WireRequest request,
                    OutputCallback on_output);
   // Stops a request; its callback then gets a last output with finish_reason "abort" (or
@@ -110,9 +109,6 @@ class Dispatcher {
  private:
   struct State;
   void io_loop();
-  // submit() when `group_id` is null (the dispatcher places), else submit_to().
-  Status submit_impl(const std::string* group_id, wire::WireRequest request,
-                     OutputCallback on_output);
 
   DispatcherConfig config_;
   std::unique_ptr<State> state_;  // sockets and the mutex-guarded tables

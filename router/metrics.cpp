@@ -36,7 +36,7 @@ RouterMetrics::RouterMetrics()
       kv_used_(BuildGauge().Name("strata_kv_blocks_used").Help("KV-cache blocks in use").Register(*registry_)),
       kv_total_(BuildGauge().Name("strata_kv_blocks_total").Help("KV-cache blocks in the group").Register(*registry_)),
       preemptions_(BuildGauge().Name("strata_preemptions_total").Help("preemptions since the worker started").Register(*registry_)),
-      router_queue_(BuildGauge().Name("strata_router_queue_length").Help("requests accepted by the router and not finished").Register(*registry_).Add({})),
+      router_queue_(BuildGauge().Name("strata_router_queue_length").Help("requests (one per choice) the router accepted and has not finished answering; what --max-queue-requests bounds").Register(*registry_).Add({})),
       length_prediction_ratio_(BuildHistogram().Name("strata_output_length_actual_over_predicted").Help("finished requests' output length over the median the router predicted for them").Register(*registry_).Add({}, kRatioBuckets)),
       admission_quantile_(BuildGauge().Name("strata_admission_quantile").Help("quantile of predicted output length the `predicted` admission policy uses now").Register(*registry_).Add({})) {}
 

@@ -200,8 +200,37 @@ bool is_known_role(const std::string& role) {
          role == "developer";
 }
 
+// A chat message's `content` given as an array of {type: "text", text} parts, joined with
+// "\n" (as vLLM joins text parts).
+MaybeError parse_content_parts(const json& content, const std::string& content_name,
+                               std::string* out) {
+  for (size_t j = 0; j < content.size(); ++j) {
+    const json& part = content[j];
+    const std::string part_name = fmt::format("{}[{}]", content_name, j);
+    if (!part.is_object()) {
+      return type_error(part_name, "an object {\"type\": \"text\", \"text\": ...}", part);
+    }
+    const json* type = field(part, "type");
+    if (!type || !type->is_string() || type->get<std::string>() != "text") {
+      return bad(part_name + ".type",
+                 fmt::format("`{}.type` must be \"text\" (strata serves text-only models). "
+                             "Given: {}",
+                             part_name, type ? describe_json(*type) : "nothing"));
+    }
+    const json* text = field(part, "text");
+    if (!text || !text->is_string()) {
+      return bad(part_name + ".text",
+                 fmt::format("`{}.text` must be a string. Given: {}", part_name,
+                             text ? describe_json(*text) : "nothing"));
+    }
+    if (j > 0) *out += '\n';
+    *out += text->get<std::string>();
+  }
+  return std::nullopt;
+}
+
 // Chat `messages`: a non-empty array of {role, content}; content is a string or an array of
-// {type: "text", text} parts, joined with "\n" (as vLLM joins text parts).
+// text parts (parse_content_parts).
 MaybeError parse_messages(const json& body, std::vector<ChatMessage>* out) {
   const json* m = field(body, "messages");
   if (!m) {
@@ -235,28 +264,7 @@ MaybeError parse_messages(const json& body, std::vector<ChatMessage>* out) {
     } else if (content->is_string()) {
       parsed.content = content->get<std::string>();
     } else if (content->is_array()) {
-      for (size_t j = 0; j < content->size(); ++j) {
-        const json& part = (*content)[j];
-        const std::string part_name = fmt::format("{}[{}]", content_name, j);
-        if (!part.is_object()) {
-          return type_error(part_name, "an object {\"type\": \"text\", \"text\": ...}", part);
-        }
-        const json* type = field(part, "type");
-        if (!type || !type->is_string() || type->get<std::string>() != "text") {
-          return bad(part_name + ".type",
-                     fmt::format("`{}.type` must be \"text\" (strata serves text-only models). "
-                                 "Given: {}",
-                                 part_name, type ? describe_json(*type) : "nothing"));
-        }
-        const json* text = field(part, "text");
-        if (!text || !text->is_string()) {
-          return bad(part_name + ".text",
-                     fmt::format("`{}.text` must be a string. Given: {}", part_name,
-                                 text ? describe_json(*text) : "nothing"));
-        }
-        if (j > 0) parsed.content += '\n';
-        parsed.content += text->get<std::string>();
-      }
+      STRATA_RETURN_IF_API_ERROR(parse_content_parts(*content, content_name, &parsed.content));
     } else {
       return type_error(content_name, "a string or an array of text parts", *content);
     }
@@ -396,19 +404,16 @@ std::string param_of_message(const std::string& message) {
   return message.substr(open + 1, close - open - 1);
 }
 
-MaybeError parse_sampling(const json& body, Route route, const ApiLimits& limits,
-                          GenerationRequest* req) {
+MaybeError parse_sampling(const json& body, Route route, GenerationRequest* req) {
   SamplingParams& s = req->sampling;
-  const int64_t max_len = std::clamp<int64_t>(limits.max_model_len, 1, INT32_MAX);
+  // Only the type's range here: whether max_tokens fits the context window depends on the
+  // prompt's token count, so fit_to_context() checks it after tokenizing.
   std::optional<int64_t> max_tokens;
-  const std::string hint = fmt::format(" (the context window is {} tokens)", max_len);
   // Chat: max_completion_tokens is OpenAI's newer name and wins when both are given.
   if (route == Route::kChatCompletions) {
-    STRATA_RETURN_IF_API_ERROR(
-        get_int(body, "max_completion_tokens", 1, max_len, &max_tokens, hint));
+    STRATA_RETURN_IF_API_ERROR(get_int(body, "max_completion_tokens", 1, INT32_MAX, &max_tokens));
   }
-  if (!max_tokens)
-    STRATA_RETURN_IF_API_ERROR(get_int(body, "max_tokens", 1, max_len, &max_tokens, hint));
+  if (!max_tokens) STRATA_RETURN_IF_API_ERROR(get_int(body, "max_tokens", 1, INT32_MAX, &max_tokens));
   if (max_tokens) {
     s.max_tokens = static_cast<int32_t>(*max_tokens);
     req->max_tokens_given = true;
@@ -471,7 +476,7 @@ std::variant<GenerationRequest, ApiError> parse_generation_impl(std::string_view
   } else {
     STRATA_RETURN_IF_API_ERROR(parse_messages(body, &req.messages));
   }
-  STRATA_RETURN_IF_API_ERROR(parse_sampling(body, route, limits, &req));
+  STRATA_RETURN_IF_API_ERROR(parse_sampling(body, route, &req));
   std::optional<int64_t> n;
   STRATA_RETURN_IF_API_ERROR(get_int(body, "n", 1, limits.max_n, &n));
   if (n) req.n = static_cast<int32_t>(*n);
@@ -558,34 +563,43 @@ std::variant<DetokenizeRequest, ApiError> parse_detokenize_impl(std::string_view
 
 }  // namespace
 
+std::optional<ApiError> fit_to_context(GenerationRequest& request, int64_t prompt_tokens,
+                                       int64_t max_model_len) {
+  if (!request.max_tokens_given) {
+    const int64_t rest = std::clamp<int64_t>(max_model_len - prompt_tokens, 1, INT32_MAX);
+    request.sampling.max_tokens = static_cast<int32_t>(rest);
+  }
+  if (prompt_tokens + request.sampling.max_tokens > max_model_len) {
+    return context_length_error(prompt_tokens, request.sampling.max_tokens, max_model_len);
+  }
+  return std::nullopt;
+}
+
 // The public entry points never throw: anything that escapes the parsers (bad_alloc, a bug)
 // becomes a 500.
-std::variant<GenerationRequest, ApiError> parse_generation_request(std::string_view body,
-                                                                   Route route,
-                                                                   const ApiLimits& limits) {
+template <typename Parse>
+auto never_throws(Parse parse) -> decltype(parse()) {
   try {
-    return parse_generation_impl(body, route, limits);
+    return parse();
   } catch (const std::exception& e) {
     return internal_server_error(e.what());
   }
+}
+
+std::variant<GenerationRequest, ApiError> parse_generation_request(std::string_view body,
+                                                                   Route route,
+                                                                   const ApiLimits& limits) {
+  return never_throws([&] { return parse_generation_impl(body, route, limits); });
 }
 
 std::variant<TokenizeRequest, ApiError> parse_tokenize_request(std::string_view body,
                                                                const ApiLimits& limits) {
-  try {
-    return parse_tokenize_impl(body, limits);
-  } catch (const std::exception& e) {
-    return internal_server_error(e.what());
-  }
+  return never_throws([&] { return parse_tokenize_impl(body, limits); });
 }
 
 std::variant<DetokenizeRequest, ApiError> parse_detokenize_request(std::string_view body,
                                                                    const ApiLimits& limits) {
-  try {
-    return parse_detokenize_impl(body, limits);
-  } catch (const std::exception& e) {
-    return internal_server_error(e.what());
-  }
+  return never_throws([&] { return parse_detokenize_impl(body, limits); });
 }
 
 }  // namespace strata::router

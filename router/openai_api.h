@@ -16,11 +16,12 @@
 //     logprobs 0..5 for completions, top_logprobs 0..20 for chat), else SamplingParams::
 //     validate() and its messages (top_p, top_k, min_p, penalties).
 //   - Never throws, never crashes: any escaped exception becomes a 500.
-// The context-length check needs the prompt's token count, so it happens after tokenizing
-// (context_length_error).
+// The context-length check needs the prompt's token count, so it happens once, after
+// tokenizing (fit_to_context); parsing checks only that max_tokens is a positive int32.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -34,7 +35,7 @@ namespace strata::router {
 
 // Limits a request is validated against; filled from the served model and ServerConfig.
 struct ApiLimits {
-  int64_t max_model_len = 0;      // context window in tokens; max_tokens ≤ this
+  int64_t max_model_len = 0;      // context window in tokens (fit_to_context)
   int32_t vocab_size = 0;         // token ids (prompt, stop_token_ids, detokenize) < this
   std::string served_model_name;  // `model`, when given, must equal this (else 404)
   int32_t max_n = 16;             // choices per request
@@ -52,6 +53,13 @@ struct ApiLimits {
 std::variant<GenerationRequest, ApiError> parse_generation_request(std::string_view body,
                                                                    Route route,
                                                                    const ApiLimits& limits);
+
+// The router's one length check, after tokenizing: prompt tokens + max_tokens must be
+// <= max_model_len (context_length_error otherwise, naming `max_tokens` when it alone is past
+// the window, else `prompt`). When the client left max_tokens out it becomes the rest of the
+// window, at least 1.
+std::optional<ApiError> fit_to_context(GenerationRequest& request, int64_t prompt_tokens,
+                                       int64_t max_model_len);
 
 // POST /tokenize: {"prompt": str} or {"messages": [...]} (exactly one), optional "model",
 // "add_special_tokens" (default true for a prompt, false for messages, whose chat template

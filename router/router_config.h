@@ -18,15 +18,15 @@ struct RouterConfig {
   std::string served_model_name;        // default: the model's name as the workers report it
   std::string chat_template;            // llama-2 | llama-3 | chatml | mistral | plain | "" (detect)
   int64_t max_body_bytes = 4 << 20;
-  int max_queue_requests = 1024;        // accepted, unfinished requests before 429
+  int max_queue_requests = 1024;        // accepted, unfinished requests (each choice) before 429
   int heartbeat_timeout_ms = 5000;
   int http_threads = 64;
   int tokenizer_threads = 2;
   int detokenizer_threads = 2;
   int read_timeout_s = 10;              // slow clients are cut off after this
   int request_timeout_s = 600;          // a request still running after this is aborted
-  // Router scheduling (router/scheduling/). With the defaults (on-demand, fcfs) requests go
-  // straight to a worker group; any other choice queues them in the router's scheduler.
+  // Router scheduling (router/scheduling/), which every request goes through. With the
+  // defaults (on-demand, fcfs) a request is sent on as soon as a group has room for its prompt.
   std::string admission_policy = "on-demand";  // on-demand | reserve-max | predicted
   std::string order = "fcfs";                  // fcfs | sjf
   double admission_quantile = 0.9;             // starting quantile of `predicted`
@@ -47,7 +47,7 @@ struct RouterConfig {
     v("served_model_name", served_model_name, "model name in the API (default: the model's name)");
     v("chat_template", chat_template, "chat template: llama-2, llama-3, chatml, mistral, plain (default: detect)");
     v("max_body_bytes", max_body_bytes, "largest request body accepted (413 beyond)", Range{1024, 1e9});
-    v("max_queue_requests", max_queue_requests, "unfinished requests accepted before answering 429", Range{1, 1e6});
+    v("max_queue_requests", max_queue_requests, "unfinished requests (each of n choices counts) accepted before answering 429", Range{1, 1e6});
     v("heartbeat_timeout_ms", heartbeat_timeout_ms, "a worker group silent this long is marked dead", Range{100, 600000});
     v("http_threads", http_threads, "HTTP connection threads (one per open stream)", Range{2, 4096});
     v("tokenizer_threads", tokenizer_threads, "tokenizer pool threads", Range{1, 256});

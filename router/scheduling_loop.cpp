@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <memory>
 
@@ -93,20 +94,55 @@ double SchedulingLoop::now_s() const {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_).count();
 }
 
-Status SchedulingLoop::enqueue(wire::WireRequest request, SchedulerRequest scheduling,
-                               OutputCallback on_output) {
-  std::lock_guard lock(mu_);
-  if (!running_ || stopping_) {
+std::vector<GroupSnapshot> SchedulingLoop::snapshot_groups() const {
+  std::vector<GroupSnapshot> snapshots;
+  for (const GroupInfo& g : dispatcher_.groups()) snapshots.push_back(snapshot_of(g));
+  return snapshots;
+}
+
+Status SchedulingLoop::enqueue(std::vector<Submission> choices) {
+  // Read before taking mu_, as the loop thread does, to keep the time under mu_ short.
+  const std::vector<GroupSnapshot> snapshots = snapshot_groups();
+  const bool any_available = std::any_of(snapshots.begin(), snapshots.end(),
+                                         [](const GroupSnapshot& g) { return g.available; });
+  if (!any_available) {
     return Status(StatusCode::kUnavailable,
-                  "the router is not scheduling requests (it is stopping); retry the request");
+                  fmt::format("no worker group is ready ({} registered); start a strata-worker "
+                              "with --router {} or retry later",
+                              snapshots.size(), dispatcher_.endpoint()));
   }
-  const uint64_t id = request.id;
-  scheduling.id = id;
-  STRATA_RETURN_IF_ERROR(scheduler_.enqueue(scheduling, now_s()));
-  held_.emplace(id, Held{.request = std::move(request), .on_output = std::move(on_output)});
-  wake_pending_ = true;
-  wake_.notify_one();
+  Ended ended;
+  {
+    std::lock_guard lock(mu_);
+    if (!running_ || stopping_) {
+      return Status(StatusCode::kUnavailable,
+                    "the router is not scheduling requests (it is stopping); retry the request");
+    }
+    std::vector<SchedulerRequest> scheduling;
+    scheduling.reserve(choices.size());
+    for (Submission& c : choices) {
+      c.scheduling.id = c.request.id;
+      scheduling.push_back(c.scheduling);
+    }
+    STRATA_RETURN_IF_ERROR(scheduler_.enqueue(scheduling, now_s()));
+    for (Submission& c : choices) {
+      const uint64_t id = c.request.id;
+      held_.emplace(id, Held{.request = std::move(c.request), .on_output = std::move(c.on_output)});
+    }
+    schedule_locked(snapshots, ended);
+  }
+  deliver(ended);
   return ok_status();
+}
+
+size_t SchedulingLoop::num_unfinished() const {
+  std::lock_guard lock(mu_);
+  return scheduler_.num_unfinished();
+}
+
+void SchedulingLoop::release(uint64_t id) {
+  std::lock_guard lock(mu_);
+  scheduler_.release(id);
 }
 
 void SchedulingLoop::abort(uint64_t id) {
@@ -138,12 +174,22 @@ void SchedulingLoop::note_output(uint64_t id, const wire::TokenOutput& output) {
   // reach the scheduler through GroupSnapshot::num_preemptions instead.
   const bool completed = output.finish_reason == wire::kFinishStop ||
                          output.finish_reason == wire::kFinishLength;
+  // Released by release(), when the router has answered the client.
   const auto predicted = scheduler_.on_finished(id, it->second.num_output_tokens,
-                                                /*preempted=*/false, completed);
+                                                /*preempted=*/false, completed, /*release=*/false);
   if (predicted && options_.on_prediction) options_.on_prediction(*predicted, it->second.num_output_tokens);
   held_.erase(it);
+  // Room opened: worth a pass now only when something waits for it (enqueue runs its own).
+  if (scheduler_.num_waiting() == 0) return;
   wake_pending_ = true;
   wake_.notify_one();
+}
+
+void SchedulingLoop::end_held_locked(uint64_t id, wire::TokenOutput output, Ended& ended) {
+  auto it = held_.find(id);
+  if (it == held_.end()) return;
+  ended.emplace_back(std::move(it->second.on_output), std::move(output));
+  held_.erase(it);
 }
 
 void SchedulingLoop::schedule_locked(std::span<const GroupSnapshot> groups, Ended& ended) {
@@ -156,34 +202,39 @@ void SchedulingLoop::schedule_locked(std::span<const GroupSnapshot> groups, Ende
       continue;
     }
     // The scheduler already dropped it from its queue.
-    ended.emplace_back(std::move(it->second.on_output), finished_output(id, wire::kFinishAbort));
-    held_.erase(it);
+    end_held_locked(id, finished_output(id, wire::kFinishAbort), ended);
   }
-  for (const Dispatch& d : decisions.dispatches) {
-    auto it = held_.find(d.id);
-    if (it == held_.end() || it->second.dispatched) continue;
-    Held& held = it->second;
-    held.dispatched = true;
-    // Shared so that a refused submit_to can still answer the request.
-    auto callback = std::make_shared<OutputCallback>(std::move(held.on_output));
-    const uint64_t id = d.id;
-    Status st = dispatcher_.submit_to(d.group_id, std::move(held.request),
-                                      [this, id, callback](const wire::TokenOutput& output) {
-                                        note_output(id, output);
-                                        (*callback)(output);
-                                      });
-    if (st.ok()) continue;
-    // The group went away since its snapshot.
-    spdlog::warn("router: request {} could not go to group {}: {}", id, d.group_id, st.message());
-    scheduler_.on_finished(id, 0, /*preempted=*/false, /*completed=*/false);
-    ended.emplace_back(std::move(*callback), finished_output(id, wire::kFinishError, st.message()));
-    held_.erase(it);
+  for (const Refusal& r : decisions.refused) {
+    spdlog::info("router: refused request {}: {}", r.id, r.message);
+    end_held_locked(r.id, finished_output(r.id, wire::kFinishError, r.message), ended);
   }
+  for (const Dispatch& d : decisions.dispatches) dispatch_locked(d, ended);
+  if (options_.on_quantile) options_.on_quantile(scheduler_.admission_quantile());
+}
+
+void SchedulingLoop::dispatch_locked(const Dispatch& d, Ended& ended) {
+  auto it = held_.find(d.id);
+  if (it == held_.end() || it->second.dispatched) return;
+  Held& held = it->second;
+  held.dispatched = true;
+  // Shared so that a refused submit_to can still answer the request.
+  auto callback = std::make_shared<OutputCallback>(std::move(held.on_output));
+  const uint64_t id = d.id;
+  Status st = dispatcher_.submit_to(d.group_id, std::move(held.request),
+                                    [this, id, callback](const wire::TokenOutput& output) {
+                                      note_output(id, output);
+                                      (*callback)(output);
+                                    });
+  if (st.ok()) return;
+  // The group went away since its snapshot.
+  spdlog::warn("router: request {} could not go to group {}: {}", id, d.group_id, st.message());
+  scheduler_.on_finished(id, 0, /*preempted=*/false, /*completed=*/false);
+  ended.emplace_back(std::move(*callback), finished_output(id, wire::kFinishError, st.message()));
+  held_.erase(it);
 }
 
 void SchedulingLoop::run() {
   Ended ended;
-  std::vector<GroupSnapshot> snapshots;
   std::unique_lock lock(mu_);
   while (!stopping_) {
     wake_.wait_for(lock, std::chrono::milliseconds(options_.tick_ms),
@@ -191,12 +242,10 @@ void SchedulingLoop::run() {
     if (stopping_) break;
     wake_pending_ = false;
     lock.unlock();
-    snapshots.clear();
-    for (const GroupInfo& g : dispatcher_.groups()) snapshots.push_back(snapshot_of(g));
+    const std::vector<GroupSnapshot> snapshots = snapshot_groups();
     lock.lock();
     if (stopping_) break;
     schedule_locked(snapshots, ended);
-    if (options_.on_quantile) options_.on_quantile(scheduler_.admission_quantile());
     if (now_s() - last_snapshot_s_ >= options_.snapshot_period_s) save_snapshot();
     if (!ended.empty()) {
       lock.unlock();

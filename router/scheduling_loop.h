@@ -1,17 +1,24 @@
-// SchedulingLoop: the RouterScheduler (router/scheduling/) in the request path. Requests wait
-// here, not in the workers, until the scheduler's admission policy lets a group take them.
+// SchedulingLoop: the RouterScheduler (router/scheduling/) in the request path. Every request
+// the router serves goes through it; requests wait here, not in the workers, until the
+// scheduler's admission policy lets a group take them.
 //
 // Design note. The scheduler is pure logic; this is its plumbing. One mutex guards the
-// scheduler and the table of requests it holds. A thread wakes every tick_ms (and at once on
-// enqueue or finish), snapshots the dispatcher's groups, calls schedule(), and hands each
-// decision to Dispatcher::submit_to() with the request's stored WireRequest and callback.
-// The callback it installs also feeds the scheduler (on_tokens, on_finished) before passing
-// each output on. A request timed out while waiting finishes with "abort", as if its client
-// had gone away; one timed out while running is aborted in its worker.
+// scheduler and the table of requests it holds. enqueue() runs a scheduling pass at once, on
+// the submitting thread, so a request that fits goes out without waiting for the loop (no
+// added latency under on-demand admission). A thread runs the same pass every tick_ms, and
+// at once when a request finishes, for what is still waiting (room opens as reports arrive)
+// and for timeouts. Each pass snapshots the dispatcher's groups, calls schedule(), and hands
+// each decision to Dispatcher::submit_to() with the request's stored WireRequest and
+// callback. The callback it installs also feeds the scheduler (on_tokens, on_finished)
+// before passing each output on. A request timed out while waiting finishes with "abort", as
+// if its client had gone away; one timed out while running is aborted in its worker; one the
+// scheduler refuses (it can never fit) finishes with "error" and the scheduler's message.
+// A finished request keeps its place in the queue bound until release(): the server calls
+// it when the client has the answer.
 //
 // Locks: the loop's mutex is taken before the dispatcher's, never after (the dispatcher runs
 // callbacks outside its own lock). Callbacks of requests that never reached a worker run on
-// the thread that ended them (an HTTP thread, the loop thread, or stop()'s).
+// the thread that ended them (an HTTP thread, the loop thread, or stop()'s), outside the lock.
 #pragma once
 
 #include <chrono>
@@ -61,13 +68,26 @@ class SchedulingLoop {
   // Stops the thread; every request still waiting finishes with "abort". Idempotent.
   void stop();
 
-  // Queues `request` until the scheduler places it; its outputs then go to `on_output`.
-  // `scheduling` carries its features, priority and timeout (its id is request.id).
-  // ResourceExhausted (429) when the scheduler's queue is full; Unavailable after stop().
-  Status enqueue(wire::WireRequest request, SchedulerRequest scheduling, OutputCallback on_output);
+  // One engine request: what goes to the worker, what the scheduler weighs (features,
+  // priority, timeout; its id is request.id) and where its outputs go.
+  struct Submission {
+    wire::WireRequest request;
+    SchedulerRequest scheduling;
+    OutputCallback on_output;
+  };
+  // Queues the choices of one client request, all or none, and dispatches what fits now.
+  // ResourceExhausted (429) when the scheduler's queue bound refuses them; Unavailable after
+  // stop().
+  Status enqueue(std::vector<Submission> choices);
   // The client went away (or the router's deadline passed): a waiting request finishes with
   // "abort" at once; a dispatched one is aborted in its worker. Unknown ids are ignored.
   void abort(uint64_t id);
+  // The client has its answer (or went away): the request stops counting toward the queue
+  // bound. Every enqueued id must be released once; before or after it finishes.
+  void release(uint64_t id);
+  // What the queue bound counts: requests waiting, running, or finished and not yet
+  // released (the router's queue length).
+  size_t num_unfinished() const;
 
  private:
   struct Held {
@@ -78,9 +98,14 @@ class SchedulingLoop {
   };
   void run();
   using Ended = std::vector<std::pair<OutputCallback, wire::TokenOutput>>;
+  std::vector<GroupSnapshot> snapshot_groups() const;
   // Requires mu_. One schedule() pass over `groups`; requests it ends go to `ended`, whose
   // callbacks the caller runs after releasing mu_.
   void schedule_locked(std::span<const GroupSnapshot> groups, Ended& ended);
+  // Requires mu_. Sends one placed request to its group; on refusal it ends in `ended`.
+  void dispatch_locked(const Dispatch& decision, Ended& ended);
+  // Requires mu_. Ends a request that has not reached a worker with `output`.
+  void end_held_locked(uint64_t id, wire::TokenOutput output, Ended& ended);
   // Called on the dispatcher's IO thread for every output of a dispatched request, before
   // the output goes on to the request's own callback.
   void note_output(uint64_t id, const wire::TokenOutput& output);
@@ -93,7 +118,7 @@ class SchedulingLoop {
   const std::chrono::steady_clock::time_point epoch_ = std::chrono::steady_clock::now();
   HistogramPredictor predictor_;  // before scheduler_: it holds a reference
 
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable wake_;
   RouterScheduler scheduler_;                   // guarded by mu_
   std::unordered_map<uint64_t, Held> held_;     // guarded by mu_; waiting and dispatched

@@ -15,6 +15,7 @@
 #include "router/openai_response.h"
 #include "router/request_features.h"
 #include "router/request_stream.h"
+#include "router/sse_response.h"
 #include "router/scheduling/scheduler_config.h"
 #include "common/tokenizer/tokenizer_discovery.h"
 
@@ -69,20 +70,33 @@ void send_json(httplib::Response& res, std::string body) {
   res.set_content(std::move(body), "application/json");
 }
 
-// Counts HTTP generation requests the router holds, for the 429 bound; released when the
-// HTTP exchange ends (or its stream's provider is destroyed).
-class InFlightGuard {
+// Holds a request's choices in the router's queue bound until the HTTP exchange ends (the
+// handler returns, or the stream's content provider is released): the bound counts a
+// request until its client has the answer, not only until the worker is done.
+class QueueSlot {
  public:
-  explicit InFlightGuard(std::atomic<int64_t>& counter, RouterMetrics& metrics)
-      : counter_(counter), metrics_(metrics) {
-    metrics_.set_queue_length(++counter_);
+  QueueSlot(SchedulingLoop& loop, std::vector<uint64_t> ids) : loop_(loop), ids_(std::move(ids)) {}
+  ~QueueSlot() {
+    for (uint64_t id : ids_) loop_.release(id);
   }
-  ~InFlightGuard() { metrics_.set_queue_length(--counter_); }
+  QueueSlot(const QueueSlot&) = delete;
+  QueueSlot& operator=(const QueueSlot&) = delete;
 
  private:
-  std::atomic<int64_t>& counter_;
-  RouterMetrics& metrics_;
+  SchedulingLoop& loop_;
+  const std::vector<uint64_t> ids_;
 };
+
+// The engine request of choice `index` of `request`.
+wire::WireRequest wire_request(const GenerationRequest& request, const std::vector<int32_t>& prompt_ids,
+                               uint64_t id, int index, std::random_device& random) {
+  wire::WireRequest wr{.id = id, .prompt_ids = prompt_ids, .sampling = request.sampling};
+  // n choices share a seed's stream of seeds: choice i uses seed + i.
+  wr.sampling.seed = request.sampling.seed ? *request.sampling.seed + static_cast<uint64_t>(index)
+                                           : (static_cast<uint64_t>(random()) << 32 | random());
+  if (request.logprobs) wr.sampling.logprobs = request.top_logprobs;
+  return wr;
+}
 
 }  // namespace
 
@@ -92,28 +106,36 @@ RouterServer::~RouterServer() { stop(); }
 
 Status RouterServer::start() {
   started_unix_s_ = unix_seconds();
-  STRATA_ASSIGN_OR_RETURN(RouterSchedulerConfig scheduler_config, scheduler_config_from(config_));
-  // on-demand + fcfs is what the workers do themselves: requests then go straight to them.
-  const bool use_scheduler = config_.admission_policy != "on-demand" || config_.order != "fcfs";
+  STRATA_RETURN_IF_ERROR(load_tokenizer_and_template());
+  tokenizer_pool_ = std::make_unique<OrderedPool>(config_.tokenizer_threads);
+  detokenizer_pool_ = std::make_unique<OrderedPool>(config_.detokenizer_threads);
+  STRATA_RETURN_IF_ERROR(start_scheduling());
+  return start_http();
+}
+
+Status RouterServer::load_tokenizer_and_template() {
   const std::string tokenizer_path =
       config_.tokenizer.empty() ? default_tokenizer_for_model(config_.model) : config_.tokenizer;
   if (tokenizer_path.empty()) {
     return invalid_argument("no tokenizer found next to model `{}`; pass --tokenizer PATH", config_.model);
   }
   STRATA_ASSIGN_OR_RETURN(tokenizer_, load_tokenizer(tokenizer_path));
-  if (config_.model.rfind("builtin:", 0) == 0) {
-    chat_template_ = default_chat_template(ChatTemplateKind::kPlain);
-    if (!config_.chat_template.empty()) {
-      auto kind = chat_template_kind_from_name(config_.chat_template);
-      if (!kind) return invalid_argument("unknown --chat-template `{}`", config_.chat_template);
-      chat_template_ = default_chat_template(*kind);
-    }
-  } else {
+  if (config_.model.rfind("builtin:", 0) != 0) {
     STRATA_ASSIGN_OR_RETURN(chat_template_, load_chat_template(config_.model, config_.chat_template));
+    return ok_status();
   }
-  tokenizer_pool_ = std::make_unique<OrderedPool>(config_.tokenizer_threads);
-  detokenizer_pool_ = std::make_unique<OrderedPool>(config_.detokenizer_threads);
+  chat_template_ = default_chat_template(ChatTemplateKind::kPlain);
+  if (!config_.chat_template.empty()) {
+    auto kind = chat_template_kind_from_name(config_.chat_template);
+    if (!kind) return invalid_argument("unknown --chat-template `{}`", config_.chat_template);
+    chat_template_ = default_chat_template(*kind);
+  }
+  return ok_status();
+}
 
+Status RouterServer::start_scheduling() {
+  // Parsed first: a bad policy name stops the router before it binds anything.
+  STRATA_ASSIGN_OR_RETURN(RouterSchedulerConfig scheduler_config, scheduler_config_from(config_));
   DispatcherConfig dispatcher_config{.endpoint = config_.zmq_endpoint,
                                      .heartbeat_timeout_ms = config_.heartbeat_timeout_ms};
   dispatcher_config.on_step = [this](const std::string& group, double seconds, int32_t tokens) {
@@ -121,19 +143,20 @@ Status RouterServer::start() {
   };
   dispatcher_ = std::make_unique<Dispatcher>(dispatcher_config);
   STRATA_RETURN_IF_ERROR(dispatcher_->start());
-  if (use_scheduler) {
-    SchedulingLoopOptions loop_options{.predictor_snapshot = config_.predictor_snapshot};
-    loop_options.on_prediction = [this](int64_t predicted, int64_t actual) {
-      metrics_.observe_length_prediction(predicted, actual);
-    };
-    loop_options.on_quantile = [this](double q) { metrics_.set_admission_quantile(q); };
-    scheduling_loop_ = std::make_unique<SchedulingLoop>(std::move(scheduler_config), *dispatcher_,
-                                                        std::move(loop_options));
-    if (Status st = scheduling_loop_->start(); !st.ok()) {
-      return invalid_argument("--predictor-snapshot: {}", st.message());
-    }
+  SchedulingLoopOptions loop_options{.predictor_snapshot = config_.predictor_snapshot};
+  loop_options.on_prediction = [this](int64_t predicted, int64_t actual) {
+    metrics_.observe_length_prediction(predicted, actual);
+  };
+  loop_options.on_quantile = [this](double q) { metrics_.set_admission_quantile(q); };
+  scheduling_loop_ = std::make_unique<SchedulingLoop>(std::move(scheduler_config), *dispatcher_,
+                                                      std::move(loop_options));
+  if (Status st = scheduling_loop_->start(); !st.ok()) {
+    return invalid_argument("--predictor-snapshot: {}", st.message());
   }
+  return ok_status();
+}
 
+Status RouterServer::start_http() {
   http_ = std::make_unique<httplib::Server>();
   const int threads = config_.http_threads;
   http_->new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
@@ -161,13 +184,7 @@ void RouterServer::stop() {
   if (dispatcher_) dispatcher_->stop();
 }
 
-void RouterServer::abort_engine_request(uint64_t id) {
-  if (scheduling_loop_) {
-    scheduling_loop_->abort(id);
-  } else {
-    dispatcher_->abort(id);
-  }
-}
+void RouterServer::abort_engine_request(uint64_t id) { scheduling_loop_->abort(id); }
 
 std::string RouterServer::served_model_name(const std::string& reported) const {
   return config_.served_model_name.empty() ? reported : config_.served_model_name;
@@ -214,7 +231,11 @@ void RouterServer::install_routes() {
   s.Get("/health", [this](const httplib::Request&, httplib::Response& res) { handle_health(res); });
   s.Get("/ready", [this](const httplib::Request&, httplib::Response& res) { handle_ready(res); });
   s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) { handle_metrics(res); });
+  install_error_handlers();
+}
 
+void RouterServer::install_error_handlers() {
+  httplib::Server& s = *http_;
   // A Content-Length that is not a decimal byte count would make httplib wait for the read
   // timeout (it reads "-5" as 2^64 - 5); refuse it before the body is read.
   s.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
@@ -265,23 +286,59 @@ void RouterServer::install_routes() {
   });
 }
 
-void RouterServer::handle_generation(const httplib::Request& req, httplib::Response& res, int route_int) {
-  const Route route = static_cast<Route>(route_int);
-  const auto arrival = Clock::now();
+// What parse_generation() hands on: the request and what it was validated against.
+struct RouterServer::ParsedGeneration {
+  GenerationRequest request;
   ApiLimits limits;
   std::string model_name;
-  if (!current_limits(limits, model_name)) return send_error(res, no_worker_error());
-  auto parsed = parse_generation_request(req.body, route, limits);
-  if (auto* error = std::get_if<ApiError>(&parsed)) return send_error(res, *error);
-  GenerationRequest request = std::move(std::get<GenerationRequest>(parsed));
-  if (in_flight_.load() >= config_.max_queue_requests) {
-    return send_error(res, queue_full_error(static_cast<size_t>(config_.max_queue_requests)));
-  }
-  auto guard = std::make_shared<InFlightGuard>(in_flight_, metrics_);
+};
 
-  // Tokenize on the tokenizer pool (chat: through the model's chat template first).
-  const uint64_t key = next_engine_id_.load();
-  auto tokenized = tokenizer_pool_->run(key, [&]() -> StatusOr<std::vector<int32_t>> {
+void RouterServer::handle_generation(const httplib::Request& req, httplib::Response& res,
+                                     int route_int) {
+  const auto arrival = Clock::now();
+  auto parsed = parse_generation(req.body, static_cast<Route>(route_int));
+  if (auto* error = std::get_if<ApiError>(&parsed)) return send_error(res, *error);
+  ParsedGeneration& g = std::get<ParsedGeneration>(parsed);
+  auto tokenized = tokenize_prompt(g.request);
+  if (auto* error = std::get_if<ApiError>(&tokenized)) return send_error(res, *error);
+  std::vector<int32_t>& prompt_ids = std::get<std::vector<int32_t>>(tokenized);
+  // The router's one length check; it also fills in max_tokens when the client left it out.
+  if (auto error = fit_to_context(g.request, static_cast<int64_t>(prompt_ids.size()),
+                                  g.limits.max_model_len)) {
+    return send_error(res, *error);
+  }
+  auto submitted = submit_generation(g.request, std::move(prompt_ids), arrival);
+  if (auto* error = std::get_if<ApiError>(&submitted)) return send_error(res, *error);
+  std::shared_ptr<RequestStream> stream = std::move(std::get<std::shared_ptr<RequestStream>>(submitted));
+  auto slot = std::make_shared<QueueSlot>(*scheduling_loop_, stream->engine_ids());
+
+  const ResponseContext ctx = make_response_context(g.request, g.model_name, unix_seconds());
+  const double timeout_s = g.request.timeout_s > 0 ? g.request.timeout_s : config_.request_timeout_s;
+  const auto deadline =
+      arrival + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout_s));
+  if (g.request.stream) {
+    return stream_response(res, std::move(stream), ctx, deadline,
+                           [this](uint64_t id) { abort_engine_request(id); }, std::move(slot));
+  }
+  respond_whole(res, *stream, ctx, deadline);
+}
+
+std::variant<RouterServer::ParsedGeneration, ApiError> RouterServer::parse_generation(
+    const std::string& body, Route route) const {
+  ParsedGeneration g;
+  if (!current_limits(g.limits, g.model_name)) return no_worker_error();
+  auto parsed = parse_generation_request(body, route, g.limits);
+  if (auto* error = std::get_if<ApiError>(&parsed)) return std::move(*error);
+  g.request = std::move(std::get<GenerationRequest>(parsed));
+  return g;
+}
+
+std::variant<std::vector<int32_t>, ApiError> RouterServer::tokenize_prompt(
+    const GenerationRequest& request) const {
+  // Chat goes through the model's chat template first. The pool key keeps tokenizing in
+  // arrival order.
+  const Route route = request.route;
+  auto tokenized = tokenizer_pool_->run(next_engine_id_.load(), [&]() -> StatusOr<std::vector<int32_t>> {
     if (request.prompt_ids) return *request.prompt_ids;
     if (route == Route::kChatCompletions) {
       STRATA_ASSIGN_OR_RETURN(RenderedChat chat, render_chat(chat_template_, request.messages, true));
@@ -289,21 +346,19 @@ void RouterServer::handle_generation(const httplib::Request& req, httplib::Respo
     }
     return tokenizer_->encode(*request.prompt_text, true);
   });
-  if (!tokenized.ok()) return send_error(res, api_error_from_status(tokenized.status(), "messages"));
-  std::vector<int32_t> prompt_ids = std::move(tokenized).value();
-  if (prompt_ids.empty()) {
-    return send_error(res, ApiError{.message = "the prompt encodes to no tokens; give a non-empty prompt",
-                                    .param = route == Route::kChatCompletions ? "messages" : "prompt"});
+  if (!tokenized.ok()) return api_error_from_status(tokenized.status(), "messages");
+  if (tokenized->empty()) {
+    return ApiError{.message = "the prompt encodes to no tokens; give a non-empty prompt",
+                    .param = route == Route::kChatCompletions ? "messages" : "prompt"};
   }
-  const auto prompt_len = static_cast<int64_t>(prompt_ids.size());
-  if (!request.max_tokens_given) {
-    request.sampling.max_tokens = static_cast<int32_t>(std::max<int64_t>(1, limits.max_model_len - prompt_len));
-  }
-  if (prompt_len + request.sampling.max_tokens > limits.max_model_len) {
-    return send_error(res, context_length_error(prompt_len, request.sampling.max_tokens, limits.max_model_len));
-  }
+  return std::move(tokenized).value();
+}
 
-  auto stream = std::make_shared<RequestStream>(request, prompt_ids, *tokenizer_, metrics_, arrival);
+std::variant<std::shared_ptr<RequestStream>, ApiError> RouterServer::submit_generation(
+    const GenerationRequest& request, std::vector<int32_t> prompt_ids, Clock::time_point arrival) {
+  const auto prompt_len = static_cast<int64_t>(prompt_ids.size());
+  auto stream = std::make_shared<RequestStream>(request, std::move(prompt_ids), *tokenizer_,
+                                                metrics_, arrival);
   const uint64_t first_id = next_engine_id_.fetch_add(static_cast<uint64_t>(request.n));
   std::vector<uint64_t> ids;
   for (int i = 0; i < request.n; ++i) ids.push_back(first_id + static_cast<uint64_t>(i));
@@ -312,123 +367,41 @@ void RouterServer::handle_generation(const httplib::Request& req, httplib::Respo
                                     .priority = request.priority,
                                     .timeout_s = request.timeout_s};
   std::random_device random;
-  int submitted = 0;
-  std::string submit_error;
+  std::vector<SchedulingLoop::Submission> choices;
   for (int i = 0; i < request.n; ++i) {
-    wire::WireRequest wr{.id = ids[static_cast<size_t>(i)], .prompt_ids = prompt_ids, .sampling = request.sampling};
-    // n choices share a seed's stream of seeds: choice i uses seed + i.
-    wr.sampling.seed = request.sampling.seed ? *request.sampling.seed + static_cast<uint64_t>(i)
-                                             : (static_cast<uint64_t>(random()) << 32 | random());
-    if (request.logprobs) wr.sampling.logprobs = request.top_logprobs;
     OutputCallback on_output = [this, stream, i](const wire::TokenOutput& output) {
       detokenizer_pool_->submit(output.id, [this, stream, i, output] {
         stream->on_output(i, output, [this](uint64_t id) { abort_engine_request(id); });
       });
     };
-    const Status st = scheduling_loop_
-                          ? scheduling_loop_->enqueue(std::move(wr), scheduling, std::move(on_output))
-                          : dispatcher_->submit(std::move(wr), std::move(on_output));
-    if (st.code() == StatusCode::kResourceExhausted) {
-      // The scheduler's queue is full: the whole request is refused (429), choices already
-      // queued included.
-      for (int j = 0; j < i; ++j) abort_engine_request(ids[static_cast<size_t>(j)]);
-      return send_error(res, api_error_from_status(st));
-    }
-    if (st.ok()) {
-      ++submitted;
-    } else {
-      submit_error = st.message();
-      stream->fail_choice(i, "error", st.message());
-    }
+    choices.push_back({.request = wire_request(request, stream->prompt_ids(), ids[static_cast<size_t>(i)], i, random),
+                       .scheduling = scheduling,
+                       .on_output = std::move(on_output)});
   }
+  // All choices or none: the scheduler's queue bound answers for the whole request (429).
+  const Status st = scheduling_loop_->enqueue(std::move(choices));
   metrics_.observe_queue(std::chrono::duration<double>(Clock::now() - arrival).count());
-  metrics_.count_tokens(prompt_len * submitted, 0);
-  if (submitted == 0) {
+  if (!st.ok()) return api_error_from_status(st);
+  metrics_.count_tokens(prompt_len * request.n, 0);
+  return stream;
+}
+
+void RouterServer::respond_whole(httplib::Response& res, RequestStream& stream,
+                                 const ResponseContext& ctx, Clock::time_point deadline) {
+  if (!stream.wait_finished(deadline)) {
+    for (uint64_t id : stream.unfinished_engine_ids()) abort_engine_request(id);
+    stream.wait_finished(Clock::now() + std::chrono::seconds(5));
+  }
+  if (auto error = stream.error()) {
     ApiError e = no_worker_error();
-    if (!submit_error.empty()) e.message = submit_error;
+    e.message = *error;
     return send_error(res, e);
   }
-  const ResponseContext ctx = make_response_context(request, model_name, unix_seconds());
-  const double timeout_s = request.timeout_s > 0 ? request.timeout_s : config_.request_timeout_s;
-  const auto deadline = arrival + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout_s));
-
-  if (!request.stream) {
-    if (!stream->wait_finished(deadline)) {
-      for (uint64_t id : stream->unfinished_engine_ids()) abort_engine_request(id);
-      stream->wait_finished(Clock::now() + std::chrono::seconds(5));
-    }
-    if (auto error = stream->error()) {
-      ApiError e = no_worker_error();
-      e.message = *error;
-      return send_error(res, e);
-    }
-    const auto choices = stream->final_choices();
-    const Usage usage = stream->usage();
-    return send_json(res, route == Route::kCompletions
-                              ? completion_response(ctx, choices, usage, stream->prompt_ids())
-                              : chat_response(ctx, choices, usage, stream->prompt_ids()));
-  }
-
-  // Streaming: the provider runs on this connection's thread until the stream ends or the
-  // client goes away; then the releaser aborts whatever still runs.
-  struct StreamWriter {
-    bool started = false;
-    std::vector<int64_t> text_offsets;
-  };
-  auto writer = std::make_shared<StreamWriter>();
-  writer->text_offsets.assign(static_cast<size_t>(request.n), 0);
-  res.set_header("Cache-Control", "no-cache");
-  res.set_chunked_content_provider(
-      "text/event-stream",
-      [this, stream, writer, ctx, route, deadline](size_t, httplib::DataSink& sink) {
-        auto write = [&](const std::string& s) { return sink.write(s.data(), s.size()); };
-        const GenerationRequest& r = stream->request();
-        if (!writer->started) {
-          writer->started = true;
-          for (int i = 0; i < r.n; ++i) {
-            const auto prompt = i == 0 ? std::span<const int32_t>(stream->prompt_ids()) : std::span<const int32_t>();
-            if (route == Route::kChatCompletions) {
-              if (!write(sse_event(chat_first_chunk(ctx, i, prompt)))) return false;
-            } else if (r.echo && r.prompt_text) {
-              Choice echo{.index = i, .text = *r.prompt_text};
-              if (!write(sse_event(completion_chunk(ctx, echo, 0, prompt)))) return false;
-            }
-          }
-        }
-        if (Clock::now() > deadline) {
-          for (uint64_t id : stream->unfinished_engine_ids()) abort_engine_request(id);
-        }
-        // Read before taking the deltas: a choice that finishes between wait_deltas() and a
-        // later finished() check would have its last delta dropped behind [DONE].
-        const bool finished = stream->finished();
-        for (Choice& delta : stream->wait_deltas(std::chrono::milliseconds(50))) {
-          if (delta.finish_reason == "error") {
-            ApiError e = no_worker_error();
-            e.message = stream->error().value_or("the worker group failed the request");
-            if (!write(sse_event(error_body(e)))) return false;
-            continue;
-          }
-          std::string chunk;
-          if (route == Route::kCompletions) {
-            auto& offset = writer->text_offsets[static_cast<size_t>(delta.index)];
-            chunk = completion_chunk(ctx, delta, offset);
-            for (unsigned char c : delta.text) offset += (c & 0xC0) != 0x80;
-          } else {
-            chunk = chat_chunk(ctx, delta);
-          }
-          if (!write(sse_event(chunk))) return false;
-        }
-        if (finished) {
-          if (ctx.include_usage && !write(sse_event(usage_chunk(ctx, stream->usage())))) return false;
-          if (!write(sse_done())) return false;
-          sink.done();
-        }
-        return true;
-      },
-      [this, stream, guard](bool) {
-        // The client went away (or the stream ended): stop what still runs.
-        for (uint64_t id : stream->unfinished_engine_ids()) abort_engine_request(id);
-      });
+  const auto choices = stream.final_choices();
+  const Usage usage = stream.usage();
+  send_json(res, ctx.route == Route::kCompletions
+                     ? completion_response(ctx, choices, usage, stream.prompt_ids())
+                     : chat_response(ctx, choices, usage, stream.prompt_ids()));
 }
 
 void RouterServer::handle_tokenize(const httplib::Request& req, httplib::Response& res) {
@@ -491,6 +464,7 @@ void RouterServer::handle_ready(httplib::Response& res) {
 }
 
 void RouterServer::handle_metrics(httplib::Response& res) {
+  metrics_.set_queue_length(static_cast<int64_t>(scheduling_loop_->num_unfinished()));
   for (const GroupInfo& g : dispatcher_->groups()) {
     metrics_.set_group({.group_id = g.group_id, .total_blocks = g.kv.total_blocks,
                         .free_blocks = g.kv.free_blocks, .num_running = g.kv.num_running,

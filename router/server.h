@@ -1,18 +1,26 @@
 // RouterServer: the router process. cpp-httplib serves the OpenAI routes on a thread per
-// connection; requests are tokenized on a pool, sent to worker groups by the Dispatcher
-// (ZeroMQ) — directly, or through the RouterScheduler's SchedulingLoop when an admission
-// policy or order other than on-demand + fcfs is configured — detokenized on another pool,
-// and streamed back as SSE or returned whole. The HTTP threads never wait on the engine
-// except for their own request's results.
+// connection. A generation request takes one path, in named steps: parse (validated against
+// the first ready group's limits), tokenize (on a pool), the one length check
+// (fit_to_context), submit (every choice to the RouterScheduler's SchedulingLoop, which holds
+// the queue bound, admits and places it, and hands it to the Dispatcher for the chosen
+// group), then respond — detokenized on another pool, streamed as SSE (sse_response.h) or
+// returned whole. The HTTP threads never wait on the engine except for their own request's
+// results.
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <variant>
+#include <vector>
 
 #include "common/ordered_pool.h"
 #include "common/status.h"
 #include "common/tokenizer/tokenizer.h"
+#include "router/api_error.h"
+#include "router/api_types.h"
 #include "router/chat_template.h"
 #include "router/dispatcher.h"
 #include "router/metrics.h"
@@ -28,6 +36,7 @@ class Response;
 namespace strata::router {
 
 struct ApiLimits;
+struct ResponseContext;
 class RequestStream;
 
 class RouterServer {
@@ -44,8 +53,26 @@ class RouterServer {
   std::string zmq_endpoint() const { return dispatcher_ ? dispatcher_->endpoint() : ""; }
 
  private:
+  using TimePoint = std::chrono::steady_clock::time_point;
+  struct ParsedGeneration;
+
+  Status load_tokenizer_and_template();
+  Status start_scheduling();  // the dispatcher and the scheduling loop
+  Status start_http();
   void install_routes();
+  void install_error_handlers();
+
+  // POST /v1/completions and /v1/chat/completions, in the steps below.
   void handle_generation(const httplib::Request& req, httplib::Response& res, int route);
+  std::variant<ParsedGeneration, ApiError> parse_generation(const std::string& body, Route route) const;
+  std::variant<std::vector<int32_t>, ApiError> tokenize_prompt(const GenerationRequest& request) const;
+  // Enqueues every choice with the scheduling loop; the stream then receives their outputs.
+  std::variant<std::shared_ptr<RequestStream>, ApiError> submit_generation(
+      const GenerationRequest& request, std::vector<int32_t> prompt_ids, TimePoint arrival);
+  // Waits for every choice (aborting them at `deadline`) and answers with one JSON body.
+  void respond_whole(httplib::Response& res, RequestStream& stream, const ResponseContext& ctx,
+                     TimePoint deadline);
+
   void handle_tokenize(const httplib::Request& req, httplib::Response& res);
   void handle_detokenize(const httplib::Request& req, httplib::Response& res);
   void handle_health(httplib::Response& res);
@@ -55,8 +82,7 @@ class RouterServer {
   // Limits from the first ready worker group; false when none is ready.
   bool current_limits(ApiLimits& limits, std::string& model_name) const;
   std::string served_model_name(const std::string& reported) const;
-  // Stops engine request `id`: through the scheduling loop when there is one (it may still
-  // be waiting there), else in the dispatcher.
+  // Stops engine request `id`, waiting in the scheduling loop or running in a worker.
   void abort_engine_request(uint64_t id);
 
   RouterConfig config_;
@@ -66,13 +92,11 @@ class RouterServer {
   std::unique_ptr<OrderedPool> tokenizer_pool_;
   std::unique_ptr<OrderedPool> detokenizer_pool_;
   std::unique_ptr<Dispatcher> dispatcher_;
-  // Only with a non-default --admission-policy or --order; null: requests go straight to
-  // dispatcher_->submit(). Declared after dispatcher_, which it uses.
+  // Every generation request goes through it. Declared after dispatcher_, which it uses.
   std::unique_ptr<SchedulingLoop> scheduling_loop_;
   std::unique_ptr<httplib::Server> http_;
   int port_ = 0;
   std::atomic<uint64_t> next_engine_id_{1};
-  std::atomic<int64_t> in_flight_{0};
   int64_t started_unix_s_ = 0;
 };
 

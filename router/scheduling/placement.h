@@ -1,30 +1,28 @@
-// Placement across data-parallel worker groups for router scheduling (issue 7).
+// Placement across data-parallel worker groups for router scheduling: which of the groups
+// that admit a request gets it.
 //
-// Design note. Power of two choices: among the groups that admit a request, draw two at
-// random and take the one with fewer predicted outstanding tokens (prefill left + predicted
-// decode left of what the router has sent there). Two random probes instead of the global
-// minimum keep many routers, or one router acting on slightly stale reports, from all piling
-// onto the same "least loaded" group, at almost the balance of the full search. The RNG is
-// seeded so tests and the simulator are reproducible.
+// Design note. One rule, for every admission policy: the group with the fewest requests in
+// flight, ties broken by the most free KV blocks, then by the first candidate (group-id
+// order). It is the rule the router has always used by default, and the one measured. The
+// in-flight count is the scheduler's own record (what it dispatched and has not seen
+// finish), so the placements of one schedule() pass see each other and a burst spreads
+// evenly even though the workers' KV reports lag. Power-of-two choices was dropped: its
+// random probes guard against several routers, or stale counts, piling onto one "least
+// loaded" group; a strata fleet has one router and it counts its own dispatches exactly.
 #pragma once
 
 #include <cstdint>
 #include <optional>
-#include <random>
 #include <span>
 
 namespace strata::router {
 
-class PowerOfTwoChoices {
- public:
-  explicit PowerOfTwoChoices(uint64_t seed = 1) : rng_(seed) {}
-  // `outstanding_tokens[k]` is candidate k's load. Returns the chosen candidate's index, or
-  // nullopt when there is none. One candidate: it; two or more: the lighter of two distinct
-  // random ones (ties: the first drawn).
-  std::optional<size_t> pick(std::span<const double> outstanding_tokens);
-
- private:
-  std::mt19937_64 rng_;
+struct PlacementCandidate {
+  int64_t num_in_flight = 0;  // requests the router has placed there, not yet finished
+  int64_t free_blocks = 0;    // the group's last KV report
 };
+
+// The index of the chosen candidate, or nullopt when there is none.
+std::optional<size_t> pick_group(std::span<const PlacementCandidate> candidates);
 
 }  // namespace strata::router

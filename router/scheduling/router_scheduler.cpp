@@ -1,6 +1,7 @@
 #include "router/scheduling/router_scheduler.h"
 
 #include <algorithm>
+#include <string_view>
 
 #include <fmt/format.h>
 
@@ -14,54 +15,72 @@ Status queue_full(std::string message) {
 }  // namespace
 
 RouterScheduler::RouterScheduler(RouterSchedulerConfig config, LengthPredictor& predictor)
-    : config_(std::move(config)),
-      predictor_(predictor),
-      quantile_(config_.quantile),
-      placement_(config_.seed) {}
+    : config_(std::move(config)), predictor_(predictor), quantile_(config_.quantile) {}
 
-double RouterScheduler::predicted_wait_s(const Tracked& newcomer) const {
+double RouterScheduler::predicted_wait_s(int priority, int64_t median_tokens) const {
   if (tokens_per_s_ <= 0) return 0;  // not measured yet: never reject on a guess
   const bool sjf = std::holds_alternative<ShortestPredictedFirst>(config_.order);
-  const int64_t own = newcomer.length.median();
   double ahead_tokens = 0;
   for (uint64_t id : waiting_) {
     const Tracked& t = requests_.at(id);
-    if (t.request.priority < newcomer.request.priority) continue;
+    if (t.request.priority < priority) continue;
     const int64_t median = t.length.median();
-    if (sjf && t.request.priority == newcomer.request.priority && median > own) continue;
+    if (sjf && t.request.priority == priority && median > median_tokens) continue;
     ahead_tokens += static_cast<double>(median);
   }
   return ahead_tokens / tokens_per_s_;
 }
 
-Status RouterScheduler::enqueue(const SchedulerRequest& request, double now_s) {
-  if (requests_.contains(request.id)) {
-    return invalid_argument("request id {} is already queued or running", request.id);
+Status RouterScheduler::check_room(std::span<const SchedulerRequest> choices) const {
+  for (size_t i = 0; i < choices.size(); ++i) {
+    const uint64_t id = choices[i].id;
+    const bool repeated = std::any_of(choices.begin(), choices.begin() + static_cast<ptrdiff_t>(i),
+                                      [id](const SchedulerRequest& c) { return c.id == id; });
+    if (requests_.contains(id) || repeated) {
+      return invalid_argument("request id {} is already queued or running", id);
+    }
   }
-  const int64_t prompt = request.features.prompt_tokens;
-  if (static_cast<int64_t>(waiting_.size()) >= config_.max_queue_requests) {
-    return queue_full(fmt::format("the queue is full: {} requests waiting (`max_queue_requests` "
-                                  "is {}); retry later", waiting_.size(), config_.max_queue_requests));
+  const auto n = static_cast<int64_t>(choices.size());
+  const auto unfinished = static_cast<int64_t>(num_unfinished());
+  if (unfinished + n > config_.max_queue_requests) {
+    return queue_full(fmt::format("the queue is full: {} requests unfinished (waiting, running or "
+                                  "being answered) + {} given would pass `max_queue_requests` ({}); retry later",
+                                  unfinished, n, config_.max_queue_requests));
   }
-  if (waiting_tokens_ + prompt > config_.max_queue_tokens) {
+  int64_t prompt_tokens = 0;
+  for (const SchedulerRequest& c : choices) prompt_tokens += c.features.prompt_tokens;
+  if (waiting_tokens_ + prompt_tokens > config_.max_queue_tokens) {
     return queue_full(fmt::format("the queue is full: {} prompt tokens waiting + {} given would "
                                   "pass `max_queue_tokens` ({}); retry later",
-                                  waiting_tokens_, prompt, config_.max_queue_tokens));
+                                  waiting_tokens_, prompt_tokens, config_.max_queue_tokens));
   }
-  Tracked t{.request = request, .length = predictor_.predict(request.features), .arrival_s = now_s};
-  const double timeout_s = request.timeout_s > 0 ? request.timeout_s : config_.request_timeout_s;
-  t.deadline_s = now_s + timeout_s;
-  if (config_.queue_deadline_s > 0) {
-    const double wait_s = predicted_wait_s(t);
+  if (config_.queue_deadline_s > 0 && !choices.empty()) {
+    // The choices share their features: one prediction answers for all of them.
+    const SchedulerRequest& first = choices.front();
+    const double wait_s = predicted_wait_s(first.priority, predictor_.predict(first.features).median());
     if (wait_s > config_.queue_deadline_s) {
       return queue_full(fmt::format("the predicted wait, {:.1f} s, is past the queue deadline "
                                     "(`queue_deadline_s` is {:.1f} s); retry later",
                                     wait_s, config_.queue_deadline_s));
     }
   }
-  waiting_.push_back(request.id);
-  waiting_tokens_ += prompt;
-  requests_.emplace(request.id, std::move(t));
+  return ok_status();
+}
+
+Status RouterScheduler::enqueue(const SchedulerRequest& request, double now_s) {
+  return enqueue(std::span<const SchedulerRequest>(&request, 1), now_s);
+}
+
+Status RouterScheduler::enqueue(std::span<const SchedulerRequest> choices, double now_s) {
+  STRATA_RETURN_IF_ERROR(check_room(choices));
+  for (const SchedulerRequest& request : choices) {
+    Tracked t{.request = request, .length = predictor_.predict(request.features), .arrival_s = now_s};
+    const double timeout_s = request.timeout_s > 0 ? request.timeout_s : config_.request_timeout_s;
+    t.deadline_s = now_s + timeout_s;
+    waiting_.push_back(request.id);
+    waiting_tokens_ += request.features.prompt_tokens;
+    requests_.emplace(request.id, std::move(t));
+  }
   return ok_status();
 }
 
@@ -107,40 +126,64 @@ void RouterScheduler::collect_timeouts(double now_s, ScheduleDecisions& out) {
   std::sort(out.timed_out.begin(), out.timed_out.end());
 }
 
-ScheduleDecisions RouterScheduler::schedule(double now_s, std::span<const GroupSnapshot> groups) {
-  ScheduleDecisions out;
-  update_rates(now_s, groups);
-  collect_timeouts(now_s, out);
-
-  // What the router has placed in each available group.
-  const double q = quantile_.value();
-  std::vector<GroupKv> kv;
-  std::vector<double> outstanding;
-  std::unordered_map<std::string, size_t> index;
-  std::vector<const std::string*> names;
+std::vector<RouterScheduler::GroupLoad> RouterScheduler::group_loads(
+    std::span<const GroupSnapshot> groups, double q) const {
+  std::vector<GroupLoad> loads;
+  std::unordered_map<std::string_view, size_t> index;
   for (const GroupSnapshot& g : groups) {
     if (!g.available) continue;
-    index.emplace(g.group_id, kv.size());
-    names.push_back(&g.group_id);
-    kv.push_back(GroupKv{.total_blocks = g.total_blocks, .free_blocks = g.free_blocks,
-                         .block_size = g.block_size});
-    outstanding.push_back(0);
+    index.emplace(g.group_id, loads.size());
+    loads.push_back({.group_id = &g.group_id,
+                     .kv = GroupKv{.total_blocks = g.total_blocks, .free_blocks = g.free_blocks,
+                                   .block_size = g.block_size}});
   }
+  // Only `predicted` reads the predicted remaining length; it is the costly part of a pass
+  // (every enqueue runs one), so the other policies skip it.
+  const bool predicted = std::holds_alternative<Predicted>(config_.admission);
   for (const auto& [id, t] : requests_) {
     if (!t.running) continue;
     const auto it = index.find(t.group_id);
     if (it == index.end()) continue;
     const int64_t max_left = t.request.features.max_tokens - t.generated;
-    kv[it->second].running.push_back(
+    loads[it->second].kv.running.push_back(
         KvRequest{.used_tokens = t.request.features.prompt_tokens + t.generated,
                   .max_left_tokens = std::max<int64_t>(max_left, 0),
-                  .predicted_left_tokens = t.length.remaining_quantile(q, t.generated)});
-    const int64_t prefill_left = t.generated == 0 ? t.request.features.prompt_tokens : 0;
-    outstanding[it->second] +=
-        static_cast<double>(prefill_left + t.length.remaining_quantile(0.5, t.generated));
+                  .predicted_left_tokens = predicted ? t.length.remaining_quantile(q, t.generated) : 0});
   }
-  if (kv.empty() || waiting_.empty()) return out;
+  return loads;
+}
 
+std::optional<std::string> RouterScheduler::refusal(std::span<const GroupLoad> loads,
+                                                    const KvRequest& newcomer) const {
+  const int64_t headroom = config_.kv_headroom_blocks;
+  const GroupKv* largest = nullptr;
+  for (const GroupLoad& load : loads) {
+    const GroupKv empty{.total_blocks = load.kv.total_blocks, .free_blocks = load.kv.total_blocks,
+                        .block_size = load.kv.block_size};
+    if (admits(config_.admission, empty, newcomer, headroom)) return std::nullopt;
+    if (largest == nullptr || load.kv.total_blocks > largest->total_blocks) largest = &load.kv;
+  }
+  if (largest == nullptr) return std::nullopt;  // no group available: wait for one
+  // What each policy needs room for.
+  int64_t tokens = newcomer.used_tokens;
+  const char* what = "the prompt";
+  if (std::holds_alternative<ReserveMax>(config_.admission)) {
+    tokens += newcomer.max_left_tokens;
+    what = "prompt + max_tokens";
+  } else if (std::holds_alternative<Predicted>(config_.admission)) {
+    tokens += newcomer.predicted_left_tokens;
+    what = "prompt + predicted answer";
+  }
+  return fmt::format("the request needs {} KV blocks ({} tokens: {}, under `admission_policy` "
+                     "{}) but the largest worker group holds {}, {} of them kept spare "
+                     "(`kv_headroom_blocks`); shorten the prompt or `max_tokens`, or give the "
+                     "workers a larger KV cache",
+                     blocks_for(tokens, largest->block_size), tokens, what,
+                     admission_policy_name(config_.admission), largest->total_blocks, headroom);
+}
+
+void RouterScheduler::place_waiting(double now_s, double q, std::vector<GroupLoad>& loads,
+                                    ScheduleDecisions& out) {
   std::vector<QueueEntry> entries;
   entries.reserve(waiting_.size());
   for (uint64_t id : waiting_) {
@@ -148,35 +191,52 @@ ScheduleDecisions RouterScheduler::schedule(double now_s, std::span<const GroupS
     entries.push_back({.priority = t.request.priority, .arrival_s = t.arrival_s,
                        .predicted_median_tokens = t.length.median()});
   }
-  std::vector<uint64_t> placed;
+  std::vector<uint64_t> done;  // placed or refused
   std::vector<size_t> candidates;
-  std::vector<double> loads;
+  std::vector<PlacementCandidate> placement;
   for (size_t k : order_queue(config_.order, entries, now_s, config_.max_wait_s)) {
     Tracked& t = requests_.at(waiting_[k]);
     const RequestFeatures& f = t.request.features;
     const KvRequest newcomer{.used_tokens = f.prompt_tokens, .max_left_tokens = f.max_tokens,
                              .predicted_left_tokens = t.length.quantile(q)};
     candidates.clear();
-    loads.clear();
-    for (size_t g = 0; g < kv.size(); ++g) {
-      if (!admits(config_.admission, kv[g], newcomer, config_.kv_headroom_blocks)) continue;
+    placement.clear();
+    for (size_t g = 0; g < loads.size(); ++g) {
+      if (!admits(config_.admission, loads[g].kv, newcomer, config_.kv_headroom_blocks)) continue;
       candidates.push_back(g);
-      loads.push_back(outstanding[g]);
+      placement.push_back({.num_in_flight = static_cast<int64_t>(loads[g].kv.running.size()),
+                           .free_blocks = loads[g].kv.free_blocks});
     }
-    const auto choice = placement_.pick(loads);
+    const auto choice = pick_group(placement);
     if (!choice) {
+      if (auto why = refusal(loads, newcomer)) {
+        out.refused.push_back({.id = waiting_[k], .message = std::move(*why)});
+        done.push_back(waiting_[k]);
+        continue;
+      }
       if (is_aged(entries[k], now_s, config_.max_wait_s)) break;  // keep the room for it
       continue;
     }
-    const size_t g = candidates[*choice];
-    kv[g].running.push_back(newcomer);
-    outstanding[g] += static_cast<double>(f.prompt_tokens + t.length.median());
+    GroupLoad& load = loads[candidates[*choice]];
+    load.kv.running.push_back(newcomer);
     t.running = true;
-    t.group_id = *names[g];
+    t.group_id = *load.group_id;
     out.dispatches.push_back({.id = waiting_[k], .group_id = t.group_id});
-    placed.push_back(waiting_[k]);
+    done.push_back(waiting_[k]);
   }
-  for (uint64_t id : placed) remove_waiting(id);
+  for (uint64_t id : done) remove_waiting(id);
+  for (const Refusal& r : out.refused) requests_.erase(r.id);
+}
+
+ScheduleDecisions RouterScheduler::schedule(double now_s, std::span<const GroupSnapshot> groups) {
+  ScheduleDecisions out;
+  update_rates(now_s, groups);
+  collect_timeouts(now_s, out);
+  if (waiting_.empty()) return out;
+  const double q = quantile_.value();
+  std::vector<GroupLoad> loads = group_loads(groups, q);
+  if (loads.empty()) return out;
+  place_waiting(now_s, q, loads, out);
   return out;
 }
 
@@ -187,9 +247,10 @@ void RouterScheduler::on_tokens(uint64_t id, int64_t n) {
 }
 
 std::optional<int64_t> RouterScheduler::on_finished(uint64_t id, int64_t output_tokens,
-                                                    bool preempted, bool completed) {
+                                                    bool preempted, bool completed, bool release) {
   const auto it = requests_.find(id);
   if (it == requests_.end()) return std::nullopt;
+  if (!release && !it->second.released) delivering_.insert(id);
   std::optional<int64_t> predicted;
   if (completed && !it->second.timeout_reported) {
     predictor_.observe(it->second.request.features, output_tokens);
@@ -199,6 +260,12 @@ std::optional<int64_t> RouterScheduler::on_finished(uint64_t id, int64_t output_
   remove_waiting(id);
   requests_.erase(it);
   return predicted;
+}
+
+void RouterScheduler::release(uint64_t id) {
+  if (delivering_.erase(id) > 0) return;
+  const auto it = requests_.find(id);
+  if (it != requests_.end()) it->second.released = true;
 }
 
 void RouterScheduler::cancel(uint64_t id) {

@@ -1,17 +1,24 @@
 // RouterScheduler: the router's queue between accepting a request and sending it to a worker
-// group (issue 7). Pure logic on an injected clock (every call takes now_s; no threads, no
-// sockets), so the server and the simulator drive the same code.
+// group (issue 7). Every request the router serves passes through it, whatever the policy.
+// Pure logic on an injected clock (every call takes now_s; no threads, no sockets), so the
+// server and the simulator drive the same code.
 //
-// Design note. enqueue() bounds the queue (requests and prompt tokens) and rejects early
-// when the predicted queueing delay exceeds a deadline: both answer ResourceExhausted (429).
-// schedule(now, groups) orders the waiting requests (ordering.h), and for each one finds the
-// groups whose admission policy lets it in (admission.h), then places it on one of them
-// (placement.h). The running set per group is the scheduler's own record (what it
+// Design note. enqueue() is the router's one queue bound: it refuses a request when the
+// unfinished requests (waiting or running) would pass max_queue_requests, when the waiting
+// prompt tokens would pass max_queue_tokens, or when the predicted queueing delay exceeds a
+// deadline; each answers ResourceExhausted (429). The choices of one client request are
+// enqueued together, all or none. schedule(now, groups) orders the waiting requests
+// (ordering.h), and for each one finds the groups whose admission policy lets it in
+// (admission.h), then places it on one of them (placement.h). A request no available group
+// could take even if that group were empty is refused there, not kept waiting for room that
+// can never open. The running set per group is the scheduler's own record (what it
 // dispatched, the tokens seen since, what finished), so admission does not wait for the
 // workers' next KV report; from the reports it takes capacity, free blocks and the
 // preemption counter, whose growth feeds the adaptive quantile. A request that does not fit
 // is skipped (later ones may back-fill) unless it is aged, in which case the pass stops and
-// the next room that opens is its. Deadlines: each request has a timeout (its own or the
+// the next room that opens is its. A finished request may keep counting toward the bound
+// while the caller still delivers its answer (on_finished(release = false), release()), as
+// the router's HTTP responses do. Deadlines: each request has a timeout (its own or the
 // default); schedule() returns the ids past it. A waiting one is dropped from the queue
 // there; a running one stays until on_finished (the caller aborts it in the worker).
 // Learning: on_finished() feeds the predictor with the actual output length.
@@ -22,6 +29,7 @@
 #include <span>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "common/status.h"
@@ -38,12 +46,11 @@ struct RouterSchedulerConfig {
   AdaptiveQuantileConfig quantile{};  // quantile.initial is the admission quantile
   bool adapt_quantile = true;
   int64_t kv_headroom_blocks = 0;     // blocks per group kept spare
-  int64_t max_queue_requests = 1024;  // waiting requests before 429
+  int64_t max_queue_requests = 1024;  // unfinished (waiting + running) requests before 429
   int64_t max_queue_tokens = int64_t{1} << 22;  // waiting prompt tokens before 429
   double max_wait_s = 30;             // aging bound (see ordering.h)
   double queue_deadline_s = 0;        // 429 when the predicted queueing delay exceeds it; 0: off
   double request_timeout_s = 600;     // default per-request timeout, from enqueue
-  uint64_t seed = 1;                  // placement RNG
 };
 
 struct SchedulerRequest {
@@ -68,9 +75,16 @@ struct Dispatch {
   std::string group_id;
 };
 
+// A waiting request that no available group could ever admit; dropped from the scheduler.
+struct Refusal {
+  uint64_t id = 0;
+  std::string message;  // names the blocks needed and the largest capacity
+};
+
 struct ScheduleDecisions {
   std::vector<Dispatch> dispatches;  // send these now, in this order
   std::vector<uint64_t> timed_out;   // past their timeout: answer/abort them
+  std::vector<Refusal> refused;      // answer these with an error
 };
 
 class RouterScheduler {
@@ -81,6 +95,8 @@ class RouterScheduler {
   // Queues `request`. ResourceExhausted (429) when the queue is full or the predicted wait
   // exceeds queue_deadline_s; InvalidArgument when the id is already known.
   Status enqueue(const SchedulerRequest& request, double now_s);
+  // Queues the choices of one client request, all or none (the bounds count every choice).
+  Status enqueue(std::span<const SchedulerRequest> choices, double now_s);
   ScheduleDecisions schedule(double now_s, std::span<const GroupSnapshot> groups);
   // `n` more output tokens of a running request arrived.
   void on_tokens(uint64_t id, int64_t n);
@@ -91,11 +107,19 @@ class RouterScheduler {
   // GroupSnapshot::num_preemptions pass false, or they count twice. Returns the median length
   // predicted at enqueue when the request taught the predictor (for a predicted-vs-actual
   // metric), nullopt otherwise.
+  // `release` false: the caller is still delivering the answer (the router's HTTP response),
+  // and the request counts toward max_queue_requests until release(id).
   std::optional<int64_t> on_finished(uint64_t id, int64_t output_tokens, bool preempted,
-                                     bool completed = true);
+                                     bool completed = true, bool release = true);
+  // The answer of `id` is delivered or its client went away: it stops counting toward
+  // max_queue_requests. An id not finished yet is released when it finishes; unknown ids are
+  // ignored.
+  void release(uint64_t id);
   // The client went away: a waiting request is dropped (a running one needs on_finished).
   void cancel(uint64_t id);
 
+  // What max_queue_requests bounds: waiting, running, and finished but not yet released.
+  size_t num_unfinished() const { return requests_.size() + delivering_.size(); }
   size_t num_waiting() const { return waiting_.size(); }
   int64_t num_waiting_tokens() const { return waiting_tokens_; }
   size_t num_running() const { return requests_.size() - waiting_.size(); }
@@ -111,20 +135,35 @@ class RouterScheduler {
     double deadline_s = 0;
     bool running = false;
     bool timeout_reported = false;
+    bool released = false;  // release() came before on_finished
     std::string group_id;
     int64_t generated = 0;
   };
+  // What the router has placed in each available group, for one schedule() pass.
+  struct GroupLoad {
+    const std::string* group_id = nullptr;
+    GroupKv kv;
+  };
+  Status check_room(std::span<const SchedulerRequest> choices) const;
+  // Why no group of `loads` could take `newcomer` even if it held nothing else; nullopt
+  // when one could (or none is available: one may come).
+  std::optional<std::string> refusal(std::span<const GroupLoad> loads,
+                                     const KvRequest& newcomer) const;
   void update_rates(double now_s, std::span<const GroupSnapshot> groups);
   void collect_timeouts(double now_s, ScheduleDecisions& out);
+  std::vector<GroupLoad> group_loads(std::span<const GroupSnapshot> groups, double q) const;
+  // Places the waiting requests that fit, in queue order; refuses the ones that never can.
+  void place_waiting(double now_s, double q, std::vector<GroupLoad>& loads, ScheduleDecisions& out);
   void remove_waiting(uint64_t id);
-  double predicted_wait_s(const Tracked& newcomer) const;
+  // Seconds until the waiting requests ahead of a newcomer are served, at the measured rate.
+  double predicted_wait_s(int priority, int64_t median_tokens) const;
 
   RouterSchedulerConfig config_;
   LengthPredictor& predictor_;
   AdaptiveQuantile quantile_;
-  PowerOfTwoChoices placement_;
   std::unordered_map<uint64_t, Tracked> requests_;  // waiting and running
   std::vector<uint64_t> waiting_;                   // arrival order
+  std::unordered_set<uint64_t> delivering_;         // finished, not yet released
   int64_t waiting_tokens_ = 0;
   std::unordered_map<std::string, int64_t> last_preemptions_;
   // Throughput: tokens counted over windows of >= 1 s, smoothed.

@@ -69,7 +69,7 @@ const std::vector<BadCase>& bad_cases() {
       {kC, R"({"prompt": "x", "temperature": 1e309})", 400, "temperature", "too large a number"},
       {kC, R"({"prompt": "x", "max_tokens": -1e400})", 400, "max_tokens", "too large a number"},
       {kC, R"({"prompt": "x", "max_tokens": 1180591620717411303424})", 400, "max_tokens",
-       "must be in [1, 2048]"},
+       "must be in [1, 2147483647]"},
       {kC, R"({"prompt": "x", "n": 1180591620717411303424})", 400, "n", "must be in [1, 16]"},
       {kC, R"({"prompt": "x", "repetition_penalty": 1e300})", 400, "repetition_penalty",
        "out of range"},
@@ -78,13 +78,13 @@ const std::vector<BadCase>& bad_cases() {
       {kC, R"({"prompt": "x", "max_tokens": "ten"})", 400, "max_tokens",
        "`max_tokens` must be an integer. Given: \"ten\""},
       {kC, R"({"prompt": "x", "max_tokens": -5})", 400, "max_tokens", "Given: -5"},
-      {kC, R"({"prompt": "x", "max_tokens": 0})", 400, "max_tokens", "must be in [1, 2048]"},
-      {kC, R"({"prompt": "x", "max_tokens": 2049})", 400, "max_tokens", "context window"},
+      {kC, R"({"prompt": "x", "max_tokens": 0})", 400, "max_tokens", "must be in [1, 2147483647]"},
+      {kC, R"({"prompt": "x", "max_tokens": 2147483648})", 400, "max_tokens", "Given: 2147483648"},
       {kC, R"({"prompt": "x", "max_tokens": 10.5})", 400, "max_tokens", "must be an integer"},
       {kC, R"({"prompt": "x", "max_tokens": true})", 400, "max_tokens", "must be an integer"},
       {kC, R"({"prompt": "x", "max_tokens": [10]})", 400, "max_tokens", "Given: [10]"},
       {kChat, R"({"messages": [{"role": "user", "content": "x"}], "max_completion_tokens": 0})",
-       400, "max_completion_tokens", "must be in [1, 2048]"},
+       400, "max_completion_tokens", "must be in [1, 2147483647]"},
       // n.
       {kC, R"({"prompt": "x", "n": 0})", 400, "n", "`n` must be in [1, 16]. Given: 0"},
       {kC, R"({"prompt": "x", "n": 17})", 400, "n", "Given: 17"},
@@ -439,6 +439,42 @@ TEST(OpenAiApiTest, RandomCorruptionsNeverThrowOrCrash) {
     }
   }
   EXPECT_GT(accepted, 0);
+}
+
+// The one length check, after tokenizing (the context window of test_limits() is 2048).
+TEST(OpenAiApiTest, FitToContextIsTheOneLengthCheck) {
+  // Parsing leaves max_tokens past the window to it: that needs the prompt's length.
+  GenerationRequest big = ok(parse_generation_request(R"({"prompt": "x", "max_tokens": 5000})",
+                                                      kC, test_limits()));
+  const std::optional<ApiError> alone = fit_to_context(big, 1, 2048);
+  ASSERT_TRUE(alone.has_value());
+  EXPECT_EQ(alone->http_status, 400);
+  EXPECT_EQ(alone->param, "max_tokens");
+  EXPECT_EQ(alone->code, "context_length_exceeded");
+  EXPECT_NE(alone->message.find("must be <= 2048. Given: 1 + 5000"), std::string::npos) << alone->message;
+
+  GenerationRequest full = ok(parse_generation_request(R"({"prompt": "x", "max_tokens": 2048})",
+                                                       kC, test_limits()));
+  const std::optional<ApiError> together = fit_to_context(full, 1, 2048);
+  ASSERT_TRUE(together.has_value());
+  EXPECT_EQ(together->param, "prompt");
+  EXPECT_FALSE(fit_to_context(full, 0, 2048).has_value());
+
+  GenerationRequest exact = ok(parse_generation_request(R"({"prompt": "x", "max_tokens": 48})",
+                                                        kC, test_limits()));
+  EXPECT_FALSE(fit_to_context(exact, 2000, 2048).has_value());
+  EXPECT_EQ(exact.sampling.max_tokens, 48);
+  EXPECT_TRUE(fit_to_context(exact, 2001, 2048).has_value());
+
+  // Left out, max_tokens becomes the rest of the window; a prompt that fills the window
+  // still leaves no room for one token.
+  GenerationRequest open = ok(parse_generation_request(R"({"prompt": "x"})", kC, test_limits()));
+  EXPECT_FALSE(fit_to_context(open, 2000, 2048).has_value());
+  EXPECT_EQ(open.sampling.max_tokens, 48);
+  GenerationRequest filled = ok(parse_generation_request(R"({"prompt": "x"})", kC, test_limits()));
+  const std::optional<ApiError> no_room = fit_to_context(filled, 2048, 2048);
+  ASSERT_TRUE(no_room.has_value());
+  EXPECT_EQ(no_room->param, "prompt");
 }
 
 TEST(OpenAiApiTest, TokenizeRequests) {

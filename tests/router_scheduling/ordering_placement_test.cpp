@@ -43,30 +43,29 @@ TEST(Ordering, PolicyNamesRoundTrip) {
   EXPECT_FALSE(parse_order_policy("lifo").ok());
 }
 
-TEST(Placement, PicksTheLessLoadedOfTwo) {
-  PowerOfTwoChoices p(7);
-  const std::vector<double> two{100, 3};
-  for (int i = 0; i < 50; ++i) EXPECT_EQ(p.pick(two), size_t{1});
-  const std::vector<double> one{42};
-  EXPECT_EQ(p.pick(one), size_t{0});
-  EXPECT_FALSE(p.pick({}).has_value());
+TEST(Placement, FewestInFlightThenMostFreeBlocksThenFirst) {
+  EXPECT_FALSE(pick_group({}).has_value());
+  const std::vector<PlacementCandidate> one{{.num_in_flight = 9, .free_blocks = 0}};
+  EXPECT_EQ(pick_group(one), size_t{0});
+  const std::vector<PlacementCandidate> by_count{{.num_in_flight = 3, .free_blocks = 900},
+                                                 {.num_in_flight = 1, .free_blocks = 10},
+                                                 {.num_in_flight = 2, .free_blocks = 500}};
+  EXPECT_EQ(pick_group(by_count), size_t{1});
+  const std::vector<PlacementCandidate> tie{{.num_in_flight = 2, .free_blocks = 10},
+                                            {.num_in_flight = 2, .free_blocks = 40},
+                                            {.num_in_flight = 2, .free_blocks = 40}};
+  EXPECT_EQ(pick_group(tie), size_t{1});  // most free blocks; the first of equals
 }
 
-TEST(Placement, NeverPicksTheMostLoadedAndSpreadsOverTheRest) {
-  PowerOfTwoChoices p(11);
-  const std::vector<double> loads{5, 1, 9, 5};
-  std::vector<int> count(loads.size(), 0);
-  for (int i = 0; i < 3000; ++i) ++count[*p.pick(loads)];
-  EXPECT_EQ(count[2], 0);  // always compared with a lighter one
-  EXPECT_GT(count[1], count[0]);
-  EXPECT_GT(count[0], 0);
-  EXPECT_GT(count[3], 0);
-}
-
-TEST(Placement, SameSeedSameChoices) {
-  PowerOfTwoChoices a(3), b(3);
-  const std::vector<double> loads{4, 4, 4, 4, 4};
-  for (int i = 0; i < 100; ++i) EXPECT_EQ(a.pick(loads), b.pick(loads));
+TEST(Placement, AlternatesOverEqualGroupsAsTheCallerCountsItsPlacements) {
+  std::vector<PlacementCandidate> groups(3, PlacementCandidate{.num_in_flight = 0, .free_blocks = 64});
+  std::vector<int> placed(groups.size(), 0);
+  for (int i = 0; i < 30; ++i) {
+    const size_t g = *pick_group(groups);
+    ++groups[g].num_in_flight;
+    ++placed[g];
+  }
+  EXPECT_EQ(placed, (std::vector<int>{10, 10, 10}));
 }
 
 }  // namespace

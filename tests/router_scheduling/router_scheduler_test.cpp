@@ -110,6 +110,80 @@ TEST(RouterScheduler, BoundedQueueRejectsWith429) {
   EXPECT_TRUE(by_tokens.enqueue({.id = 2, .features = features(100, 8)}, 0).ok());
 }
 
+TEST(RouterScheduler, TheQueueBoundCountsRunningRequestsAndWholeClientRequests) {
+  HistogramPredictor predictor;
+  RouterScheduler s({.max_queue_requests = 3}, predictor);
+  const std::vector<GroupSnapshot> groups{group("g", 1000)};
+  ASSERT_TRUE(s.enqueue({.id = 1, .features = features(10, 8)}, 0).ok());
+  ASSERT_TRUE(s.enqueue({.id = 2, .features = features(10, 8)}, 0).ok());
+  ASSERT_EQ(s.schedule(0, groups).dispatches.size(), 2u);
+  EXPECT_EQ(s.num_waiting(), 0u);
+  // Two running and none waiting: a client request of two choices would make four.
+  const std::vector<SchedulerRequest> pair{{.id = 3, .features = features(10, 8)},
+                                           {.id = 4, .features = features(10, 8)}};
+  const Status full = s.enqueue(pair, 0);
+  EXPECT_EQ(full.code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(full.message().find("2 requests unfinished"), std::string::npos) << full.message();
+  EXPECT_EQ(s.num_waiting(), 0u);  // all or none: choice 3 was not queued either
+  // A finished request whose answer is still on its way keeps its place until released.
+  s.on_finished(1, 8, false, /*completed=*/true, /*release=*/false);
+  EXPECT_EQ(s.num_running(), 1u);
+  EXPECT_EQ(s.num_unfinished(), 2u);
+  EXPECT_EQ(s.enqueue(pair, 0).code(), StatusCode::kResourceExhausted);
+  s.release(1);
+  EXPECT_EQ(s.num_unfinished(), 1u);
+  // Released before it finishes (the client went away): nothing is left behind.
+  s.release(2);
+  s.on_finished(2, 3, false, /*completed=*/false, /*release=*/false);
+  EXPECT_EQ(s.num_unfinished(), 0u);
+  EXPECT_TRUE(s.enqueue(pair, 0).ok());
+  EXPECT_EQ(s.num_waiting(), 2u);
+  const std::vector<SchedulerRequest> twice{{.id = 5, .features = features(1, 1)},
+                                            {.id = 5, .features = features(1, 1)}};
+  EXPECT_EQ(RouterScheduler({}, predictor).enqueue(twice, 0).code(), StatusCode::kInvalidArgument);
+}
+
+TEST(RouterScheduler, PlacesOnTheGroupWithFewestInFlightThenMostFreeBlocks) {
+  HistogramPredictor predictor;
+  RouterScheduler s({}, predictor);
+  std::vector<GroupSnapshot> groups{group("a", 1000), group("b", 1000), group("c", 1000)};
+  groups[1].free_blocks = 900;  // b: fewer free blocks than a and c, which tie
+  for (uint64_t id = 1; id <= 6; ++id) ASSERT_TRUE(s.enqueue({.id = id, .features = features(10, 8)}, 0).ok());
+  std::vector<std::string> placed;
+  for (const Dispatch& d : s.schedule(0, groups).dispatches) placed.push_back(d.group_id);
+  EXPECT_EQ(placed, (std::vector<std::string>{"a", "c", "b", "a", "c", "b"}));
+}
+
+TEST(RouterScheduler, RefusesAtOnceWhatNoGroupCouldEverHold) {
+  HistogramPredictor predictor;
+  const std::vector<GroupSnapshot> groups{group("small", 40, 16), group("large", 64, 16)};
+  RouterScheduler on_demand({}, predictor);
+  ASSERT_TRUE(on_demand.enqueue({.id = 1, .features = features(64 * 16 + 1, 4)}, 0).ok());
+  ASSERT_TRUE(on_demand.enqueue({.id = 2, .features = features(64 * 16, 4)}, 0).ok());
+  const ScheduleDecisions d = on_demand.schedule(0, groups);
+  ASSERT_EQ(d.refused.size(), 1u);
+  EXPECT_EQ(d.refused[0].id, 1u);
+  EXPECT_NE(d.refused[0].message.find("needs 65 KV blocks"), std::string::npos) << d.refused[0].message;
+  EXPECT_NE(d.refused[0].message.find("holds 64"), std::string::npos) << d.refused[0].message;
+  ASSERT_EQ(d.dispatches.size(), 1u);
+  EXPECT_EQ(d.dispatches[0].group_id, "large");
+  EXPECT_EQ(on_demand.num_waiting(), 0u);
+  EXPECT_EQ(on_demand.num_running(), 1u);
+
+  // reserve-max needs room for prompt + max_tokens; a full group is not a refusal.
+  RouterScheduler reserve({.admission = ReserveMax{}}, predictor);
+  ASSERT_TRUE(reserve.enqueue({.id = 1, .features = features(16, 64 * 16)}, 0).ok());
+  ASSERT_TRUE(reserve.enqueue({.id = 2, .features = features(16, 60 * 16)}, 0).ok());
+  ASSERT_TRUE(reserve.enqueue({.id = 3, .features = features(16, 60 * 16)}, 0).ok());
+  const ScheduleDecisions r = reserve.schedule(0, groups);
+  ASSERT_EQ(r.refused.size(), 1u);
+  EXPECT_EQ(r.refused[0].id, 1u);
+  EXPECT_NE(r.refused[0].message.find("max_tokens"), std::string::npos) << r.refused[0].message;
+  ASSERT_EQ(r.dispatches.size(), 1u);  // 2 fills `large`; 3 waits for it
+  EXPECT_EQ(reserve.num_waiting(), 1u);
+  EXPECT_TRUE(reserve.schedule(1, groups).refused.empty());
+}
+
 TEST(RouterScheduler, RejectsEarlyWhenThePredictedWaitPassesTheDeadline) {
   HistogramPredictor predictor;
   for (int i = 0; i < 200; ++i) predictor.observe(features(10, 1000), 100);

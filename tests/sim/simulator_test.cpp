@@ -109,9 +109,10 @@ TEST(Simulator, FullRouterQueueAnswers429) {
 }
 
 TEST(SimPolicy, ParsesAdmissionAndOrder) {
-  EXPECT_FALSE(policy("on-demand").router_queue);
-  EXPECT_TRUE(policy("on-demand+sjf").router_queue);
-  EXPECT_TRUE(policy("predicted").router_queue);
+  EXPECT_TRUE(std::holds_alternative<router::OnDemand>(policy("on-demand").router.admission));
+  EXPECT_TRUE(std::holds_alternative<router::Fcfs>(policy("on-demand").router.order));
+  EXPECT_TRUE(std::holds_alternative<router::ShortestPredictedFirst>(policy("on-demand+sjf").router.order));
+  EXPECT_TRUE(std::holds_alternative<router::Predicted>(policy("predicted").router.admission));
   auto bad = parse_sim_policy("greedy", {});
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("reserve-max"), std::string::npos) << bad.status().message();

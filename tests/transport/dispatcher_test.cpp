@@ -97,8 +97,10 @@ class DispatcherTest : public ::testing::Test {
   std::string endpoint_;
 };
 
-TEST_F(DispatcherTest, SubmitWithoutGroupsIsUnavailable) {
-  EXPECT_EQ(dispatcher_.submit(request(1), outputs.callback()).code(), StatusCode::kUnavailable);
+TEST_F(DispatcherTest, SubmitToAnUnknownGroupIsUnavailable) {
+  const Status st = dispatcher_.submit_to("g0", request(1), outputs.callback());
+  EXPECT_EQ(st.code(), StatusCode::kUnavailable);
+  EXPECT_NE(st.message().find("`g0` is not registered"), std::string::npos) << st.message();
   EXPECT_FALSE(dispatcher_.any_ready());
 }
 
@@ -110,7 +112,9 @@ TEST_F(DispatcherTest, IgnoresGarbageRegistersOnHelloAndRoutesOutputs) {
   worker.send(hello("g0", 1));
   ASSERT_TRUE(wait_until([&] { return dispatcher_.any_ready(); }, milliseconds(2000)));
 
-  for (uint64_t id = 0; id < 5; ++id) ASSERT_TRUE(dispatcher_.submit(request(id), outputs.callback()).ok());
+  for (uint64_t id = 0; id < 5; ++id) {
+    ASSERT_TRUE(dispatcher_.submit_to("g0", request(id), outputs.callback()).ok());
+  }
   std::vector<uint64_t> received;
   while (received.size() < 5) {
     std::optional<wire::Message> m = worker.receive(milliseconds(2000));
@@ -164,19 +168,24 @@ TEST_F(DispatcherTest, IgnoresGarbageRegistersOnHelloAndRoutesOutputs) {
   EXPECT_TRUE(dispatcher_.any_ready());
 }
 
-TEST_F(DispatcherTest, SilentGroupDiesAndPlacementPrefersTheLessLoadedGroup) {
+TEST_F(DispatcherTest, SilentGroupDiesAndRequestsGoWhereSubmitToSays) {
   FakeWorker a(endpoint_, "a");
   FakeWorker b(endpoint_, "b");
   a.send(hello("a", 1));
   b.send(hello("b", 1));
   ASSERT_TRUE(wait_until([&] { return dispatcher_.groups().size() == 2; }, milliseconds(2000)));
-  for (uint64_t id = 0; id < 4; ++id) ASSERT_TRUE(dispatcher_.submit(request(id), outputs.callback()).ok());
-  for (const GroupInfo& g : dispatcher_.groups()) EXPECT_EQ(g.num_in_flight, 2) << g.group_id;
+  // The caller (the router's scheduler) places; the dispatcher only carries: three to `b`.
+  ASSERT_TRUE(dispatcher_.submit_to("a", request(0), outputs.callback()).ok());
+  for (uint64_t id = 1; id < 4; ++id) {
+    ASSERT_TRUE(dispatcher_.submit_to("b", request(id), outputs.callback()).ok());
+  }
+  EXPECT_EQ(dispatcher_.groups().at(0).num_in_flight, 1);
+  EXPECT_EQ(dispatcher_.groups().at(1).num_in_flight, 3);
 
-  // Only `a` keeps sending heartbeats; `b` goes silent and its two requests fail.
+  // Only `a` keeps sending heartbeats; `b` goes silent and its three requests fail.
   const auto start = std::chrono::steady_clock::now();
   std::vector<uint64_t> failed;
-  while (std::chrono::steady_clock::now() - start < milliseconds(1500) && failed.size() < 2) {
+  while (std::chrono::steady_clock::now() - start < milliseconds(1500) && failed.size() < 3) {
     a.send(wire::Heartbeat{.group_id = "a"});
     std::this_thread::sleep_for(milliseconds(50));
     failed.clear();
@@ -184,26 +193,30 @@ TEST_F(DispatcherTest, SilentGroupDiesAndPlacementPrefersTheLessLoadedGroup) {
       if (outputs.finished(id)) failed.push_back(id);
     }
   }
-  ASSERT_EQ(failed.size(), 2u);
+  ASSERT_EQ(failed, (std::vector<uint64_t>{1, 2, 3}));
   for (uint64_t id : failed) {
     EXPECT_EQ(outputs.of(id).back().error, "worker group b stopped answering; retry the request");
   }
   for (const GroupInfo& g : dispatcher_.groups()) {
     EXPECT_EQ(g.alive, g.group_id == "a") << g.group_id;
   }
-  ASSERT_TRUE(dispatcher_.submit(request(10), outputs.callback()).ok());  // goes to `a`
-  EXPECT_EQ(dispatcher_.groups().at(0).num_in_flight, 3);
+  const Status to_dead = dispatcher_.submit_to("b", request(10), outputs.callback());
+  EXPECT_EQ(to_dead.code(), StatusCode::kUnavailable);
+  EXPECT_NE(to_dead.message().find("not alive and ready"), std::string::npos) << to_dead.message();
+  ASSERT_TRUE(dispatcher_.submit_to("a", request(10), outputs.callback()).ok());
+  EXPECT_EQ(dispatcher_.groups().at(0).num_in_flight, 2);
 }
 
 TEST_F(DispatcherTest, StopFinishesEverythingInFlight) {
   FakeWorker worker(endpoint_, "g0");
   worker.send(hello("g0", 1));
   ASSERT_TRUE(wait_until([&] { return dispatcher_.any_ready(); }, milliseconds(2000)));
-  ASSERT_TRUE(dispatcher_.submit(request(1), outputs.callback()).ok());
+  ASSERT_TRUE(dispatcher_.submit_to("g0", request(1), outputs.callback()).ok());
   dispatcher_.stop();
   ASSERT_TRUE(outputs.finished(1));
   EXPECT_EQ(outputs.of(1).back().finish_reason, "error");
-  EXPECT_EQ(dispatcher_.submit(request(2), outputs.callback()).code(), StatusCode::kUnavailable);
+  EXPECT_EQ(dispatcher_.submit_to("g0", request(2), outputs.callback()).code(),
+            StatusCode::kUnavailable);
 }
 
 }  // namespace

@@ -210,13 +210,13 @@ TEST_F(TransportE2E, ServesAbortsRefusesAndFailsOverWhenTheWorkerDies) {
     if (i == 2) r.sampling.logprobs = 2;
     max_tokens[i] = r.sampling.max_tokens;
     ids.push_back(i);
-    ASSERT_TRUE(dispatcher_->submit(r, collector.callback()).ok());
+    ASSERT_TRUE(dispatcher_->submit_to("g0", r, collector.callback()).ok());
   }
   // One request the worker must refuse (prompt longer than the 2048-token context), and one
   // long one to abort once it has started.
-  ASSERT_TRUE(dispatcher_->submit(make_request(100, 4, 1, 3000), collector.callback()).ok());
-  ASSERT_TRUE(dispatcher_->submit(make_request(200, 2000, 2, 4), collector.callback()).ok());
-  EXPECT_EQ(dispatcher_->submit(make_request(200, 4, 2, 4), collector.callback()).code(),
+  ASSERT_TRUE(dispatcher_->submit_to("g0", make_request(100, 4, 1, 3000), collector.callback()).ok());
+  ASSERT_TRUE(dispatcher_->submit_to("g0", make_request(200, 2000, 2, 4), collector.callback()).ok());
+  EXPECT_EQ(dispatcher_->submit_to("g0", make_request(200, 4, 2, 4), collector.callback()).code(),
             StatusCode::kInvalidArgument);  // the id is in flight
   ASSERT_TRUE(collector.wait(milliseconds(5000), [](const auto& results) {
     auto it = results.find(200);
@@ -261,7 +261,7 @@ TEST_F(TransportE2E, ServesAbortsRefusesAndFailsOverWhenTheWorkerDies) {
   // The worker dies mid-generation: its requests fail, retriably, within the timeout.
   std::vector<uint64_t> doomed = {300, 301, 302};
   for (uint64_t id : doomed) {
-    ASSERT_TRUE(dispatcher_->submit(make_request(id, 2000, id, 5), collector.callback()).ok());
+    ASSERT_TRUE(dispatcher_->submit_to("g0", make_request(id, 2000, id, 5), collector.callback()).ok());
   }
   ASSERT_TRUE(collector.wait(milliseconds(5000), [&](const auto& results) {
     for (uint64_t id : doomed) {
@@ -282,7 +282,7 @@ TEST_F(TransportE2E, ServesAbortsRefusesAndFailsOverWhenTheWorkerDies) {
     EXPECT_EQ(r.error, "worker group g0 stopped answering; retry the request");
     EXPECT_EQ(r.num_finishes, 1);
   }
-  const Status late = dispatcher_->submit(make_request(400, 4, 1, 3), collector.callback());
+  const Status late = dispatcher_->submit_to("g0", make_request(400, 4, 1, 3), collector.callback());
   EXPECT_EQ(late.code(), StatusCode::kUnavailable) << late.to_string();
   EXPECT_FALSE(dispatcher_->any_ready());
   EXPECT_FALSE(dispatcher_->groups().at(0).alive);
@@ -305,7 +305,7 @@ TEST_F(TransportE2E, ShutdownMessageAndSigtermEndTheWorkerCleanly) {
   ASSERT_TRUE(ready);
   // A request in flight when SIGTERM comes is answered with a retriable error, not dropped.
   Collector collector;
-  ASSERT_TRUE(dispatcher_->submit(make_request(1, 2000, 1, 4), collector.callback()).ok());
+  ASSERT_TRUE(dispatcher_->submit_to("g-sigterm", make_request(1, 2000, 1, 4), collector.callback()).ok());
   ASSERT_TRUE(collector.wait(milliseconds(5000), [](const auto& results) {
     auto it = results.find(1);
     return it != results.end() && !it->second.tokens.empty();

@@ -18,7 +18,6 @@ struct Group {
   bool busy = false;
   double step_end = kNever;
   StepPlan plan;
-  int64_t in_flight = 0;  // requests sent here and not finished (the Dispatcher's count)
 };
 
 class Simulation {
@@ -29,7 +28,7 @@ class Simulation {
       groups_.push_back(Group{.id = fmt::format("g{}", g),
                               .scheduler = std::make_unique<Scheduler>(config.worker, config.blocks_per_group)});
     }
-    if (policy.router_queue) router_ = std::make_unique<router::RouterScheduler>(policy.router, predictor_);
+    router_ = std::make_unique<router::RouterScheduler>(policy.router, predictor_);
   }
 
   SimResult run() {
@@ -47,7 +46,7 @@ class Simulation {
         if (g.busy && g.step_end <= now) last_finish = std::max(last_finish, finish_step(g, now));
       }
       while (next_arrival < requests_.size() && requests_[next_arrival].arrival_s <= now) arrive(next_arrival++, now);
-      if (router_) route(now);
+      route(now);
       for (Group& g : groups_) {
         if (!g.busy) start_step(g, now);
       }
@@ -92,27 +91,13 @@ class Simulation {
   void send(size_t i, Group& g) {
     if (Status st = g.scheduler->add(worker_request(i)); !st.ok()) {
       results_[i].failure = "rejected: " + st.message();
-      if (router_) router_->on_finished(i + 1, 0, false, /*completed=*/false);
-      return;
+      router_->on_finished(i + 1, 0, false, /*completed=*/false);
     }
-    ++g.in_flight;
   }
 
+  // Every request takes the router's one path: its scheduler's queue (router/scheduling/).
   void arrive(size_t i, double now) {
     const SimRequest& r = requests_[i];
-    if (!router_) {
-      // The Dispatcher's choice: fewest requests in flight, then most free blocks.
-      Group* best = nullptr;
-      for (Group& g : groups_) {
-        if (best == nullptr || g.in_flight < best->in_flight ||
-            (g.in_flight == best->in_flight &&
-             g.scheduler->stats().blocks.free > best->scheduler->stats().blocks.free)) {
-          best = &g;
-        }
-      }
-      send(i, *best);
-      return;
-    }
     const router::SchedulerRequest sr{
         .id = i + 1,
         .features = {.prompt_tokens = r.prompt_tokens, .max_tokens = r.max_tokens, .route = router::Route::kCompletions}};
@@ -133,6 +118,7 @@ class Simulation {
         if (g.id == dispatch.group_id) send(dispatch.id - 1, g);
       }
     }
+    for (const router::Refusal& r : d.refused) results_[r.id - 1].failure = "rejected: " + r.message;
     for (uint64_t id : d.timed_out) {
       results_[id - 1].failure = "timeout";
       for (Group& g : groups_) g.scheduler->abort(id);
@@ -168,15 +154,14 @@ class Simulation {
       if (!o.new_tokens.empty()) {
         if (r.output_tokens == 0) r.ttft_s = since_arrival;
         r.output_tokens += static_cast<int32_t>(o.new_tokens.size());
-        if (router_) router_->on_tokens(o.id, static_cast<int64_t>(o.new_tokens.size()));
+        router_->on_tokens(o.id, static_cast<int64_t>(o.new_tokens.size()));
       }
       if (!o.finished()) continue;
-      --g.in_flight;
       const bool completed = o.finish_reason == FinishReason::kStop || o.finish_reason == FinishReason::kLength;
       r.ok = completed && r.failure.empty();
       r.e2e_s = since_arrival;
       finished_at = now;
-      if (router_) router_->on_finished(o.id, o.num_output_tokens, false, completed);
+      router_->on_finished(o.id, o.num_output_tokens, false, completed);
     }
     return finished_at;
   }
@@ -205,7 +190,6 @@ StatusOr<SimPolicy> parse_sim_policy(const std::string& name, const router::Rout
   SimPolicy p{.name = name, .router = base};
   p.router.admission = *admission;
   p.router.order = *order;
-  p.router_queue = admission_name != "on-demand" || order_name != "fcfs";
   return p;
 }
 

@@ -6,9 +6,9 @@
 // the cost model (validated against real runs in docs/benchmarks.md).
 //
 // Event loop: the next event is the earliest of the next arrival and the end of a group's
-// running step. At an arrival the request goes to the router (the scheduler's queue, or
-// straight to the least-loaded group under the default on-demand + fcfs path, as the
-// Dispatcher does). At a step end the group's scheduler applies one token per sampled
+// running step. At an arrival the request goes to the router's scheduler, whatever the
+// policy (on-demand + fcfs included, as in `strata serve`), which admits and places it. At
+// a step end the group's scheduler applies one token per sampled
 // sequence (answers are forced to the trace's length with stop_after_tokens, max_tokens is
 // the cap), the router hears of tokens and finishes, schedules again, and every idle group
 // with work starts its next step.
@@ -32,13 +32,12 @@ struct SimRequest {
 };
 
 struct SimPolicy {
-  std::string name;           // "on-demand", "reserve-max+sjf", ...
-  bool router_queue = false;  // false: the default path, straight to a worker group
+  std::string name;  // "on-demand", "reserve-max+sjf", ...
   router::RouterSchedulerConfig router;
 };
 
-// "ADMISSION[+ORDER]" (on-demand, reserve-max, predicted; fcfs, sjf). on-demand+fcfs is the
-// default path without the router's queue, as in `strata serve`. `base` gives the rest.
+// "ADMISSION[+ORDER]" (on-demand, reserve-max, predicted; fcfs, sjf; on-demand+fcfs is
+// `strata serve`'s default). `base` gives the rest.
 StatusOr<SimPolicy> parse_sim_policy(const std::string& name, const router::RouterSchedulerConfig& base);
 
 struct SimConfig {
