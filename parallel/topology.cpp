@@ -18,4 +18,12 @@ LayerRange stage_layers(int num_layers, int pp, int stage) {
   return {begin, begin + base + (stage < extra ? 1 : 0)};
 }
 
+Status check_device_topology(Device device, int tp, int pp) {
+  if (device.is_cpu() || tp * pp == 1) return ok_status();
+  return unimplemented("--device {} runs one rank: a worker group of --tp {} --pp {} needs the "
+                       "NCCL communicator, which parallel/ does not wire in yet. Use --tp 1 "
+                       "--pp 1 with --device {}, or --device cpu for a multi-rank group",
+                       device.to_string(), tp, pp, device.to_string());
+}
+
 }  // namespace strata

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "common/status.h"
+#include "kernels/tensor.h"
 
 namespace strata {
 
@@ -33,5 +34,10 @@ struct LayerRange {
   int begin = 0, end = 0;
 };
 LayerRange stage_layers(int num_layers, int pp, int stage);
+
+// A worker group of several ranks communicates over MPI on host memory, so it runs on the
+// CPU until an NCCL communicator is wired into parallel/: this rejects a GPU with tp or
+// pp > 1, naming both settings.
+Status check_device_topology(Device device, int tp, int pp);
 
 }  // namespace strata

@@ -10,8 +10,9 @@
 #include "kernels/cuda/plan/graph_buckets.h"
 #include "kernels/cuda/plan/launch_plan.h"
 #include "kernels/cuda/plan/memory_plan.h"
+#include "kernels/device.h"
+#include "parallel/topology.h"
 #include "worker/batch_broadcast.h"
-#include "worker/device_runtime.h"
 #include "worker/group_plan.h"
 
 namespace strata {

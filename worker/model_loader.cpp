@@ -2,7 +2,7 @@
 
 #include <filesystem>
 
-#include "worker/device_runtime.h"
+#include "kernels/device.h"
 
 namespace strata {
 

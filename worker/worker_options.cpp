@@ -1,6 +1,6 @@
 #include "worker/worker_options.h"
 
-#include "worker/device_runtime.h"
+#include "kernels/device.h"
 
 namespace strata {
 

@@ -8,9 +8,9 @@
 #include <fmt/format.h>
 
 #include "common/tokenizer/tokenizer.h"
+#include "kernels/device.h"
 #include "kernels/ops.h"
 #include "tools/strata/commands.h"
-#include "worker/device_runtime.h"
 #include "worker/generator.h"
 #include "worker/model_loader.h"
 
