@@ -114,8 +114,7 @@ Status RouterServer::start() {
   tokenizer_pool_ = std::make_unique<OrderedPool>(config_.tokenizer_threads);
   detokenizer_pool_ = std::make_unique<OrderedPool>(config_.detokenizer_threads);
 
-  DispatcherConfig dispatcher_config{.endpoint = config_.zmq_endpoint,
-                                     .heartbeat_timeout_ms = config_.heartbeat_timeout_ms};
+  DispatcherConfig dispatcher_config = config_.dispatcher;
   dispatcher_config.on_step = [this](const std::string& group, double seconds, int32_t tokens) {
     metrics_.observe_step(group, seconds, tokens);
   };
@@ -274,8 +273,8 @@ void RouterServer::handle_generation(const httplib::Request& req, httplib::Respo
   auto parsed = parse_generation_request(req.body, route, limits);
   if (auto* error = std::get_if<ApiError>(&parsed)) return send_error(res, *error);
   GenerationRequest request = std::move(std::get<GenerationRequest>(parsed));
-  if (in_flight_.load() >= config_.max_queue_requests) {
-    return send_error(res, queue_full_error(static_cast<size_t>(config_.max_queue_requests)));
+  if (in_flight_.load() >= config_.scheduling.max_queue_requests) {
+    return send_error(res, queue_full_error(static_cast<size_t>(config_.scheduling.max_queue_requests)));
   }
   auto guard = std::make_shared<InFlightGuard>(in_flight_, metrics_);
 
@@ -349,7 +348,7 @@ void RouterServer::handle_generation(const httplib::Request& req, httplib::Respo
     return send_error(res, e);
   }
   const ResponseContext ctx = make_response_context(request, model_name, unix_seconds());
-  const double timeout_s = request.timeout_s > 0 ? request.timeout_s : config_.request_timeout_s;
+  const double timeout_s = request.timeout_s > 0 ? request.timeout_s : config_.scheduling.request_timeout_s;
   const auto deadline = arrival + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout_s));
 
   if (!request.stream) {

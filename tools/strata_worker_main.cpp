@@ -58,8 +58,8 @@ int main(int argc, char** argv) {
   auto server_config = options.server_config();
   if (!server_config.ok()) return fail(server_config.status());
   const strata::WorkerServerConfig& config = *server_config;
-  const std::string& model_path = options.model;
-  const int threads = options.threads;
+  const std::string& model_path = options.load.model;
+  const int threads = options.load.threads;
 
   // A group of several ranks is an MPI job: rank 0 serves the router, the others follow it.
   const bool multi_rank = options.tp * options.pp > 1 || std::getenv("OMPI_COMM_WORLD_SIZE") != nullptr;

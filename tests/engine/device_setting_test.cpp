@@ -83,14 +83,14 @@ TEST(DeviceSetting, EngineDeviceMustBeWhereTheWeightsAre) {
 
 TEST(DeviceSetting, WorkerOptionsCarryDeviceFractionAndGraphs) {
   WorkerOptions o;
-  EXPECT_EQ(o.device, "cpu");
+  EXPECT_EQ(o.load.device, "cpu");
   const std::vector<std::string> args = o.to_args();
   for (const char* flag : {"--device", "--gpu-memory-fraction", "--cuda-graphs"}) {
     EXPECT_NE(std::find(args.begin(), args.end(), flag), args.end()) << flag;
   }
-  o.device = "cuda:1";
-  o.gpu_memory_fraction = 0.5;
-  o.cuda_graphs = false;
+  o.load.device = "cuda:1";
+  o.server.engine.gpu_memory_fraction = 0.5;
+  o.server.engine.cuda_graphs = false;
   const auto server = o.server_config();
   ASSERT_TRUE(server.ok());
   EXPECT_EQ(server->engine.device, (Device{DeviceType::kCuda, 1}));
@@ -99,9 +99,9 @@ TEST(DeviceSetting, WorkerOptionsCarryDeviceFractionAndGraphs) {
   const auto load = o.load_options({});
   ASSERT_TRUE(load.ok());
   EXPECT_EQ(load->device, (Device{DeviceType::kCuda, 1}));
-  o.device = "tpu";
+  o.load.device = "tpu";
   EXPECT_FALSE(o.server_config().ok());
-  o.gpu_memory_fraction = 1.5;
+  o.server.engine.gpu_memory_fraction = 1.5;
   EXPECT_FALSE(config::check_ranges(o).ok());
 }
 
