@@ -6,11 +6,17 @@
 //
 // and the visitors below turn that list into CLI11 flags (--port, with help and default),
 // YAML keys (port:), and range checks whose messages name the key, the limit and the value.
+//
+// A setting lives on the component that uses it (SchedulerConfig::block_size, DispatcherConfig::
+// heartbeat_timeout_ms); a process's options embed those structs and call their visit_fields,
+// and a command that needs only some of them wraps its visitor in only() or except().
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <limits>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <vector>
 
@@ -127,6 +133,35 @@ class ArgWriter {
   std::vector<std::string>& args_;
 };
 
+// Passes on to `inner` only the fields whose keys are in `keys` (only()) or not in it
+// (except()), so a command can offer a subset of a component's settings under their own names.
+template <typename Visitor>
+class KeyFilter {
+ public:
+  KeyFilter(Visitor& inner, std::initializer_list<std::string_view> keys, bool keep_listed)
+      : inner_(inner), keys_(keys), keep_listed_(keep_listed) {}
+  template <typename T>
+  void operator()(std::string_view key, T& field, std::string_view help, Range range = {}) {
+    bool listed = false;
+    for (std::string_view k : keys_) listed = listed || k == key;
+    if (listed == keep_listed_) inner_(key, field, help, range);
+  }
+
+ private:
+  Visitor& inner_;
+  std::vector<std::string_view> keys_;
+  bool keep_listed_;
+};
+
+template <typename Visitor>
+KeyFilter<Visitor> only(Visitor& inner, std::initializer_list<std::string_view> keys) {
+  return KeyFilter<Visitor>(inner, keys, true);
+}
+template <typename Visitor>
+KeyFilter<Visitor> except(Visitor& inner, std::initializer_list<std::string_view> keys) {
+  return KeyFilter<Visitor>(inner, keys, false);
+}
+
 template <typename Config>
 std::vector<std::string> to_args(Config& config) {
   std::vector<std::string> args;
@@ -135,10 +170,12 @@ std::vector<std::string> to_args(Config& config) {
   return args;
 }
 
+// Takes a const config so that a component's validate() can use it: visit_fields binds
+// mutable references for the other visitors, but RangeChecker only reads them.
 template <typename Config>
-Status check_ranges(Config& config) {
+Status check_ranges(const Config& config) {
   RangeChecker checker;
-  config.visit_fields(checker);
+  const_cast<Config&>(config).visit_fields(checker);
   return checker.status();
 }
 

@@ -71,6 +71,9 @@ struct object_with_zone<strata::SamplingParams> {
 namespace strata::wire {
 
 inline constexpr uint32_t kProtocolVersion = 1;
+// Where the router binds its ROUTER socket and worker groups connect, unless told otherwise:
+// one default for both ends (router: --zmq-endpoint, worker: --router).
+inline constexpr const char* kDefaultRouterEndpoint = "tcp://127.0.0.1:5557";
 
 // The order matches the alternatives of `Message` below.
 enum class MessageType : uint8_t {

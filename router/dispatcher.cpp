@@ -51,12 +51,8 @@ void deliver(std::vector<Delivery>& deliveries) {
 }  // namespace
 
 Status DispatcherConfig::validate() const {
-  if (endpoint.empty()) return invalid_argument("`endpoint` must be set (e.g. tcp://0.0.0.0:5557)");
-  if (heartbeat_timeout_ms < 50 || heartbeat_timeout_ms > 3600000) {
-    return invalid_argument("`heartbeat_timeout_ms` must be in [50, 3600000]. Given: {}",
-                            heartbeat_timeout_ms);
-  }
-  return ok_status();
+  if (endpoint.empty()) return invalid_argument("`zmq_endpoint` must be set (e.g. tcp://0.0.0.0:5557)");
+  return config::check_ranges(*this);
 }
 
 struct Dispatcher::State {

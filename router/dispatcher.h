@@ -24,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/config_fields.h"
 #include "common/status.h"
 #include "common/wire.h"
 
@@ -31,14 +32,19 @@ namespace strata::router {
 
 struct DispatcherConfig {
   // Where the ROUTER socket binds. "tcp://127.0.0.1:*" binds a free port; see endpoint().
-  std::string endpoint = "tcp://127.0.0.1:5557";
-  // A group silent this long is dead, [50, 3600000]. Must exceed the workers' longest engine
-  // step: a worker cannot send a heartbeat in the middle of one.
-  int heartbeat_timeout_ms = 2000;
+  std::string endpoint = wire::kDefaultRouterEndpoint;
+  // Workers send heartbeats from a thread of their own, so a long engine step does not
+  // make a group look dead; the timeout covers a stalled or vanished worker.
+  int heartbeat_timeout_ms = 5000;
   // Called on the IO thread for every engine step a group reports (metrics); must be quick.
   std::function<void(const std::string& group_id, double step_seconds, int32_t num_batched_tokens)>
       on_step;
 
+  template <typename V>
+  void visit_fields(V& v) {
+    v("zmq_endpoint", endpoint, "ZeroMQ endpoint the router binds; worker groups connect to it");
+    v("heartbeat_timeout_ms", heartbeat_timeout_ms, "a worker group silent this long is marked dead", config::Range{100, 600000});
+  }
   Status validate() const;
 };
 

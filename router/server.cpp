@@ -136,8 +136,7 @@ Status RouterServer::load_tokenizer_and_template() {
 Status RouterServer::start_scheduling() {
   // Parsed first: a bad policy name stops the router before it binds anything.
   STRATA_ASSIGN_OR_RETURN(RouterSchedulerConfig scheduler_config, scheduler_config_from(config_));
-  DispatcherConfig dispatcher_config{.endpoint = config_.zmq_endpoint,
-                                     .heartbeat_timeout_ms = config_.heartbeat_timeout_ms};
+  DispatcherConfig dispatcher_config = config_.dispatcher;
   dispatcher_config.on_step = [this](const std::string& group, double seconds, int32_t tokens) {
     metrics_.observe_step(group, seconds, tokens);
   };
@@ -313,7 +312,7 @@ void RouterServer::handle_generation(const httplib::Request& req, httplib::Respo
   auto slot = std::make_shared<QueueSlot>(*scheduling_loop_, stream->engine_ids());
 
   const ResponseContext ctx = make_response_context(g.request, g.model_name, unix_seconds());
-  const double timeout_s = g.request.timeout_s > 0 ? g.request.timeout_s : config_.request_timeout_s;
+  const double timeout_s = g.request.timeout_s > 0 ? g.request.timeout_s : config_.scheduling.request_timeout_s;
   const auto deadline =
       arrival + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout_s));
   if (g.request.stream) {

@@ -11,10 +11,12 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "kernels/device.h"
 #include "kernels/dtype.h"
 #include "kernels/ops.h"
 #include "parallel/mpi_communicator.h"
 #include "parallel/parallel_context.h"
+#include "parallel/rank_device.h"
 #include "worker/engine.h"
 #include "worker/model_loader.h"
 #include "worker/worker_options.h"
@@ -30,6 +32,16 @@ extern "C" void on_stop_signal(int) { g_stop.store(true); }
 int fail(const strata::Status& status) {
   spdlog::error("strata-worker: {}", status.message());
   return status.code() == strata::StatusCode::kInternal ? 70 : 2;
+}
+
+// A rank of a multi-rank group: the device it runs on (one GPU per rank, from its local
+// rank) and the group's communicators on that device.
+strata::StatusOr<strata::ParallelContext> join_group(const strata::WorkerOptions& options,
+                                                     strata::Device& device) {
+  STRATA_ASSIGN_OR_RETURN(device, strata::rank_device(device, strata::mpi_world_size(),
+                                                      strata::mpi_local_rank(),
+                                                      strata::device_count(strata::DeviceType::kCuda)));
+  return strata::ParallelContext::mpi(options.tp, options.pp, device);
 }
 
 }  // namespace
@@ -57,16 +69,16 @@ int main(int argc, char** argv) {
   std::signal(SIGINT, on_stop_signal);
   auto server_config = options.server_config();
   if (!server_config.ok()) return fail(server_config.status());
-  const strata::WorkerServerConfig& config = *server_config;
-  const std::string& model_path = options.model;
-  const int threads = options.threads;
+  strata::WorkerServerConfig& config = *server_config;
+  const std::string& model_path = options.load.model;
+  const int threads = options.load.threads;
 
   // A group of several ranks is an MPI job: rank 0 serves the router, the others follow it.
   const bool multi_rank = options.tp * options.pp > 1 || std::getenv("OMPI_COMM_WORLD_SIZE") != nullptr;
   strata::ParallelContext parallel = strata::ParallelContext::single();
   if (multi_rank) {
     if (auto st = strata::mpi_initialize(&argc, &argv); !st.ok()) return fail(st);
-    auto ctx = strata::ParallelContext::mpi(options.tp, options.pp);
+    auto ctx = join_group(options, config.engine.device);
     if (!ctx.ok()) {
       spdlog::error("strata-worker: {}", ctx.status().message());
       strata::mpi_abort_group(2);
@@ -77,6 +89,7 @@ int main(int argc, char** argv) {
   strata::kernels::set_cpu_threads(threads);
   auto load_options = options.load_options(parallel.topology);
   if (!load_options.ok()) return fail(load_options.status());
+  load_options->device = config.engine.device;  // a GPU group's rank: its own GPU
   spdlog::info("loading {} onto {}", model_path, load_options->device.to_string());
   auto model = strata::load_model(model_path, *load_options);
   if (!model.ok()) {

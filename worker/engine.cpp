@@ -9,7 +9,7 @@
 #include "common/check.h"
 #include "kernels/cuda/plan/graph_buckets.h"
 #include "kernels/cuda/plan/launch_plan.h"
-#include "worker/device_runtime.h"
+#include "kernels/device.h"
 #include "worker/kv_capacity.h"
 #include "worker/plan_channel.h"
 

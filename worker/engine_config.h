@@ -3,6 +3,7 @@
 
 #include <cstdint>
 
+#include "common/config_fields.h"
 #include "common/status.h"
 #include "kernels/tensor.h"
 #include "worker/scheduler.h"
@@ -28,6 +29,16 @@ struct EngineConfig {
   // engine is created.
   bool cuda_graphs = true;
 
+  // The settings a worker exposes (the device and the KV-cache size it sets from its own
+  // --device and --kv-cache-mb).
+  template <typename V>
+  void visit_fields(V& v) {
+    using config::Range;
+    scheduler.visit_fields(v);
+    v("step_timeout_ms", step_timeout_ms, "multi-rank: a step longer than this aborts the group", Range{100, 86400000});
+    v("gpu_memory_fraction", gpu_memory_fraction, "share of the GPU's memory for weights, activations and the KV cache", Range{0.01, 1.0});
+    v("cuda_graphs", cuda_graphs, "GPU: replay decode steps from CUDA graphs (--no-cuda-graphs runs them eagerly)");
+  }
   Status validate() const;
 };
 

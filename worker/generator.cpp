@@ -17,18 +17,16 @@ StatusOr<GenerationResult> SequenceGenerator::generate(
   // Enough cache for this one request's positions, and one block of slack for the check
   // that a prompt plus one token fits.
   const int64_t positions = std::min<int64_t>(max_len, static_cast<int64_t>(prompt_ids.size()) + params.max_tokens);
-  EngineConfig config;
-  config.scheduler.block_size = config_.block_size;
+  EngineConfig config = config_.engine;
+  const int32_t block_size = config.scheduler.block_size;
   config.scheduler.max_num_batched_tokens = config_.prefill_chunk_tokens;
   config.scheduler.max_num_seqs = 1;
   config.scheduler.watermark = 0.0;
   config.device = model_.weights.device;
-  config.gpu_memory_fraction = config_.gpu_memory_fraction;
-  config.cuda_graphs = config_.cuda_graphs;
   // One more block when decode runs padded on a GPU: the padding rows' scratch block.
   const int64_t scratch_blocks = !config.device.is_cpu() && config.cuda_graphs ? 1 : 0;
-  config.kv_cache_bytes = KvCache::bytes_per_block(model_.config, config_.block_size) *
-                          (KvBlockManager::blocks_for_tokens(positions, config_.block_size) + 1 +
+  config.kv_cache_bytes = KvCache::bytes_per_block(model_.config, block_size) *
+                          (KvBlockManager::blocks_for_tokens(positions, block_size) + 1 +
                            scratch_blocks);
   STRATA_ASSIGN_OR_RETURN(auto engine, Engine::create(model_, config));
 

@@ -14,11 +14,19 @@
 namespace strata {
 
 struct GeneratorConfig {
-  int block_size = 16;               // KV positions per cache block
-  int prefill_chunk_tokens = 512;    // prompt tokens per forward pass
-  // The engine runs where the model's weights are; on a GPU these apply (see EngineConfig).
-  double gpu_memory_fraction = 0.9;
-  bool cuda_graphs = true;
+  // block_size, gpu_memory_fraction and cuda_graphs apply as given; the generator sizes the
+  // cache, the batch (one sequence) and the step (prefill_chunk_tokens) itself, and runs on
+  // the device the model's weights are on.
+  EngineConfig engine;
+  int prefill_chunk_tokens = 512;  // prompt tokens per forward pass
+
+  template <typename V>
+  void visit_fields(V& v) {
+    using config::Range;
+    v("prefill_chunk", prefill_chunk_tokens, "prompt tokens per forward pass", Range{1, 1 << 20});
+    auto used = config::only(v, {"block_size", "gpu_memory_fraction", "cuda_graphs"});
+    engine.visit_fields(used);
+  }
 };
 
 struct GenerationResult {

@@ -36,9 +36,4 @@ void KvBlockManager::release(std::vector<int32_t>& table) {
   table.clear();
 }
 
-void KvBlockManager::share(int32_t block_id) {
-  STRATA_CHECK(ref_counts_[static_cast<size_t>(block_id)] > 0);
-  ++ref_counts_[static_cast<size_t>(block_id)];
-}
-
 }  // namespace strata

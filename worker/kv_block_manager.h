@@ -1,7 +1,7 @@
 // KvBlockManager: which KV-cache blocks each sequence holds. Block ids come from a free
-// list (O(1) allocate and free) and carry a reference count, so a block can later be shared
-// by sequences with a common prefix; a block returns to the free list exactly once, when its
-// count drops to zero. It decides nothing about who runs: the scheduler asks it.
+// list (O(1) allocate and free). Each carries a reference count, 1 while a sequence holds it
+// (no two sequences share a block yet), which checks that a block returns to the free list
+// exactly once. It decides nothing about who runs: the scheduler asks it.
 #pragma once
 
 #include <cstdint>
@@ -38,8 +38,6 @@ class KvBlockManager {
   bool grow(std::vector<int32_t>& table, int64_t num_tokens, int64_t reserve = 0);
   // Drops one reference to each block of `table` and clears it.
   void release(std::vector<int32_t>& table);
-  // Adds a reference (prefix sharing).
-  void share(int32_t block_id);
   int32_t ref_count(int32_t block_id) const { return ref_counts_[static_cast<size_t>(block_id)]; }
 
  private:

@@ -5,7 +5,7 @@
 #include <string>
 
 #include "kernels/cuda/plan/memory_plan.h"
-#include "worker/device_runtime.h"
+#include "kernels/device.h"
 #include "worker/kv_cache.h"
 #include "worker/llama_model.h"
 

@@ -8,7 +8,7 @@
 
 #include "common/check.h"
 #include "kernels/cuda/plan/graph_buckets.h"
-#include "worker/device_runtime.h"
+#include "kernels/device.h"
 
 namespace strata {
 

@@ -2,7 +2,7 @@
 
 #include <filesystem>
 
-#include "worker/device_runtime.h"
+#include "kernels/device.h"
 
 namespace strata {
 
@@ -42,6 +42,19 @@ StatusOr<std::unique_ptr<LoadedModel>> load_model(const std::string& path,
     STRATA_ASSIGN_OR_RETURN(model->weights, copy_model_weights(model->weights, device));
   }
   return model;
+}
+
+StatusOr<ModelLoadOptions> ModelSettings::load_options(const Topology& topology,
+                                                      double gpu_memory_fraction) const {
+  ModelLoadOptions o;
+  o.topology = topology;
+  if (!dtype.empty()) {
+    o.dtype = parse_dtype(dtype);
+    if (!o.dtype) return invalid_argument("`dtype` (--dtype) must be fp32, bf16 or fp16. Given: {}", dtype);
+  }
+  STRATA_ASSIGN_OR_RETURN(o.device, parse_device(device));
+  o.gpu_memory_fraction = gpu_memory_fraction;
+  return o;
 }
 
 }  // namespace strata

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 
+#include "common/config_fields.h"
 #include "common/status.h"
 #include "parallel/topology.h"
 #include "worker/model_config.h"
@@ -42,6 +43,26 @@ struct LoadedModel {
 
 StatusOr<std::unique_ptr<LoadedModel>> load_model(const std::string& path,
                                                   const ModelLoadOptions& options = {});
+
+// Which model to run, in which dtype, where: the settings strata-worker, `strata serve` and
+// `strata generate` share.
+struct ModelSettings {
+  std::string model = "builtin:tiny";
+  std::string dtype;  // "" ⇒ the checkpoint's own
+  std::string device = "cpu";
+  int threads = 0;
+
+  template <typename V>
+  void visit_fields(V& v) {
+    v("model", model, "model to serve: llama2.c .bin, HF directory, or builtin:NAME");
+    v("dtype", dtype, "weight dtype: fp32, bf16 or fp16 (default: the checkpoint's)");
+    v("threads", threads, "CPU kernel threads (0 = all cores)", config::Range{0, 4096});
+    v("device", device, "where the model runs: cpu, cuda or cuda:N (needs a build with -DSTRATA_CUDA=ON)");
+  }
+  // The parsed dtype and device for this rank; fails naming the field on a value it cannot
+  // parse. gpu_memory_fraction is the engine's (EngineConfig), which also caps the weights.
+  StatusOr<ModelLoadOptions> load_options(const Topology& topology, double gpu_memory_fraction) const;
+};
 
 // Individual formats (load_model dispatches to these).
 StatusOr<std::unique_ptr<LoadedModel>> load_llama2c_model(const std::string& path,

@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "common/check.h"
-#include "worker/device_runtime.h"
+#include "kernels/device.h"
 #include "worker/plan_channel.h"
 
 namespace strata {

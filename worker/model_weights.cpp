@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "common/check.h"
-#include "worker/device_runtime.h"
+#include "kernels/device.h"
 
 namespace strata {
 

@@ -19,17 +19,14 @@ std::string_view finish_reason_name(FinishReason reason) {
 }
 
 Status SchedulerConfig::validate() const {
-  if (max_num_batched_tokens < 1) {
-    return invalid_argument("`max_num_batched_tokens` must be >= 1. Given: {}", max_num_batched_tokens);
-  }
-  if (max_num_seqs < 1) return invalid_argument("`max_num_seqs` must be >= 1. Given: {}", max_num_seqs);
-  if (block_size < 1 || block_size > 1024) {
-    return invalid_argument("`block_size` must be in [1, 1024]. Given: {}", block_size);
-  }
+  STRATA_RETURN_IF_ERROR(config::check_ranges(*this));
   if (!(watermark >= 0.0 && watermark < 1.0)) {
     return invalid_argument("`watermark` must be in [0, 1). Given: {}", watermark);
   }
-  if (max_model_len < 1) return invalid_argument("`max_model_len` must be >= 1. Given: {}", max_model_len);
+  if (max_model_len < 1) {
+    return invalid_argument("`max_model_len` must be >= 1 once the model's context is filled in. "
+                            "Given: {}", max_model_len);
+  }
   return ok_status();
 }
 

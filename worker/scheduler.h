@@ -18,6 +18,7 @@
 #include <optional>
 #include <vector>
 
+#include "common/config_fields.h"
 #include "common/status.h"
 #include "worker/kv_block_manager.h"
 #include "worker/sequence.h"
@@ -25,16 +26,28 @@
 
 namespace strata {
 
+// The settings in visit_fields are the worker's --max-num-seqs, --block-size, ... (YAML
+// `worker:` keys); the rest are set by the code that builds the scheduler.
 struct SchedulerConfig {
-  int32_t max_num_batched_tokens = 512;  // tokens per step (decode + prefill), ≥ 1
-  int32_t max_num_seqs = 64;             // sequences running at once, ≥ 1
-  int32_t block_size = 16;               // KV positions per block
+  int32_t max_num_batched_tokens = 512;
+  int32_t max_num_seqs = 64;
+  int32_t block_size = 16;
   double watermark = 0.01;               // fraction of blocks new admissions leave free
-  int64_t max_model_len = 2048;          // positions one sequence may hold
+  // 0 until Engine::create fills in the model's context (as it does for anything beyond it).
+  int64_t max_model_len = 0;
   bool static_batching = false;          // baseline: admit only when nothing runs
   std::vector<int32_t> stop_token_ids;   // the model's EOS ids (ignore_eos skips them)
   uint64_t seed = 0;                     // seeds requests that bring none
 
+  template <typename V>
+  void visit_fields(V& v) {
+    using config::Range;
+    v("max_num_seqs", max_num_seqs, "sequences running at once", Range{1, 1 << 20});
+    v("max_num_batched_tokens", max_num_batched_tokens, "tokens per engine step (decode + prefill chunks)", Range{1, 1 << 24});
+    v("block_size", block_size, "KV-cache positions per block", Range{1, 1024});
+    v("max_model_len", max_model_len, "positions one sequence may hold (0 = the model's context)", Range{0, 1 << 30});
+  }
+  // The ranges above, the watermark, and max_model_len >= 1 (call it once that is filled in).
   Status validate() const;
 };
 

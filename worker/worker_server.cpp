@@ -68,10 +68,8 @@ Status WorkerServerConfig::validate() const {
     return invalid_argument("`group_id` must be 1 to 255 bytes. Given: \"{}\" ({} bytes)", group_id,
                             group_id.size());
   }
-  if (router_endpoint.empty()) return invalid_argument("`router_endpoint` must be set (e.g. tcp://host:5557)");
-  if (heartbeat_ms < 10 || heartbeat_ms > 60000) {
-    return invalid_argument("`heartbeat_ms` must be in [10, 60000]. Given: {}", heartbeat_ms);
-  }
+  if (router_endpoint.empty()) return invalid_argument("`router` (--router) must be set (e.g. tcp://host:5557)");
+  STRATA_RETURN_IF_ERROR(config::check_ranges(*this));
   if (hello_interval_ms < heartbeat_ms || hello_interval_ms > 600000) {
     return invalid_argument("`hello_interval_ms` must be in [heartbeat_ms = {}, 600000]. Given: {}",
                             heartbeat_ms, hello_interval_ms);

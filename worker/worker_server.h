@@ -24,15 +24,25 @@
 namespace strata {
 
 struct WorkerServerConfig {
-  std::string router_endpoint = "tcp://127.0.0.1:5557";  // the router's ROUTER socket
-  std::string group_id = "g0";  // unique per group; the DEALER identity; non-empty, ≤ 255 bytes
+  std::string router_endpoint = wire::kDefaultRouterEndpoint;  // the router's ROUTER socket
+  std::string group_id = "g0";  // unique per group; the DEALER identity
   std::string model_name;       // reported in Hello; "" ⇒ the model's own name
-  int32_t heartbeat_ms = 200;   // [10, 60000]; also bounds how long `stop` goes unnoticed
+  int32_t heartbeat_ms = 200;   // also bounds how long `stop` goes unnoticed
   int32_t hello_interval_ms = 5000;  // Hello is repeated this often so a restarted router
                                      // learns about the group; [heartbeat_ms, 600000]
   EngineConfig engine;
   std::string step_log;  // "" or a CSV file: one line per step (worker/step_log.h)
 
+  template <typename V>
+  void visit_fields(V& v) {
+    using config::Range;
+    v("router", router_endpoint, "the router's ZeroMQ endpoint");
+    v("group_id", group_id, "this worker group's unique name (1 to 255 bytes)");
+    v("model_name", model_name, "model name reported to the router (default: the model's)");
+    v("heartbeat_ms", heartbeat_ms, "how often the worker tells the router it is alive", Range{10, 60000});
+    engine.visit_fields(v);
+    v("step_log", step_log, "write one CSV line per engine step here (for `strata simulate --fit-steps`)");
+  }
   Status validate() const;
 };
 

@@ -117,21 +117,6 @@ void decode_attention_device(const PagedAttentionParams& p, int max_context_len)
   launch_decode_attention(p, plan, workspace, ctx.stream);
 }
 
-void rmsnorm_residual(const RmsNormResidualParams& p) {
-  STRATA_CHECK(p.m >= 0 && p.n > 0);
-  launch_rmsnorm_residual(p, context().stream);
-}
-
-void argmax(const ArgmaxParams& p) {
-  STRATA_CHECK(p.m >= 0 && p.vocab > 0 && p.vocab <= INT32_MAX);
-  launch_argmax(p, context().stream);
-}
-
-void sample(const SampleParams& p) {
-  STRATA_CHECK(p.m >= 0 && p.vocab > 0 && p.vocab <= INT32_MAX);
-  launch_sample(p, context().stream);
-}
-
 }  // namespace strata::kernels::cuda
 
 namespace strata::kernels {

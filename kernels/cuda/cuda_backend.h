@@ -1,5 +1,5 @@
-// The CUDA backend: the operator set of kernels/ops.h on device buffers, plus the ops only
-// the GPU path has (fused RMSNorm + residual add, W8A8 int8 GEMM, sampling on device).
+// The CUDA backend: the operator set of kernels/ops.h on device buffers, and the runtime
+// entry points the device registry (cuda_runtime.cpp) and the GPU tests need.
 // This header has no CUDA types, so code above kernels/ can include it in any build; the
 // definitions exist only when strata is built with STRATA_CUDA (STRATA_HAVE_CUDA=1).
 //
@@ -49,71 +49,6 @@ void synchronize();
 
 // Grows this thread's workspaces to at least these sizes now (not during a graph capture).
 void reserve_workspace(int64_t scratch_bytes, int64_t metadata_bytes);
-
-// residual += x; out = rmsnorm(residual) · weight. CPU twin: an add, then cpu rmsnorm.
-struct RmsNormResidualParams {
-  const float* x = nullptr;       // [m, n], row stride ldx: the layer's output
-  int64_t ldx = 0;
-  float* residual = nullptr;      // [m, n], row stride ldr: updated in place
-  int64_t ldr = 0;
-  const float* weight = nullptr;  // [n]
-  float* out = nullptr;           // [m, n], row stride ldo
-  int64_t ldo = 0;
-  int64_t m = 0, n = 0;
-  float eps = 1e-5f;
-};
-void rmsnorm_residual(const RmsNormResidualParams& p);
-
-// W8A8: y = (x_q · W_qᵀ accumulated in int32) · x_scale[i] · w_scale[j] (+ bias) (+ y).
-struct GemmInt8Params {
-  const int8_t* x = nullptr;       // [m, k], row stride ldx (a multiple of 4)
-  int64_t ldx = 0;
-  const int8_t* w = nullptr;       // [n, k], contiguous
-  const float* x_scale = nullptr;  // [m] per-token scales
-  const float* w_scale = nullptr;  // [n] per-channel scales
-  const float* bias = nullptr;     // [n] or nullptr
-  float* y = nullptr;              // [m, n], row stride ldy
-  int64_t ldy = 0;
-  int64_t m = 0, n = 0, k = 0;     // k a multiple of 4
-  bool accumulate = false;
-};
-void gemm_int8(const GemmInt8Params& p);
-
-// Per-row x_q = round(x / s), s = max|x| / 127 (1 for an all-zero row): the W8A8
-// activation quantizer.
-struct QuantizeInt8Params {
-  const float* x = nullptr;  // [m, k], row stride ldx
-  int64_t ldx = 0;
-  int8_t* out = nullptr;     // [m, k], contiguous
-  float* scale = nullptr;    // [m]
-  int64_t m = 0, k = 0;
-};
-void quantize_rows_int8(const QuantizeInt8Params& p);
-
-// Greedy: out[i] = argmax of row i, lowest id on ties, NaN counted as -inf.
-struct ArgmaxParams {
-  const float* logits = nullptr;  // [m, vocab], row stride ld
-  int64_t ld = 0, m = 0, vocab = 0;
-  int32_t* out = nullptr;         // [m]
-};
-void argmax(const ArgmaxParams& p);
-
-// Top-k / top-p / min-p sampling per row, the CPU sampler's rule (worker/sampler.h): rank
-// by logit descending then id ascending; weights exp((x − x_max) / T) in double; keep the
-// top k, then the smallest rank prefix reaching top_p of their mass, then w >= min_p;
-// draw u · kept mass against the inverse CDF in rank order. Rows with temperature 0 are
-// greedy. Penalties are applied before this (on the host today).
-struct SampleParams {
-  const float* logits = nullptr;       // [m, vocab], row stride ld
-  int64_t ld = 0, m = 0, vocab = 0;
-  const float* temperature = nullptr;  // [m]; 0 ⇒ argmax
-  const int32_t* top_k = nullptr;      // [m]; <= 0 ⇒ off
-  const float* top_p = nullptr;        // [m]; 1 ⇒ off
-  const float* min_p = nullptr;        // [m]; 0 ⇒ off
-  const double* uniform = nullptr;     // [m] in [0, 1): the request's SamplerRng draw
-  int32_t* out = nullptr;              // [m]
-};
-void sample(const SampleParams& p);
 
 // Decode attention with p.seqs already on the device ([num_seqs] AttentionSequence) and
 // an upper bound on their context lengths (which fixes the grid): capturable in a graph.

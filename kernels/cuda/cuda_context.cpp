@@ -43,7 +43,6 @@ void* DeviceWorkspace::get(int64_t bytes, cudaStream_t stream) {
 
 CudaContext::CudaContext() {
   STRATA_CUBLAS_CHECK(cublasCreate(&cublas));
-  STRATA_CUBLAS_CHECK(cublasLtCreate(&cublas_lt));
   STRATA_CUDA_CHECK(cudaMalloc(&cublas_workspace, kCublasWorkspaceBytes));
   STRATA_CUBLAS_CHECK(
       cublasSetWorkspace(cublas, cublas_workspace, static_cast<size_t>(kCublasWorkspaceBytes)));
@@ -52,7 +51,6 @@ CudaContext::CudaContext() {
 }
 
 CudaContext::~CudaContext() {
-  if (cublas_lt != nullptr) cublasLtDestroy(cublas_lt);
   if (cublas != nullptr) cublasDestroy(cublas);
   if (cublas_workspace != nullptr) cudaFree(cublas_workspace);
 }

@@ -1,9 +1,8 @@
-// Per-thread CUDA state of the backend: the stream, cuBLAS / cuBLASLt handles and two
+// Per-thread CUDA state of the backend: the stream, the cuBLAS handle and two
 // grow-only device workspaces (scratch for one op's temporaries; metadata for the attention
 // sequences and work items that every layer of a step reuses). Internal to kernels/cuda.
 #pragma once
 
-#include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
@@ -58,7 +57,6 @@ struct CudaContext {
 
   cudaStream_t stream = nullptr;
   cublasHandle_t cublas = nullptr;
-  cublasLtHandle_t cublas_lt = nullptr;
   void* cublas_workspace = nullptr;  // kCublasWorkspaceBytes
   DeviceWorkspace scratch;
   DeviceWorkspace metadata;

@@ -1,7 +1,6 @@
-// Row-wise and element-wise kernels: RMSNorm (+ residual), RoPE, SiLU·mul, KV-cache
-// write, embedding, residual add, row gather, and the GEMM's conversion / bias / (de)quantization helpers. CPU twins:
-// kernels/cpu/elementwise.cpp (the int8 helpers' twins are the ten-line references in
-// tests/gpu/cuda_kernels_test.cpp).
+// Row-wise and element-wise kernels: RMSNorm, RoPE, SiLU·mul, KV-cache write, embedding,
+// residual add, row gather, and the GEMM's conversion and bias helpers. CPU twins:
+// kernels/cpu/elementwise.cpp.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -18,28 +17,21 @@ namespace {
 constexpr int kFlatThreads = 256;
 
 // Sum of squares in double, as the CPU twin; the scale in double, rounded to float once.
-__global__ void rmsnorm_kernel(const float* x, int64_t ldx, float* residual, int64_t ldr,
-                               const float* weight, float* out, int64_t ldo, int64_t n,
-                               float eps) {
+__global__ void rmsnorm_kernel(const float* x, int64_t ldx, const float* weight, float* out,
+                               int64_t ldo, int64_t n, float eps) {
   const int64_t row = blockIdx.x;
   const float* xr = x + row * ldx;
-  float* rr = residual != nullptr ? residual + row * ldr : nullptr;
   double sum_sq = 0.0;
   for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
-    float v = xr[j];
-    if (rr != nullptr) {
-      v = __fadd_rn(rr[j], v);
-      rr[j] = v;
-    }
+    const float v = xr[j];
     sum_sq += static_cast<double>(v) * v;
   }
   sum_sq = block_sum(sum_sq);
   const auto inv_rms =
       static_cast<float>(1.0 / sqrt(sum_sq / static_cast<double>(n) + static_cast<double>(eps)));
-  const float* src = rr != nullptr ? rr : xr;
   float* o = out + row * ldo;
   for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
-    o[j] = __fmul_rn(__fmul_rn(src[j], inv_rms), weight[j]);
+    o[j] = __fmul_rn(__fmul_rn(xr[j], inv_rms), weight[j]);
   }
 }
 
@@ -159,49 +151,13 @@ __global__ void add_bias_kernel(float* y, int64_t ldy, int64_t m, int64_t n, con
   v = __fadd_rn(v, bias[idx % n]);
 }
 
-__global__ void dequantize_kernel(const int32_t* acc, const float* x_scale, const float* w_scale,
-                                  const float* bias, float* y, int64_t ldy, int64_t m, int64_t n,
-                                  bool accumulate) {
-  const int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  if (idx >= m * n) return;
-  const int64_t i = idx / n, j = idx % n;
-  float v = __fmul_rn(__fmul_rn(static_cast<float>(acc[idx]), x_scale[i]), w_scale[j]);
-  if (bias != nullptr) v = __fadd_rn(v, bias[j]);
-  float& dst = y[i * ldy + j];
-  dst = accumulate ? __fadd_rn(dst, v) : v;
-}
-
-__global__ void quantize_rows_kernel(const float* x, int64_t ldx, int8_t* out, float* scale,
-                                     int64_t k) {
-  const int64_t row = blockIdx.x;
-  const float* xr = x + row * ldx;
-  float amax = 0.0f;
-  for (int64_t j = threadIdx.x; j < k; j += blockDim.x) amax = fmaxf(amax, fabsf(xr[j]));
-  amax = block_max(amax, 0.0f);
-  const float s = amax > 0.0f ? __fdiv_rn(amax, 127.0f) : 1.0f;
-  if (threadIdx.x == 0) scale[row] = s;
-  for (int64_t j = threadIdx.x; j < k; j += blockDim.x) {
-    int q = __float2int_rn(__fdiv_rn(xr[j], s));
-    q = q > 127 ? 127 : (q < -127 ? -127 : q);
-    out[row * k + j] = static_cast<int8_t>(q);
-  }
-}
-
 }  // namespace
 
 void launch_rmsnorm(const RmsNormParams& p, cudaStream_t stream) {
   if (p.m == 0) return;
   const RowPlan plan = plan_rows(p.m, p.n);
   rmsnorm_kernel<<<grid_dim(plan.blocks), plan.threads, 0, stream>>>(
-      p.x, p.ldx, nullptr, 0, p.weight, p.out, p.ldo, p.n, p.eps);
-  STRATA_CUDA_CHECK_LAUNCH();
-}
-
-void launch_rmsnorm_residual(const RmsNormResidualParams& p, cudaStream_t stream) {
-  if (p.m == 0) return;
-  const RowPlan plan = plan_rows(p.m, p.n);
-  rmsnorm_kernel<<<grid_dim(plan.blocks), plan.threads, 0, stream>>>(
-      p.x, p.ldx, p.residual, p.ldr, p.weight, p.out, p.ldo, p.n, p.eps);
+      p.x, p.ldx, p.weight, p.out, p.ldo, p.n, p.eps);
   STRATA_CUDA_CHECK_LAUNCH();
 }
 
@@ -294,22 +250,6 @@ void launch_add_bias(float* y, int64_t ldy, int64_t m, int64_t n, const float* b
   const int64_t blocks = plan_flat_blocks(m * n, kFlatThreads);
   if (blocks == 0) return;
   add_bias_kernel<<<grid_dim(blocks), kFlatThreads, 0, stream>>>(y, ldy, m, n, bias);
-  STRATA_CUDA_CHECK_LAUNCH();
-}
-
-void launch_dequantize_int32(const int32_t* acc, const GemmInt8Params& p, cudaStream_t stream) {
-  const int64_t blocks = plan_flat_blocks(p.m * p.n, kFlatThreads);
-  if (blocks == 0) return;
-  dequantize_kernel<<<grid_dim(blocks), kFlatThreads, 0, stream>>>(
-      acc, p.x_scale, p.w_scale, p.bias, p.y, p.ldy, p.m, p.n, p.accumulate);
-  STRATA_CUDA_CHECK_LAUNCH();
-}
-
-void launch_quantize_rows_int8(const QuantizeInt8Params& p, cudaStream_t stream) {
-  if (p.m == 0) return;
-  const RowPlan plan = plan_rows(p.m, p.k);
-  quantize_rows_kernel<<<grid_dim(plan.blocks), plan.threads, 0, stream>>>(p.x, p.ldx, p.out,
-                                                                           p.scale, p.k);
   STRATA_CUDA_CHECK_LAUNCH();
 }
 

@@ -1,4 +1,4 @@
-// GEMMs on cuBLAS / cuBLASLt. CPU twin: kernels/cpu/gemm.cpp.
+// GEMMs on cuBLAS. CPU twin: kernels/cpu/gemm.cpp.
 //
 // Row-major y[m, n] = x[m, k] · W[n, k]ᵀ is, read column-major, yᵀ[n, m] = W · xᵀ with W
 // seen as a k × n column-major matrix: one "TN" call, op(A) = Wᵀ (lda = k), B = xᵀ
@@ -7,8 +7,6 @@
 //   fp32 weights:       cublasSgemm in plain FP32 (no TF32, see cuda_context.cpp)
 //   bf16 / fp16 weights: x rounded to the weights' type into scratch, then cublasGemmEx
 //                       with fp32 output and CUBLAS_COMPUTE_32F (tensor cores)
-//   int8 (W8A8):        cuBLASLt IMMA with int32 accumulation into scratch, then one
-//                       dequantization kernel (scales, bias, accumulate)
 #include <fmt/format.h>
 
 #include <cstdio>
@@ -48,75 +46,9 @@ void gemm(const GemmParams& p) {
       break;
     }
     default:
-      STRATA_CHECK(false && "GEMM weight dtype must be fp32, bf16 or fp16 (int8: gemm_int8)");
+      STRATA_CHECK(false && "GEMM weight dtype must be fp32, bf16 or fp16");
   }
   if (p.bias != nullptr) launch_add_bias(p.y, p.ldy, p.m, p.n, p.bias, ctx.stream);
-}
-
-namespace {
-
-// cuBLASLt objects of one call, destroyed in reverse order.
-struct LtCall {
-  cublasLtMatmulDesc_t desc = nullptr;
-  cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
-  cublasLtMatmulPreference_t pref = nullptr;
-  ~LtCall() {
-    if (pref) cublasLtMatmulPreferenceDestroy(pref);
-    if (c) cublasLtMatrixLayoutDestroy(c);
-    if (b) cublasLtMatrixLayoutDestroy(b);
-    if (a) cublasLtMatrixLayoutDestroy(a);
-    if (desc) cublasLtMatmulDescDestroy(desc);
-  }
-};
-
-}  // namespace
-
-void gemm_int8(const GemmInt8Params& p) {
-  const std::string error = gemm_int8_shape_error(p.m, p.n, p.k, p.ldx);
-  if (!error.empty()) {
-    std::fprintf(stderr, "strata: %s\n", error.c_str());
-    STRATA_CHECK(error.empty());
-  }
-  if (p.m == 0 || p.n == 0) return;
-  STRATA_CHECK(p.x && p.w && p.x_scale && p.w_scale && p.y && p.ldy >= p.n);
-  CudaContext& ctx = context();
-  auto* acc = static_cast<int32_t*>(ctx.scratch.get(gemm_int8_scratch_bytes(p.m, p.n), ctx.stream));
-  LtCall call;
-  STRATA_CUBLAS_CHECK(cublasLtMatmulDescCreate(&call.desc, CUBLAS_COMPUTE_32I, CUDA_R_32I));
-  const cublasOperation_t op_t = CUBLAS_OP_T;
-  STRATA_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(call.desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_t,
-                                                     sizeof op_t));
-  // A = W as k × n column-major (transposed by the op), B = xᵀ (k × m), C = accᵀ (n × m).
-  STRATA_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&call.a, CUDA_R_8I, static_cast<uint64_t>(p.k),
-                                                 static_cast<uint64_t>(p.n), p.k));
-  STRATA_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&call.b, CUDA_R_8I, static_cast<uint64_t>(p.k),
-                                                 static_cast<uint64_t>(p.m), p.ldx));
-  STRATA_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&call.c, CUDA_R_32I, static_cast<uint64_t>(p.n),
-                                                 static_cast<uint64_t>(p.m), p.n));
-  STRATA_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&call.pref));
-  const uint64_t ws_bytes = static_cast<uint64_t>(kCublasWorkspaceBytes);
-  STRATA_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
-      call.pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws_bytes, sizeof ws_bytes));
-  cublasLtMatmulHeuristicResult_t heuristic{};
-  int found = 0;
-  STRATA_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(ctx.cublas_lt, call.desc, call.a, call.b,
-                                                     call.c, call.c, call.pref, 1, &heuristic,
-                                                     &found));
-  if (found == 0) {
-    cuda_fail("cublasLtMatmulAlgoGetHeuristic",
-              fmt::format("no int8 algorithm for m={} n={} k={}", p.m, p.n, p.k).c_str(), __FILE__,
-              __LINE__);
-  }
-  const int32_t alpha = 1, beta = 0;
-  STRATA_CUBLAS_CHECK(cublasLtMatmul(ctx.cublas_lt, call.desc, &alpha, p.w, call.a, p.x, call.b,
-                                     &beta, acc, call.c, acc, call.c, &heuristic.algo,
-                                     ctx.cublas_workspace, kCublasWorkspaceBytes, ctx.stream));
-  launch_dequantize_int32(acc, p, ctx.stream);
-}
-
-void quantize_rows_int8(const QuantizeInt8Params& p) {
-  STRATA_CHECK(p.m >= 0 && p.k > 0);
-  launch_quantize_rows_int8(p, context().stream);
 }
 
 }  // namespace strata::kernels::cuda

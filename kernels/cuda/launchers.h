@@ -16,7 +16,6 @@ void gemm(const GemmParams& p);
 
 // elementwise.cu
 void launch_rmsnorm(const RmsNormParams& p, cudaStream_t stream);
-void launch_rmsnorm_residual(const RmsNormResidualParams& p, cudaStream_t stream);
 void launch_rope(const RopeParams& p, cudaStream_t stream);
 void launch_silu_mul(const SiluMulParams& p, cudaStream_t stream);
 void launch_kv_cache_write(const KvCacheWriteParams& p, cudaStream_t stream);
@@ -29,18 +28,11 @@ void launch_convert_rows(const float* x, int64_t ldx, int64_t m, int64_t k, DTyp
 // y[i, j] += bias[j].
 void launch_add_bias(float* y, int64_t ldy, int64_t m, int64_t n, const float* bias,
                      cudaStream_t stream);
-// y[i, j] = acc[i, j] · x_scale[i] · w_scale[j] (+ bias[j]) (+ y[i, j]); acc is [m, n].
-void launch_dequantize_int32(const int32_t* acc, const GemmInt8Params& p, cudaStream_t stream);
-void launch_quantize_rows_int8(const QuantizeInt8Params& p, cudaStream_t stream);
 
 // attention.cu. seqs and items are device copies; `workspace` holds plan.workspace_bytes.
 void launch_prefill_attention(const PagedAttentionParams& p, const PrefillPlan& plan,
                               const PrefillItem* items, cudaStream_t stream);
 void launch_decode_attention(const PagedAttentionParams& p, const DecodePlan& plan,
                              void* workspace, cudaStream_t stream);
-
-// sampling.cu
-void launch_argmax(const ArgmaxParams& p, cudaStream_t stream);
-void launch_sample(const SampleParams& p, cudaStream_t stream);
 
 }  // namespace strata::kernels::cuda

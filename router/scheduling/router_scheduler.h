@@ -32,6 +32,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "common/config_fields.h"
 #include "common/status.h"
 #include "router/scheduling/admission.h"
 #include "router/scheduling/length_predictor.h"
@@ -51,6 +52,18 @@ struct RouterSchedulerConfig {
   double max_wait_s = 30;             // aging bound (see ordering.h)
   double queue_deadline_s = 0;        // 429 when the predicted queueing delay exceeds it; 0: off
   double request_timeout_s = 600;     // default per-request timeout, from enqueue
+  // The numbers the router exposes; the policies come from RouterConfig's names for them.
+  template <typename V>
+  void visit_fields(V& v) {
+    using config::Range;
+    v("max_queue_requests", max_queue_requests, "unfinished requests (each of n choices counts) accepted before answering 429", Range{1, 1e6});
+    v("request_timeout_s", request_timeout_s, "seconds before a running request is aborted", Range{1, 86400});
+    v("admission_quantile", quantile.initial, "starting quantile of predicted output length used by `predicted` (adapts toward 1% preemptions)", Range{0.5, 0.999});
+    v("kv_headroom_blocks", kv_headroom_blocks, "KV blocks per worker group that admission keeps spare", Range{0, 1e9});
+    v("max_queue_tokens", max_queue_tokens, "waiting prompt tokens accepted before answering 429", Range{1, 1e12});
+    v("max_wait_s", max_wait_s, "with --order sjf, a request waiting this long goes ahead of younger ones", Range{0, 86400});
+    v("queue_deadline_s", queue_deadline_s, "answer 429 at once when a request's predicted queueing delay exceeds this (0: never)", Range{0, 86400});
+  }
 };
 
 struct SchedulerRequest {

@@ -5,27 +5,18 @@
 // Nothing here needs a GPU; the GPU case skips where one is present.
 #include <gtest/gtest.h>
 
+#include "kernels/device.h"
 #include "parallel/nccl_communicator.h"
 #include "parallel/rank_device.h"
-#include "worker/device_runtime.h"
 #include "worker/engine.h"
 #include "worker/model_loader.h"
 #include "worker/worker_options.h"
 
-#if STRATA_HAVE_CUDA
-#include "kernels/cuda/cuda_backend.h"
-#endif
-
 namespace strata {
 namespace {
 
-bool gpu_visible() {
-#if STRATA_HAVE_CUDA
-  return kernels::cuda::device_count() > 0;
-#else
-  return false;
-#endif
-}
+bool cuda_built() { return find_device_runtime(DeviceType::kCuda) != nullptr; }
+bool gpu_visible() { return device_count(DeviceType::kCuda) > 0; }
 
 TEST(DeviceSetting, ParsesCpuCudaAndCudaN) {
   EXPECT_EQ(*parse_device("cpu"), Device{});
@@ -39,16 +30,32 @@ TEST(DeviceSetting, ParsesCpuCudaAndCudaN) {
   }
 }
 
+TEST(DeviceSetting, TheCpuIsAlwaysRegisteredAndCountsAsOneDevice) {
+  const DeviceRuntime* cpu = find_device_runtime(DeviceType::kCpu);
+  ASSERT_NE(cpu, nullptr);
+  EXPECT_EQ(cpu->backend, &kernels::cpu_backend());
+  EXPECT_EQ(&backend_for(Device{}), &kernels::cpu_backend());
+  EXPECT_EQ(device_count(DeviceType::kCpu), 1);
+  EXPECT_TRUE(init_device(Device{}, 0.5).ok());
+  EXPECT_EQ(device_memory_use(Device{}).total_bytes, 0);
+  // Without the CUDA backend the decode graphs capture nothing, and steps run eagerly.
+  if (!cuda_built()) {
+    DecodeGraphRunner graphs({1, 2});
+    EXPECT_FALSE(graphs.captured());
+    EXPECT_FALSE(graphs.replay(1));
+  }
+}
+
 TEST(DeviceSetting, CudaWithoutABuildOrAGpuFailsWithWhatToDo) {
   if (gpu_visible()) GTEST_SKIP() << "a GPU is visible: CUDA requests succeed here";
   const Status st = init_device({DeviceType::kCuda, 0}, 0.9);
   ASSERT_FALSE(st.ok());
-#if STRATA_HAVE_CUDA
-  EXPECT_EQ(st.message(), "no CUDA device found; use --device cpu");
-#else
-  EXPECT_NE(st.message().find("-DSTRATA_CUDA=ON"), std::string::npos) << st.message();
-  EXPECT_NE(st.message().find("--device cpu"), std::string::npos) << st.message();
-#endif
+  if (cuda_built()) {
+    EXPECT_EQ(st.message(), "no CUDA device found; use --device cpu");
+  } else {
+    EXPECT_NE(st.message().find("-DSTRATA_CUDA=ON"), std::string::npos) << st.message();
+    EXPECT_NE(st.message().find("--device cpu"), std::string::npos) << st.message();
+  }
   // Loading onto it fails the same way, before reading any weights.
   const auto model = load_model("builtin:tiny", {.device = {DeviceType::kCuda, 0}});
   ASSERT_FALSE(model.ok());
@@ -79,14 +86,11 @@ TEST(RankDevice, MoreRanksOnAHostThanGpusIsRefusedSayingWhatToDo) {
 }
 
 TEST(RankDevice, AGpuGroupWithoutNcclIsRefusedClearly) {
-#if STRATA_HAVE_CUDA
-  GTEST_SKIP() << "this build has NCCL";
-#else
+  if (cuda_built()) GTEST_SKIP() << "this build has NCCL";
   const auto comm = make_nccl_world_communicator({.device = 0});
   ASSERT_FALSE(comm.ok());
   EXPECT_NE(comm.status().message().find("-DSTRATA_CUDA=ON"), std::string::npos)
       << comm.status().message();
-#endif
 }
 
 TEST(DeviceSetting, EngineDeviceMustBeWhereTheWeightsAre) {
@@ -102,14 +106,14 @@ TEST(DeviceSetting, EngineDeviceMustBeWhereTheWeightsAre) {
 
 TEST(DeviceSetting, WorkerOptionsCarryDeviceFractionAndGraphs) {
   WorkerOptions o;
-  EXPECT_EQ(o.device, "cpu");
+  EXPECT_EQ(o.load.device, "cpu");
   const std::vector<std::string> args = o.to_args();
   for (const char* flag : {"--device", "--gpu-memory-fraction", "--cuda-graphs"}) {
     EXPECT_NE(std::find(args.begin(), args.end(), flag), args.end()) << flag;
   }
-  o.device = "cuda:1";
-  o.gpu_memory_fraction = 0.5;
-  o.cuda_graphs = false;
+  o.load.device = "cuda:1";
+  o.server.engine.gpu_memory_fraction = 0.5;
+  o.server.engine.cuda_graphs = false;
   const auto server = o.server_config();
   ASSERT_TRUE(server.ok());
   EXPECT_EQ(server->engine.device, (Device{DeviceType::kCuda, 1}));
@@ -118,9 +122,9 @@ TEST(DeviceSetting, WorkerOptionsCarryDeviceFractionAndGraphs) {
   const auto load = o.load_options({});
   ASSERT_TRUE(load.ok());
   EXPECT_EQ(load->device, (Device{DeviceType::kCuda, 1}));
-  o.device = "tpu";
+  o.load.device = "tpu";
   EXPECT_FALSE(o.server_config().ok());
-  o.gpu_memory_fraction = 1.5;
+  o.server.engine.gpu_memory_fraction = 1.5;
   EXPECT_FALSE(config::check_ranges(o).ok());
 }
 

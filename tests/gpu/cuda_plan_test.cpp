@@ -116,15 +116,10 @@ TEST(RowPlan, ThreadsCoverTheRowUpTo1024) {
   EXPECT_EQ(plan_flat_blocks(989 * 11008, 256), 42527);
 }
 
-TEST(GemmPlan, ScratchForConvertedActivationsAndInt32Accumulators) {
+TEST(GemmPlan, ScratchForConvertedActivations) {
   EXPECT_EQ(gemm_scratch_bytes(DType::kF32, 989, 4096), 0);
   EXPECT_EQ(gemm_scratch_bytes(DType::kBF16, 111, 4096), 111 * 4096 * 2);
   EXPECT_EQ(gemm_scratch_bytes(DType::kF16, 19, 19), 768);  // 722 rounded up to 256
-  EXPECT_EQ(gemm_int8_scratch_bytes(19, 11008), 19 * 11008 * 4);
-  EXPECT_EQ(gemm_int8_scratch_bytes(1, 1), 256);
-  EXPECT_EQ(gemm_int8_shape_error(1, 1, 8, 8), "");
-  EXPECT_EQ(gemm_int8_shape_error(1, 1, 6, 8),
-            "int8 GEMM: k and ldx must be multiples of 4 (cuBLASLt IMMA). Given: k=6 ldx=8");
 }
 
 TEST(GraphBuckets, PowersOfTwoThenEveryEightUpToTheMaximum) {

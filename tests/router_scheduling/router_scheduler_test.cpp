@@ -266,7 +266,7 @@ TEST(SchedulerConfigFrom, DefaultsAreTodaysBehaviourAndNamesAreChecked) {
   ASSERT_TRUE(c.ok());
   EXPECT_TRUE(std::holds_alternative<OnDemand>(c->admission));
   EXPECT_TRUE(std::holds_alternative<Fcfs>(c->order));
-  EXPECT_EQ(c->max_queue_requests, defaults.max_queue_requests);
+  EXPECT_EQ(c->max_queue_requests, defaults.scheduling.max_queue_requests);
 
   RouterConfig bad;
   bad.admission_policy = "greedy";

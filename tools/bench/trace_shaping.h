@@ -6,16 +6,30 @@
 #include <cstdint>
 #include <vector>
 
+#include "common/config_fields.h"
 #include "worker/trace.h"
 
 namespace strata::bench {
 
 struct TraceShaping {
-  int num_requests = 0;        // the first N rows; 0: all
-  double length_scale = 1;     // prompt and output lengths × this (rounded, >= 1), before clamps
-  int max_input_tokens = 0;    // clamp prompts (0: none)
-  int max_output_tokens = 0;   // clamp outputs (0: none)
-  int max_tokens_cap = 0;      // > output: ask for max_tokens = cap, force the length otherwise
+  int num_requests = 0;        // the first N rows; 0: all (each command offers its own default)
+  double length_scale = 1;     // rounded, >= 1, before the clamps; must be > 0
+  int max_input_tokens = 0;
+  int max_output_tokens = 0;
+  int max_tokens_cap = 0;
+
+  // The shaping flags `strata bench --mode trace` and `strata simulate` share.
+  template <typename V>
+  void visit_fields(V& v) {
+    using config::Range;
+    v("trace_length_scale", length_scale, "trace: multiply prompt and output lengths (before the clamps), for small models");
+    v("max_input_tokens", max_input_tokens, "trace: clamp prompt lengths (0 = no clamp)", Range{0, 1 << 30});
+    v("max_output_tokens", max_output_tokens, "trace: clamp output lengths (0 = no clamp)", Range{0, 1 << 30});
+    v("max_tokens_cap", max_tokens_cap,
+      "trace: ask for max_tokens = this cap and force each output length with `stop_after_tokens` "
+      "(strata extension), so the server cannot read lengths off max_tokens (0 = ask for exactly the length)",
+      Range{0, 1 << 30});
+  }
 };
 
 struct ShapedRequest {

@@ -36,10 +36,7 @@ struct BenchOptions {
   int num_requests = 16;
   int input_tokens = 32;
   int output_tokens = 16;
-  int max_input_tokens = 0;
-  int max_output_tokens = 0;
-  double trace_length_scale = 1;
-  int max_tokens_cap = 0;
+  bench::TraceShaping shaping;  // num_requests comes from the field above
   bool server_metrics = true;
   std::string prompt_source = "random";
   std::string corpus;
@@ -112,12 +109,13 @@ StatusOr<std::vector<LoadPlan>> make_plans(const BenchOptions& o, bench::PromptS
     }
   } else if (o.mode == "trace") {
     if (o.trace.empty()) return invalid_argument("--mode trace needs --trace FILE (Azure CSV)");
-    if (!(o.trace_length_scale > 0)) return out_of_range("--trace-length-scale must be > 0, got {}", o.trace_length_scale);
+    if (!(o.shaping.length_scale > 0)) {
+      return out_of_range("--trace-length-scale must be > 0. Given: {}", o.shaping.length_scale);
+    }
     STRATA_ASSIGN_OR_RETURN(std::vector<TraceRequest> rows, load_trace_csv(o.trace));
-    const std::vector<bench::ShapedRequest> shaped = bench::shape_trace(
-        rows, {.num_requests = o.num_requests, .length_scale = o.trace_length_scale,
-               .max_input_tokens = o.max_input_tokens, .max_output_tokens = o.max_output_tokens,
-               .max_tokens_cap = o.max_tokens_cap});
+    bench::TraceShaping shaping = o.shaping;
+    shaping.num_requests = o.num_requests;
+    const std::vector<bench::ShapedRequest> shaped = bench::shape_trace(rows, shaping);
     for (double scale : o.trace_time_scale) {
       if (!(scale > 0)) return out_of_range("--trace-time-scale must be > 0, got {}", scale);
       LoadPlan p{.label = fmt::format("trace x{:g}", scale), .load = scale, .num_clients = o.max_concurrency, .requests = {}};
@@ -135,6 +133,7 @@ StatusOr<std::vector<LoadPlan>> make_plans(const BenchOptions& o, bench::PromptS
 }
 
 int run_bench(const BenchOptions& o) {
+  if (Status st = config::check_ranges(o.shaping); !st.ok()) return fail(st);
   auto endpoint = bench::parse_endpoint(o.url);
   if (!endpoint.ok()) return fail(endpoint.status());
   if (o.num_requests < 0) return fail(out_of_range("--num-requests must be >= 0, got {}", o.num_requests));
@@ -199,8 +198,8 @@ int run_bench(const BenchOptions& o) {
                                {"output_tokens", o.output_tokens},
                                {"prompt_source", o.prompt_source},
                                {"trace", o.trace},
-                               {"trace_length_scale", o.trace_length_scale},
-                               {"max_tokens_cap", o.max_tokens_cap},
+                               {"trace_length_scale", o.shaping.length_scale},
+                               {"max_tokens_cap", o.shaping.max_tokens_cap},
                                {"slo_ttft_ms", o.slo_ttft_ms},
                                {"slo_itl_ms", o.slo_itl_ms},
                                {"seed", o.seed}};
@@ -247,17 +246,8 @@ CommandRunner add_bench_command(CLI::App& app) {
                   "trace mode: speed-ups to sweep (2 = arrivals twice as fast)")
       ->delimiter(',')
       ->capture_default_str();
-  cmd->add_option("--max-input-tokens", o->max_input_tokens, "trace mode: clamp prompt lengths (0 = no clamp)")
-      ->capture_default_str();
-  cmd->add_option("--max-output-tokens", o->max_output_tokens, "trace mode: clamp output lengths (0 = no clamp)")
-      ->capture_default_str();
-  cmd->add_option("--trace-length-scale", o->trace_length_scale,
-                  "trace mode: multiply prompt and output lengths (before the clamps), for small models")
-      ->capture_default_str();
-  cmd->add_option("--max-tokens-cap", o->max_tokens_cap,
-                  "send max_tokens = this cap and force each output length with `stop_after_tokens` "
-                  "(strata extension), so the server cannot read lengths off max_tokens (0 = off)")
-      ->capture_default_str();
+  config::CliBinder shaping_flags(*cmd);
+  o->shaping.visit_fields(shaping_flags);
   cmd->add_flag("!--no-server-metrics", o->server_metrics,
                 "do not scrape the server's /metrics for KV utilization and preemptions");
   cmd->add_option("--prompt-source", o->prompt_source, "random (token ids) or corpus (--corpus via /tokenize)")

@@ -10,7 +10,6 @@
 #include "common/tokenizer/tokenizer.h"
 #include "kernels/ops.h"
 #include "tools/strata/commands.h"
-#include "worker/device_runtime.h"
 #include "worker/generator.h"
 #include "worker/model_loader.h"
 
@@ -18,28 +17,15 @@ namespace strata::cli {
 namespace {
 
 struct GenerateOptions {
-  std::string model = "builtin:tiny";
+  ModelSettings load;
+  GeneratorConfig generator;
   std::string tokenizer;
   std::string prompt;
   std::string prompt_ids;
-  std::string dtype;
-  int max_tokens = 256;
-  float temperature = 1.0f;
-  float top_p = 1.0f;
-  int top_k = 0;
-  float min_p = 0.0f;
-  float repetition_penalty = 1.0f;
-  float presence_penalty = 0.0f;
-  float frequency_penalty = 0.0f;
+  // The sampler's own defaults, but for a longer answer than an API request's.
+  SamplingParams sampling{.max_tokens = 256};
   int64_t seed = -1;
-  bool ignore_eos = false;
   bool output_ids = false;
-  int threads = 0;
-  int block_size = 16;
-  int prefill_chunk = 512;
-  std::string device = "cpu";
-  double gpu_memory_fraction = 0.9;
-  bool cuda_graphs = true;
 };
 
 std::optional<std::vector<int32_t>> parse_ids(const std::string& text) {
@@ -65,26 +51,22 @@ int fail(const Status& status) {
 }
 
 int run_generate(const GenerateOptions& o) {
-  kernels::set_cpu_threads(o.threads);
-  ModelLoadOptions load_options;
-  if (!o.dtype.empty()) {
-    load_options.dtype = parse_dtype(o.dtype);
-    if (!load_options.dtype) return fail(invalid_argument("--dtype must be fp32, bf16 or fp16. Given: {}", o.dtype));
-  }
-  auto device = parse_device(o.device);
-  if (!device.ok()) return fail(device.status());
-  load_options.device = *device;
-  load_options.gpu_memory_fraction = o.gpu_memory_fraction;
-  auto model = load_model(o.model, load_options);
+  if (auto st = config::check_ranges(o.load); !st.ok()) return fail(st);
+  if (auto st = config::check_ranges(o.generator); !st.ok()) return fail(st);
+  kernels::set_cpu_threads(o.load.threads);
+  auto load_options = o.load.load_options({}, o.generator.engine.gpu_memory_fraction);
+  if (!load_options.ok()) return fail(load_options.status());
+  const Device device = load_options->device;
+  auto model = load_model(o.load.model, *load_options);
   if (!model.ok()) return fail(model.status());
   const LoadedModel& m = **model;
   std::cerr << "model: " << m.config.summary() << ", weights " << dtype_name(m.weights.dtype)
             << fmt::format(" ({:.1f} MB)", m.weights.bytes() / 1e6);
-  if (device->is_cpu()) {
+  if (device.is_cpu()) {
     std::cerr << ", CPU kernels " << kernels::cpu_isa_name() << " × " << kernels::cpu_threads()
               << " threads\n";
   } else {
-    std::cerr << " on " << device->to_string() << (o.cuda_graphs ? " with" : " without")
+    std::cerr << " on " << device.to_string() << (o.generator.engine.cuda_graphs ? " with" : " without")
               << " CUDA graphs\n";
   }
 
@@ -102,7 +84,7 @@ int run_generate(const GenerateOptions& o) {
     prompt = *ids;
   } else if (!tokenizer) {
     return fail(invalid_argument("no tokenizer found next to `{}`; pass --tokenizer PATH, or give "
-                                 "--prompt-ids", o.model));
+                                 "--prompt-ids", o.load.model));
   } else {
     prompt = tokenizer->encode(o.prompt, /*add_special_tokens=*/true);
     if (prompt.empty()) return fail(invalid_argument("the prompt encodes to no tokens and the tokenizer adds no BOS; give a non-empty --prompt"));
@@ -111,16 +93,10 @@ int run_generate(const GenerateOptions& o) {
     return fail(invalid_argument("printing text needs a tokenizer; pass --tokenizer PATH or --output-ids"));
   }
 
-  SamplingParams params{.temperature = o.temperature, .top_k = o.top_k, .top_p = o.top_p,
-                        .min_p = o.min_p, .repetition_penalty = o.repetition_penalty,
-                        .presence_penalty = o.presence_penalty,
-                        .frequency_penalty = o.frequency_penalty, .max_tokens = o.max_tokens,
-                        .ignore_eos = o.ignore_eos};
+  SamplingParams params = o.sampling;
   if (o.seed >= 0) params.seed = static_cast<uint64_t>(o.seed);
 
-  SequenceGenerator generator(m, {.block_size = o.block_size, .prefill_chunk_tokens = o.prefill_chunk,
-                                  .gpu_memory_fraction = o.gpu_memory_fraction,
-                                  .cuda_graphs = o.cuda_graphs});
+  SequenceGenerator generator(m, o.generator);
   std::unique_ptr<IncrementalDecoder> decoder;
   if (tokenizer && !o.output_ids) decoder = std::make_unique<IncrementalDecoder>(*tokenizer, prompt);
   bool first = true;
@@ -153,28 +129,23 @@ int run_generate(const GenerateOptions& o) {
 CommandRunner add_generate_command(CLI::App& app) {
   auto o = std::make_shared<GenerateOptions>();
   CLI::App* cmd = app.add_subcommand("generate", "Generate text for one prompt, offline");
-  cmd->add_option("--model", o->model, "llama2.c .bin, HF directory, or builtin:NAME")->capture_default_str();
+  config::CliBinder flags(*cmd);
+  o->load.visit_fields(flags);
+  o->generator.visit_fields(flags);
   cmd->add_option("--tokenizer", o->tokenizer, "tokenizer.bin / tokenizer.json (default: found next to the model)");
   cmd->add_option("--prompt", o->prompt, "prompt text");
   cmd->add_option("--prompt-ids", o->prompt_ids, "prompt as space-separated token ids (instead of --prompt)");
-  cmd->add_option("--dtype", o->dtype, "weight dtype: fp32, bf16, fp16 (default: the checkpoint's)");
-  cmd->add_option("--max-tokens", o->max_tokens, "tokens to generate at most")->capture_default_str()->check(CLI::Range(1, 1 << 20));
-  cmd->add_option("--temperature", o->temperature, "0 = greedy")->capture_default_str();
-  cmd->add_option("--top-p", o->top_p, "nucleus sampling mass (0, 1]")->capture_default_str();
-  cmd->add_option("--top-k", o->top_k, "keep the k most likely tokens (0 = off)")->capture_default_str();
-  cmd->add_option("--min-p", o->min_p, "drop tokens below min_p × p(top token)")->capture_default_str();
-  cmd->add_option("--repetition-penalty", o->repetition_penalty, "HF-style repetition penalty")->capture_default_str();
-  cmd->add_option("--presence-penalty", o->presence_penalty, "OpenAI presence penalty")->capture_default_str();
-  cmd->add_option("--frequency-penalty", o->frequency_penalty, "OpenAI frequency penalty")->capture_default_str();
+  cmd->add_option("--max-tokens", o->sampling.max_tokens, "tokens to generate at most")->capture_default_str()->check(CLI::Range(1, 1 << 20));
+  cmd->add_option("--temperature", o->sampling.temperature, "0 = greedy")->capture_default_str();
+  cmd->add_option("--top-p", o->sampling.top_p, "nucleus sampling mass (0, 1]")->capture_default_str();
+  cmd->add_option("--top-k", o->sampling.top_k, "keep the k most likely tokens (0 = off)")->capture_default_str();
+  cmd->add_option("--min-p", o->sampling.min_p, "drop tokens below min_p × p(top token)")->capture_default_str();
+  cmd->add_option("--repetition-penalty", o->sampling.repetition_penalty, "HF-style repetition penalty")->capture_default_str();
+  cmd->add_option("--presence-penalty", o->sampling.presence_penalty, "OpenAI presence penalty")->capture_default_str();
+  cmd->add_option("--frequency-penalty", o->sampling.frequency_penalty, "OpenAI frequency penalty")->capture_default_str();
   cmd->add_option("--seed", o->seed, "random seed (-1 = random)")->capture_default_str();
-  cmd->add_flag("--ignore-eos", o->ignore_eos, "keep generating past end-of-sequence tokens");
+  cmd->add_flag("--ignore-eos", o->sampling.ignore_eos, "keep generating past end-of-sequence tokens");
   cmd->add_flag("--output-ids", o->output_ids, "print generated token ids instead of text");
-  cmd->add_option("--threads", o->threads, "CPU threads (0 = all cores)")->capture_default_str();
-  cmd->add_option("--block-size", o->block_size, "KV cache block size in tokens")->capture_default_str()->check(CLI::Range(1, 1024));
-  cmd->add_option("--prefill-chunk", o->prefill_chunk, "prompt tokens per forward pass")->capture_default_str()->check(CLI::Range(1, 1 << 20));
-  cmd->add_option("--device", o->device, "where the model runs: cpu, cuda or cuda:N (needs a build with -DSTRATA_CUDA=ON)")->capture_default_str();
-  cmd->add_option("--gpu-memory-fraction", o->gpu_memory_fraction, "share of the GPU's memory strata may use")->capture_default_str()->check(CLI::Range(0.01, 1.0));
-  cmd->add_flag("--cuda-graphs,!--no-cuda-graphs", o->cuda_graphs, "GPU: replay decode steps from CUDA graphs")->capture_default_str();
   return [o] { return run_generate(*o); };
 }
 

@@ -24,17 +24,6 @@ struct ServeOptions {
   WorkerOptions worker;
 };
 
-// Binds every field except those `strata serve` sets itself (the model both processes share
-// and the private endpoint between them).
-struct ServeFlagBinder {
-  config::CliBinder& inner;
-  template <typename T>
-  void operator()(std::string_view key, T& field, std::string_view help, config::Range r = {}) {
-    if (key == "model" || key == "zmq_endpoint" || key == "router") return;
-    inner(key, field, help, r);
-  }
-};
-
 // The directory of the running `strata` binary: strata-router and strata-worker sit beside it.
 std::filesystem::path binary_dir() {
   return std::filesystem::read_symlink("/proc/self/exe").parent_path();
@@ -74,9 +63,9 @@ int run_serve(ServeOptions& o) {
     return 2;
   }
   const std::string endpoint = "ipc:///tmp/strata-" + std::to_string(getpid()) + ".sock";
-  o.router.zmq_endpoint = endpoint;
-  o.router.model = o.worker.model;
-  o.worker.router = endpoint;
+  o.router.dispatcher.endpoint = endpoint;
+  o.router.model = o.worker.load.model;
+  o.worker.server.router_endpoint = endpoint;
 
   const std::vector<std::string> router_args = config::to_args(o.router);
 
@@ -96,13 +85,13 @@ int run_serve(ServeOptions& o) {
     // Ranks share this machine's cores: each gets cores / ranks threads, pinned to its own
     // cores when they fit (unpinned ranks migrate and stall each other's collectives).
     const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    if (o.worker.threads == 0) {
-      o.worker.threads = std::max(1, cores / ranks);
+    if (o.worker.load.threads == 0) {
+      o.worker.load.threads = std::max(1, cores / ranks);
       worker_args = o.worker.to_args();
     }
     std::vector<std::string> mpi_args = {"-np", std::to_string(ranks)};
-    if (ranks * o.worker.threads <= cores) {
-      mpi_args.insert(mpi_args.end(), {"--map-by", "slot:PE=" + std::to_string(o.worker.threads), "--bind-to", "core"});
+    if (ranks * o.worker.load.threads <= cores) {
+      mpi_args.insert(mpi_args.end(), {"--map-by", "slot:PE=" + std::to_string(o.worker.load.threads), "--bind-to", "core"});
     } else {
       mpi_args.insert(mpi_args.end(), {"--bind-to", "none", "--oversubscribe"});
     }
@@ -114,7 +103,7 @@ int run_serve(ServeOptions& o) {
   }
   const pid_t worker_pid = spawn(worker_program, worker_args);
   std::cerr << "strata serve: router pid " << router_pid << " on http://" << o.router.host << ":"
-            << o.router.port << ", worker group pid " << worker_pid << " serving " << o.worker.model
+            << o.router.port << ", worker group pid " << worker_pid << " serving " << o.worker.load.model
             << "; Ctrl-C stops both\n";
 
   int exit_code = 0;
@@ -153,15 +142,14 @@ int run_serve(ServeOptions& o) {
 CommandRunner add_serve_command(CLI::App& app) {
   auto o = std::make_shared<ServeOptions>();
   CLI::App* cmd = app.add_subcommand("serve", "Start the HTTP router and one worker group; Ctrl-C stops both");
-  // Router and worker settings come from their one definition each; the model is shared.
+  // Router and worker settings come from their one definition each. The worker's model is
+  // the router's too, and the endpoint between them is private to this launch (run_serve).
   config::CliBinder router_flags(*cmd, "Router");
-  ServeFlagBinder router_visitor{router_flags};
+  auto router_visitor = config::except(router_flags, {"model", "zmq_endpoint"});
   o->router.visit_fields(router_visitor);
   config::CliBinder worker_flags(*cmd, "Worker group");
-  ServeFlagBinder worker_visitor{worker_flags};
+  auto worker_visitor = config::except(worker_flags, {"router"});
   o->worker.visit_fields(worker_visitor);
-  cmd->add_option("--model", o->worker.model, "model to serve: llama2.c .bin, HF directory, or builtin:NAME")
-      ->capture_default_str();
   return [o] { return run_serve(*o); };
 }
 

@@ -10,8 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "kernels/ops.h"
-#include "router/router_config.h"
-#include "router/scheduling/scheduler_config.h"
+#include "router/scheduling/router_scheduler.h"
 #include "tools/bench/bench_report.h"
 #include "tools/bench/roofline.h"
 #include "tools/bench/trace_shaping.h"
@@ -37,9 +36,7 @@ struct SimulateOptions {
   std::string hardware = "h100-sxm";
   std::string hardware_dir = "configs/hardware";
   std::string dtype = "bf16";
-  int tp = 1;
   double roofline_efficiency = 1.0;
-  double gpu_memory_fraction = 0.9;
   int64_t num_blocks = 0;
   std::string profile_model;
   std::vector<int> profile_concurrency = {1, 4, 16, 64};
@@ -48,7 +45,7 @@ struct SimulateOptions {
   std::string profile_steps_csv;
   std::string fit_steps;
   std::string output_json, output_md;
-  router::RouterConfig router;
+  router::RouterSchedulerConfig scheduling;
   WorkerOptions worker;
 };
 
@@ -56,17 +53,6 @@ int fail(const Status& st) {
   std::cerr << "strata simulate: " << st.message() << "\n";
   return 2;
 }
-
-// Binds only the settings the simulation uses, under the names `strata serve` gives them.
-template <typename Keep>
-struct FilteredBinder {
-  config::CliBinder& inner;
-  Keep keep;
-  template <typename T>
-  void operator()(std::string_view key, T& field, std::string_view help, config::Range r = {}) {
-    if (keep(key)) inner(key, field, help, r);
-  }
-};
 
 std::vector<sim::SimRequest> to_sim_requests(const std::vector<bench::ShapedRequest>& shaped, double time_scale) {
   std::vector<sim::SimRequest> out;
@@ -82,12 +68,8 @@ StatusOr<sim::CostModel> profile_and_fit(const SimulateOptions& o, EngineConfig 
   // The profile measures step cost, not memory pressure: a cache the size of the worker's
   // default keeps the high-concurrency levels from thrashing on recompute.
   engine_config.kv_cache_bytes = 0;
-  kernels::set_cpu_threads(o.worker.threads);
-  ModelLoadOptions load_options;
-  if (!o.worker.dtype.empty()) {
-    load_options.dtype = parse_dtype(o.worker.dtype);
-    if (!load_options.dtype) return invalid_argument("--dtype must be fp32, bf16 or fp16. Given: {}", o.worker.dtype);
-  }
+  kernels::set_cpu_threads(o.worker.load.threads);
+  STRATA_ASSIGN_OR_RETURN(ModelLoadOptions load_options, o.worker.load_options({}));
   STRATA_ASSIGN_OR_RETURN(auto model, load_model(o.profile_model, load_options));
   STRATA_ASSIGN_OR_RETURN(auto engine, Engine::create(*model, engine_config));
   std::cerr << fmt::format("strata simulate: profiling {} at concurrency {} ({} requests each)\n", o.profile_model,
@@ -114,6 +96,9 @@ StatusOr<sim::CostModel> profile_and_fit(const SimulateOptions& o, EngineConfig 
 }
 
 int run_simulate(SimulateOptions& o) {
+  if (Status st = config::check_ranges(o.shaping); !st.ok()) return fail(st);
+  if (Status st = config::check_ranges(o.worker); !st.ok()) return fail(st);
+  if (Status st = config::check_ranges(o.scheduling); !st.ok()) return fail(st);
   if (o.trace.empty()) return fail(invalid_argument("--trace FILE (Azure CSV) is required"));
   auto rows = load_trace_csv(o.trace);
   if (!rows.ok()) return fail(rows.status());
@@ -152,11 +137,11 @@ int run_simulate(SimulateOptions& o) {
     auto hw = bench::load_hardware(o.hardware, resolve_hardware_dir(o.hardware_dir));
     if (!hw.ok()) return fail(hw.status());
     const bench::ModelCosts costs = bench::model_costs(*shape, *dtype, *dtype);
-    cost = sim::roofline_cost_model(costs, *hw, *dtype, o.tp, o.roofline_efficiency);
+    cost = sim::roofline_cost_model(costs, *hw, *dtype, o.worker.tp, o.roofline_efficiency);
     if (blocks == 0) {
-      const double kv_bytes = o.gpu_memory_fraction * hw->memory_gb * 1e9 * o.tp - costs.weight_bytes;
+      const double kv_bytes = o.worker.server.engine.gpu_memory_fraction * hw->memory_gb * 1e9 * o.worker.tp - costs.weight_bytes;
       blocks = static_cast<int64_t>(kv_bytes / (costs.kv_bytes_per_token * worker.block_size));
-      if (blocks < 1) return fail(invalid_argument("{} does not fit {} x{} with --gpu-memory-fraction {}", o.model_shape, o.hardware, o.tp, o.gpu_memory_fraction));
+      if (blocks < 1) return fail(invalid_argument("{} does not fit {} x{} with --gpu-memory-fraction {}", o.model_shape, o.hardware, o.worker.tp, o.worker.server.engine.gpu_memory_fraction));
     }
   } else {
     auto loaded = sim::load_cost_model(o.cost_model);
@@ -165,8 +150,7 @@ int run_simulate(SimulateOptions& o) {
   }
   if (blocks == 0) blocks = engine_kv_blocks(*shape, ShardPlan::full(*shape), engine_config);
 
-  auto base = router::scheduler_config_from(o.router);
-  if (!base.ok()) return fail(base.status());
+  const router::RouterSchedulerConfig& base = o.scheduling;
   std::cerr << fmt::format("strata simulate: {} requests, {} group(s) of {} KV blocks x {} positions; cost: {}\n",
                            shaped.size(), o.groups, blocks, worker.block_size, cost.source);
 
@@ -179,7 +163,7 @@ int run_simulate(SimulateOptions& o) {
     if (!(scale > 0)) return fail(out_of_range("--trace-time-scale must be > 0, got {}", scale));
     const std::vector<sim::SimRequest> requests = to_sim_requests(shaped, scale);
     for (const std::string& name : o.policies) {
-      auto policy = sim::parse_sim_policy(name, *base);
+      auto policy = sim::parse_sim_policy(name, base);
       if (!policy.ok()) return fail(policy.status());
       auto result = sim::simulate(config, *policy, requests);
       if (!result.ok()) return fail(result.status());
@@ -239,15 +223,8 @@ CommandRunner add_simulate_command(CLI::App& app) {
       ->delimiter(',')
       ->capture_default_str();
   cmd->add_option("--num-requests", o->shaping.num_requests, "the first N trace rows (0 = all)")->capture_default_str();
-  cmd->add_option("--trace-length-scale", o->shaping.length_scale, "multiply prompt and output lengths")
-      ->capture_default_str();
-  cmd->add_option("--max-input-tokens", o->shaping.max_input_tokens, "clamp prompt lengths (0 = no clamp)")
-      ->capture_default_str();
-  cmd->add_option("--max-output-tokens", o->shaping.max_output_tokens, "clamp output lengths (0 = no clamp)")
-      ->capture_default_str();
-  cmd->add_option("--max-tokens-cap", o->shaping.max_tokens_cap,
-                  "requests ask for max_tokens = this cap; answers stop at the trace's length (0 = ask for exactly that)")
-      ->capture_default_str();
+  config::CliBinder shaping_flags(*cmd);
+  o->shaping.visit_fields(shaping_flags);
   cmd->add_option("--cost-model", o->cost_model, "cost model JSON (from --profile-model), or `roofline`")
       ->capture_default_str();
   cmd->add_option("--model-shape", o->model_shape,
@@ -257,10 +234,7 @@ CommandRunner add_simulate_command(CLI::App& app) {
   cmd->add_option("--hardware-dir", o->hardware_dir, "roofline: where hardware YAML files are");
   cmd->add_option("--roofline-dtype", o->dtype, "roofline: weight, KV and compute dtype (bf16, fp16, fp8, fp32)")
       ->capture_default_str();
-  cmd->add_option("--tp", o->tp, "roofline: GPUs per worker group")->capture_default_str();
   cmd->add_option("--roofline-efficiency", o->roofline_efficiency, "roofline: fraction of bandwidth and peak reached")
-      ->capture_default_str();
-  cmd->add_option("--gpu-memory-fraction", o->gpu_memory_fraction, "roofline: memory for weights + KV")
       ->capture_default_str();
   cmd->add_option("--num-blocks", o->num_blocks, "KV blocks per group (0 = as the worker would size them)")
       ->capture_default_str();
@@ -278,19 +252,13 @@ CommandRunner add_simulate_command(CLI::App& app) {
   cmd->add_option("--profile-steps-csv", o->profile_steps_csv, "profiling: write every measured step here");
   cmd->add_option("--output-json", o->output_json, "write every point as JSON here");
   cmd->add_option("--output-md", o->output_md, "write the Markdown table here too");
+  // The policies come from --policy; the router scheduler's numbers, as in strata serve.
   config::CliBinder router_flags(*cmd, "Router scheduling (as in strata serve)");
-  auto router_keep = [](std::string_view k) {
-    return k == "admission_quantile" || k == "kv_headroom_blocks" || k == "max_queue_requests" ||
-           k == "max_queue_tokens" || k == "max_wait_s" || k == "queue_deadline_s" || k == "request_timeout_s";
-  };
-  FilteredBinder<decltype(router_keep)> router_binder{router_flags, router_keep};
-  o->router.visit_fields(router_binder);
+  o->scheduling.visit_fields(router_flags);
   config::CliBinder worker_flags(*cmd, "Worker group (as in strata serve)");
-  auto worker_keep = [](std::string_view k) {
-    return k == "max_num_seqs" || k == "max_num_batched_tokens" || k == "block_size" || k == "kv_cache_mb" ||
-           k == "max_model_len" || k == "dtype" || k == "threads";
-  };
-  FilteredBinder<decltype(worker_keep)> worker_binder{worker_flags, worker_keep};
+  auto worker_binder = config::only(worker_flags, {"max_num_seqs", "max_num_batched_tokens", "block_size",
+                                                   "kv_cache_mb", "max_model_len", "dtype", "threads", "tp",
+                                                   "gpu_memory_fraction"});
   o->worker.visit_fields(worker_binder);
   return [o] { return run_simulate(*o); };
 }

@@ -114,17 +114,4 @@ int64_t gemm_scratch_bytes(DType w_dtype, int64_t m, int64_t k) {
   }
 }
 
-int64_t gemm_int8_scratch_bytes(int64_t m, int64_t n) { return align_up(m * n * 4, 256); }
-
-std::string gemm_int8_shape_error(int64_t m, int64_t n, int64_t k, int64_t ldx) {
-  if (m < 0 || n < 0 || k <= 0) {
-    return fmt::format("int8 GEMM: m, n must be >= 0 and k > 0. Given: m={} n={} k={}", m, n, k);
-  }
-  if (k % 4 != 0 || ldx % 4 != 0) {
-    return fmt::format("int8 GEMM: k and ldx must be multiples of 4 (cuBLASLt IMMA). "
-                       "Given: k={} ldx={}", k, ldx);
-  }
-  return {};
-}
-
 }  // namespace strata::kernels::cuda

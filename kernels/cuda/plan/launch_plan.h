@@ -101,16 +101,6 @@ inline constexpr int64_t kCublasWorkspaceBytes = int64_t{32} << 20;
 // Scratch a GEMM call needs besides cuBLAS's: the activations converted to the weights'
 // 16-bit type ([m, k]) for bf16/fp16 weights; nothing for fp32.
 int64_t gemm_scratch_bytes(DType w_dtype, int64_t m, int64_t k);
-// W8A8: the int32 accumulator [m, n] before dequantization.
-int64_t gemm_int8_scratch_bytes(int64_t m, int64_t n);
-// cuBLASLt int8 (IMMA) needs k and the leading dimensions to be multiples of 4.
-std::string gemm_int8_shape_error(int64_t m, int64_t n, int64_t k, int64_t ldx);
-
-// ---- sampling ------------------------------------------------------------------------
-
-// One thread block per row; the selection runs 64 rounds of a bisection over 64-bit rank
-// keys (logit descending, id ascending), each round one pass over the row.
-inline constexpr int kSamplingThreads = 512;
 
 // Rounds up to a multiple of `align` bytes.
 constexpr int64_t align_up(int64_t bytes, int64_t align) {

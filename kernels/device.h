@@ -1,9 +1,13 @@
-// The device runtime: what the engine needs of its device beyond the kernel table —
-// naming and setting up the device, its memory budget, and CUDA graphs of the decode step.
-// The CPU needs none of it. This is the one place above kernels/ that knows whether strata
-// was built with CUDA (STRATA_HAVE_CUDA): a build without it answers every CUDA request
-// with an error that names the flag and how to rebuild, and a CUDA build on a machine
-// without a GPU fails cleanly too, never crashes.
+// The device runtime: what the engine needs of a device beyond the kernel table — naming
+// and readying it, its memory use, the CUDA kernels' scratch sizing, and CUDA graphs of the
+// decode step. Behind it is a registry keyed by DeviceType: the CPU's entry is always there;
+// the CUDA backend (kernels/cuda/cuda_runtime.cpp) adds its own when strata is built with
+// STRATA_CUDA. Code above kernels/ asks the registry and never checks how strata was built:
+// a build without CUDA answers every CUDA request with an error that names the flag and how
+// to rebuild, and a CUDA build on a machine without a GPU fails cleanly too, never crashes.
+//
+// These functions sit in namespace strata, next to Device, because the engine names them
+// unqualified, as it names Device.
 #pragma once
 
 #include <cstdint>
@@ -13,12 +17,47 @@
 #include <vector>
 
 #include "common/status.h"
+#include "kernels/dtype.h"
 #include "kernels/ops.h"
 #include "kernels/tensor.h"
-#include "worker/model_config.h"
-#include "worker/shard_plan.h"
 
 namespace strata {
+
+struct DeviceMemoryUse {
+  int64_t total_bytes = 0;   // the device's memory
+  int64_t in_use_bytes = 0;  // tensors allocated on it so far (weights, caches, workspaces)
+};
+
+// One backend's graphs of a padded decode step; see DecodeGraphRunner for the contract.
+class DecodeGraphImpl {
+ public:
+  virtual ~DecodeGraphImpl() = default;
+  virtual Status capture(int64_t scratch_bytes, const std::function<void(int bucket)>& step) = 0;
+  virtual bool captured() const = 0;
+  virtual void bind() const = 0;
+  virtual bool replay(int bucket) = 0;
+};
+
+// One device type's entry in the registry. Every function takes the device index.
+struct DeviceRuntime {
+  const kernels::KernelBackend* backend = nullptr;
+  int (*device_count)() = nullptr;  // devices visible to this process; 0 without a driver
+  // Selects the device for the calling thread and caps its allocator at the fraction.
+  Status (*init)(int index, double gpu_memory_fraction) = nullptr;
+  DeviceMemoryUse (*memory_use)(int index) = nullptr;
+  // nullptr: the device has no graphs and every step runs eagerly.
+  std::unique_ptr<DecodeGraphImpl> (*make_decode_graphs)(std::vector<int> buckets) = nullptr;
+};
+
+// Adds or replaces `type`'s entry. The built-in entries are registered before the first
+// lookup, by an explicit call (not a static initializer the linker could drop).
+void register_device_runtime(DeviceType type, const DeviceRuntime& runtime);
+// nullptr when this build has no backend for `type`.
+const DeviceRuntime* find_device_runtime(DeviceType type);
+
+// Devices of `type` this process can use: 0 when the build lacks the backend or the machine
+// lacks the device; the CPU counts as one.
+int device_count(DeviceType type);
 
 // "cpu", "cuda" (device 0) or "cuda:N".
 StatusOr<Device> parse_device(std::string_view name);
@@ -32,11 +71,7 @@ Status init_device(Device device, double gpu_memory_fraction);
 // The kernel table whose ops take `device`'s pointers. Precondition: init_device succeeded.
 const kernels::KernelBackend& backend_for(Device device);
 
-struct DeviceMemoryUse {
-  int64_t total_bytes = 0;   // the device's memory
-  int64_t in_use_bytes = 0;  // tensors allocated on it so far (weights, caches, workspaces)
-};
-// CUDA only (zeros for the CPU).
+// Zeros for the CPU.
 DeviceMemoryUse device_memory_use(Device device);
 
 // What a model's step may ask of the CUDA kernels besides tensors, for the memory plan and
@@ -60,10 +95,8 @@ int64_t kernel_reserve_bytes(const KernelReserveRequest& r);
 // replayed on one stream. Without CUDA it captures nothing, and every step runs eagerly.
 class DecodeGraphRunner {
  public:
-  explicit DecodeGraphRunner(std::vector<int> buckets);
+  explicit DecodeGraphRunner(std::vector<int> buckets);  // not copyable: it owns the graphs
   ~DecodeGraphRunner();
-  DecodeGraphRunner(const DecodeGraphRunner&) = delete;
-  DecodeGraphRunner& operator=(const DecodeGraphRunner&) = delete;
 
   // Grows the kernels' scratch to scratch_bytes (no kernel may grow it later: a captured
   // graph keeps the address), then for each bucket runs step(bucket) once eagerly and
@@ -77,8 +110,7 @@ class DecodeGraphRunner {
   bool replay(int bucket);
 
  private:
-  struct Impl;
-  std::unique_ptr<Impl> impl_;
+  std::unique_ptr<DecodeGraphImpl> impl_;  // null: no graphs in this build
 };
 
 }  // namespace strata
