@@ -33,6 +33,11 @@ struct Range {
   double max = std::numeric_limits<double>::infinity();
 };
 
+template <typename T>
+inline constexpr bool kIsList = false;
+template <typename T>
+inline constexpr bool kIsList<std::vector<T>> = true;  // a flag takes "1,2,4"; YAML a list
+
 inline std::string flag_name(std::string_view key) {
   std::string flag = "--";
   for (char c : key) flag += c == '_' ? '-' : c;
@@ -50,6 +55,7 @@ class CliBinder {
       opt = app_.add_flag(flag_name(key) + ",!" + flag_name(std::string("no_") + std::string(key)), field, std::string(help));
     } else {
       opt = app_.add_option(flag_name(key), field, std::string(help));
+      if constexpr (kIsList<T>) opt->delimiter(',');
     }
     opt->capture_default_str();
     if (!group_.empty()) opt->group(group_);
@@ -82,6 +88,7 @@ class YamlReader {
   template <typename T>
   static const char* type_name() {
     if constexpr (std::is_same_v<T, bool>) return "true or false";
+    else if constexpr (kIsList<T>) return "a list";
     else if constexpr (std::is_integral_v<T>) return "an integer";
     else if constexpr (std::is_floating_point_v<T>) return "a number";
     else return "a string";
@@ -123,6 +130,10 @@ class ArgWriter {
       if (field.empty()) return;
       args_.push_back(flag_name(key));
       args_.push_back(field);
+    } else if constexpr (kIsList<T>) {
+      if (field.empty()) return;
+      args_.push_back(flag_name(key));
+      args_.push_back(fmt::format("{}", fmt::join(field, ",")));
     } else {
       args_.push_back(flag_name(key));
       args_.push_back(fmt::format("{}", field));

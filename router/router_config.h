@@ -7,6 +7,7 @@
 #include <string>
 
 #include "common/config_fields.h"
+#include "common/log_settings.h"
 #include "router/dispatcher.h"
 #include "router/scheduling/router_scheduler.h"
 
@@ -32,6 +33,7 @@ struct RouterConfig {
   std::string order = "fcfs";                  // fcfs | sjf
   RouterSchedulerConfig scheduling;            // the numbers; the policies come from the names
   std::string predictor_snapshot;              // file keeping the length predictor's state
+  LogSettings log;
 
   template <typename V>
   void visit_fields(V& v) {
@@ -51,6 +53,7 @@ struct RouterConfig {
     v("admission_policy", admission_policy, "when a group takes another request: on-demand (free blocks for the prompt, like vLLM), reserve-max (prompt + max_tokens reserved, like TGI), predicted (predicted peak KV use fits)");
     v("order", order, "queue order: fcfs, or sjf (shortest predicted output first, with aging)");
     scheduling.visit_fields(v);
+    log.visit_fields(v);
     v("predictor_snapshot", predictor_snapshot, "file where the output-length predictor keeps what it learned across restarts (\"\": memory only)");
   }
 };

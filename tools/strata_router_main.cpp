@@ -13,9 +13,8 @@ int main(int argc, char** argv) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("strata-router"));
   strata::router::RouterConfig config;
   CLI::App app{"strata-router: OpenAI-compatible HTTP server in front of strata worker groups"};
-  std::string config_file, log_level = "info";
+  std::string config_file;
   app.add_option("--config", config_file, "YAML file whose `router:` section sets these options");
-  app.add_option("--log-level", log_level, "trace, debug, info, warn or error")->capture_default_str();
   for (int i = 1; i + 1 < argc; ++i) {
     if (std::string(argv[i]) == "--config") {
       if (auto st = strata::config::load_yaml(argv[i + 1], "router", config); !st.ok()) {
@@ -27,7 +26,7 @@ int main(int argc, char** argv) {
   strata::config::CliBinder binder(app);
   config.visit_fields(binder);
   CLI11_PARSE(app, argc, argv);
-  spdlog::set_level(spdlog::level::from_str(log_level));
+  spdlog::set_level(spdlog::level::from_str(config.log.log_level));
   if (auto st = strata::config::check_ranges(config); !st.ok()) {
     spdlog::error("{}", st.message());
     return 2;

@@ -64,7 +64,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (auto st = strata::config::check_ranges(options); !st.ok()) return fail(st);
 
-  spdlog::set_level(spdlog::level::from_str(options.log_level));
+  spdlog::set_level(spdlog::level::from_str(options.log.log_level));
   std::signal(SIGTERM, on_stop_signal);
   std::signal(SIGINT, on_stop_signal);
   auto server_config = options.server_config();

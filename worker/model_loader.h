@@ -54,7 +54,7 @@ struct ModelSettings {
 
   template <typename V>
   void visit_fields(V& v) {
-    v("model", model, "model to serve: llama2.c .bin, HF directory, or builtin:NAME");
+    v("model", model, "the model: llama2.c .bin, HF directory, or builtin:NAME");
     v("dtype", dtype, "weight dtype: fp32, bf16 or fp16 (default: the checkpoint's)");
     v("threads", threads, "CPU kernel threads (0 = all cores)", config::Range{0, 4096});
     v("device", device, "where the model runs: cpu, cuda or cuda:N (needs a build with -DSTRATA_CUDA=ON)");

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/config_fields.h"
+#include "common/log_settings.h"
 #include "worker/model_loader.h"
 #include "worker/worker_server.h"
 
@@ -22,7 +23,7 @@ struct WorkerOptions {
   int pp = 1;
   // Sets EngineConfig::kv_cache_bytes (the engine counts bytes, people count MiB).
   int64_t kv_cache_mb = 0;
-  std::string log_level = "info";
+  LogSettings log;
 
   template <typename V>
   void visit_fields(V& v) {
@@ -32,7 +33,7 @@ struct WorkerOptions {
     v("kv_cache_mb", kv_cache_mb, "KV-cache size in MiB (0 = a fraction of available memory)", Range{0, 1 << 30});
     v("tp", tp, "tensor-parallel ranks per pipeline stage (launch tp × pp ranks with mpirun)", Range{1, 1024});
     v("pp", pp, "pipeline stages", Range{1, 1024});
-    v("log_level", log_level, "trace, debug, info, warn or error");
+    log.visit_fields(v);
   }
 
   // The server configuration these options describe; fails on a `device` it cannot parse.

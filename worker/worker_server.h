@@ -6,8 +6,8 @@
 //
 // Requests the engine refuses (prompt too long for the cache, bad sampling settings, a
 // duplicate id) are answered at once with finish_reason "error" and the reason; nothing the
-// router sends can crash the loop. The loop is single-threaded: a heartbeat cannot go out in
-// the middle of a step, so the router's heartbeat timeout must exceed the longest step.
+// router sends can crash the loop. Heartbeats go out from a thread of their own, so a long
+// step (a big prefill on a CPU) does not make the router mark the group dead.
 #pragma once
 
 #include <atomic>

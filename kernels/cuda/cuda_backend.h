@@ -1,7 +1,7 @@
 // The CUDA backend: the operator set of kernels/ops.h on device buffers, and the runtime
 // entry points the device registry (cuda_runtime.cpp) and the GPU tests need.
-// This header has no CUDA types, so code above kernels/ can include it in any build; the
-// definitions exist only when strata is built with STRATA_CUDA (STRATA_HAVE_CUDA=1).
+// This header has no CUDA types, but its definitions exist only when strata is built with
+// STRATA_CUDA: code above kernels/ reaches them through the registry (kernels/device.h).
 //
 // Contract of every entry point:
 //   - tensor pointers (x, w, y, q, caches, block tables, ids, ...) are device pointers;

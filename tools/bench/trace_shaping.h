@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "common/config_fields.h"
@@ -29,6 +30,21 @@ struct TraceShaping {
       "trace: ask for max_tokens = this cap and force each output length with `stop_after_tokens` "
       "(strata extension), so the server cannot read lengths off max_tokens (0 = ask for exactly the length)",
       Range{0, 1 << 30});
+  }
+};
+
+// Which trace `strata bench --mode trace` and `strata simulate` replay, how fast, and how
+// its requests are shaped: the flags both take.
+struct TraceReplay {
+  std::string trace;
+  std::vector<double> time_scale = {1.0};
+  TraceShaping shaping;
+
+  template <typename V>
+  void visit_fields(V& v) {
+    v("trace", trace, "trace to replay: Azure CSV (TIMESTAMP, ContextTokens, GeneratedTokens)");
+    v("trace_time_scale", time_scale, "trace: speed-ups to sweep (2 = arrivals twice as fast)");
+    shaping.visit_fields(v);
   }
 };
 

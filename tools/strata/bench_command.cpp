@@ -30,13 +30,11 @@ struct BenchOptions {
   std::string mode = "closed";
   std::vector<int> concurrency = {1, 4, 16};
   std::vector<double> request_rate = {1, 2, 4};
-  std::vector<double> trace_time_scale = {1.0};
-  std::string trace;
   int max_concurrency = 256;
   int num_requests = 16;
   int input_tokens = 32;
   int output_tokens = 16;
-  bench::TraceShaping shaping;  // num_requests comes from the field above
+  bench::TraceReplay replay;  // its shaping.num_requests comes from num_requests
   bool server_metrics = true;
   std::string prompt_source = "random";
   std::string corpus;
@@ -108,15 +106,15 @@ StatusOr<std::vector<LoadPlan>> make_plans(const BenchOptions& o, bench::PromptS
                                                                             o.seed + plans.size()))});
     }
   } else if (o.mode == "trace") {
-    if (o.trace.empty()) return invalid_argument("--mode trace needs --trace FILE (Azure CSV)");
-    if (!(o.shaping.length_scale > 0)) {
-      return out_of_range("--trace-length-scale must be > 0. Given: {}", o.shaping.length_scale);
+    if (o.replay.trace.empty()) return invalid_argument("--mode trace needs --trace FILE (Azure CSV)");
+    if (!(o.replay.shaping.length_scale > 0)) {
+      return out_of_range("--trace-length-scale must be > 0. Given: {}", o.replay.shaping.length_scale);
     }
-    STRATA_ASSIGN_OR_RETURN(std::vector<TraceRequest> rows, load_trace_csv(o.trace));
-    bench::TraceShaping shaping = o.shaping;
+    STRATA_ASSIGN_OR_RETURN(std::vector<TraceRequest> rows, load_trace_csv(o.replay.trace));
+    bench::TraceShaping shaping = o.replay.shaping;
     shaping.num_requests = o.num_requests;
     const std::vector<bench::ShapedRequest> shaped = bench::shape_trace(rows, shaping);
-    for (double scale : o.trace_time_scale) {
+    for (double scale : o.replay.time_scale) {
       if (!(scale > 0)) return out_of_range("--trace-time-scale must be > 0, got {}", scale);
       LoadPlan p{.label = fmt::format("trace x{:g}", scale), .load = scale, .num_clients = o.max_concurrency, .requests = {}};
       for (const bench::ShapedRequest& t : shaped) {
@@ -133,7 +131,7 @@ StatusOr<std::vector<LoadPlan>> make_plans(const BenchOptions& o, bench::PromptS
 }
 
 int run_bench(const BenchOptions& o) {
-  if (Status st = config::check_ranges(o.shaping); !st.ok()) return fail(st);
+  if (Status st = config::check_ranges(o.replay); !st.ok()) return fail(st);
   auto endpoint = bench::parse_endpoint(o.url);
   if (!endpoint.ok()) return fail(endpoint.status());
   if (o.num_requests < 0) return fail(out_of_range("--num-requests must be >= 0, got {}", o.num_requests));
@@ -197,9 +195,9 @@ int run_bench(const BenchOptions& o) {
                                {"input_tokens", o.input_tokens},
                                {"output_tokens", o.output_tokens},
                                {"prompt_source", o.prompt_source},
-                               {"trace", o.trace},
-                               {"trace_length_scale", o.shaping.length_scale},
-                               {"max_tokens_cap", o.shaping.max_tokens_cap},
+                               {"trace", o.replay.trace},
+                               {"trace_length_scale", o.replay.shaping.length_scale},
+                               {"max_tokens_cap", o.replay.shaping.max_tokens_cap},
                                {"slo_ttft_ms", o.slo_ttft_ms},
                                {"slo_itl_ms", o.slo_itl_ms},
                                {"seed", o.seed}};
@@ -240,14 +238,8 @@ CommandRunner add_bench_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--output-tokens", o->output_tokens, "output length, forced with max_tokens + ignore_eos")
       ->capture_default_str();
-  cmd->add_option("--trace", o->trace, "trace mode: Azure CSV (TIMESTAMP, ContextTokens, GeneratedTokens)")
-      ->capture_default_str();
-  cmd->add_option("--trace-time-scale", o->trace_time_scale,
-                  "trace mode: speed-ups to sweep (2 = arrivals twice as fast)")
-      ->delimiter(',')
-      ->capture_default_str();
-  config::CliBinder shaping_flags(*cmd);
-  o->shaping.visit_fields(shaping_flags);
+  config::CliBinder replay_flags(*cmd);
+  o->replay.visit_fields(replay_flags);
   cmd->add_flag("!--no-server-metrics", o->server_metrics,
                 "do not scrape the server's /metrics for KV utilization and preemptions");
   cmd->add_option("--prompt-source", o->prompt_source, "random (token ids) or corpus (--corpus via /tokenize)")

@@ -143,9 +143,10 @@ CommandRunner add_serve_command(CLI::App& app) {
   auto o = std::make_shared<ServeOptions>();
   CLI::App* cmd = app.add_subcommand("serve", "Start the HTTP router and one worker group; Ctrl-C stops both");
   // Router and worker settings come from their one definition each. The worker's model is
-  // the router's too, and the endpoint between them is private to this launch (run_serve).
+  // the router's too, the endpoint between them is private to this launch (run_serve), and
+  // --log-level is the worker's (the router logs at its default, info).
   config::CliBinder router_flags(*cmd, "Router");
-  auto router_visitor = config::except(router_flags, {"model", "zmq_endpoint"});
+  auto router_visitor = config::except(router_flags, {"model", "zmq_endpoint", "log_level"});
   o->router.visit_fields(router_visitor);
   config::CliBinder worker_flags(*cmd, "Worker group");
   auto worker_visitor = config::except(worker_flags, {"router"});

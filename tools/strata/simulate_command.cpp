@@ -26,11 +26,9 @@ namespace strata::cli {
 namespace {
 
 struct SimulateOptions {
-  std::string trace;
   std::vector<std::string> policies = {"on-demand", "reserve-max", "predicted"};
   int groups = 1;
-  std::vector<double> time_scale = {1.0};
-  bench::TraceShaping shaping;
+  bench::TraceReplay replay;  // replay.shaping.num_requests: --num-requests, 0 = all rows
   std::string cost_model = "cost-model.json";
   std::string model_shape;  // for KV block sizes (and the roofline); default: --profile-model
   std::string hardware = "h100-sxm";
@@ -96,13 +94,13 @@ StatusOr<sim::CostModel> profile_and_fit(const SimulateOptions& o, EngineConfig 
 }
 
 int run_simulate(SimulateOptions& o) {
-  if (Status st = config::check_ranges(o.shaping); !st.ok()) return fail(st);
+  if (Status st = config::check_ranges(o.replay); !st.ok()) return fail(st);
   if (Status st = config::check_ranges(o.worker); !st.ok()) return fail(st);
   if (Status st = config::check_ranges(o.scheduling); !st.ok()) return fail(st);
-  if (o.trace.empty()) return fail(invalid_argument("--trace FILE (Azure CSV) is required"));
-  auto rows = load_trace_csv(o.trace);
+  if (o.replay.trace.empty()) return fail(invalid_argument("--trace FILE (Azure CSV) is required"));
+  auto rows = load_trace_csv(o.replay.trace);
   if (!rows.ok()) return fail(rows.status());
-  const std::vector<bench::ShapedRequest> shaped = bench::shape_trace(*rows, o.shaping);
+  const std::vector<bench::ShapedRequest> shaped = bench::shape_trace(*rows, o.replay.shaping);
 
   if (o.model_shape.empty()) o.model_shape = o.profile_model.empty() ? "builtin:llama-110m" : o.profile_model;
   auto shape = bench::load_model_shape(o.model_shape);
@@ -159,7 +157,7 @@ int run_simulate(SimulateOptions& o) {
       "| time scale | policy | ok/sent | out tok/s | req/s | TTFT p50 / p99 ms | E2E p50 / p99 ms | preemptions | KV util "
       "mean / max | busy |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n";
   nlohmann::json json_points = nlohmann::json::array();
-  for (double scale : o.time_scale) {
+  for (double scale : o.replay.time_scale) {
     if (!(scale > 0)) return fail(out_of_range("--trace-time-scale must be > 0, got {}", scale));
     const std::vector<sim::SimRequest> requests = to_sim_requests(shaped, scale);
     for (const std::string& name : o.policies) {
@@ -198,7 +196,7 @@ int run_simulate(SimulateOptions& o) {
   std::cout << md;
   if (!o.output_md.empty()) std::ofstream(o.output_md) << md;
   if (!o.output_json.empty()) {
-    const nlohmann::json out = {{"trace", o.trace}, {"groups", o.groups}, {"blocks_per_group", blocks},
+    const nlohmann::json out = {{"trace", o.replay.trace}, {"groups", o.groups}, {"blocks_per_group", blocks},
                                 {"block_size", worker.block_size},
                                 {"cost_model", {{"a", cost.a}, {"b", cost.b}, {"c", cost.c}, {"d", cost.d}, {"source", cost.source}}},
                                 {"points", json_points}};
@@ -213,18 +211,15 @@ CommandRunner add_simulate_command(CLI::App& app) {
   auto o = std::make_shared<SimulateOptions>();
   CLI::App* cmd = app.add_subcommand(
       "simulate", "Replay a trace through the router's scheduling policies and simulated worker groups");
-  cmd->add_option("--trace", o->trace, "Azure CSV trace (TIMESTAMP, ContextTokens, GeneratedTokens)");
+  config::CliBinder replay_flags(*cmd);
+  o->replay.visit_fields(replay_flags);
   cmd->add_option("--policy", o->policies,
                   "policies to compare: ADMISSION[+ORDER] with on-demand|reserve-max|predicted and fcfs|sjf")
       ->delimiter(',')
       ->capture_default_str();
   cmd->add_option("--groups", o->groups, "data-parallel worker groups")->capture_default_str();
-  cmd->add_option("--trace-time-scale", o->time_scale, "speed-ups to sweep (2 = arrivals twice as fast)")
-      ->delimiter(',')
+  cmd->add_option("--num-requests", o->replay.shaping.num_requests, "the first N trace rows (0 = all)")
       ->capture_default_str();
-  cmd->add_option("--num-requests", o->shaping.num_requests, "the first N trace rows (0 = all)")->capture_default_str();
-  config::CliBinder shaping_flags(*cmd);
-  o->shaping.visit_fields(shaping_flags);
   cmd->add_option("--cost-model", o->cost_model, "cost model JSON (from --profile-model), or `roofline`")
       ->capture_default_str();
   cmd->add_option("--model-shape", o->model_shape,
