@@ -142,106 +142,135 @@ void LlamaModel::copy_logits_to_host(int64_t rows, std::vector<float>& logits) {
   backend_.synchronize();
 }
 
-void LlamaModel::run(const StepArgs& args, KvCache& cache) {
+// y = x · Wᵀ (+ bias) (+ y) over the step's tokens.
+void LlamaModel::project(int64_t num_tokens, const float* in, int64_t ldx, const Tensor& w,
+                         const float* bias, float* y, int64_t ldy, bool accumulate) {
+  backend_.gemm({.x = in, .ldx = ldx, .w = w.raw(), .w_dtype = w.dtype(),
+                 .w_layout = weights_.matrix_layout, .bias = bias, .y = y, .ldy = ldy,
+                 .m = num_tokens, .n = w.dim(0), .k = w.dim(1), .accumulate = accumulate});
+}
+
+void LlamaModel::rmsnorm(const float* in, const Tensor& weight, float* out, int64_t rows) {
+  const int64_t h = config_.hidden_size;
+  backend_.rmsnorm({.x = in, .ldx = h, .weight = weight.data<float>(), .out = out, .ldo = h,
+                    .m = rows, .n = h, .eps = config_.rms_norm_eps});
+}
+
+// Row-parallel projections: one rank adds straight into the residual; with TP each adds
+// its partial sum after an all-reduce.
+void LlamaModel::row_parallel(int64_t num_tokens, const float* in, int64_t ldx, const Tensor& w) {
   const ShardPlan& sh = weights_.shard;
+  const int64_t h = config_.hidden_size;
+  float* x = x_.data<float>();
+  if (sh.tp_size == 1) return project(num_tokens, in, ldx, w, nullptr, x, h, true);
+  float* partial = partial_.data<float>();
+  project(num_tokens, in, ldx, w, nullptr, partial, h, false);
+  all_reduce(partial, static_cast<size_t>(num_tokens * h));
+  backend_.add({.x = partial, .ldx = h, .y = x, .ldy = h, .m = num_tokens, .n = h});
+}
+
+// Norm, QKV projection, RoPE, KV-cache write, attention and the output projection (added
+// into the residual x_).
+void LlamaModel::attention_block(int layer, const StepArgs& args, KvCache& cache) {
+  const ShardPlan& sh = weights_.shard;
+  const LayerWeights& w = weights_.layers[static_cast<size_t>(layer)];
   const int hd = config_.head_dim;
   const int64_t num_tokens = args.num_tokens;
   const int64_t h = config_.hidden_size, q = sh.q_size(hd), kv = sh.kv_size(hd);
-  const int64_t ffn = sh.ffn_size(), qkv_width = q + 2 * kv;
-  const int block_size = cache.block_size();
+  const int64_t qkv_width = q + 2 * kv;
+  float* qkv = qkv_.data<float>();
+  rmsnorm(x_.data<float>(), w.attn_norm, x_norm_.data<float>(), num_tokens);
+  project(num_tokens, x_norm_.data<float>(), h, w.wqkv,
+          w.bqkv.defined() ? w.bqkv.data<float>() : nullptr, qkv, qkv_width, false);
+  float* q_ptr = qkv;
+  float* k_ptr = qkv + q;
+  float* v_ptr = qkv + q + kv;
+  backend_.rope({.q = q_ptr, .q_stride = qkv_width, .k = k_ptr, .k_stride = qkv_width,
+                 .positions = args.positions, .inv_freq = inv_freq_.data<double>(),
+                 .t = num_tokens, .num_q_heads = sh.num_heads, .num_kv_heads = sh.num_kv_heads,
+                 .head_dim = hd});
+  backend_.kv_cache_write({.k = k_ptr, .v = v_ptr, .k_stride = qkv_width, .v_stride = qkv_width,
+                           .k_cache = cache.k(layer), .v_cache = cache.v(layer),
+                           .slot_mapping = args.slots, .t = num_tokens,
+                           .num_kv_heads = sh.num_kv_heads, .head_dim = hd,
+                           .block_size = cache.block_size()});
+  attend(layer, args, cache, q_ptr, qkv_width);
+  row_parallel(num_tokens, attn_.data<float>(), q, w.wo);
+}
+
+// Decode tokens (one new token) go to the decode attention kernel, the rest (prefill
+// chunks) to the general one; both produce the same bits per row, so the split never
+// changes a token's output.
+void LlamaModel::attend(int layer, const StepArgs& args, KvCache& cache, const float* q_ptr,
+                        int64_t q_stride) {
+  const ShardPlan& sh = weights_.shard;
+  const int hd = config_.head_dim;
+  kernels::PagedAttentionParams attention{
+      .q = q_ptr, .q_stride = q_stride, .k_cache = cache.k(layer), .v_cache = cache.v(layer),
+      .out = attn_.data<float>(), .out_stride = sh.q_size(hd), .num_q_heads = sh.num_heads,
+      .num_kv_heads = sh.num_kv_heads, .head_dim = hd, .block_size = cache.block_size(),
+      .scale = static_cast<float>(1.0 / std::sqrt(double(hd)))};
+  if (!args.decode_seqs.empty()) {
+    attention.seqs = args.decode_seqs.data();
+    attention.num_seqs = static_cast<int>(args.decode_seqs.size());
+    backend_.decode_attention(attention);
+  }
+  if (args.num_device_decode_seqs > 0) {
+    attention.seqs = args.device_decode_seqs;
+    attention.num_seqs = args.num_device_decode_seqs;
+    backend_.decode_attention_device(attention, args.max_context_len);
+  }
+  if (!args.prefill_seqs.empty()) {
+    attention.seqs = args.prefill_seqs.data();
+    attention.num_seqs = static_cast<int>(args.prefill_seqs.size());
+    backend_.paged_attention(attention);
+  }
+}
+
+// Norm, gate/up projection, SiLU·up and the down projection (added into the residual).
+void LlamaModel::mlp_block(int layer, int64_t num_tokens) {
+  const LayerWeights& w = weights_.layers[static_cast<size_t>(layer)];
+  const int64_t h = config_.hidden_size, ffn = weights_.shard.ffn_size();
+  rmsnorm(x_.data<float>(), w.ffn_norm, x_norm_.data<float>(), num_tokens);
+  project(num_tokens, x_norm_.data<float>(), h, w.w_gate_up, nullptr, gate_up_.data<float>(),
+          2 * ffn, false);
+  backend_.silu_mul({.gate_up = gate_up_.data<float>(), .ld_in = 2 * ffn,
+                     .out = act_.data<float>(), .ld_out = ffn, .t = num_tokens, .f = ffn});
+  row_parallel(num_tokens, act_.data<float>(), ffn, w.w_down);
+}
+
+// The last stage takes only the rows whose logits are wanted through the final norm and
+// the LM head; the others pass their activations to the next stage.
+void LlamaModel::finish(const StepArgs& args) {
+  const int64_t h = config_.hidden_size;
   float* x = x_.data<float>();
   float* x_norm = x_norm_.data<float>();
-  float* qkv = qkv_.data<float>();
-  float* attn = attn_.data<float>();
-
-  // The first stage embeds; later stages receive the previous stage's activations.
-  if (sh.first_stage) {
-    embed(args);
-  } else {
-    parallel_->pipeline->recv(x, sizeof(float) * static_cast<size_t>(num_tokens * h),
-                           parallel_->topology.prev_stage_rank());
-  }
-
-  auto gemm = [&](const float* in, int64_t ldx, const Tensor& w, const float* bias, float* y,
-                  int64_t ldy, bool accumulate) {
-    backend_.gemm({.x = in, .ldx = ldx, .w = w.raw(), .w_dtype = w.dtype(),
-                   .w_layout = weights_.matrix_layout, .bias = bias, .y = y,
-                   .ldy = ldy, .m = num_tokens, .n = w.dim(0), .k = w.dim(1),
-                   .accumulate = accumulate});
-  };
-  auto rmsnorm = [&](const float* in, const Tensor& weight, float* out, int64_t m) {
-    backend_.rmsnorm({.x = in, .ldx = h, .weight = weight.data<float>(), .out = out, .ldo = h,
-                      .m = m, .n = h, .eps = config_.rms_norm_eps});
-  };
-  // Row-parallel projections: one rank adds straight into the residual; with TP each adds
-  // its partial sum after an all-reduce.
-  auto row_parallel = [&](const float* in, int64_t ldx, const Tensor& w) {
-    if (sh.tp_size == 1) return gemm(in, ldx, w, nullptr, x, h, true);
-    float* partial = partial_.data<float>();
-    gemm(in, ldx, w, nullptr, partial, h, false);
-    all_reduce(partial, static_cast<size_t>(num_tokens * h));
-    backend_.add({.x = partial, .ldx = h, .y = x, .ldy = h, .m = num_tokens, .n = h});
-  };
-
-  // Decode tokens (one new token) go to the decode attention kernel, the rest (prefill
-  // chunks) to the general one; both produce the same bits per row, so the split never
-  // changes a token's output.
-  const auto attention_scale = static_cast<float>(1.0 / std::sqrt(double(hd)));
-  for (int l = 0; l < sh.num_layers(); ++l) {
-    const LayerWeights& w = weights_.layers[static_cast<size_t>(l)];
-    rmsnorm(x, w.attn_norm, x_norm, num_tokens);
-    gemm(x_norm, h, w.wqkv, w.bqkv.defined() ? w.bqkv.data<float>() : nullptr, qkv, qkv_width,
-         false);
-    float* q_ptr = qkv;
-    float* k_ptr = qkv + q;
-    float* v_ptr = qkv + q + kv;
-    backend_.rope({.q = q_ptr, .q_stride = qkv_width, .k = k_ptr, .k_stride = qkv_width,
-                   .positions = args.positions, .inv_freq = inv_freq_.data<double>(),
-                   .t = num_tokens, .num_q_heads = sh.num_heads,
-                   .num_kv_heads = sh.num_kv_heads, .head_dim = hd});
-    backend_.kv_cache_write({.k = k_ptr, .v = v_ptr, .k_stride = qkv_width, .v_stride = qkv_width,
-                             .k_cache = cache.k(l), .v_cache = cache.v(l),
-                             .slot_mapping = args.slots, .t = num_tokens,
-                             .num_kv_heads = sh.num_kv_heads, .head_dim = hd,
-                             .block_size = block_size});
-    kernels::PagedAttentionParams attention{
-        .q = q_ptr, .q_stride = qkv_width, .k_cache = cache.k(l), .v_cache = cache.v(l),
-        .out = attn, .out_stride = q, .num_q_heads = sh.num_heads,
-        .num_kv_heads = sh.num_kv_heads, .head_dim = hd, .block_size = block_size,
-        .scale = attention_scale};
-    if (!args.decode_seqs.empty()) {
-      attention.seqs = args.decode_seqs.data();
-      attention.num_seqs = static_cast<int>(args.decode_seqs.size());
-      backend_.decode_attention(attention);
-    }
-    if (args.num_device_decode_seqs > 0) {
-      attention.seqs = args.device_decode_seqs;
-      attention.num_seqs = args.num_device_decode_seqs;
-      backend_.decode_attention_device(attention, args.max_context_len);
-    }
-    if (!args.prefill_seqs.empty()) {
-      attention.seqs = args.prefill_seqs.data();
-      attention.num_seqs = static_cast<int>(args.prefill_seqs.size());
-      backend_.paged_attention(attention);
-    }
-    row_parallel(attn, q, w.wo);
-    rmsnorm(x, w.ffn_norm, x_norm, num_tokens);
-    gemm(x_norm, h, w.w_gate_up, nullptr, gate_up_.data<float>(), 2 * ffn, false);
-    backend_.silu_mul({.gate_up = gate_up_.data<float>(), .ld_in = 2 * ffn,
-                       .out = act_.data<float>(), .ld_out = ffn, .t = num_tokens, .f = ffn});
-    row_parallel(act_.data<float>(), ffn, w.w_down);
-  }
-
-  if (!sh.last_stage) {
-    parallel_->pipeline->send(x, sizeof(float) * static_cast<size_t>(num_tokens * h),
-                           parallel_->topology.next_stage_rank());
+  if (!weights_.shard.last_stage) {
+    parallel_->pipeline->send(x, sizeof(float) * static_cast<size_t>(args.num_tokens * h),
+                              parallel_->topology.next_stage_rank());
     return;
   }
-  // Only the rows whose logits are wanted go through the final norm and the LM head.
   backend_.gather_rows({.x = x, .ldx = h, .rows = args.logit_rows, .out = x_norm, .ldo = h,
                         .m = args.num_logit_rows, .n = h});
   rmsnorm(x_norm, weights_.final_norm, x_norm, args.num_logit_rows);
   lm_head(args.num_logit_rows);
+}
+
+void LlamaModel::run(const StepArgs& args, KvCache& cache) {
+  const ShardPlan& sh = weights_.shard;
+  // The first stage embeds; later stages receive the previous stage's activations.
+  if (sh.first_stage) {
+    embed(args);
+  } else {
+    parallel_->pipeline->recv(x_.data<float>(),
+                              sizeof(float) * static_cast<size_t>(args.num_tokens * config_.hidden_size),
+                              parallel_->topology.prev_stage_rank());
+  }
+  for (int l = 0; l < sh.num_layers(); ++l) {
+    attention_block(l, args, cache);
+    mlp_block(l, args.num_tokens);
+  }
+  finish(args);
 }
 
 void LlamaModel::forward(const ForwardBatch& batch, KvCache& cache, std::vector<float>& logits) {

@@ -96,7 +96,16 @@ class LlamaModel {
   struct Padded;  // padded-decode state: layout, fixed buffer, graphs
 
   void ensure_workspace(int64_t num_tokens, int64_t num_logit_rows);
+  // One step's layers over the prepared inputs; the pieces below are its parts.
   void run(const StepArgs& args, KvCache& cache);
+  void attention_block(int layer, const StepArgs& args, KvCache& cache);
+  void attend(int layer, const StepArgs& args, KvCache& cache, const float* q, int64_t q_stride);
+  void mlp_block(int layer, int64_t num_tokens);
+  void finish(const StepArgs& args);
+  void project(int64_t num_tokens, const float* in, int64_t ldx, const Tensor& w,
+               const float* bias, float* y, int64_t ldy, bool accumulate);
+  void rmsnorm(const float* in, const Tensor& weight, float* out, int64_t rows);
+  void row_parallel(int64_t num_tokens, const float* in, int64_t ldx, const Tensor& w);
   void embed(const StepArgs& args);
   void all_reduce(float* data, size_t count);
   void lm_head(int64_t num_rows);
