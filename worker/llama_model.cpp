@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 
 #include "common/check.h"
 #include "kernels/cuda/plan/graph_buckets.h"
@@ -194,36 +195,47 @@ void LlamaModel::attention_block(int layer, const StepArgs& args, KvCache& cache
                            .slot_mapping = args.slots, .t = num_tokens,
                            .num_kv_heads = sh.num_kv_heads, .head_dim = hd,
                            .block_size = cache.block_size()});
-  attend(layer, args, cache, q_ptr, qkv_width);
+  attend(layer, cache, q_ptr, qkv_width);
   row_parallel(num_tokens, attn_.data<float>(), q, w.wo);
 }
 
 // Decode tokens (one new token) go to the decode attention kernel, the rest (prefill
 // chunks) to the general one; both produce the same bits per row, so the split never
-// changes a token's output.
-void LlamaModel::attend(int layer, const StepArgs& args, KvCache& cache, const float* q_ptr,
-                        int64_t q_stride) {
+// changes a token's output. Both run the step's plan.
+void LlamaModel::attend(int layer, KvCache& cache, const float* q_ptr, int64_t q_stride) {
   const ShardPlan& sh = weights_.shard;
   const int hd = config_.head_dim;
-  kernels::PagedAttentionParams attention{
+  const kernels::PagedAttentionParams attention{
       .q = q_ptr, .q_stride = q_stride, .k_cache = cache.k(layer), .v_cache = cache.v(layer),
-      .out = attn_.data<float>(), .out_stride = sh.q_size(hd), .num_q_heads = sh.num_heads,
-      .num_kv_heads = sh.num_kv_heads, .head_dim = hd, .block_size = cache.block_size(),
+      .out = attn_.data<float>(), .out_stride = sh.q_size(hd), .plan = &attention_plan_,
+      .workspace = attention_workspace_.defined() ? attention_workspace_.raw() : nullptr,
+      .num_q_heads = sh.num_heads, .num_kv_heads = sh.num_kv_heads, .head_dim = hd,
+      .block_size = cache.block_size(),
       .scale = static_cast<float>(1.0 / std::sqrt(double(hd)))};
-  if (!args.decode_seqs.empty()) {
-    attention.seqs = args.decode_seqs.data();
-    attention.num_seqs = static_cast<int>(args.decode_seqs.size());
-    backend_.decode_attention(attention);
-  }
-  if (args.num_device_decode_seqs > 0) {
-    attention.seqs = args.device_decode_seqs;
-    attention.num_seqs = args.num_device_decode_seqs;
-    backend_.decode_attention_device(attention, args.max_context_len);
-  }
-  if (!args.prefill_seqs.empty()) {
-    attention.seqs = args.prefill_seqs.data();
-    attention.num_seqs = static_cast<int>(args.prefill_seqs.size());
-    backend_.paged_attention(attention);
+  if (attention_plan_.num_decode_seqs > 0) backend_.decode_attention(attention);
+  if (attention_plan_.num_prefill_seqs > 0) backend_.paged_attention(attention);
+}
+
+// Plans the step's attention (host only; metadata binding is the caller's) and grows the
+// attention workspace to the plan's need. Growing moves it, so captured graphs recapture.
+void LlamaModel::plan_attention(const StepArgs& args, int block_size) {
+  const ShardPlan& sh = weights_.shard;
+  const bool on_device = args.num_device_decode_seqs > 0;
+  backend_.plan_attention(
+      {.decode_seqs = on_device ? nullptr : args.decode_seqs.data(),
+       .device_decode_seqs = on_device ? args.device_decode_seqs : nullptr,
+       .num_decode_seqs = on_device ? args.num_device_decode_seqs
+                                    : static_cast<int>(args.decode_seqs.size()),
+       .max_context_len = args.max_context_len,
+       .prefill_seqs = args.prefill_seqs.data(),
+       .num_prefill_seqs = static_cast<int>(args.prefill_seqs.size()),
+       .num_q_heads = sh.num_heads, .num_kv_heads = sh.num_kv_heads,
+       .head_dim = config_.head_dim, .block_size = block_size},
+      attention_plan_);
+  const int64_t need = attention_plan_.workspace_bytes;
+  if (need > 0 && (!attention_workspace_.defined() || attention_workspace_.numel() < need)) {
+    attention_workspace_ = Tensor::empty(DType::kU8, {need}, device_);
+    ++workspace_generation_;
   }
 }
 
@@ -290,19 +302,28 @@ void LlamaModel::forward(const ForwardBatch& batch, KvCache& cache, std::vector<
   copy_logits_to_host(num_logit_rows, logits);
 }
 
+// The step's one upload: [step words | attention plan metadata]. The metadata region is
+// placed from a bound on its size, since the plan copies the sequences after their block
+// tables point into the device copy.
 int64_t LlamaModel::forward_eager(const ForwardBatch& batch, KvCache& cache) {
   step_inputs_.build(batch, cache.block_size());
   const int64_t num_tokens = step_inputs_.num_tokens();
   const int64_t num_logit_rows = step_inputs_.num_logit_rows();
   ensure_workspace(num_tokens, num_logit_rows);
   const std::vector<int32_t>& words = step_inputs_.words();
-  const auto num_words = static_cast<int64_t>(words.size());
-  if (step_words_.numel() < num_words) {
-    step_words_ = Tensor::empty(DType::kI32, {std::max(num_words, 2 * step_words_.numel())}, device_);
+  const int64_t words_bytes = (static_cast<int64_t>(words.size()) * 4 + 15) / 16 * 16;
+  int64_t prefill_queries = 0;
+  for (const auto& s : step_inputs_.prefill_seqs()) prefill_queries += s.num_queries;
+  const int64_t total_bytes =
+      words_bytes + kernels::attention_metadata_bytes_bound(
+                        static_cast<int>(step_inputs_.decode_seqs().size()),
+                        static_cast<int>(step_inputs_.prefill_seqs().size()), prefill_queries);
+  if (step_words_.numel() * 4 < total_bytes) {
+    step_words_ = Tensor::empty(DType::kI32, {std::max(total_bytes / 4, 2 * step_words_.numel())},
+                                device_);
   }
-  backend_.copy({.dst = step_words_.raw(), .src = words.data(), .row_bytes = num_words * 4,
-                 .kind = CopyKind::kHostToDevice});
-  const int32_t* device_words = step_words_.data<int32_t>();
+  auto* device_base = static_cast<unsigned char*>(step_words_.raw());
+  const auto* device_words = reinterpret_cast<const int32_t*>(device_base);
   step_inputs_.bind(device_words);
   const StepArgs args{.token_ids = device_words,
                       .positions = device_words + step_inputs_.positions_at(),
@@ -311,6 +332,15 @@ int64_t LlamaModel::forward_eager(const ForwardBatch& batch, KvCache& cache) {
                       .num_tokens = num_tokens, .num_logit_rows = num_logit_rows,
                       .decode_seqs = step_inputs_.decode_seqs(),
                       .prefill_seqs = step_inputs_.prefill_seqs()};
+  plan_attention(args, cache.block_size());
+  const std::vector<unsigned char>& metadata = attention_plan_.metadata;
+  step_staging_.resize(static_cast<size_t>(words_bytes) + metadata.size());
+  std::memcpy(step_staging_.data(), words.data(), words.size() * 4);
+  std::copy(metadata.begin(), metadata.end(), step_staging_.begin() + words_bytes);
+  backend_.copy({.dst = device_base, .src = step_staging_.data(),
+                 .row_bytes = static_cast<int64_t>(step_staging_.size()),
+                 .kind = CopyKind::kHostToDevice});
+  kernels::bind_attention_plan(attention_plan_, device_base + words_bytes);
   if (padded_ != nullptr && padded_->graphs != nullptr) outgrow_graph_scratch(args);
   run(args, cache);
   return num_logit_rows;
@@ -344,6 +374,15 @@ LlamaModel::StepArgs LlamaModel::padded_args(int bucket) const {
           .num_device_decode_seqs = bucket, .max_context_len = padded_->config.max_model_len};
 }
 
+// A padded step's sequences are already on the device, so its plan has no metadata to
+// upload.
+void LlamaModel::run_padded(int bucket, KvCache& cache) {
+  const StepArgs args = padded_args(bucket);
+  plan_attention(args, cache.block_size());
+  kernels::bind_attention_plan(attention_plan_, nullptr);
+  run(args, cache);
+}
+
 bool LlamaModel::forward_padded(const ForwardBatch& batch, KvCache& cache) {
   Padded& p = *padded_;
   const std::optional<int> bucket = kernels::cuda::graph_bucket_for(
@@ -362,7 +401,7 @@ bool LlamaModel::forward_padded(const ForwardBatch& batch, KvCache& cache) {
                  .row_bytes = p.layout.bytes_for(*bucket), .kind = CopyKind::kHostToDevice});
   last_step_padded_ = true;
   last_step_graphed_ = p.graphs != nullptr && p.graphs->replay(*bucket);
-  if (!last_step_graphed_) run(padded_args(*bucket), cache);
+  if (!last_step_graphed_) run_padded(*bucket, cache);
   return true;
 }
 
@@ -375,8 +414,11 @@ Status LlamaModel::capture_graphs(KvCache& cache) {
   backend_.copy({.dst = p.inputs.raw(), .src = p.staging.data(), .row_bytes = p.layout.total_bytes,
                  .kind = CopyKind::kHostToDevice});
   backend_.synchronize();  // the graphs' stream does not wait for this one
+  // The largest bucket's plan sizes the attention workspace before any capture: a
+  // captured graph keeps its address.
+  plan_attention(padded_args(p.layout.capacity), cache.block_size());
   const Status st = p.graphs->capture(kernel_scratch_bytes(p.reserve), [&](int bucket) {
-    run(padded_args(bucket), cache);
+    run_padded(bucket, cache);
   });
   p.graphs_generation = workspace_generation_;
   p.graphs->bind();

@@ -99,7 +99,9 @@ class LlamaModel {
   // One step's layers over the prepared inputs; the pieces below are its parts.
   void run(const StepArgs& args, KvCache& cache);
   void attention_block(int layer, const StepArgs& args, KvCache& cache);
-  void attend(int layer, const StepArgs& args, KvCache& cache, const float* q, int64_t q_stride);
+  void attend(int layer, KvCache& cache, const float* q, int64_t q_stride);
+  void plan_attention(const StepArgs& args, int block_size);
+  void run_padded(int bucket, KvCache& cache);
   void mlp_block(int layer, int64_t num_tokens);
   void finish(const StepArgs& args);
   void project(int64_t num_tokens, const float* in, int64_t ldx, const Tensor& w,
@@ -129,7 +131,12 @@ class LlamaModel {
   Tensor x_, x_norm_, partial_, qkv_, attn_, gate_up_, act_;
   Tensor logits_local_, logits_gathered_;  // [rows, vocab_rows], [tp · rows, vocab_rows]
   StepInputs step_inputs_;
-  Tensor step_words_;  // int32 device copy of step_inputs_.words()
+  // Device copy of step_inputs_.words() then the attention plan's metadata (eager steps).
+  Tensor step_words_;
+  std::vector<unsigned char> step_staging_;  // host image of that upload
+  // This step's attention plan, run by every layer, and the workspace it runs in.
+  kernels::AttentionPlan attention_plan_;
+  Tensor attention_workspace_;
   std::unique_ptr<Padded> padded_;
   ParallelContext* parallel_;
   double collective_seconds_ = 0;
