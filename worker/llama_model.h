@@ -4,9 +4,11 @@
 // each sequence's keys and values from the paged KV cache through its block table.
 //
 // One code path for every device: activations are tensors on the weights' device, every
-// operation on them is a backend op, and the step's metadata (worker/step_inputs.h) is
-// uploaded once per step through the backend's copy. Logits come back to the host at the
-// end of the step, which is the step's one synchronization.
+// operation on them is a backend op, and the step's metadata (worker/step_inputs.h, then
+// the step's attention plan) is uploaded once per step through the backend's copy. The
+// attention plan is made once per step and run by every layer over a workspace this
+// model owns. Logits come back to the host at the end of the step, which is the step's
+// one synchronization.
 #pragma once
 
 #include <cstdint>

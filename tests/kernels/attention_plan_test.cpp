@@ -136,6 +136,47 @@ TEST(AttentionPlan, OnePlanServesManyLayersWithThePerCallBits) {
   });
 }
 
+// A step's plan as the engine makes it: decode tokens for the decode kernel, chunks for
+// the prefill kernel, one plan and one workspace for both. Rows equal the all-prefill run.
+TEST(AttentionPlan, OneMixedPlanFeedsBothKernels) {
+  for_each_isa([](cpu::CpuIsa) {
+    const Pool pool({8, 2, 64, 16, false, {{1, 1}, {19, 19}, {300, 1}, {111, 111}, {40, 1}}}, 5);
+    std::vector<AttentionSequence> decode, prefill;
+    for (const AttentionSequence& s : pool.seqs)
+      (s.num_queries == 1 ? decode : prefill).push_back(s);
+    const Case& c = pool.c;
+    AttentionPlan plan;
+    cpu_backend().plan_attention({.decode_seqs = decode.data(),
+                                  .num_decode_seqs = static_cast<int>(decode.size()),
+                                  .prefill_seqs = prefill.data(),
+                                  .num_prefill_seqs = static_cast<int>(prefill.size()),
+                                  .num_q_heads = c.nq,
+                                  .num_kv_heads = c.nkv,
+                                  .head_dim = c.hd,
+                                  .block_size = c.bs},
+                                 plan);
+    bind_attention_plan(plan, plan.metadata.data());
+    std::vector<float> out(pool.q.size(), -7.0f);
+    std::vector<float> workspace(static_cast<size_t>(plan.workspace_bytes / 4));
+    const PagedAttentionParams p{.q = pool.q.data(),
+                                 .q_stride = int64_t{c.nq} * c.hd,
+                                 .k_cache = pool.k.data(),
+                                 .v_cache = pool.v.data(),
+                                 .out = out.data(),
+                                 .out_stride = int64_t{c.nq} * c.hd,
+                                 .plan = &plan,
+                                 .workspace = workspace.data(),
+                                 .num_q_heads = c.nq,
+                                 .num_kv_heads = c.nkv,
+                                 .head_dim = c.hd,
+                                 .block_size = c.bs,
+                                 .scale = 1.0f / std::sqrt(static_cast<float>(c.hd))};
+    cpu_backend().decode_attention(p);
+    cpu_backend().paged_attention(p);
+    EXPECT_TRUE(same_bits(out, pool.run(pool.plan())));
+  });
+}
+
 TEST(AttentionPlan, RunsOnTheThreadsItWasPlannedFor) {
   const Pool pool(cases()[0], 3);
   set_cpu_threads(2);
