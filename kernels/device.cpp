@@ -110,21 +110,22 @@ DeviceMemoryUse device_memory_use(Device device) {
 }
 
 int64_t kernel_scratch_bytes(const KernelReserveRequest& r) {
-  using namespace kernels::cuda;
-  int64_t bytes = gemm_scratch_bytes(r.weight_dtype, r.max_tokens, r.max_gemm_k);
-  if (r.max_seqs > 0 && r.num_q_heads > 0 && r.num_kv_heads > 0 && r.head_dim > 0) {
-    bytes = std::max(bytes, plan_decode(r.max_seqs, r.num_q_heads, r.num_kv_heads, r.head_dim,
-                                        r.max_context_len)
-                                .workspace_bytes);
-  }
-  return bytes;
+  return kernels::cuda::gemm_scratch_bytes(r.weight_dtype, r.max_tokens, r.max_gemm_k);
+}
+
+int64_t attention_workspace_bytes(const KernelReserveRequest& r) {
+  if (r.max_seqs <= 0 || r.num_q_heads <= 0 || r.num_kv_heads <= 0 || r.head_dim <= 0) return 0;
+  return kernels::cuda::plan_decode(r.max_seqs, r.num_q_heads, r.num_kv_heads, r.head_dim,
+                                    r.max_context_len)
+      .workspace_bytes;
 }
 
 int64_t kernel_reserve_bytes(const KernelReserveRequest& r) {
   // The scratch grows by a quarter past what is asked, in whole MiB (cuda_context.cpp).
   const int64_t scratch = kernels::cuda::align_up(kernel_scratch_bytes(r) * 5 / 4, 1 << 20);
   constexpr int64_t kGraphsAndContext = int64_t{64} << 20;
-  return kernels::cuda::kCublasWorkspaceBytes + scratch + kGraphsAndContext;
+  return kernels::cuda::kCublasWorkspaceBytes + scratch + attention_workspace_bytes(r) +
+         kGraphsAndContext;
 }
 
 DecodeGraphRunner::DecodeGraphRunner(std::vector<int> buckets) {

@@ -84,14 +84,17 @@ struct KernelReserveRequest {
   int max_context_len = 0;
   int num_q_heads = 0, num_kv_heads = 0, head_dim = 0;
 };
-// Largest scratch any one kernel of such a step uses (converted GEMM activations, decode
-// attention partials).
+// Largest scratch any one GEMM of such a step uses (converted activations, int32 sums).
 int64_t kernel_scratch_bytes(const KernelReserveRequest& r);
-// Device memory the CUDA runtime takes outside tensors: cuBLAS workspace, kernel scratch,
-// and an allowance for the CUDA context's own allocations and captured graphs.
+// The largest decode attention workspace of such a step (the partial softmaxes), which
+// the model owns and hands to every layer's attention.
+int64_t attention_workspace_bytes(const KernelReserveRequest& r);
+// Device memory the CUDA runtime and the kernels take outside the model's tensors: cuBLAS
+// workspace, GEMM scratch, the attention workspace, and an allowance for the CUDA
+// context's own allocations and captured graphs.
 int64_t kernel_reserve_bytes(const KernelReserveRequest& r);
 
-// CUDA graphs of one model's padded decode step (worker/step_inputs.h), one per bucket,
+// CUDA graphs of one model's padded decode step (worker/model/step_inputs.h), one per bucket,
 // replayed on one stream. Without CUDA it captures nothing, and every step runs eagerly.
 class DecodeGraphRunner {
  public:

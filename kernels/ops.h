@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <string_view>
+#include <vector>
 
 #include "kernels/dtype.h"
 
@@ -92,18 +93,76 @@ struct KvCacheWriteParams {
   int num_kv_heads = 0, head_dim = 0, block_size = 0;
 };
 
-// One sequence's share of a paged attention call. Its queries are the last num_queries
+// One sequence's share of a step's attention. Its queries are the last num_queries
 // positions of its context: query j sits at position context_len - num_queries + j and
 // attends causally to positions 0..that one.
 struct AttentionSequence {
   int32_t query_start = 0;             // index of its first query row in q / out
   int32_t num_queries = 0;
   int32_t context_len = 0;             // cached tokens, this step's included
-  const int32_t* block_table = nullptr;  // [ceil(context_len / block_size)] block ids
+  // [ceil(context_len / block_size)] block ids, in the backend's memory
+  const int32_t* block_table = nullptr;
 };
 
-// Causal attention of queries over a paged KV cache, grouped-query: query head h reads
-// KV head h / (num_q_heads / num_kv_heads).
+// A tile of one sequence's queries: the unit of prefill attention work. The CPU runs it
+// once per KV head as one work item; the GPU as one thread block per KV head.
+struct AttentionWorkItem {
+  int32_t seq = 0;                 // index into the plan's prefill sequences
+  int32_t q_begin = 0, q_end = 0;  // the sequence's queries [q_begin, q_end)
+  int32_t kv_len = 0;              // positions the tile's last query attends to
+};
+
+// What plan_attention reads: the step's sequences split by kernel (decode: one query each;
+// prefill: the rest) as host arrays whose block tables are in the backend's memory. A
+// padded decode step (fixed inputs a CUDA graph replays) passes device_decode_seqs instead
+// of decode_seqs, with max_context_len bounding their contexts.
+struct AttentionPlanParams {
+  const AttentionSequence* decode_seqs = nullptr;         // [num_decode_seqs], host
+  const AttentionSequence* device_decode_seqs = nullptr;  // [num_decode_seqs], backend memory
+  int num_decode_seqs = 0;
+  int max_context_len = 0;                                // with device_decode_seqs only
+  const AttentionSequence* prefill_seqs = nullptr;        // [num_prefill_seqs], host
+  int num_prefill_seqs = 0;
+  int num_q_heads = 0, num_kv_heads = 0, head_dim = 0, block_size = 0;
+};
+
+// One step's attention work, decided once by plan_attention and run unchanged by every
+// layer: the prefill work items, the decode split count, the threads, and the workspace one
+// call needs (the caller owns it; the layers take turns with it). The kernels read the
+// sequences and items from backend memory: `metadata` is their host image, which the caller
+// copies there (with the step's other inputs) and binds with bind_attention_plan.
+//
+// A plan never changes a row's arithmetic: items and splits only decide which thread or
+// thread block computes a row, so the batch-invariance contract above holds for any plan.
+struct AttentionPlan {
+  int num_q_heads = 0, num_kv_heads = 0, head_dim = 0, block_size = 0;  // planned for
+  int num_decode_seqs = 0;
+  int max_context_len = 0;    // of the decode sequences
+  int decode_splits = 0;      // KV partitions per decode sequence (1 on the CPU)
+  int num_prefill_seqs = 0;
+  std::vector<AttentionWorkItem> prefill_items;
+  int threads = 1;            // CPU threads each call uses
+  int64_t workspace_bytes = 0;
+  // [decode seqs | prefill seqs | prefill items], regions 16-byte aligned. Decode
+  // sequences given on the device are not in it (decode_seqs_at = -1).
+  std::vector<unsigned char> metadata;
+  int64_t decode_seqs_at = -1, prefill_seqs_at = 0, prefill_items_at = 0;
+  // Backend-memory addresses, valid once bound.
+  const AttentionSequence* decode_seqs = nullptr;   // [num_decode_seqs]
+  const AttentionSequence* prefill_seqs = nullptr;  // [num_prefill_seqs]
+  const AttentionWorkItem* items = nullptr;         // [prefill_items.size()]
+};
+
+// Points the plan at its metadata image, copied to `device_metadata` in backend memory
+// (on the CPU, plan.metadata.data() itself will do).
+void bind_attention_plan(AttentionPlan& plan, const void* device_metadata);
+// Most bytes a plan's metadata can take for these counts (a work item holds at least one
+// query), so a caller can place the image before planning.
+int64_t attention_metadata_bytes_bound(int num_decode_seqs, int num_prefill_seqs,
+                                       int64_t num_prefill_queries);
+
+// Causal attention of queries over a paged KV cache along a plan, grouped-query: query head
+// h reads KV head h / (num_q_heads / num_kv_heads). Shapes must be the plan's.
 struct PagedAttentionParams {
   const float* q = nullptr;        // [num_tokens, num_q_heads, head_dim], row stride q_stride
   int64_t q_stride = 0;
@@ -111,8 +170,8 @@ struct PagedAttentionParams {
   const float* v_cache = nullptr;  // [num_blocks, num_kv_heads, block_size, head_dim]
   float* out = nullptr;            // [num_tokens, num_q_heads, head_dim], row stride out_stride
   int64_t out_stride = 0;
-  const AttentionSequence* seqs = nullptr;  // [num_seqs]
-  int num_seqs = 0;
+  const AttentionPlan* plan = nullptr;  // bound
+  void* workspace = nullptr;       // [plan->workspace_bytes] bytes in backend memory
   int num_q_heads = 0, num_kv_heads = 0, head_dim = 0, block_size = 0;
   float scale = 1.0f;              // usually 1 / sqrt(head_dim)
 };
@@ -183,10 +242,13 @@ struct KernelBackend {
   void (*rope)(const RopeParams&);
   void (*silu_mul)(const SiluMulParams&);
   void (*kv_cache_write)(const KvCacheWriteParams&);
-  // Any mix of prefill chunks and decode tokens.
+  // Once per step, on the host: the attention work of every layer (see AttentionPlan).
+  void (*plan_attention)(const AttentionPlanParams&, AttentionPlan&);
+  // The plan's prefill sequences: any mix of prefill chunks and decode tokens.
   void (*paged_attention)(const PagedAttentionParams&);
-  // Decode only: every sequence has num_queries == 1 (checked). Same bits per (query, head)
-  // row as paged_attention, so a token's output does not depend on which of the two ran it.
+  // The plan's decode sequences (num_queries == 1, checked when planned). Same bits per
+  // (query, head) row as paged_attention, so a token's output does not depend on which of
+  // the two ran it.
   void (*decode_attention)(const PagedAttentionParams&);
   void (*embedding)(const EmbeddingParams&);
   void (*add)(const AddParams&);
@@ -194,10 +256,6 @@ struct KernelBackend {
   void (*copy)(const CopyParams&);
   // Returns when every op this thread enqueued has finished (CPU ops finish on return).
   void (*synchronize)();
-  // decode_attention with p.seqs (and their block tables) in the backend's memory and every
-  // context_len <= max_context_len, which fixes the launch shape: what a captured CUDA
-  // graph replays. The CPU backend runs decode_attention.
-  void (*decode_attention_device)(const PagedAttentionParams&, int max_context_len);
   // Optional; nullptr where gemm reads kRowMajor only (the CUDA backend). Packs once, at
   // load time, and returns the layout written, to pass as GemmParams::w_layout.
   WeightLayout (*pack_weights)(const PackWeightsParams&) = nullptr;

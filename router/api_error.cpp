@@ -4,7 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "common/tokenizer/utf8.h"
+#include "common/utf8.h"
 
 namespace strata::router {
 

@@ -5,7 +5,7 @@
 #include <optional>
 #include <vector>
 
-#include "common/tokenizer/utf8.h"
+#include "common/utf8.h"
 
 namespace strata::router {
 namespace {

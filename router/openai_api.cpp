@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
-#include "common/tokenizer/utf8.h"
+#include "common/utf8.h"
 #include "router/json_body.h"
 
 namespace strata::router {

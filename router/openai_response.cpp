@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
-#include "common/tokenizer/utf8.h"
+#include "common/utf8.h"
 
 namespace strata::router {
 namespace {

@@ -105,15 +105,29 @@ int main(int argc, char** argv) {
       const int64_t row = int64_t{sh.num_q_heads} * sh.head_dim;
       const auto q = filled(static_cast<size_t>(num_seqs * row), 0.1f);
       std::vector<float> out(q.size());
-      const k::PagedAttentionParams params{
+      // Each path planned once, as a step does; a timed call is one layer's run.
+      const k::AttentionPlanParams shape{.num_q_heads = sh.num_q_heads,
+                                         .num_kv_heads = sh.num_kv_heads,
+                                         .head_dim = sh.head_dim, .block_size = block_size};
+      k::AttentionPlanParams as_prefill = shape, as_decode = shape;
+      as_prefill.prefill_seqs = as_decode.decode_seqs = seqs.data();
+      as_prefill.num_prefill_seqs = as_decode.num_decode_seqs = num_seqs;
+      k::AttentionPlan prefill_plan, decode_plan;
+      be.plan_attention(as_prefill, prefill_plan);
+      be.plan_attention(as_decode, decode_plan);
+      k::bind_attention_plan(prefill_plan, prefill_plan.metadata.data());
+      k::bind_attention_plan(decode_plan, decode_plan.metadata.data());
+      std::vector<float> workspace(static_cast<size_t>(
+          std::max(prefill_plan.workspace_bytes, decode_plan.workspace_bytes) / 4));
+      k::PagedAttentionParams params{
           .q = q.data(),
           .q_stride = row,
           .k_cache = k_cache.data(),
           .v_cache = v_cache.data(),
           .out = out.data(),
           .out_stride = row,
-          .seqs = seqs.data(),
-          .num_seqs = num_seqs,
+          .plan = &prefill_plan,
+          .workspace = workspace.data(),
           .num_q_heads = sh.num_q_heads,
           .num_kv_heads = sh.num_kv_heads,
           .head_dim = sh.head_dim,
@@ -122,10 +136,8 @@ int main(int argc, char** argv) {
       const double kv_bytes = 2.0 * num_seqs * context * sh.num_kv_heads * sh.head_dim * 4;
       const int calls = std::max(5, static_cast<int>(budget_s * bw * 1e9 / kv_bytes / 2));
       const double t_prefill = best_call_s(calls, [&] { be.paged_attention(params); });
-      double t_decode = 0.0;
-      if (be.decode_attention != nullptr) {
-        t_decode = best_call_s(calls, [&] { be.decode_attention(params); });
-      }
+      params.plan = &decode_plan;
+      const double t_decode = best_call_s(calls, [&] { be.decode_attention(params); });
       const double gbs = t_decode > 0 ? kv_bytes / t_decode / 1e9 : 0.0;
       std::printf("| %s | %d | %.0f | %.0f | %.0f | %.1f | %.0f%% | %.2fx |\n", sh.model, context,
                   kv_bytes / 1048576.0, t_prefill * 1e6, t_decode * 1e6, gbs, 100.0 * gbs / bw,

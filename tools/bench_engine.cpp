@@ -17,8 +17,8 @@
 #include <fmt/format.h>
 
 #include "kernels/ops.h"
-#include "worker/engine.h"
-#include "worker/trace.h"
+#include "worker/engine/engine.h"
+#include "tools/bench/trace.h"
 
 namespace {
 

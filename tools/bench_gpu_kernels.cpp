@@ -118,10 +118,22 @@ int main() {
       host_seqs.push_back({.query_start = s, .num_queries = 1, .context_len = context,
                            .block_table = dtable + static_cast<size_t>(s) * blocks_per_seq});
     }
+    // Planned and uploaded once, as a step does; each timed call is one layer's run.
+    kn::AttentionPlan plan;
+    kn::cuda_backend().plan_attention({.decode_seqs = host_seqs.data(), .num_decode_seqs = seqs,
+                                       .num_q_heads = hq, .num_kv_heads = hk, .head_dim = hd,
+                                       .block_size = bs},
+                                      plan);
+    auto* metadata = device_alloc<unsigned char>(plan.metadata.size());
+    check(cudaMemcpy(metadata, plan.metadata.data(), plan.metadata.size(), cudaMemcpyHostToDevice),
+          "copy");
+    kn::bind_attention_plan(plan, metadata);
+    auto* workspace = device_alloc<unsigned char>(static_cast<size_t>(plan.workspace_bytes));
     const kn::PagedAttentionParams p{.q = q, .q_stride = hq * hd, .k_cache = k, .v_cache = v,
-                                     .out = out, .out_stride = hq * hd, .seqs = host_seqs.data(),
-                                     .num_seqs = seqs, .num_q_heads = hq, .num_kv_heads = hk,
-                                     .head_dim = hd, .block_size = bs, .scale = 0.088f};
+                                     .out = out, .out_stride = hq * hd, .plan = &plan,
+                                     .workspace = workspace, .num_q_heads = hq,
+                                     .num_kv_heads = hk, .head_dim = hd, .block_size = bs,
+                                     .scale = 0.088f};
     const double s = time_calls(20, [&] { kn::cuda_backend().decode_attention(p); });
     char name[64];
     std::snprintf(name, sizeof name, "decode attn 64x%d", context);
@@ -131,6 +143,8 @@ int main() {
     cudaFree(q);
     cudaFree(out);
     cudaFree(dtable);
+    cudaFree(metadata);
+    cudaFree(workspace);
   }
 
   {  // GEMM 8192³: strata's bf16 path (fp32 activations in, fp32 out) vs cuBLAS bf16.

@@ -14,9 +14,9 @@
 #include "kernels/cpu/bandwidth_probe.h"
 #include "kernels/cpu/compute_probe.h"
 #include "kernels/ops.h"
-#include "worker/block_pool.h"
-#include "worker/llama_model.h"
-#include "worker/model_loader.h"
+#include "worker/kv/block_pool.h"
+#include "worker/model/llama_model.h"
+#include "worker/model/model_loader.h"
 
 namespace {
 

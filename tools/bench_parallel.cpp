@@ -16,8 +16,8 @@
 #include "kernels/ops.h"
 #include "parallel/mpi_communicator.h"
 #include "parallel/parallel_context.h"
-#include "worker/engine.h"
-#include "worker/model_loader.h"
+#include "worker/engine/engine.h"
+#include "worker/model/model_loader.h"
 
 namespace {
 

@@ -1,5 +1,5 @@
 // strata-worker: one worker group's driver process. Loads a model, builds the engine and
-// serves the router over ZeroMQ (worker/worker_server.h) until the router says Shutdown or
+// serves the router over ZeroMQ (worker/server/worker_server.h) until the router says Shutdown or
 // the process gets SIGTERM/SIGINT. Logs go to stderr.
 #include <atomic>
 #include <csignal>
@@ -17,10 +17,10 @@
 #include "parallel/mpi_communicator.h"
 #include "parallel/parallel_context.h"
 #include "parallel/rank_device.h"
-#include "worker/engine.h"
-#include "worker/model_loader.h"
-#include "worker/worker_options.h"
-#include "worker/worker_server.h"
+#include "worker/engine/engine.h"
+#include "worker/model/model_loader.h"
+#include "worker/server/worker_options.h"
+#include "worker/server/worker_server.h"
 
 namespace {
 

@@ -5,7 +5,7 @@
 
 #include "common/tokenizer/hf_pre_tokenizer.h"
 #include "common/tokenizer/regex.h"
-#include "common/tokenizer/utf8.h"
+#include "common/utf8.h"
 
 namespace strata::hf {
 namespace {

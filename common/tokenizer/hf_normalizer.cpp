@@ -7,7 +7,7 @@
 #include <utf8proc.h>
 
 #include "common/tokenizer/regex.h"
-#include "common/tokenizer/utf8.h"
+#include "common/utf8.h"
 
 namespace strata::hf {
 namespace {

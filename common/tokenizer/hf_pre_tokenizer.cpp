@@ -4,7 +4,7 @@
 #include <memory>
 
 #include "common/tokenizer/regex.h"
-#include "common/tokenizer/utf8.h"
+#include "common/utf8.h"
 
 namespace strata::hf {
 namespace {

@@ -15,7 +15,7 @@
 #include "common/tokenizer/hf_decoder.h"
 #include "common/tokenizer/hf_normalizer.h"
 #include "common/tokenizer/hf_pre_tokenizer.h"
-#include "common/tokenizer/utf8.h"
+#include "common/utf8.h"
 
 namespace strata {
 namespace {

@@ -2,7 +2,7 @@
 // read_offset_) were already emitted; decoding them together with the new ids and emitting
 // only the suffix keeps context-dependent rules (leading-space strip, byte fallback) exact.
 #include "common/tokenizer/tokenizer.h"
-#include "common/tokenizer/utf8.h"
+#include "common/utf8.h"
 
 namespace strata {
 namespace {

@@ -2,10 +2,11 @@
 // kernels (prefill here, decode in decode_attention.cpp).
 #include "kernels/cpu/attention.h"
 
+#include <algorithm>
 #include <cstring>
-#include <vector>
 
 #include "common/check.h"
+#include "kernels/attention_plan.h"
 #include "kernels/cpu/attention_impl.h"
 #include "kernels/cpu/decode_attention_impl.h"
 #include "kernels/cpu/isa.h"
@@ -71,14 +72,12 @@ struct Scalar {
 
 }  // namespace
 
-void paged_attention_scalar(const PagedAttentionParams& p, const AttentionWork* items,
-                            int64_t num_items, float* workspace, int64_t ws_floats, int threads) {
-  detail::attend_all<Scalar>(p, items, num_items, workspace, ws_floats, threads);
+void paged_attention_scalar(const PagedAttentionParams& p, int threads) {
+  detail::attend_all<Scalar>(p, threads);
 }
 
-void decode_attention_scalar(const PagedAttentionParams& p, float* workspace, int64_t ws_floats,
-                             int threads) {
-  detail::decode_all<Scalar>(p, workspace, ws_floats, threads);
+void decode_attention_scalar(const PagedAttentionParams& p, int threads) {
+  detail::decode_all<Scalar>(p, threads);
 }
 
 void attention_exp(float* s, int n) {
@@ -95,45 +94,56 @@ void attention_exp(float* s, int n) {
   }
 }
 
-void paged_attention(const PagedAttentionParams& p) {
-  STRATA_CHECK(p.num_kv_heads > 0 && p.num_q_heads % p.num_kv_heads == 0);
-  STRATA_CHECK(p.head_dim > 0 && p.block_size > 0);
+// Items split each sequence by itself, never by what else is in the step, and the thread
+// count only decides who runs an item: no plan changes a row's arithmetic.
+void plan_attention(const AttentionPlanParams& p, AttentionPlan& plan) {
+  start_attention_plan(p, plan);
   const int group = p.num_q_heads / p.num_kv_heads;
   STRATA_CHECK(group <= kAttentionMaxRows);
   const int tile_queries = kAttentionMaxRows / group;
-
-  // Per-thread storage that only grows, as in gemm.cpp.
-  thread_local std::vector<AttentionWork> items;
-  thread_local std::vector<float> workspace;
-  items.clear();
-  for (int s = 0; s < p.num_seqs; ++s) {
-    const AttentionSequence& seq = p.seqs[s];
-    STRATA_CHECK(seq.num_queries >= 0 && seq.context_len >= seq.num_queries);
-    // Tiles of later queries see more positions; dynamic scheduling balances them.
+  for (int s = 0; s < p.num_prefill_seqs; ++s) {
+    const AttentionSequence& seq = p.prefill_seqs[s];
+    const int first_pos = seq.context_len - seq.num_queries;
     for (int q0 = 0; q0 < seq.num_queries; q0 += tile_queries) {
       const int q1 = q0 + tile_queries < seq.num_queries ? q0 + tile_queries : seq.num_queries;
-      for (int h = 0; h < p.num_kv_heads; ++h) {
-        items.push_back({.seq = s, .kv_head = h, .q_begin = q0, .q_end = q1});
-      }
+      plan.prefill_items.push_back(
+          {.seq = s, .q_begin = q0, .q_end = q1, .kv_len = first_pos + q1});
     }
   }
-  if (items.empty()) return;
-  int threads = num_threads();
-  if (static_cast<int64_t>(items.size()) < threads) threads = static_cast<int>(items.size());
-  const int64_t ws_floats = attention_workspace_floats(p);
-  if (workspace.size() < static_cast<size_t>(ws_floats * threads)) {
-    workspace.resize(static_cast<size_t>(ws_floats * threads));
-  }
-  const auto n = static_cast<int64_t>(items.size());
+  // A context is never split across threads (decode_attention.h says why).
+  plan.decode_splits = p.num_decode_seqs > 0 ? 1 : 0;
+  const int64_t work = std::max(static_cast<int64_t>(plan.prefill_items.size()),
+                                static_cast<int64_t>(p.num_decode_seqs)) * p.num_kv_heads;
+  plan.threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(num_threads(), work)));
+  plan.workspace_bytes = work == 0 ? 0
+                                   : attention_workspace_floats(p.head_dim, p.block_size) *
+                                         plan.threads * static_cast<int64_t>(sizeof(float));
+  write_attention_metadata(p, plan);
+}
+
+void check_attention_run(const PagedAttentionParams& p) {
+  STRATA_CHECK(p.plan != nullptr);
+  const AttentionPlan& plan = *p.plan;
+  STRATA_CHECK(p.num_q_heads == plan.num_q_heads && p.num_kv_heads == plan.num_kv_heads &&
+               p.head_dim == plan.head_dim && p.block_size == plan.block_size);
+  STRATA_CHECK(plan.workspace_bytes == 0 || p.workspace != nullptr);
+}
+
+void paged_attention(const PagedAttentionParams& p) {
+  check_attention_run(p);
+  const auto work = static_cast<int64_t>(p.plan->prefill_items.size()) * p.num_kv_heads;
+  if (work == 0) return;
+  STRATA_CHECK(p.plan->items != nullptr && p.plan->prefill_seqs != nullptr);  // bound
+  const int threads = static_cast<int>(std::min<int64_t>(p.plan->threads, work));
   switch (cpu_isa()) {
     case CpuIsa::kAvx512:
-      paged_attention_avx512(p, items.data(), n, workspace.data(), ws_floats, threads);
+      paged_attention_avx512(p, threads);
       return;
     case CpuIsa::kAvx2:
-      paged_attention_avx2(p, items.data(), n, workspace.data(), ws_floats, threads);
+      paged_attention_avx2(p, threads);
       return;
     case CpuIsa::kScalar:
-      paged_attention_scalar(p, items.data(), n, workspace.data(), ws_floats, threads);
+      paged_attention_scalar(p, threads);
       return;
   }
 }

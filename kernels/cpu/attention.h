@@ -16,29 +16,26 @@
 
 namespace strata::kernels::cpu {
 
+// Work items are (prefill item, KV head) pairs, kAttentionMaxRows / group queries per item;
+// one step plans them once (plan_attention) and every layer runs them.
+void plan_attention(const AttentionPlanParams& p, AttentionPlan& plan);
 void paged_attention(const PagedAttentionParams& p);
-
-struct AttentionWork {
-  int32_t seq = 0;
-  int32_t kv_head = 0;
-  int32_t q_begin = 0, q_end = 0;  // the sequence's queries [q_begin, q_end)
-};
+// Both kernels' run-time checks: a plan for this shape, and a workspace when it needs one.
+void check_attention_run(const PagedAttentionParams& p);
 
 // Most (query, head) rows one item holds; sizes the per-thread workspace.
 inline constexpr int kAttentionMaxRows = 64;
 
-// Floats of per-thread workspace one item needs.
-inline int64_t attention_workspace_floats(const PagedAttentionParams& p) {
-  return static_cast<int64_t>(kAttentionMaxRows) * (p.head_dim + p.block_size + 2) + 16;
+// Floats of per-thread workspace one item (prefill or decode) needs.
+inline int64_t attention_workspace_floats(int head_dim, int block_size) {
+  return static_cast<int64_t>(kAttentionMaxRows) * (head_dim + block_size + 2) + 16;
 }
 
-// The ISA paths: items run in parallel; thread t uses workspace + t · ws_floats.
-void paged_attention_avx512(const PagedAttentionParams& p, const AttentionWork* items,
-                            int64_t num_items, float* workspace, int64_t ws_floats, int threads);
-void paged_attention_avx2(const PagedAttentionParams& p, const AttentionWork* items,
-                          int64_t num_items, float* workspace, int64_t ws_floats, int threads);
-void paged_attention_scalar(const PagedAttentionParams& p, const AttentionWork* items,
-                            int64_t num_items, float* workspace, int64_t ws_floats, int threads);
+// The ISA paths: p.plan's items run in parallel on `threads` threads; thread t uses
+// p.workspace + t · attention_workspace_floats floats.
+void paged_attention_avx512(const PagedAttentionParams& p, int threads);
+void paged_attention_avx2(const PagedAttentionParams& p, int threads);
+void paged_attention_scalar(const PagedAttentionParams& p, int threads);
 
 // s[j] = exp(s[j]) with the polynomial both attention kernels use (attention_row.h), on the
 // current ISA path; exposed so tests can measure its error.

@@ -154,14 +154,12 @@ struct Avx2 {
 
 }  // namespace
 
-void paged_attention_avx2(const PagedAttentionParams& p, const AttentionWork* items,
-                          int64_t num_items, float* workspace, int64_t ws_floats, int threads) {
-  detail::attend_all<Avx2>(p, items, num_items, workspace, ws_floats, threads);
+void paged_attention_avx2(const PagedAttentionParams& p, int threads) {
+  detail::attend_all<Avx2>(p, threads);
 }
 
-void decode_attention_avx2(const PagedAttentionParams& p, float* workspace, int64_t ws_floats,
-                           int threads) {
-  detail::decode_all<Avx2>(p, workspace, ws_floats, threads);
+void decode_attention_avx2(const PagedAttentionParams& p, int threads) {
+  detail::decode_all<Avx2>(p, threads);
 }
 
 void attention_exp_avx2(float* s, int n) { Avx2::exp_sum(s, n, 0.0f); }

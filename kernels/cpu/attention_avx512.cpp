@@ -163,14 +163,12 @@ struct Avx512 {
 
 }  // namespace
 
-void paged_attention_avx512(const PagedAttentionParams& p, const AttentionWork* items,
-                            int64_t num_items, float* workspace, int64_t ws_floats, int threads) {
-  detail::attend_all<Avx512>(p, items, num_items, workspace, ws_floats, threads);
+void paged_attention_avx512(const PagedAttentionParams& p, int threads) {
+  detail::attend_all<Avx512>(p, threads);
 }
 
-void decode_attention_avx512(const PagedAttentionParams& p, float* workspace, int64_t ws_floats,
-                             int threads) {
-  detail::decode_all<Avx512>(p, workspace, ws_floats, threads);
+void decode_attention_avx512(const PagedAttentionParams& p, int threads) {
+  detail::decode_all<Avx512>(p, threads);
 }
 
 void attention_exp_avx512(float* s, int n) { Avx512::exp_sum(s, n, 0.0f); }

@@ -14,8 +14,9 @@
 namespace strata::kernels::cpu::detail {
 
 template <class V>
-void attend_item(const PagedAttentionParams& p, const AttentionWork& item, float* ws) {
-  const AttentionSequence& seq = p.seqs[item.seq];
+void attend_item(const PagedAttentionParams& p, const AttentionWorkItem& item, int kv_head,
+                 float* ws) {
+  const AttentionSequence& seq = p.plan->prefill_seqs[item.seq];
   const int group = p.num_q_heads / p.num_kv_heads;
   const int hd = p.head_dim;
   const int bs = p.block_size;
@@ -37,13 +38,13 @@ void attend_item(const PagedAttentionParams& p, const AttentionWork& item, float
   const int num_blocks = last_pos / bs + 1;
   const int64_t head_stride = static_cast<int64_t>(bs) * hd;
   const float* q_base = p.q + static_cast<int64_t>(seq.query_start + item.q_begin) * p.q_stride +
-                        static_cast<int64_t>(item.kv_head) * group * hd;
+                        static_cast<int64_t>(kv_head) * group * hd;
 
   for (int b = 0; b < num_blocks; ++b) {
     const int p0 = b * bs;
     const int64_t block = seq.block_table[b];
-    const float* k_block = p.k_cache + (block * p.num_kv_heads + item.kv_head) * head_stride;
-    const float* v_block = p.v_cache + (block * p.num_kv_heads + item.kv_head) * head_stride;
+    const float* k_block = p.k_cache + (block * p.num_kv_heads + kv_head) * head_stride;
+    const float* v_block = p.v_cache + (block * p.num_kv_heads + kv_head) * head_stride;
     // Rows of queries before p0 are causally masked from the whole block. The block stays
     // in L1 while every remaining row of the item reads it.
     const int q_first = p0 - first_pos - item.q_begin;
@@ -58,7 +59,7 @@ void attend_item(const PagedAttentionParams& p, const AttentionWork& item, float
   }
 
   float* out_base = p.out + static_cast<int64_t>(seq.query_start + item.q_begin) * p.out_stride +
-                    static_cast<int64_t>(item.kv_head) * group * hd;
+                    static_cast<int64_t>(kv_head) * group * hd;
   for (int r = 0; r < rows; ++r) {
     float* out_row = out_base + static_cast<int64_t>(r / group) * p.out_stride +
                      static_cast<int64_t>(r % group) * hd;
@@ -66,12 +67,18 @@ void attend_item(const PagedAttentionParams& p, const AttentionWork& item, float
   }
 }
 
+// Work item i is the plan's item i / num_kv_heads for KV head i % num_kv_heads. Tiles of
+// later queries see more positions; dynamic scheduling balances them.
 template <class V>
-void attend_all(const PagedAttentionParams& p, const AttentionWork* items, int64_t num_items,
-                float* workspace, int64_t ws_floats, int threads) {
+void attend_all(const PagedAttentionParams& p, int threads) {
+  const AttentionPlan& plan = *p.plan;
+  const int64_t num_items = static_cast<int64_t>(plan.prefill_items.size()) * p.num_kv_heads;
+  const int64_t ws_floats = attention_workspace_floats(p.head_dim, p.block_size);
+  float* workspace = static_cast<float*>(p.workspace);
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
   for (int64_t i = 0; i < num_items; ++i) {
-    attend_item<V>(p, items[i], workspace + omp_get_thread_num() * ws_floats);
+    attend_item<V>(p, plan.items[i / p.num_kv_heads], static_cast<int>(i % p.num_kv_heads),
+                   workspace + omp_get_thread_num() * ws_floats);
   }
 }
 

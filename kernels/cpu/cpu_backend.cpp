@@ -16,6 +16,7 @@ const KernelBackend& cpu_backend() {
       .rope = cpu::rope,
       .silu_mul = cpu::silu_mul,
       .kv_cache_write = cpu::kv_cache_write,
+      .plan_attention = cpu::plan_attention,
       .paged_attention = cpu::paged_attention,
       .decode_attention = cpu::decode_attention,
       .embedding = cpu::embedding,
@@ -23,9 +24,6 @@ const KernelBackend& cpu_backend() {
       .gather_rows = cpu::gather_rows,
       .copy = cpu::copy,
       .synchronize = [] {},
-      .decode_attention_device = [](const PagedAttentionParams& p, int) {
-        cpu::decode_attention(p);
-      },
       .pack_weights = cpu::pack_weights,
   };
   return backend;

@@ -17,16 +17,13 @@
 
 namespace strata::kernels::cpu {
 
-// Preconditions: every sequence has num_queries == 1 and context_len >= 1.
+// The plan's decode sequences (plan_attention checked num_queries == 1, context_len >= 1).
 void decode_attention(const PagedAttentionParams& p);
 
-// The ISA paths: (sequence, KV head) items in parallel; thread t uses
-// workspace + t · ws_floats (attention_workspace_floats(p) floats, see attention.h).
-void decode_attention_avx512(const PagedAttentionParams& p, float* workspace, int64_t ws_floats,
-                             int threads);
-void decode_attention_avx2(const PagedAttentionParams& p, float* workspace, int64_t ws_floats,
-                           int threads);
-void decode_attention_scalar(const PagedAttentionParams& p, float* workspace, int64_t ws_floats,
-                             int threads);
+// The ISA paths: (sequence, KV head) items in parallel on `threads` threads; thread t uses
+// p.workspace + t · attention_workspace_floats floats (see attention.h).
+void decode_attention_avx512(const PagedAttentionParams& p, int threads);
+void decode_attention_avx2(const PagedAttentionParams& p, int threads);
+void decode_attention_scalar(const PagedAttentionParams& p, int threads);
 
 }  // namespace strata::kernels::cpu

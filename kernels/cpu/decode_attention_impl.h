@@ -8,6 +8,7 @@
 
 #include <cstdint>
 
+#include "kernels/cpu/attention.h"
 #include "kernels/cpu/attention_row.h"
 #include "kernels/cpu/decode_attention.h"
 
@@ -17,7 +18,7 @@ inline constexpr int kPrefetchBlocks = 2;
 
 template <class V>
 void decode_item(const PagedAttentionParams& p, int seq_index, int kv_head, float* ws) {
-  const AttentionSequence& seq = p.seqs[seq_index];
+  const AttentionSequence& seq = p.plan->decode_seqs[seq_index];
   const int group = p.num_q_heads / p.num_kv_heads;
   const int hd = p.head_dim;
   const int bs = p.block_size;
@@ -87,8 +88,10 @@ void decode_item(const PagedAttentionParams& p, int seq_index, int kv_head, floa
 // Items (sequence, KV head) in parallel; equal contexts make static chunks even, and
 // dynamic scheduling absorbs mixed lengths at one atomic per item.
 template <class V>
-void decode_all(const PagedAttentionParams& p, float* workspace, int64_t ws_floats, int threads) {
-  const int64_t num_items = static_cast<int64_t>(p.num_seqs) * p.num_kv_heads;
+void decode_all(const PagedAttentionParams& p, int threads) {
+  const int64_t num_items = static_cast<int64_t>(p.plan->num_decode_seqs) * p.num_kv_heads;
+  const int64_t ws_floats = attention_workspace_floats(p.head_dim, p.block_size);
+  float* workspace = static_cast<float*>(p.workspace);
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
   for (int64_t i = 0; i < num_items; ++i) {
     decode_item<V>(p, static_cast<int>(i / p.num_kv_heads), static_cast<int>(i % p.num_kv_heads),

@@ -154,6 +154,7 @@ __global__ void __launch_bounds__(kAttentionThreads)
 struct DecodeWorkspace {
   float* out;  // [num_seqs, num_q_heads, num_splits, head_dim]
   float* ml;   // [num_seqs, num_q_heads, num_splits, 2]
+  const AttentionSequence* seqs;  // [num_seqs] in device memory: the plan's decode sequences
   int num_splits;
 };
 
@@ -162,7 +163,7 @@ __global__ void __launch_bounds__(kAttentionThreads)
     decode_kernel(PagedAttentionParams p, DecodeWorkspace ws) {
   __shared__ Smem<HD> sm;
   const int s = blockIdx.x, kv_head = blockIdx.y, split = blockIdx.z;
-  const AttentionSequence seq = p.seqs[s];
+  const AttentionSequence seq = ws.seqs[s];
   const int begin = split * kDecodePartitionTokens;
   if (begin >= seq.context_len) return;  // this sequence needs fewer splits
   const int end = min(seq.context_len, begin + kDecodePartitionTokens);
@@ -204,7 +205,8 @@ __global__ void __launch_bounds__(kAttentionThreads)
 // Block (seq, q_head), thread d: merges the sequence's partitions in split order.
 __global__ void decode_reduce_kernel(PagedAttentionParams p, DecodeWorkspace ws) {
   const int s = blockIdx.x, head = blockIdx.y, d = threadIdx.x;
-  const int splits = (p.seqs[s].context_len + kDecodePartitionTokens - 1) / kDecodePartitionTokens;
+  const AttentionSequence seq = ws.seqs[s];
+  const int splits = (seq.context_len + kDecodePartitionTokens - 1) / kDecodePartitionTokens;
   const int64_t slot0 = (static_cast<int64_t>(s) * p.num_q_heads + head) * ws.num_splits;
   float m = -FLT_MAX;
   for (int i = 0; i < splits; ++i) m = fmaxf(m, ws.ml[(slot0 + i) * 2]);
@@ -214,25 +216,29 @@ __global__ void decode_reduce_kernel(PagedAttentionParams p, DecodeWorkspace ws)
     l += w * ws.ml[(slot0 + i) * 2 + 1];
     acc += w * ws.out[(slot0 + i) * p.head_dim + d];
   }
-  p.out[static_cast<int64_t>(p.seqs[s].query_start) * p.out_stride +
+  p.out[static_cast<int64_t>(seq.query_start) * p.out_stride +
         static_cast<int64_t>(head) * p.head_dim + d] = acc / l;
 }
 
 }  // namespace
 
-void launch_prefill_attention(const PagedAttentionParams& p, const PrefillPlan& plan,
-                              const PrefillItem* items, cudaStream_t stream) {
-  if (plan.grid_x == 0) return;
-  const dim3 grid(static_cast<unsigned>(plan.grid_x), static_cast<unsigned>(plan.grid_y));
+void launch_prefill_attention(const PagedAttentionParams& p, cudaStream_t stream) {
+  const AttentionPlan& plan = *p.plan;
+  if (plan.prefill_items.empty()) return;
+  const dim3 grid(static_cast<unsigned>(plan.prefill_items.size()),
+                  static_cast<unsigned>(p.num_kv_heads));
+  const AttentionSequence* seqs = plan.prefill_seqs;
+  const PrefillItem* items = plan.items;
+  constexpr int threads = kAttentionThreads;
   switch (p.head_dim) {
     case 32:
-      prefill_kernel<32><<<grid, plan.threads, 0, stream>>>(p, p.seqs, items);
+      prefill_kernel<32><<<grid, threads, 0, stream>>>(p, seqs, items);
       break;
     case 64:
-      prefill_kernel<64><<<grid, plan.threads, 0, stream>>>(p, p.seqs, items);
+      prefill_kernel<64><<<grid, threads, 0, stream>>>(p, seqs, items);
       break;
     case 128:
-      prefill_kernel<128><<<grid, plan.threads, 0, stream>>>(p, p.seqs, items);
+      prefill_kernel<128><<<grid, threads, 0, stream>>>(p, seqs, items);
       break;
     default:
       STRATA_CHECK(false && "head_dim outside AttentionConfigTable::kHeadDims");
@@ -241,12 +247,13 @@ void launch_prefill_attention(const PagedAttentionParams& p, const PrefillPlan& 
 }
 
 void launch_decode_attention(const PagedAttentionParams& p, const DecodePlan& plan,
-                             void* workspace, cudaStream_t stream) {
+                             cudaStream_t stream) {
   if (plan.num_splits == 0) return;
   DecodeWorkspace ws{
-      .out = static_cast<float*>(workspace),
-      .ml = reinterpret_cast<float*>(static_cast<char*>(workspace) +
+      .out = static_cast<float*>(p.workspace),
+      .ml = reinterpret_cast<float*>(static_cast<char*>(p.workspace) +
                                      align_up(plan.partial_out_floats * 4, 256)),
+      .seqs = p.plan->decode_seqs,
       .num_splits = plan.num_splits,
   };
   const dim3 grid(static_cast<unsigned>(plan.grid_x), static_cast<unsigned>(plan.grid_y),

@@ -1,42 +1,27 @@
 // The CUDA backend table and the host-side entry points: argument checks, planning
-// (plan/launch_plan.h), metadata upload, then one launcher per op.
+// (plan/launch_plan.h), then one launcher per op.
 #include "kernels/cuda/cuda_backend.h"
 
 #include <algorithm>
 #include <cstdio>
-#include <cstring>
 #include <span>
-#include <vector>
+#include <utility>
 
 #include "common/check.h"
+#include "kernels/attention_plan.h"
 #include "kernels/cuda/cuda_context.h"
 #include "kernels/cuda/launchers.h"
 
 namespace strata::kernels::cuda {
 namespace {
 
-void check_attention(const PagedAttentionParams& p) {
+void check_attention(int num_q_heads, int num_kv_heads, int head_dim, int block_size) {
   const std::string error =
-      attention_config_error(p.num_q_heads, p.num_kv_heads, p.head_dim, p.block_size);
+      attention_config_error(num_q_heads, num_kv_heads, head_dim, block_size);
   if (!error.empty()) {
     std::fprintf(stderr, "strata: %s\n", error.c_str());
     STRATA_CHECK(error.empty());
   }
-}
-
-// Host sequences followed by host work items, uploaded as one copy.
-template <class Item>
-std::pair<const AttentionSequence*, const Item*> upload(std::span<const AttentionSequence> seqs,
-                                                        std::span<const Item> items) {
-  thread_local std::vector<unsigned char> staging;
-  const int64_t seq_bytes = align_up(static_cast<int64_t>(seqs.size_bytes()), 16);
-  staging.assign(static_cast<size_t>(seq_bytes + static_cast<int64_t>(items.size_bytes())), 0);
-  if (!seqs.empty()) std::memcpy(staging.data(), seqs.data(), seqs.size_bytes());
-  if (!items.empty()) std::memcpy(staging.data() + seq_bytes, items.data(), items.size_bytes());
-  auto* base = static_cast<unsigned char*>(
-      upload_metadata(staging.data(), static_cast<int64_t>(staging.size())));
-  return {reinterpret_cast<const AttentionSequence*>(base),
-          reinterpret_cast<const Item*>(base + seq_bytes)};
 }
 
 void rmsnorm(const RmsNormParams& p) {
@@ -78,44 +63,55 @@ void copy(const CopyParams& p) {
                                       static_cast<size_t>(p.rows), kind, stream));
 }
 
-void paged_attention(const PagedAttentionParams& p) {
-  if (p.num_seqs == 0) return;
-  check_attention(p);
-  const std::span<const AttentionSequence> seqs(p.seqs, static_cast<size_t>(p.num_seqs));
-  const PrefillPlan plan = plan_prefill(seqs, p.num_q_heads, p.num_kv_heads);
-  if (plan.items.empty()) return;
-  const auto [device_seqs, device_items] =
-      upload(seqs, std::span<const PrefillItem>(plan.items));
-  PagedAttentionParams dp = p;
-  dp.seqs = device_seqs;
-  launch_prefill_attention(dp, plan, device_items, context().stream);
+// Prefill tiles come from plan_prefill (longest first); decode splits are fixed
+// kDecodePartitionTokens-long partitions, so a sequence's split points depend only on its
+// own length. The one upload of the plan's metadata is the caller's.
+void plan_attention(const AttentionPlanParams& p, AttentionPlan& plan) {
+  start_attention_plan(p, plan);
+  if (p.num_decode_seqs + p.num_prefill_seqs > 0) {
+    check_attention(p.num_q_heads, p.num_kv_heads, p.head_dim, p.block_size);
+  }
+  const std::span<const AttentionSequence> seqs(p.prefill_seqs,
+                                                static_cast<size_t>(p.num_prefill_seqs));
+  PrefillPlan prefill = plan_prefill(seqs, p.num_q_heads, p.num_kv_heads);
+  plan.prefill_items = std::move(prefill.items);
+  const DecodePlan decode = plan_decode(p.num_decode_seqs, p.num_q_heads, p.num_kv_heads,
+                                        p.head_dim, plan.max_context_len);
+  plan.decode_splits = decode.num_splits;
+  plan.workspace_bytes = decode.workspace_bytes;
+  write_attention_metadata(p, plan);
 }
 
+void check_run(const PagedAttentionParams& p) {
+  STRATA_CHECK(p.plan != nullptr);
+  const AttentionPlan& plan = *p.plan;
+  STRATA_CHECK(p.num_q_heads == plan.num_q_heads && p.num_kv_heads == plan.num_kv_heads &&
+               p.head_dim == plan.head_dim && p.block_size == plan.block_size);
+}
+
+void paged_attention(const PagedAttentionParams& p) {
+  check_run(p);
+  if (p.plan->prefill_items.empty()) return;
+  STRATA_CHECK(p.plan->items != nullptr && p.plan->prefill_seqs != nullptr);  // bound
+  launch_prefill_attention(p, context().stream);
+}
+
+// The launch shape is plan_decode's for the plan's counts: grid arithmetic, checked
+// against the split count the plan fixed.
 void decode_attention(const PagedAttentionParams& p) {
-  if (p.num_seqs == 0) return;
-  check_attention(p);
-  int max_context = 0;
-  for (int s = 0; s < p.num_seqs; ++s) {
-    STRATA_CHECK(p.seqs[s].num_queries == 1 && p.seqs[s].context_len >= 1);
-    max_context = std::max(max_context, p.seqs[s].context_len);
-  }
-  const std::span<const AttentionSequence> seqs(p.seqs, static_cast<size_t>(p.num_seqs));
-  PagedAttentionParams dp = p;
-  dp.seqs = upload(seqs, std::span<const int>()).first;
-  decode_attention_device(dp, max_context);
+  check_run(p);
+  const AttentionPlan& plan = *p.plan;
+  if (plan.num_decode_seqs == 0) return;
+  STRATA_CHECK(plan.decode_seqs != nullptr);  // bound
+  const DecodePlan shape = plan_decode(plan.num_decode_seqs, p.num_q_heads, p.num_kv_heads,
+                                       p.head_dim, plan.max_context_len);
+  STRATA_CHECK(shape.num_splits == plan.decode_splits &&
+               shape.workspace_bytes <= plan.workspace_bytes);
+  STRATA_CHECK(p.workspace != nullptr);
+  launch_decode_attention(p, shape, context().stream);
 }
 
 }  // namespace
-
-void decode_attention_device(const PagedAttentionParams& p, int max_context_len) {
-  if (p.num_seqs == 0) return;
-  check_attention(p);
-  const DecodePlan plan =
-      plan_decode(p.num_seqs, p.num_q_heads, p.num_kv_heads, p.head_dim, max_context_len);
-  CudaContext& ctx = context();
-  void* workspace = ctx.scratch.get(plan.workspace_bytes, ctx.stream);
-  launch_decode_attention(p, plan, workspace, ctx.stream);
-}
 
 }  // namespace strata::kernels::cuda
 
@@ -129,6 +125,7 @@ const KernelBackend& cuda_backend() {
       .rope = cuda::rope,
       .silu_mul = cuda::silu_mul,
       .kv_cache_write = cuda::kv_cache_write,
+      .plan_attention = cuda::plan_attention,
       .paged_attention = cuda::paged_attention,
       .decode_attention = cuda::decode_attention,
       .embedding = cuda::embedding,
@@ -136,7 +133,6 @@ const KernelBackend& cuda_backend() {
       .gather_rows = cuda::gather_rows,
       .copy = cuda::copy,
       .synchronize = cuda::synchronize,
-      .decode_attention_device = cuda::decode_attention_device,
   };
   return backend;
 }

@@ -5,17 +5,17 @@
 //
 // Contract of every entry point:
 //   - tensor pointers (x, w, y, q, caches, block tables, ids, ...) are device pointers;
-//   - PagedAttentionParams::seqs is a *host* array (the engine builds it on the host) whose
-//     block_table pointers are device pointers. The launcher plans on the host
-//     (plan/launch_plan.h) and uploads the sequences and work items once; later calls with
-//     the same sequences (every layer of a step) reuse the upload. decode_attention_device
-//     takes them already on the device, for CUDA-graph capture;
+//   - plan_attention reads host sequence arrays whose block_table pointers are device
+//     pointers (or, for a padded decode step, sequences already on the device) and plans on
+//     the host (plan/launch_plan.h); the caller uploads the plan's metadata once per step
+//     and owns the decode workspace, so every layer's attention launches with no upload and
+//     a captured graph replays the same addresses;
 //   - work is enqueued on this thread's stream (set_stream) and is asynchronous: results
 //     are ready after synchronize() or a later stream-ordered operation;
 //   - copy is cudaMemcpy(2D)Async on that stream: from pageable host memory the source is
 //     staged before it returns; into pageable host memory it returns when the data is there;
-//   - scratch comes from a per-thread workspace that only grows. Before capturing a graph,
-//     call reserve_workspace(); growing inside a capture is an error.
+//   - GEMM scratch comes from a per-thread workspace that only grows. Before capturing a
+//     graph, call reserve_workspace(); growing inside a capture is an error.
 //
 // Numerics versus the CPU twin (cpu_backend()), which the GPU tests check:
 //   - fp32 GEMM is plain FP32 (no TF32); bf16/fp16 weights round the activations to the
@@ -47,12 +47,8 @@ void set_stream(void* stream);
 void* current_stream();
 void synchronize();
 
-// Grows this thread's workspaces to at least these sizes now (not during a graph capture).
-void reserve_workspace(int64_t scratch_bytes, int64_t metadata_bytes);
-
-// Decode attention with p.seqs already on the device ([num_seqs] AttentionSequence) and
-// an upper bound on their context lengths (which fixes the grid): capturable in a graph.
-void decode_attention_device(const PagedAttentionParams& p, int max_context_len);
+// Grows this thread's GEMM scratch to at least this size now (not during a graph capture).
+void reserve_workspace(int64_t scratch_bytes);
 
 }  // namespace cuda
 }  // namespace strata::kernels

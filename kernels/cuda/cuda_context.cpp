@@ -2,7 +2,6 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 
 #include <fmt/format.h>
 
@@ -60,21 +59,6 @@ CudaContext& context() {
   return ctx;
 }
 
-void* upload_metadata(const void* host, int64_t bytes) {
-  CudaContext& ctx = context();
-  const auto n = static_cast<size_t>(bytes);
-  const bool same = ctx.uploaded.size() == n && ctx.metadata.capacity() >= bytes &&
-                    (n == 0 || std::memcmp(ctx.uploaded.data(), host, n) == 0);
-  void* device = ctx.metadata.get(bytes, ctx.stream);
-  if (same) return device;
-  // From pageable memory the copy is staged before cudaMemcpyAsync returns, so `host` may
-  // change right after; the device copy is stream-ordered before the kernels that read it.
-  STRATA_CUDA_CHECK(cudaMemcpyAsync(device, host, n, cudaMemcpyHostToDevice, ctx.stream));
-  ctx.uploaded.assign(static_cast<const unsigned char*>(host),
-                      static_cast<const unsigned char*>(host) + n);
-  return device;
-}
-
 }  // namespace strata::kernels::cuda
 
 namespace strata::kernels::cuda {
@@ -112,10 +96,9 @@ void* current_stream() { return context().stream; }
 
 void synchronize() { STRATA_CUDA_CHECK(cudaStreamSynchronize(context().stream)); }
 
-void reserve_workspace(int64_t scratch_bytes, int64_t metadata_bytes) {
+void reserve_workspace(int64_t scratch_bytes) {
   CudaContext& ctx = context();
   ctx.scratch.get(scratch_bytes, ctx.stream);
-  ctx.metadata.get(metadata_bytes, ctx.stream);
 }
 
 }  // namespace strata::kernels::cuda

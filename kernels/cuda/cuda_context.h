@@ -1,13 +1,12 @@
-// Per-thread CUDA state of the backend: the stream, the cuBLAS handle and two
-// grow-only device workspaces (scratch for one op's temporaries; metadata for the attention
-// sequences and work items that every layer of a step reuses). Internal to kernels/cuda.
+// Per-thread CUDA state of the backend: the stream, the cuBLAS handle and the grow-only
+// scratch of one GEMM's temporaries. Attention keeps nothing here: its plan, metadata and
+// workspace belong to the caller (kernels/ops.h). Internal to kernels/cuda.
 #pragma once
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
-#include <vector>
 
 namespace strata::kernels::cuda {
 
@@ -59,16 +58,10 @@ struct CudaContext {
   cublasHandle_t cublas = nullptr;
   void* cublas_workspace = nullptr;  // kCublasWorkspaceBytes
   DeviceWorkspace scratch;
-  DeviceWorkspace metadata;
-  std::vector<unsigned char> uploaded;  // host copy of what metadata holds now
 };
 
 // This thread's context, created on first use (handles bound to the current device).
 CudaContext& context();
-
-// Copies `bytes` of host data into the metadata workspace (stream-ordered) unless it holds
-// exactly these bytes already; returns the device copy.
-void* upload_metadata(const void* host, int64_t bytes);
 
 inline unsigned grid_dim(int64_t blocks) { return static_cast<unsigned>(blocks); }
 

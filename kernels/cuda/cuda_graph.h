@@ -5,9 +5,10 @@
 // The step function must read everything that changes between steps from fixed device
 // buffers that the caller refills before replay (token ids, positions, slot mapping,
 // sequences, block tables, sampling params), and must use only graph-safe entry points:
-// no host → device copies from pageable memory, so decode attention goes through
-// decode_attention_device with the sequences already on the device. Workspaces are sized
-// by an eager warm-up run of each bucket before its capture.
+// no host → device copies from pageable memory, so decode attention runs on a plan whose
+// sequences are already on the device (AttentionPlanParams::device_decode_seqs) and a
+// workspace the caller sized before capturing. Other workspaces are sized by an eager
+// warm-up run of each bucket before its capture.
 #pragma once
 
 #include <functional>

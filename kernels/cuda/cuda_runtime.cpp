@@ -20,7 +20,7 @@ class CudaDecodeGraphs final : public DecodeGraphImpl {
   }
 
   Status capture(int64_t scratch_bytes, const std::function<void(int bucket)>& step) override {
-    reserve_workspace(scratch_bytes, 0);
+    reserve_workspace(scratch_bytes);
     return graphs_.capture(step);
   }
   bool captured() const override { return graphs_.captured(); }

@@ -29,10 +29,10 @@ void launch_convert_rows(const float* x, int64_t ldx, int64_t m, int64_t k, DTyp
 void launch_add_bias(float* y, int64_t ldy, int64_t m, int64_t n, const float* bias,
                      cudaStream_t stream);
 
-// attention.cu. seqs and items are device copies; `workspace` holds plan.workspace_bytes.
-void launch_prefill_attention(const PagedAttentionParams& p, const PrefillPlan& plan,
-                              const PrefillItem* items, cudaStream_t stream);
+// attention.cu, over p.plan (bound: sequences and items in device memory). The decode
+// launch shape is `plan`'s, and p.workspace holds plan.workspace_bytes.
+void launch_prefill_attention(const PagedAttentionParams& p, cudaStream_t stream);
 void launch_decode_attention(const PagedAttentionParams& p, const DecodePlan& plan,
-                             void* workspace, cudaStream_t stream);
+                             cudaStream_t stream);
 
 }  // namespace strata::kernels::cuda

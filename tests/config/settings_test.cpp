@@ -12,8 +12,8 @@
 #include "common/config_fields.h"
 #include "router/router_config.h"
 #include "tools/bench/trace_shaping.h"
-#include "worker/generator.h"
-#include "worker/worker_options.h"
+#include "worker/engine/generator.h"
+#include "worker/server/worker_options.h"
 
 namespace strata {
 namespace {

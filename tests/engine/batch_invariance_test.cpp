@@ -8,7 +8,7 @@
 
 #include "tests/model/random_llama.h"
 #include "tests/test_support.h"
-#include "worker/engine.h"
+#include "worker/engine/engine.h"
 
 namespace strata {
 namespace {

@@ -8,9 +8,9 @@
 #include "kernels/device.h"
 #include "parallel/nccl_communicator.h"
 #include "parallel/rank_device.h"
-#include "worker/engine.h"
-#include "worker/model_loader.h"
-#include "worker/worker_options.h"
+#include "worker/engine/engine.h"
+#include "worker/model/model_loader.h"
+#include "worker/server/worker_options.h"
 
 namespace strata {
 namespace {

@@ -9,8 +9,8 @@
 
 #include <gtest/gtest.h>
 
-#include "worker/request_states.h"
-#include "worker/scheduler.h"
+#include "worker/engine/request_states.h"
+#include "worker/engine/scheduler.h"
 
 namespace strata {
 namespace {

@@ -1,4 +1,4 @@
-// The per-step metadata layouts (worker/step_inputs.h) on hand-worked cases: the eager
+// The per-step metadata layouts (worker/model/step_inputs.h) on hand-worked cases: the eager
 // layout of a mixed prefill/decode step, and the padded decode layout a CUDA graph reads —
 // region offsets, padding rows, and block-table pointers into the device buffer.
 #include <cstring>
@@ -6,8 +6,8 @@
 #include <gtest/gtest.h>
 
 #include "kernels/cuda/plan/graph_buckets.h"
-#include "worker/llama_model.h"
-#include "worker/step_inputs.h"
+#include "worker/model/llama_model.h"
+#include "worker/model/step_inputs.h"
 
 namespace strata {
 namespace {

@@ -50,16 +50,35 @@ struct PagedCase {
 
   PagedAttentionParams params(float* out) const {
     return {.q = q.data(), .q_stride = hq * hd, .k_cache = k_cache.data(),
-            .v_cache = v_cache.data(), .out = out, .out_stride = hq * hd, .seqs = seqs.data(),
-            .num_seqs = static_cast<int>(seqs.size()), .num_q_heads = hq, .num_kv_heads = hk,
-            .head_dim = hd, .block_size = bs, .scale = 1.0f / std::sqrt(static_cast<float>(hd))};
+            .v_cache = v_cache.data(), .out = out, .out_stride = hq * hd, .num_q_heads = hq,
+            .num_kv_heads = hk, .head_dim = hd, .block_size = bs,
+            .scale = 1.0f / std::sqrt(static_cast<float>(hd))};
   }
 
-  // Runs `op` of both backends and returns the relative error of the GPU's output.
-  double compare(void (*cpu_op)(const PagedAttentionParams&),
-                 void (*gpu_op)(const PagedAttentionParams&)) const {
+  // All sequences through one kernel: the decode kernel's or the prefill kernel's.
+  AttentionPlanParams plan_params(const std::vector<AttentionSequence>& which, bool decode) const {
+    AttentionPlanParams pp{.num_q_heads = hq, .num_kv_heads = hk, .head_dim = hd, .block_size = bs};
+    (decode ? pp.decode_seqs : pp.prefill_seqs) = which.data();
+    (decode ? pp.num_decode_seqs : pp.num_prefill_seqs) = static_cast<int>(which.size());
+    return pp;
+  }
+
+  // Plans and runs the decode or prefill kernel of both backends and returns the relative
+  // error of the GPU's output.
+  double compare(bool decode) const {
+    const auto op = [decode](const KernelBackend& be) {
+      return decode ? be.decode_attention : be.paged_attention;
+    };
     std::vector<float> want(q.size());
-    cpu_op(params(want.data()));
+    AttentionPlan cpu_plan;
+    cpu_backend().plan_attention(plan_params(seqs, decode), cpu_plan);
+    bind_attention_plan(cpu_plan, cpu_plan.metadata.data());
+    std::vector<float> cpu_workspace(static_cast<size_t>(cpu_plan.workspace_bytes / 4 + 1));
+    PagedAttentionParams cp = params(want.data());
+    cp.plan = &cpu_plan;
+    cp.workspace = cpu_workspace.data();
+    op(cpu_backend())(cp);
+
     DeviceArray<float> dq(q), dk(k_cache), dv(v_cache), dout(q.size());
     std::vector<std::unique_ptr<DeviceArray<int32_t>>> dtables;
     std::vector<AttentionSequence> device_seqs = seqs;
@@ -67,12 +86,18 @@ struct PagedCase {
       dtables.push_back(std::make_unique<DeviceArray<int32_t>>(tables[s]));
       device_seqs[s].block_table = dtables.back()->get();
     }
+    AttentionPlan gpu_plan;  // host arrays, device block tables
+    cuda_backend().plan_attention(plan_params(device_seqs, decode), gpu_plan);
+    DeviceArray<unsigned char> dmetadata(gpu_plan.metadata);
+    bind_attention_plan(gpu_plan, dmetadata.get());
+    DeviceArray<unsigned char> dworkspace(static_cast<size_t>(gpu_plan.workspace_bytes));
     PagedAttentionParams p = params(dout.get());
     p.q = dq.get();
     p.k_cache = dk.get();
     p.v_cache = dv.get();
-    p.seqs = device_seqs.data();  // host array, device block tables
-    gpu_op(p);
+    p.plan = &gpu_plan;
+    p.workspace = dworkspace.get();
+    op(cuda_backend())(p);
     return relative_error(dout.to_host(), want);
   }
 };
@@ -86,7 +111,7 @@ TEST_F(GpuAttention, PrefillMatchesCpuOverTheSupportedTable) {
         // Prefill chunks of 1, 19, 111, 989 queries (some after cached context), plus a
         // decode token in the same call.
         const PagedCase c(hq, hk, hd, bs, {{1, 1}, {19, 26}, {111, 111}, {989, 989}, {1, 700}});
-        EXPECT_LE(c.compare(cpu_backend().paged_attention, cuda_backend().paged_attention),
+        EXPECT_LE(c.compare(/*decode=*/false),
                   2e-5);
       }
     }
@@ -102,7 +127,7 @@ TEST_F(GpuAttention, DecodeMatchesCpuAcrossSplits) {
         const int contexts[] = {1, 19, 111, 989, 512, 513, 2100};
         for (int s = 0; s < num_seqs; ++s) shapes.push_back({1, contexts[s % 7]});
         const PagedCase c(8, 2, hd, bs, shapes);
-        EXPECT_LE(c.compare(cpu_backend().decode_attention, cuda_backend().decode_attention),
+        EXPECT_LE(c.compare(/*decode=*/true),
                   2e-5);
       }
     }
@@ -111,10 +136,11 @@ TEST_F(GpuAttention, DecodeMatchesCpuAcrossSplits) {
 
 TEST_F(GpuAttention, RejectsConfigurationsOutsideTheTable) {
   const PagedCase c(8, 2, 64, 16, {{1, 5}});
-  PagedAttentionParams p = c.params(nullptr);
+  AttentionPlanParams p = c.plan_params(c.seqs, /*decode=*/true);
   p.head_dim = 96;
   GTEST_FLAG_SET(death_test_style, "threadsafe");  // re-exec: no CUDA state across fork
-  EXPECT_DEATH(cuda_backend().decode_attention(p), "head_dim must be one of 32, 64, 128");
+  AttentionPlan plan;
+  EXPECT_DEATH(cuda_backend().plan_attention(p, plan), "head_dim must be one of 32, 64, 128");
 }
 
 }  // namespace

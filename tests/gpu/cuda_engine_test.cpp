@@ -5,9 +5,9 @@
 #include <numeric>
 
 #include "tests/gpu/cuda_test_util.h"
-#include "worker/engine.h"
-#include "worker/llama_model.h"
-#include "worker/model_loader.h"
+#include "worker/engine/engine.h"
+#include "worker/model/llama_model.h"
+#include "worker/model/model_loader.h"
 
 namespace strata::kernels::testing {
 namespace {

@@ -61,19 +61,25 @@ struct Problem {
     q = random_floats(static_cast<size_t>(num_tokens) * nq * hd, seed + 3, -2.0f, 2.0f);
   }
 
-  // Through the prefill kernel, or the decode kernel when decode is set.
+  // Through the prefill kernel, or the decode kernel when decode is set: planned, then run.
   std::vector<float> run(const std::vector<AttentionSequence>& which, int tokens,
                          const float* q_data, bool decode = false) const {
     std::vector<float> out(static_cast<size_t>(tokens) * num_q_heads * head_dim, -7.0f);
+    AttentionPlanParams pp{.num_q_heads = num_q_heads, .num_kv_heads = num_kv_heads,
+                           .head_dim = head_dim, .block_size = block_size};
+    (decode ? pp.decode_seqs : pp.prefill_seqs) = which.data();
+    (decode ? pp.num_decode_seqs : pp.num_prefill_seqs) = static_cast<int>(which.size());
+    AttentionPlan plan;
+    cpu_backend().plan_attention(pp, plan);
+    bind_attention_plan(plan, plan.metadata.data());  // CPU: the host image is backend memory
+    std::vector<float> workspace(static_cast<size_t>(plan.workspace_bytes / 4));
     const auto kernel = decode ? cpu_backend().decode_attention : cpu_backend().paged_attention;
-    kernel({.q = q_data, .q_stride = int64_t{num_q_heads} * head_dim,
-                                   .k_cache = k_cache.data(), .v_cache = v_cache.data(),
-                                   .out = out.data(),
-                                   .out_stride = int64_t{num_q_heads} * head_dim,
-                                   .seqs = which.data(), .num_seqs = static_cast<int>(which.size()),
-                                   .num_q_heads = num_q_heads, .num_kv_heads = num_kv_heads,
-                                   .head_dim = head_dim, .block_size = block_size,
-                                   .scale = 1.0f / std::sqrt(static_cast<float>(head_dim))});
+    kernel({.q = q_data, .q_stride = int64_t{num_q_heads} * head_dim, .k_cache = k_cache.data(),
+            .v_cache = v_cache.data(), .out = out.data(),
+            .out_stride = int64_t{num_q_heads} * head_dim, .plan = &plan,
+            .workspace = workspace.data(), .num_q_heads = num_q_heads,
+            .num_kv_heads = num_kv_heads, .head_dim = head_dim, .block_size = block_size,
+            .scale = 1.0f / std::sqrt(static_cast<float>(head_dim))});
     return out;
   }
 

@@ -9,8 +9,8 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/test_support.h"
-#include "worker/llama_model.h"
-#include "worker/model_loader.h"
+#include "worker/model/llama_model.h"
+#include "worker/model/model_loader.h"
 
 namespace strata {
 namespace {

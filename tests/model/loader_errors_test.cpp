@@ -7,8 +7,8 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/model/random_llama.h"
-#include "worker/builtin_models.h"
-#include "worker/model_loader.h"
+#include "worker/model/builtin_models.h"
+#include "worker/model/model_loader.h"
 
 namespace strata {
 namespace {

@@ -9,8 +9,8 @@
 #include <gtest/gtest.h>
 
 #include "tests/model/random_llama.h"
-#include "worker/llama_model.h"
-#include "worker/model_loader.h"
+#include "worker/model/llama_model.h"
+#include "worker/model/model_loader.h"
 
 namespace strata {
 namespace {

@@ -14,9 +14,9 @@
 #include "parallel/parallel_context.h"
 #include "tests/model/random_llama.h"
 #include "tests/test_support.h"
-#include "worker/engine.h"
-#include "worker/model_loader.h"
-#include "worker/model_runner.h"
+#include "worker/engine/engine.h"
+#include "worker/model/model_loader.h"
+#include "worker/engine/model_runner.h"
 
 namespace strata {
 namespace {

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "common/tokenizer/utf8.h"
+#include "common/utf8.h"
 
 namespace strata::router {
 namespace {

@@ -1,7 +1,7 @@
 // Safetensors reader tests: files written by the reference `safetensors` package (values
 // checked exactly against numpy's, from expected.json), then hostile files written here,
 // each of which must give a Status naming the file (and tensor), never a crash.
-#include "worker/safetensors.h"
+#include "worker/model/safetensors.h"
 
 #include <unistd.h>
 

@@ -1,6 +1,6 @@
 // Sampler tests against a double-precision reference written here: penalties by the HF and
 // OpenAI formulas, softmax in double, filters by an explicit full sort.
-#include "worker/sampler.h"
+#include "worker/engine/sampler.h"
 
 #include <algorithm>
 #include <cmath>

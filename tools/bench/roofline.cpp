@@ -14,7 +14,7 @@
 
 #include "kernels/cpu/bandwidth_probe.h"
 #include "kernels/cpu/compute_probe.h"
-#include "worker/builtin_models.h"
+#include "worker/model/builtin_models.h"
 
 namespace strata::bench {
 namespace {

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "common/status.h"
-#include "worker/model_config.h"
+#include "worker/model/model_config.h"
 
 namespace strata::bench {
 

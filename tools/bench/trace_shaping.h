@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "common/config_fields.h"
-#include "worker/trace.h"
+#include "tools/bench/trace.h"
 
 namespace strata::bench {
 

@@ -7,7 +7,7 @@
 
 #include "tools/sim/cost_model.h"
 #include "tools/sim/simulator.h"
-#include "worker/engine.h"
+#include "worker/engine/engine.h"
 
 namespace strata::sim {
 

@@ -1,6 +1,6 @@
 // A discrete-event simulator of strata serving a trace (issue 7): the router's scheduling
 // policy code (router/scheduling/) and each worker group's iteration scheduler
-// (worker/scheduler.h) run unchanged on a simulated clock; only the forward pass is replaced
+// (worker/engine/scheduler.h) run unchanged on a simulated clock; only the forward pass is replaced
 // by the cost model's step time. So the simulation makes the same admission, ordering,
 // placement, batching and preemption decisions the real system would, and is as accurate as
 // the cost model (validated against real runs in docs/benchmarks.md).
@@ -20,7 +20,7 @@
 
 #include "router/scheduling/router_scheduler.h"
 #include "tools/sim/cost_model.h"
-#include "worker/scheduler.h"
+#include "worker/engine/scheduler.h"
 
 namespace strata::sim {
 

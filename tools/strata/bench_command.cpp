@@ -19,7 +19,7 @@
 #include "tools/bench/prompts.h"
 #include "tools/bench/trace_shaping.h"
 #include "tools/strata/commands.h"
-#include "worker/trace.h"
+#include "tools/bench/trace.h"
 
 namespace strata::cli {
 namespace {

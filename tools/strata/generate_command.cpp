@@ -10,8 +10,8 @@
 #include "common/tokenizer/tokenizer.h"
 #include "kernels/ops.h"
 #include "tools/strata/commands.h"
-#include "worker/generator.h"
-#include "worker/model_loader.h"
+#include "worker/engine/generator.h"
+#include "worker/model/model_loader.h"
 
 namespace strata::cli {
 namespace {

@@ -2,7 +2,7 @@
 #include <iostream>
 
 #include "tools/strata/commands.h"
-#include "worker/builtin_models.h"
+#include "worker/model/builtin_models.h"
 
 namespace strata::cli {
 

@@ -14,7 +14,7 @@
 
 #include "router/router_config.h"
 #include "tools/strata/commands.h"
-#include "worker/worker_options.h"
+#include "worker/server/worker_options.h"
 
 namespace strata::cli {
 namespace {

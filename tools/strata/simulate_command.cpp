@@ -17,10 +17,10 @@
 #include "tools/sim/profile.h"
 #include "tools/sim/simulator.h"
 #include "tools/strata/commands.h"
-#include "worker/kv_cache.h"
-#include "worker/kv_capacity.h"
-#include "worker/model_loader.h"
-#include "worker/worker_options.h"
+#include "worker/kv/kv_cache.h"
+#include "worker/engine/kv_capacity.h"
+#include "worker/model/model_loader.h"
+#include "worker/server/worker_options.h"
 
 namespace strata::cli {
 namespace {

@@ -65,11 +65,7 @@ int decode_splits_for(int context_len);
 // one sequence × the query heads of one GQA group (≤ kPrefillMaxRows rows) in shared
 // memory and streams the sequence's KV blocks up to the tile's last causal position,
 // keeping a running max and sum per row (online softmax).
-struct PrefillItem {
-  int32_t seq = 0;
-  int32_t q_begin = 0, q_end = 0;  // queries [q_begin, q_end) of the sequence
-  int32_t kv_len = 0;              // positions the tile's last query attends to
-};
+using PrefillItem = AttentionWorkItem;
 struct PrefillPlan {
   std::vector<PrefillItem> items;  // longest kv_len first (the tail of the grid is short)
   int tile_queries = 0;            // max(1, kPrefillMaxRows / group)

@@ -1,0 +1,206 @@
+#include "worker/engine/engine.h"
+
+#include <chrono>
+#include <new>
+#include <string>
+
+#include <spdlog/spdlog.h>
+
+#include "common/check.h"
+#include "kernels/cuda/plan/graph_buckets.h"
+#include "kernels/cuda/plan/launch_plan.h"
+#include "kernels/device.h"
+#include "worker/engine/kv_capacity.h"
+#include "worker/engine/plan_channel.h"
+
+namespace strata {
+namespace {
+
+bool is_multi_rank(const ParallelContext* parallel) {
+  return parallel != nullptr && parallel->topology.world_size() > 1;
+}
+
+// Fills in what the model decides and checks the rest, the same way on every rank.
+Status normalize(const LoadedModel& model, EngineConfig& config) {
+  SchedulerConfig& s = config.scheduler;
+  if (s.max_model_len <= 0 || s.max_model_len > model.config.max_position_embeddings) {
+    s.max_model_len = model.config.max_position_embeddings;
+  }
+  if (s.stop_token_ids.empty()) s.stop_token_ids = model.stop_token_ids;
+  STRATA_RETURN_IF_ERROR(config.validate());
+  if (config.device != model.weights.device) {
+    return invalid_argument("`device` (--device) is {} but the model's weights are on {}; load "
+                            "the model with the same --device",
+                            config.device.to_string(), model.weights.device.to_string());
+  }
+  return ok_status();
+}
+
+// A GPU: the attention shapes it supports and, in a multi-rank group, communicators on the
+// same device; then selects it for this thread (the one that runs every step).
+Status prepare_device(const LoadedModel& model, EngineConfig& config, const ParallelContext* parallel) {
+  if (is_multi_rank(parallel) && parallel->device != config.device) {
+    return invalid_argument("this rank's engine runs on {} but its group communicates on {}; "
+                            "build the ParallelContext for the rank's device (rank_device)",
+                            config.device.to_string(), parallel->device.to_string());
+  }
+  if (config.device.is_cpu()) return ok_status();
+  if (is_multi_rank(parallel) && config.cuda_graphs) {
+    // Captured NCCL collectives are untested here: multi-GPU groups run every step eagerly.
+    spdlog::info("{}: CUDA graphs are off in a multi-rank group", config.device.to_string());
+    config.cuda_graphs = false;
+  }
+  const ShardPlan& sh = model.weights.shard;
+  const std::string attention_error = kernels::cuda::attention_config_error(
+      sh.num_heads, sh.num_kv_heads, model.config.head_dim, config.scheduler.block_size);
+  if (!attention_error.empty()) {
+    return invalid_argument("{} ({} on {}, --block-size {})", attention_error, model.config.name,
+                            config.device.to_string(), config.scheduler.block_size);
+  }
+  return init_device(config.device, config.gpu_memory_fraction);
+}
+
+// The driver sizes the cache; every rank must have the same block ids, so its count is
+// everyone's.
+StatusOr<int64_t> agree_on_kv_blocks(const LoadedModel& model, const EngineConfig& config,
+                                     ParallelContext* parallel) {
+  int64_t num_blocks = 0;
+  if (parallel == nullptr || parallel->topology.is_driver()) {
+    STRATA_ASSIGN_OR_RETURN(num_blocks, schedulable_kv_blocks(model, config));
+  }
+  if (is_multi_rank(parallel)) parallel->world->broadcast(&num_blocks, sizeof num_blocks, 0);
+  if (num_blocks < 1) {
+    return invalid_argument("the KV cache holds no block of {} tokens ({} bytes each); raise "
+                            "`kv_cache_bytes` or `kv_cache_memory_fraction`",
+                            config.scheduler.block_size,
+                            KvCache::bytes_per_block(model.config, model.weights.shard, config.scheduler.block_size));
+  }
+  return num_blocks;
+}
+
+// What the driver and the other ranks all do before their first step: the same config, the
+// same device preparation, the same cache. Returns the scheduler's block count in num_blocks.
+StatusOr<std::unique_ptr<ModelRunner>> make_runner(const LoadedModel& model, EngineConfig& config,
+                                                   ParallelContext* parallel, int64_t& num_blocks) {
+  STRATA_RETURN_IF_ERROR(normalize(model, config));
+  STRATA_RETURN_IF_ERROR(prepare_device(model, config, parallel));
+  STRATA_ASSIGN_OR_RETURN(num_blocks, agree_on_kv_blocks(model, config, parallel));
+  const bool padded = uses_padded_decode(config);
+  std::unique_ptr<ModelRunner> runner;
+  try {
+    runner = std::make_unique<ModelRunner>(model, parallel, config.scheduler.block_size,
+                                           num_blocks + (padded ? 1 : 0));
+  } catch (const std::bad_alloc&) {
+    return Status(StatusCode::kResourceExhausted,
+                  fmt::format("the KV cache of {} blocks ({} bytes each) does not fit {}; lower "
+                              "`kv_cache_bytes` (--kv-cache-mb) or raise --gpu-memory-fraction",
+                              num_blocks, KvCache::bytes_per_block(model.config, model.weights.shard,
+                                                                   config.scheduler.block_size),
+                              config.device.to_string()));
+  }
+  if (padded) {
+    const SchedulerConfig& s = config.scheduler;
+    STRATA_RETURN_IF_ERROR(runner->forward().enable_padded_decode(
+        {.buckets = kernels::cuda::plan_graph_buckets(s.max_num_seqs),
+         .max_model_len = static_cast<int>(s.max_model_len),
+         .scratch_block = static_cast<int32_t>(num_blocks),
+         .max_num_tokens = s.max_num_batched_tokens,
+         .cuda_graphs = true},
+        runner->cache()));
+  }
+  return runner;
+}
+
+}  // namespace
+
+Status EngineConfig::validate() const {
+  STRATA_RETURN_IF_ERROR(scheduler.validate());
+  if (kv_cache_bytes < 0) return invalid_argument("`kv_cache_bytes` must be >= 0. Given: {}", kv_cache_bytes);
+  if (!(kv_cache_memory_fraction > 0.0 && kv_cache_memory_fraction <= 0.95)) {
+    return invalid_argument("`kv_cache_memory_fraction` must be in (0, 0.95]. Given: {}",
+                            kv_cache_memory_fraction);
+  }
+  if (!(gpu_memory_fraction > 0.0 && gpu_memory_fraction <= 1.0)) {
+    return invalid_argument("`gpu_memory_fraction` (--gpu-memory-fraction) must be in (0, 1]. "
+                            "Given: {}", gpu_memory_fraction);
+  }
+  return ok_status();
+}
+
+StatusOr<std::unique_ptr<Engine>> Engine::create(const LoadedModel& model, EngineConfig config,
+                                                 ParallelContext* parallel) {
+  int64_t num_blocks = 0;
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<ModelRunner> runner, make_runner(model, config, parallel, num_blocks));
+  return std::unique_ptr<Engine>(new Engine(model, std::move(config), parallel, num_blocks, std::move(runner)));
+}
+
+Engine::Engine(const LoadedModel& model, EngineConfig config, ParallelContext* parallel,
+               int64_t num_blocks, std::unique_ptr<ModelRunner> runner)
+    : model_(model),
+      config_(std::move(config)),
+      parallel_(parallel),
+      watchdog_(is_multi_rank(parallel)
+                    ? std::make_unique<StepWatchdog>(std::chrono::milliseconds(config_.step_timeout_ms))
+                    : nullptr),
+      scheduler_(config_.scheduler, num_blocks),
+      runner_(std::move(runner)) {}
+
+Engine::~Engine() {
+  if (distributed()) broadcast_stop(*parallel_->world);
+}
+
+Status Engine::add_request(Request request) {
+  for (int32_t id : request.prompt_ids) {
+    if (id < 0 || id >= model_.config.vocab_size) {
+      return out_of_range("request {}: prompt token id {} is outside the vocabulary [0, {})",
+                          request.id, id, model_.config.vocab_size);
+    }
+  }
+  return scheduler_.add(std::move(request));
+}
+
+bool Engine::abort(RequestId id) { return scheduler_.abort(id); }
+
+std::vector<SequenceOutput> Engine::step() {
+  const auto start = std::chrono::steady_clock::now();
+  const StepPlan plan = scheduler_.schedule();
+  const StepResult result = plan.empty() ? StepResult{} : execute(plan);
+  std::vector<SequenceOutput> outputs = scheduler_.update(plan, result);
+  record_step(plan, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  return outputs;
+}
+
+// Every rank executes the plan; the driver sends it to the others first.
+StepResult Engine::execute(const StepPlan& plan) {
+  if (!distributed()) return runner_->execute(plan);
+  watchdog_->begin_step();
+  broadcast_plan(*parallel_->world, plan);
+  StepResult result = runner_->execute(plan);
+  watchdog_->end_step();
+  return result;
+}
+
+void Engine::record_step(const StepPlan& plan, double seconds) {
+  int64_t context_tokens = 0;
+  for (const ScheduledSequence& s : plan.sequences) context_tokens += s.num_computed_tokens + s.num_new_tokens;
+  last_step_ = {.num_sequences = static_cast<int32_t>(plan.sequences.size()),
+                .num_decode_tokens = plan.num_decode_tokens,
+                .num_prefill_tokens = plan.num_prefill_tokens,
+                .num_preempted = static_cast<int32_t>(plan.preempted.size()),
+                .context_tokens = context_tokens,
+                .seconds = seconds};
+}
+
+Status run_engine_follower(const LoadedModel& model, EngineConfig config, ParallelContext& parallel) {
+  int64_t num_blocks = 0;
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<ModelRunner> runner, make_runner(model, config, &parallel, num_blocks));
+  StepWatchdog watchdog(std::chrono::milliseconds(config.step_timeout_ms));
+  while (std::optional<StepPlan> plan = receive_plan(*parallel.world)) {
+    watchdog.begin_step();
+    runner->execute(*plan);
+    watchdog.end_step();
+  }
+  return ok_status();
+}
+
+}  // namespace strata

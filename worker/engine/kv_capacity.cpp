@@ -1,0 +1,77 @@
+#include "worker/engine/kv_capacity.h"
+
+#include <algorithm>
+#include <fstream>
+#include <string>
+
+#include "kernels/cuda/plan/memory_plan.h"
+#include "kernels/device.h"
+#include "worker/kv/kv_cache.h"
+#include "worker/model/llama_model.h"
+
+namespace strata {
+namespace {
+
+int64_t available_memory_bytes() {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  int64_t kb = 0;
+  std::string unit;
+  while (in >> key >> kb >> unit) {
+    if (key == "MemAvailable:") return kb * 1024;
+  }
+  return int64_t{4} << 30;  // no /proc: assume a modest 4 GiB
+}
+
+// On a GPU: the blocks the memory plan leaves after weights (already on the device) and the
+// activation reserve, capped as on the CPU; the scratch block comes out of them.
+StatusOr<int64_t> device_kv_blocks(const LoadedModel& model, const EngineConfig& config) {
+  const SchedulerConfig& s = config.scheduler;
+  const ShardPlan& shard = model.weights.shard;
+  const int64_t per_block = KvCache::bytes_per_block(model.config, shard, s.block_size);
+  const int64_t scratch = uses_padded_decode(config) ? 1 : 0;
+  if (config.kv_cache_bytes > 0) return config.kv_cache_bytes / per_block - scratch;
+  const int64_t max_tokens = std::max<int64_t>(s.max_num_batched_tokens, s.max_num_seqs);
+  const KernelReserveRequest reserve{
+      .weight_dtype = model.weights.dtype, .max_tokens = max_tokens,
+      .max_gemm_k = std::max({int64_t{model.config.hidden_size}, shard.q_size(model.config.head_dim),
+                              shard.ffn_size()}),
+      .max_seqs = s.max_num_seqs, .max_context_len = static_cast<int>(s.max_model_len),
+      .num_q_heads = shard.num_heads, .num_kv_heads = shard.num_kv_heads,
+      .head_dim = model.config.head_dim};
+  const DeviceMemoryUse use = device_memory_use(config.device);
+  STRATA_ASSIGN_OR_RETURN(
+      const kernels::cuda::DeviceMemoryPlan plan,
+      kernels::cuda::plan_device_memory(
+          {.total_bytes = use.total_bytes, .gpu_memory_fraction = config.gpu_memory_fraction,
+           .weights_bytes = use.in_use_bytes,
+           .activation_bytes = LlamaModel::workspace_bytes(model.config, shard, max_tokens, s.max_num_seqs) +
+                               kernel_reserve_bytes(reserve),
+           .kv_block_bytes = per_block}));
+  const int64_t useful = int64_t{s.max_num_seqs} * KvBlockManager::blocks_for_tokens(s.max_model_len, s.block_size);
+  return std::min(useful, plan.num_kv_blocks - scratch);
+}
+
+}  // namespace
+
+bool uses_padded_decode(const EngineConfig& config) {
+  return !config.device.is_cpu() && config.cuda_graphs;
+}
+
+int64_t engine_kv_blocks(const ModelConfig& model, const ShardPlan& shard, const EngineConfig& config) {
+  const int32_t block_size = config.scheduler.block_size;
+  const int64_t per_block = KvCache::bytes_per_block(model, shard, block_size);
+  if (config.kv_cache_bytes > 0) return config.kv_cache_bytes / per_block;
+  const int64_t useful = int64_t{config.scheduler.max_num_seqs} *
+                         KvBlockManager::blocks_for_tokens(config.scheduler.max_model_len, block_size);
+  const auto budget = static_cast<int64_t>(config.kv_cache_memory_fraction *
+                                           static_cast<double>(available_memory_bytes()));
+  return std::min(useful, budget / per_block);
+}
+
+StatusOr<int64_t> schedulable_kv_blocks(const LoadedModel& model, const EngineConfig& config) {
+  if (config.device.is_cpu()) return engine_kv_blocks(model.config, model.weights.shard, config);
+  return device_kv_blocks(model, config);
+}
+
+}  // namespace strata

@@ -1,0 +1,60 @@
+#include "worker/model/model_loader.h"
+
+#include <filesystem>
+
+#include "kernels/device.h"
+
+namespace strata {
+
+StatusOr<std::unique_ptr<LoadedModel>> load_builtin_model(const std::string& name,
+                                                          const ModelLoadOptions& options);
+
+namespace {
+
+StatusOr<std::unique_ptr<LoadedModel>> load_on_host(const std::string& path,
+                                                    const ModelLoadOptions& options) {
+  namespace fs = std::filesystem;
+  constexpr std::string_view kBuiltin = "builtin:";
+  if (path.rfind(kBuiltin, 0) == 0) return load_builtin_model(path.substr(kBuiltin.size()), options);
+  std::error_code ec;
+  if (!fs::exists(path, ec)) {
+    return not_found("model `{}` does not exist; give a llama2.c .bin file, an HF directory with "
+                     "config.json, or builtin:tiny",
+                     path);
+  }
+  if (fs::is_directory(path, ec)) return load_hf_model(path, options);
+  if (fs::path(path).filename() == "config.json" || fs::path(path).extension() == ".safetensors") {
+    return load_hf_model(fs::path(path).parent_path().string(), options);
+  }
+  return load_llama2c_model(path, options);
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<LoadedModel>> load_model(const std::string& path,
+                                                  const ModelLoadOptions& options) {
+  const Device device = options.device;
+  if (!device.is_cpu()) {
+    STRATA_RETURN_IF_ERROR(init_device(device, options.gpu_memory_fraction));
+  }
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<LoadedModel> model, load_on_host(path, options));
+  if (!device.is_cpu()) {
+    STRATA_ASSIGN_OR_RETURN(model->weights, copy_model_weights(model->weights, device));
+  }
+  return model;
+}
+
+StatusOr<ModelLoadOptions> ModelSettings::load_options(const Topology& topology,
+                                                      double gpu_memory_fraction) const {
+  ModelLoadOptions o;
+  o.topology = topology;
+  if (!dtype.empty()) {
+    o.dtype = parse_dtype(dtype);
+    if (!o.dtype) return invalid_argument("`dtype` (--dtype) must be fp32, bf16 or fp16. Given: {}", dtype);
+  }
+  STRATA_ASSIGN_OR_RETURN(o.device, parse_device(device));
+  o.gpu_memory_fraction = gpu_memory_fraction;
+  return o;
+}
+
+}  // namespace strata

@@ -1,0 +1,93 @@
+// ModelWeights: the tensors of a Llama-family decoder in the layout the forward pass uses,
+// and the one place that builds them from any checkpoint format. Loaders only say where
+// each named tensor is (WeightSource); the builder checks shapes, converts dtypes, fuses
+// q|k|v and gate|up into single matrices (one GEMM each per layer), and turns HF's
+// rotate-half q/k rows into the adjacent-pair layout the RoPE kernel expects.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "kernels/ops.h"
+#include "kernels/tensor.h"
+#include "worker/model/model_config.h"
+#include "worker/model/shard_plan.h"
+
+namespace strata {
+
+struct LayerWeights {
+  Tensor attn_norm;  // [hidden] fp32
+  Tensor wqkv;       // [q_size + 2·kv_size, hidden]: rows of q, then k, then v
+  Tensor bqkv;       // [q_size + 2·kv_size] fp32, or undefined without attention bias
+  Tensor wo;         // [hidden, q_size]
+  Tensor ffn_norm;   // [hidden] fp32
+  Tensor w_gate_up;  // [2·intermediate, hidden]: rows of gate, then up
+  Tensor w_down;     // [hidden, intermediate]
+};
+
+// One rank's weights. Shapes below are for the whole model on one rank; with a ShardPlan,
+// q_size/kv_size/intermediate/vocab become the local slices (see shard_plan.h) and `layers`
+// holds this pipeline stage's layers only.
+struct ModelWeights {
+  DType dtype = DType::kF32;  // of the matrices; norms and biases are always fp32
+  Device device;              // where every tensor lives
+  ShardPlan shard;
+  Tensor embedding;           // [vocab rows, hidden]; first stage (and last, when tied)
+  std::vector<LayerWeights> layers;
+  Tensor final_norm;          // [hidden] fp32; last stage
+  Tensor lm_head;             // [vocab rows, hidden]; last stage; the embedding when tied
+  // Where the elements of every layer matrix and of lm_head sit (GemmParams::w_layout):
+  // whatever the backend's pack_weights wrote, else row-major. A tied lm_head is the
+  // embedding, which the embedding kernel reads row-major, so it stays kRowMajor.
+  kernels::WeightLayout matrix_layout = kernels::WeightLayout::kRowMajor;
+  kernels::WeightLayout lm_head_layout = kernels::WeightLayout::kRowMajor;
+  kernels::WeightLayout embedding_layout = kernels::WeightLayout::kRowMajor;
+  size_t bytes() const;
+};
+
+// The checkpoint tensors a model needs, by role.
+enum class WeightRole {
+  kEmbedding, kAttnNorm, kWq, kWk, kWv, kBq, kBk, kBv, kWo, kFfnNorm, kWGate, kWUp, kWDown,
+  kFinalNorm, kLmHead,
+};
+
+// A checkpoint tensor as the loader found it: raw data in its stored dtype.
+struct SourceTensor {
+  std::string name;             // as the checkpoint names it, for messages
+  const void* data = nullptr;   // valid until the next get() of the same source
+  DType dtype = DType::kF32;
+  std::vector<int64_t> shape;
+};
+
+class WeightSource {
+ public:
+  virtual ~WeightSource() = default;
+  // layer is ignored for model-level roles.
+  virtual StatusOr<SourceTensor> get(WeightRole role, int layer) = 0;
+  // HF checkpoints store q/k rows in rotate-half order; llama2.c in adjacent pairs.
+  virtual bool rotate_half_layout() const = 0;
+  virtual std::string description() const = 0;  // the file, for messages
+};
+
+// Builds every tensor from `source`, converting matrices to `dtype` (kF32, kBF16, kF16), and
+// packs the matrices for `pack_for` (its pack_weights, when it has one; nullptr keeps them
+// row-major). The forward pass must then run on a backend that reads that layout.
+StatusOr<ModelWeights> build_model_weights(
+    const ModelConfig& config, WeightSource& source, DType dtype,
+    const kernels::KernelBackend* pack_for = &kernels::cpu_backend());
+// Builds only this rank's slices; nothing else is read from the (mmap'd) checkpoint.
+StatusOr<ModelWeights> build_model_weights(
+    const ModelConfig& config, WeightSource& source, DType dtype, const ShardPlan& shard,
+    const kernels::KernelBackend* pack_for = &kernels::cpu_backend());
+
+// A copy of `weights` (row-major, as the CUDA backend reads them) on `device`, which
+// init_device() has readied; a tied LM head stays the embedding. Fails, naming the sizes,
+// when they do not fit the device's budget.
+StatusOr<ModelWeights> copy_model_weights(const ModelWeights& weights, Device device);
+
+// The dtype in which a checkpoint stores its matrices (the default for --dtype).
+StatusOr<DType> source_matrix_dtype(WeightSource& source);
+
+}  // namespace strata
