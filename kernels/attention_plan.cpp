@@ -102,4 +102,12 @@ void bind_attention_plan(AttentionPlan& plan, const void* device_metadata) {
                    : reinterpret_cast<const AttentionWorkItem*>(base + plan.prefill_items_at);
 }
 
+void check_attention_run(const PagedAttentionParams& p) {
+  STRATA_CHECK(p.plan != nullptr);
+  const AttentionPlan& plan = *p.plan;
+  STRATA_CHECK(p.num_q_heads == plan.num_q_heads && p.num_kv_heads == plan.num_kv_heads &&
+               p.head_dim == plan.head_dim && p.block_size == plan.block_size);
+  STRATA_CHECK(plan.workspace_bytes == 0 || p.workspace != nullptr);
+}
+
 }  // namespace strata::kernels

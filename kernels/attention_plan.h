@@ -1,7 +1,8 @@
 // The backend-independent half of plan_attention (kernels/ops.h): every backend's planner
 // starts a plan with start_attention_plan, adds its own work split (items, splits,
 // threads, workspace), and ends with write_attention_metadata, so the metadata image and
-// its binding are the same on every backend.
+// its binding are the same on every backend; every run checks its params against the plan
+// the same way.
 #pragma once
 
 #include "kernels/ops.h"
@@ -12,5 +13,8 @@ namespace strata::kernels {
 void start_attention_plan(const AttentionPlanParams& p, AttentionPlan& plan);
 // Lays out the metadata image: p's host sequences, then plan.prefill_items.
 void write_attention_metadata(const AttentionPlanParams& p, AttentionPlan& plan);
+// A run's invariant: p carries a plan made for its shape, and a workspace when the plan
+// needs one.
+void check_attention_run(const PagedAttentionParams& p);
 
 }  // namespace strata::kernels

@@ -121,14 +121,6 @@ void plan_attention(const AttentionPlanParams& p, AttentionPlan& plan) {
   write_attention_metadata(p, plan);
 }
 
-void check_attention_run(const PagedAttentionParams& p) {
-  STRATA_CHECK(p.plan != nullptr);
-  const AttentionPlan& plan = *p.plan;
-  STRATA_CHECK(p.num_q_heads == plan.num_q_heads && p.num_kv_heads == plan.num_kv_heads &&
-               p.head_dim == plan.head_dim && p.block_size == plan.block_size);
-  STRATA_CHECK(plan.workspace_bytes == 0 || p.workspace != nullptr);
-}
-
 void paged_attention(const PagedAttentionParams& p) {
   check_attention_run(p);
   const auto work = static_cast<int64_t>(p.plan->prefill_items.size()) * p.num_kv_heads;

@@ -20,8 +20,6 @@ namespace strata::kernels::cpu {
 // one step plans them once (plan_attention) and every layer runs them.
 void plan_attention(const AttentionPlanParams& p, AttentionPlan& plan);
 void paged_attention(const PagedAttentionParams& p);
-// Both kernels' run-time checks: a plan for this shape, and a workspace when it needs one.
-void check_attention_run(const PagedAttentionParams& p);
 
 // Most (query, head) rows one item holds; sizes the per-thread workspace.
 inline constexpr int kAttentionMaxRows = 64;

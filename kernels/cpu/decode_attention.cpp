@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "common/check.h"
+#include "kernels/attention_plan.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/isa.h"
 

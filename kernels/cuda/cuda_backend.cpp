@@ -82,15 +82,8 @@ void plan_attention(const AttentionPlanParams& p, AttentionPlan& plan) {
   write_attention_metadata(p, plan);
 }
 
-void check_run(const PagedAttentionParams& p) {
-  STRATA_CHECK(p.plan != nullptr);
-  const AttentionPlan& plan = *p.plan;
-  STRATA_CHECK(p.num_q_heads == plan.num_q_heads && p.num_kv_heads == plan.num_kv_heads &&
-               p.head_dim == plan.head_dim && p.block_size == plan.block_size);
-}
-
 void paged_attention(const PagedAttentionParams& p) {
-  check_run(p);
+  check_attention_run(p);
   if (p.plan->prefill_items.empty()) return;
   STRATA_CHECK(p.plan->items != nullptr && p.plan->prefill_seqs != nullptr);  // bound
   launch_prefill_attention(p, context().stream);
@@ -99,7 +92,7 @@ void paged_attention(const PagedAttentionParams& p) {
 // The launch shape is plan_decode's for the plan's counts: grid arithmetic, checked
 // against the split count the plan fixed.
 void decode_attention(const PagedAttentionParams& p) {
-  check_run(p);
+  check_attention_run(p);
   const AttentionPlan& plan = *p.plan;
   if (plan.num_decode_seqs == 0) return;
   STRATA_CHECK(plan.decode_seqs != nullptr);  // bound
