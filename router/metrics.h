@@ -1,5 +1,5 @@
 // RouterMetrics: everything /metrics reports, as Prometheus families (prometheus-cpp),
-// named after the quantities in DESIGN.md: TTFT, ITL, end-to-end latency and queue time
+// named after the quantities in docs/architecture.md: TTFT, ITL, end-to-end latency and queue time
 // histograms; requests and tokens by finish reason; running and waiting requests, KV
 // blocks, preemptions, step time and tokens per step per worker group.
 #pragma once
