@@ -7,9 +7,8 @@
 #include <spdlog/spdlog.h>
 
 #include "common/check.h"
-#include "kernels/cuda/plan/graph_buckets.h"
-#include "kernels/cuda/plan/launch_plan.h"
 #include "kernels/device.h"
+#include "kernels/device_plan.h"
 #include "worker/engine/kv_capacity.h"
 #include "worker/engine/plan_channel.h"
 
@@ -51,8 +50,8 @@ Status prepare_device(const LoadedModel& model, EngineConfig& config, const Para
     config.cuda_graphs = false;
   }
   const ShardPlan& sh = model.weights.shard;
-  const std::string attention_error = kernels::cuda::attention_config_error(
-      sh.num_heads, sh.num_kv_heads, model.config.head_dim, config.scheduler.block_size);
+  const std::string attention_error = attention_config_error(
+      config.device, sh.num_heads, sh.num_kv_heads, model.config.head_dim, config.scheduler.block_size);
   if (!attention_error.empty()) {
     return invalid_argument("{} ({} on {}, --block-size {})", attention_error, model.config.name,
                             config.device.to_string(), config.scheduler.block_size);
@@ -101,7 +100,7 @@ StatusOr<std::unique_ptr<ModelRunner>> make_runner(const LoadedModel& model, Eng
   if (padded) {
     const SchedulerConfig& s = config.scheduler;
     STRATA_RETURN_IF_ERROR(runner->forward().enable_padded_decode(
-        {.buckets = kernels::cuda::plan_graph_buckets(s.max_num_seqs),
+        {.buckets = decode_graph_buckets(s.max_num_seqs),
          .max_model_len = static_cast<int>(s.max_model_len),
          .scratch_block = static_cast<int32_t>(num_blocks),
          .max_num_tokens = s.max_num_batched_tokens,

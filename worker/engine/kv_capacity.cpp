@@ -4,8 +4,8 @@
 #include <fstream>
 #include <string>
 
-#include "kernels/cuda/plan/memory_plan.h"
 #include "kernels/device.h"
+#include "kernels/device_plan.h"
 #include "worker/kv/kv_cache.h"
 #include "worker/model/llama_model.h"
 
@@ -25,7 +25,7 @@ int64_t available_memory_bytes() {
 
 // On a GPU: the blocks the memory plan leaves after weights (already on the device) and the
 // activation reserve, capped as on the CPU; the scratch block comes out of them.
-StatusOr<int64_t> device_kv_blocks(const LoadedModel& model, const EngineConfig& config) {
+StatusOr<int64_t> gpu_kv_blocks(const LoadedModel& model, const EngineConfig& config) {
   const SchedulerConfig& s = config.scheduler;
   const ShardPlan& shard = model.weights.shard;
   const int64_t per_block = KvCache::bytes_per_block(model.config, shard, s.block_size);
@@ -41,15 +41,15 @@ StatusOr<int64_t> device_kv_blocks(const LoadedModel& model, const EngineConfig&
       .head_dim = model.config.head_dim};
   const DeviceMemoryUse use = device_memory_use(config.device);
   STRATA_ASSIGN_OR_RETURN(
-      const kernels::cuda::DeviceMemoryPlan plan,
-      kernels::cuda::plan_device_memory(
+      const int64_t num_kv_blocks,
+      device_kv_blocks(
           {.total_bytes = use.total_bytes, .gpu_memory_fraction = config.gpu_memory_fraction,
            .weights_bytes = use.in_use_bytes,
            .activation_bytes = LlamaModel::workspace_bytes(model.config, shard, max_tokens, s.max_num_seqs) +
                                kernel_reserve_bytes(reserve),
            .kv_block_bytes = per_block}));
   const int64_t useful = int64_t{s.max_num_seqs} * KvBlockManager::blocks_for_tokens(s.max_model_len, s.block_size);
-  return std::min(useful, plan.num_kv_blocks - scratch);
+  return std::min(useful, num_kv_blocks - scratch);
 }
 
 }  // namespace
@@ -71,7 +71,7 @@ int64_t engine_kv_blocks(const ModelConfig& model, const ShardPlan& shard, const
 
 StatusOr<int64_t> schedulable_kv_blocks(const LoadedModel& model, const EngineConfig& config) {
   if (config.device.is_cpu()) return engine_kv_blocks(model.config, model.weights.shard, config);
-  return device_kv_blocks(model, config);
+  return gpu_kv_blocks(model, config);
 }
 
 }  // namespace strata

@@ -8,8 +8,8 @@
 #include <cstring>
 
 #include "common/check.h"
-#include "kernels/cuda/plan/graph_buckets.h"
 #include "kernels/device.h"
+#include "kernels/device_plan.h"
 
 namespace strata {
 
@@ -385,7 +385,7 @@ void LlamaModel::run_padded(int bucket, KvCache& cache) {
 
 bool LlamaModel::forward_padded(const ForwardBatch& batch, KvCache& cache) {
   Padded& p = *padded_;
-  const std::optional<int> bucket = kernels::cuda::graph_bucket_for(
+  const std::optional<int> bucket = decode_graph_bucket_for(
       p.config.buckets, static_cast<int>(batch.sequences.size()));
   if (!bucket) return false;
   if (p.graphs != nullptr && p.graphs_generation != workspace_generation_) {

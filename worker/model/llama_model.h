@@ -42,7 +42,7 @@ struct ForwardBatch {
 // Decode-only steps of at most buckets.back() sequences run padded to the smallest bucket
 // that holds them, from fixed input buffers (the inputs a CUDA graph replays).
 struct PaddedDecodeConfig {
-  std::vector<int> buckets;     // ascending batch sizes (kernels/cuda/plan/graph_buckets.h)
+  std::vector<int> buckets;     // ascending batch sizes (decode_graph_buckets, kernels/device_plan.h)
   int max_model_len = 0;        // bounds every context: fixes the decode attention grid
   int32_t scratch_block = -1;   // a KV block no sequence owns; padding rows attend to it
   int64_t max_num_tokens = 0;   // tokens of the largest eager step (workspaces sized once)
