@@ -69,12 +69,10 @@ struct Pool {
     return plan;
   }
 
-  // One layer's call on `plan` over this pool's caches and queries.
-  std::vector<float> run(const AttentionPlan& plan) const {
-    std::vector<float> out(q.size(), -7.0f);
-    std::vector<float> workspace(static_cast<size_t>(plan.workspace_bytes / 4));
-    const auto kernel = c.decode ? cpu_backend().decode_attention : cpu_backend().paged_attention;
-    kernel({.q = q.data(),
+  // One layer's params on `plan` over this pool's caches and queries, into out.
+  PagedAttentionParams params(const AttentionPlan& plan, std::vector<float>& out,
+                              std::vector<float>& workspace) const {
+    return {.q = q.data(),
             .q_stride = int64_t{c.nq} * c.hd,
             .k_cache = k.data(),
             .v_cache = v.data(),
@@ -86,7 +84,15 @@ struct Pool {
             .num_kv_heads = c.nkv,
             .head_dim = c.hd,
             .block_size = c.bs,
-            .scale = 1.0f / std::sqrt(static_cast<float>(c.hd))});
+            .scale = 1.0f / std::sqrt(static_cast<float>(c.hd))};
+  }
+
+  // One layer's call on `plan`.
+  std::vector<float> run(const AttentionPlan& plan) const {
+    std::vector<float> out(q.size(), -7.0f);
+    std::vector<float> workspace(static_cast<size_t>(plan.workspace_bytes / 4));
+    const auto kernel = c.decode ? cpu_backend().decode_attention : cpu_backend().paged_attention;
+    kernel(params(plan, out, workspace));
     return out;
   }
 };
@@ -158,19 +164,7 @@ TEST(AttentionPlan, OneMixedPlanFeedsBothKernels) {
     bind_attention_plan(plan, plan.metadata.data());
     std::vector<float> out(pool.q.size(), -7.0f);
     std::vector<float> workspace(static_cast<size_t>(plan.workspace_bytes / 4));
-    const PagedAttentionParams p{.q = pool.q.data(),
-                                 .q_stride = int64_t{c.nq} * c.hd,
-                                 .k_cache = pool.k.data(),
-                                 .v_cache = pool.v.data(),
-                                 .out = out.data(),
-                                 .out_stride = int64_t{c.nq} * c.hd,
-                                 .plan = &plan,
-                                 .workspace = workspace.data(),
-                                 .num_q_heads = c.nq,
-                                 .num_kv_heads = c.nkv,
-                                 .head_dim = c.hd,
-                                 .block_size = c.bs,
-                                 .scale = 1.0f / std::sqrt(static_cast<float>(c.hd))};
+    const PagedAttentionParams p = pool.params(plan, out, workspace);
     cpu_backend().decode_attention(p);
     cpu_backend().paged_attention(p);
     EXPECT_TRUE(same_bits(out, pool.run(pool.plan())));

@@ -93,6 +93,87 @@ StatusOr<sim::CostModel> profile_and_fit(const SimulateOptions& o, EngineConfig 
   return fit.model;
 }
 
+// The step-cost model (fitted to a step log, profiled, read off the roofline, or loaded)
+// and, where it decides them, the KV blocks per group (roofline: what the GPU memory holds).
+struct CostChoice {
+  sim::CostModel cost;
+  int64_t blocks = 0;
+};
+
+StatusOr<CostChoice> roofline_choice(const SimulateOptions& o, const ModelConfig& shape,
+                                     int32_t block_size) {
+  STRATA_ASSIGN_OR_RETURN(const bench::RooflineDtype dtype, bench::parse_roofline_dtype(o.dtype));
+  STRATA_ASSIGN_OR_RETURN(const bench::HardwareSpec hw,
+                          bench::load_hardware(o.hardware, resolve_hardware_dir(o.hardware_dir)));
+  const bench::ModelCosts costs = bench::model_costs(shape, dtype, dtype);
+  CostChoice c{.cost = sim::roofline_cost_model(costs, hw, dtype, o.worker.tp, o.roofline_efficiency),
+               .blocks = o.num_blocks};
+  if (c.blocks == 0) {
+    const double fraction = o.worker.server.engine.gpu_memory_fraction;
+    const double kv_bytes = fraction * hw.memory_gb * 1e9 * o.worker.tp - costs.weight_bytes;
+    c.blocks = static_cast<int64_t>(kv_bytes / (costs.kv_bytes_per_token * block_size));
+    if (c.blocks < 1) {
+      return invalid_argument("{} does not fit {} x{} with --gpu-memory-fraction {}", o.model_shape,
+                              o.hardware, o.worker.tp, fraction);
+    }
+  }
+  return c;
+}
+
+StatusOr<CostChoice> choose_cost_model(const SimulateOptions& o, const ModelConfig& shape,
+                                       const EngineConfig& engine_config,
+                                       const std::vector<bench::ShapedRequest>& shaped) {
+  CostChoice c{.blocks = o.num_blocks};
+  if (!o.fit_steps.empty()) {
+    STRATA_ASSIGN_OR_RETURN(auto samples, sim::load_step_csv(o.fit_steps));
+    STRATA_ASSIGN_OR_RETURN(auto fit, sim::fit_cost_model(samples, /*drop_stalls=*/false));
+    c.cost = fit.model;
+    std::cerr << fmt::format("strata simulate: step_s = {:.3g} + {:.3g}·prefill + {:.3g}·decode_seqs + {:.3g}·context ({})\n",
+                             c.cost.a, c.cost.b, c.cost.c, c.cost.d, c.cost.source);
+    STRATA_RETURN_IF_ERROR(sim::save_cost_model(c.cost, o.cost_model_out));
+    std::cerr << "strata simulate: wrote " << o.cost_model_out << "\n";
+  } else if (!o.profile_model.empty()) {
+    STRATA_ASSIGN_OR_RETURN(c.cost, profile_and_fit(o, engine_config, to_sim_requests(shaped, 1.0)));
+  } else if (o.cost_model == "roofline") {
+    STRATA_ASSIGN_OR_RETURN(c, roofline_choice(o, shape, engine_config.scheduler.block_size));
+  } else {
+    STRATA_ASSIGN_OR_RETURN(c.cost, sim::load_cost_model(o.cost_model));
+  }
+  if (c.blocks == 0) c.blocks = engine_kv_blocks(shape, ShardPlan::full(shape), engine_config);
+  return c;
+}
+
+// One (time scale, policy) point: a Markdown row and a JSON object.
+void report_point(double scale, const std::string& policy, size_t num_requests,
+                  const sim::SimResult& result, std::string& md, nlohmann::json& points) {
+  std::vector<double> ttft, e2e;
+  int ok = 0;
+  int64_t tokens = 0;
+  for (const sim::SimRequestResult& r : result.requests) {
+    if (!r.ok) continue;
+    ++ok;
+    tokens += r.output_tokens;
+    ttft.push_back(r.ttft_s * 1e3);
+    e2e.push_back(r.e2e_s * 1e3);
+  }
+  const bench::Percentiles t = bench::percentiles(ttft), e = bench::percentiles(e2e);
+  const double secs = result.duration_s;
+  const double tokens_per_s = secs > 0 ? tokens / secs : 0.0, requests_per_s = secs > 0 ? ok / secs : 0.0;
+  md += fmt::format("| {:g} | {} | {}/{} | {:.1f} | {:.2f} | {:.0f} / {:.0f} | {:.0f} / {:.0f} | {} | {:.0f}% / {:.0f}% | {:.0f}% |\n",
+                    scale, policy, ok, num_requests, tokens_per_s, requests_per_s, t.p50, t.p99, e.p50,
+                    e.p99, result.preemptions, 100 * result.kv_utilization_mean,
+                    100 * result.kv_utilization_max, 100 * result.busy_fraction);
+  points.push_back({{"time_scale", scale}, {"policy", policy}, {"num_requests", num_requests},
+                    {"num_ok", ok}, {"duration_s", secs}, {"output_tokens", tokens},
+                    {"output_tokens_per_s", tokens_per_s}, {"requests_per_s", requests_per_s},
+                    {"ttft_ms", {{"p50", t.p50}, {"p90", t.p90}, {"p99", t.p99}, {"mean", t.mean}}},
+                    {"e2e_ms", {{"p50", e.p50}, {"p90", e.p90}, {"p99", e.p99}, {"mean", e.mean}}},
+                    {"preemptions", result.preemptions},
+                    {"kv_utilization_mean", result.kv_utilization_mean},
+                    {"kv_utilization_max", result.kv_utilization_max},
+                    {"steps", result.steps}, {"busy_fraction", result.busy_fraction}});
+}
+
 int run_simulate(SimulateOptions& o) {
   if (Status st = config::check_ranges(o.replay); !st.ok()) return fail(st);
   if (Status st = config::check_ranges(o.worker); !st.ok()) return fail(st);
@@ -112,43 +193,9 @@ int run_simulate(SimulateOptions& o) {
   if (worker.max_model_len <= 0 || worker.max_model_len > shape->max_position_embeddings) {
     worker.max_model_len = shape->max_position_embeddings;
   }
-
-  sim::CostModel cost;
-  int64_t blocks = o.num_blocks;
-  if (!o.fit_steps.empty()) {
-    auto samples = sim::load_step_csv(o.fit_steps);
-    if (!samples.ok()) return fail(samples.status());
-    auto fit = sim::fit_cost_model(*samples, /*drop_stalls=*/false);
-    if (!fit.ok()) return fail(fit.status());
-    cost = fit->model;
-    std::cerr << fmt::format("strata simulate: step_s = {:.3g} + {:.3g}·prefill + {:.3g}·decode_seqs + {:.3g}·context ({})\n",
-                             cost.a, cost.b, cost.c, cost.d, cost.source);
-    if (Status st = sim::save_cost_model(cost, o.cost_model_out); !st.ok()) return fail(st);
-    std::cerr << "strata simulate: wrote " << o.cost_model_out << "\n";
-  } else if (!o.profile_model.empty()) {
-    auto fitted = profile_and_fit(o, engine_config, to_sim_requests(shaped, 1.0));
-    if (!fitted.ok()) return fail(fitted.status());
-    cost = *fitted;
-  } else if (o.cost_model == "roofline") {
-    auto dtype = bench::parse_roofline_dtype(o.dtype);
-    if (!dtype.ok()) return fail(dtype.status());
-    auto hw = bench::load_hardware(o.hardware, resolve_hardware_dir(o.hardware_dir));
-    if (!hw.ok()) return fail(hw.status());
-    const bench::ModelCosts costs = bench::model_costs(*shape, *dtype, *dtype);
-    cost = sim::roofline_cost_model(costs, *hw, *dtype, o.worker.tp, o.roofline_efficiency);
-    if (blocks == 0) {
-      const double kv_bytes = o.worker.server.engine.gpu_memory_fraction * hw->memory_gb * 1e9 * o.worker.tp - costs.weight_bytes;
-      blocks = static_cast<int64_t>(kv_bytes / (costs.kv_bytes_per_token * worker.block_size));
-      if (blocks < 1) return fail(invalid_argument("{} does not fit {} x{} with --gpu-memory-fraction {}", o.model_shape, o.hardware, o.worker.tp, o.worker.server.engine.gpu_memory_fraction));
-    }
-  } else {
-    auto loaded = sim::load_cost_model(o.cost_model);
-    if (!loaded.ok()) return fail(loaded.status());
-    cost = *loaded;
-  }
-  if (blocks == 0) blocks = engine_kv_blocks(*shape, ShardPlan::full(*shape), engine_config);
-
-  const router::RouterSchedulerConfig& base = o.scheduling;
+  auto choice = choose_cost_model(o, *shape, engine_config, shaped);
+  if (!choice.ok()) return fail(choice.status());
+  const auto& [cost, blocks] = *choice;
   std::cerr << fmt::format("strata simulate: {} requests, {} group(s) of {} KV blocks x {} positions; cost: {}\n",
                            shaped.size(), o.groups, blocks, worker.block_size, cost.source);
 
@@ -161,36 +208,11 @@ int run_simulate(SimulateOptions& o) {
     if (!(scale > 0)) return fail(out_of_range("--trace-time-scale must be > 0, got {}", scale));
     const std::vector<sim::SimRequest> requests = to_sim_requests(shaped, scale);
     for (const std::string& name : o.policies) {
-      auto policy = sim::parse_sim_policy(name, base);
+      auto policy = sim::parse_sim_policy(name, o.scheduling);
       if (!policy.ok()) return fail(policy.status());
       auto result = sim::simulate(config, *policy, requests);
       if (!result.ok()) return fail(result.status());
-      std::vector<double> ttft, e2e;
-      int ok = 0;
-      int64_t tokens = 0;
-      for (const sim::SimRequestResult& r : result->requests) {
-        if (!r.ok) continue;
-        ++ok;
-        tokens += r.output_tokens;
-        ttft.push_back(r.ttft_s * 1e3);
-        e2e.push_back(r.e2e_s * 1e3);
-      }
-      const bench::Percentiles t = bench::percentiles(ttft), e = bench::percentiles(e2e);
-      const double secs = result->duration_s;
-      md += fmt::format("| {:g} | {} | {}/{} | {:.1f} | {:.2f} | {:.0f} / {:.0f} | {:.0f} / {:.0f} | {} | {:.0f}% / {:.0f}% | {:.0f}% |\n",
-                        scale, name, ok, requests.size(), secs > 0 ? tokens / secs : 0.0, secs > 0 ? ok / secs : 0.0,
-                        t.p50, t.p99, e.p50, e.p99, result->preemptions, 100 * result->kv_utilization_mean,
-                        100 * result->kv_utilization_max, 100 * result->busy_fraction);
-      json_points.push_back({{"time_scale", scale}, {"policy", name}, {"num_requests", requests.size()},
-                             {"num_ok", ok}, {"duration_s", secs}, {"output_tokens", tokens},
-                             {"output_tokens_per_s", secs > 0 ? tokens / secs : 0.0},
-                             {"requests_per_s", secs > 0 ? ok / secs : 0.0},
-                             {"ttft_ms", {{"p50", t.p50}, {"p90", t.p90}, {"p99", t.p99}, {"mean", t.mean}}},
-                             {"e2e_ms", {{"p50", e.p50}, {"p90", e.p90}, {"p99", e.p99}, {"mean", e.mean}}},
-                             {"preemptions", result->preemptions},
-                             {"kv_utilization_mean", result->kv_utilization_mean},
-                             {"kv_utilization_max", result->kv_utilization_max},
-                             {"steps", result->steps}, {"busy_fraction", result->busy_fraction}});
+      report_point(scale, name, requests.size(), *result, md, json_points);
     }
   }
   std::cout << md;
