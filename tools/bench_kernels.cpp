@@ -63,6 +63,68 @@ std::vector<uint16_t> to_bf16(const std::vector<float>& v) {
   return out;
 }
 
+namespace k = strata::kernels;
+
+// One decode GEMV row: the same weights row-major and packed, each streamed from `copies`
+// replicas so that every call reads DRAM, not cache.
+void bench_decode_shape(const Shape& s, double stream_mib, double bw) {
+  const auto& be = k::cpu_backend();
+  const size_t elems = static_cast<size_t>(s.n * s.k);
+  const double bytes = static_cast<double>(elems) * 2;
+  const int copies = std::max(1, static_cast<int>(stream_mib * 1048576.0 / bytes + 0.5));
+  // One random matrix, replicated: values do not matter, distinct addresses do.
+  const auto w1 = to_bf16(random_floats(elems, 1));
+  std::vector<uint16_t> w_packed1(elems);
+  const k::WeightLayout packed_layout = be.pack_weights(
+      {.src = w1.data(), .dst = w_packed1.data(), .dtype = DType::kBF16, .n = s.n, .k = s.k});
+  const auto x = random_floats(static_cast<size_t>(s.k), 2);
+  std::vector<float> y(static_cast<size_t>(s.n));
+  const int calls = std::max(copies, static_cast<int>(2e9 / bytes / 40));
+  auto time_layout = [&](const std::vector<uint16_t>& one, k::WeightLayout layout) {
+    std::vector<uint16_t> w(elems * copies);
+    for (int c = 0; c < copies; ++c) std::copy(one.begin(), one.end(), w.begin() + c * elems);
+    return time_calls(5, calls, [&](int i) {
+      be.gemm({.x = x.data(), .ldx = s.k, .w = w.data() + (i % copies) * elems,
+               .w_dtype = DType::kBF16, .w_layout = layout, .y = y.data(), .ldy = s.n,
+               .m = 1, .n = s.n, .k = s.k});
+    });
+  };
+  const double t_row = time_layout(w1, k::WeightLayout::kRowMajor);
+  const double t_packed = time_layout(w_packed1, packed_layout);
+  const double gbs_row = bytes / t_row / 1e9, gbs_packed = bytes / t_packed / 1e9;
+  std::printf("| %s | %ld | %ld | %.1f | %.1f | %.1f | %.0f%% | %.1f | %.1f | %.0f%% |\n",
+              s.model, s.k, s.n, bytes / 1048576.0, t_row * 1e6, gbs_row,
+              100.0 * gbs_row / bw, t_packed * 1e6, gbs_packed, 100.0 * gbs_packed / bw);
+  std::fflush(stdout);
+}
+
+// One prefill GEMM row: ours in bf16 and fp32 against OpenBLAS sgemm.
+void bench_prefill_shape(int64_t m, const Shape& s) {
+  const auto& be = k::cpu_backend();
+  const auto wf = random_floats(static_cast<size_t>(s.n * s.k), 3);
+  const auto wb = to_bf16(wf);
+  const auto x = random_floats(static_cast<size_t>(m * s.k), 4);
+  std::vector<float> y(static_cast<size_t>(m * s.n));
+  const double flop = 2.0 * m * s.n * s.k;
+  const int reps = flop > 2e10 ? 3 : 5;
+  auto ours = [&](DType dtype, const void* w) {
+    return flop / 1e9 / time_calls(reps, 1, [&](int) {
+      be.gemm({.x = x.data(), .ldx = s.k, .w = w, .w_dtype = dtype, .y = y.data(),
+               .ldy = s.n, .m = m, .n = s.n, .k = s.k});
+    });
+  };
+  const double bf16 = ours(DType::kBF16, wb.data());
+  const double f32 = ours(DType::kF32, wf.data());
+  const double blas = flop / 1e9 / time_calls(reps, 1, [&](int) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m),
+                static_cast<int>(s.n), static_cast<int>(s.k), 1.0f, x.data(),
+                static_cast<int>(s.k), wf.data(), static_cast<int>(s.k), 0.0f, y.data(),
+                static_cast<int>(s.n));
+  });
+  std::printf("| %ld | %ld | %ld | %.0f | %.0f | %.0f |\n", m, s.k, s.n, bf16, f32, blas);
+  std::fflush(stdout);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -77,10 +139,8 @@ int main(int argc, char** argv) {
   app.add_flag("--skip-prefill", skip_prefill, "only bandwidth and decode");
   CLI11_PARSE(app, argc, argv);
 
-  namespace k = strata::kernels;
   k::set_cpu_threads(threads);
   openblas_set_num_threads(threads);
-  const auto& be = k::cpu_backend();
 
   const double bw = k::cpu::measure_read_bandwidth_gb_per_s(size_t{512} << 20, threads);
   std::printf("CPU path: %s, threads: %d\n\n", std::string(k::cpu_isa_name()).c_str(), threads);
@@ -96,35 +156,7 @@ int main(int argc, char** argv) {
       {"llama-110m", 768, 32000}, {"llama-110m", 2048, 768},    {"TinyLlama-1.1B", 2048, 2560},
       {"TinyLlama-1.1B", 2048, 2048}, {"TinyLlama-1.1B", 2048, 11264},
       {"TinyLlama-1.1B", 2048, 32000}, {"TinyLlama-1.1B", 5632, 2048}};
-  for (const Shape& s : decode) {
-    const size_t elems = static_cast<size_t>(s.n * s.k);
-    const double bytes = static_cast<double>(elems) * 2;
-    const int copies = std::max(1, static_cast<int>(stream_mib * 1048576.0 / bytes + 0.5));
-    // One random matrix, replicated: values do not matter, distinct addresses do.
-    const auto w1 = to_bf16(random_floats(elems, 1));
-    std::vector<uint16_t> w_packed1(elems);
-    const k::WeightLayout packed_layout = be.pack_weights(
-        {.src = w1.data(), .dst = w_packed1.data(), .dtype = DType::kBF16, .n = s.n, .k = s.k});
-    const auto x = random_floats(static_cast<size_t>(s.k), 2);
-    std::vector<float> y(static_cast<size_t>(s.n));
-    const int calls = std::max(copies, static_cast<int>(2e9 / bytes / 40));
-    auto time_layout = [&](const std::vector<uint16_t>& one, k::WeightLayout layout) {
-      std::vector<uint16_t> w(elems * copies);
-      for (int c = 0; c < copies; ++c) std::copy(one.begin(), one.end(), w.begin() + c * elems);
-      return time_calls(5, calls, [&](int i) {
-        be.gemm({.x = x.data(), .ldx = s.k, .w = w.data() + (i % copies) * elems,
-                 .w_dtype = DType::kBF16, .w_layout = layout, .y = y.data(), .ldy = s.n,
-                 .m = 1, .n = s.n, .k = s.k});
-      });
-    };
-    const double t_row = time_layout(w1, k::WeightLayout::kRowMajor);
-    const double t_packed = time_layout(w_packed1, packed_layout);
-    const double gbs_row = bytes / t_row / 1e9, gbs_packed = bytes / t_packed / 1e9;
-    std::printf("| %s | %ld | %ld | %.1f | %.1f | %.1f | %.0f%% | %.1f | %.1f | %.0f%% |\n",
-                s.model, s.k, s.n, bytes / 1048576.0, t_row * 1e6, gbs_row,
-                100.0 * gbs_row / bw, t_packed * 1e6, gbs_packed, 100.0 * gbs_packed / bw);
-    std::fflush(stdout);
-  }
+  for (const Shape& s : decode) bench_decode_shape(s, stream_mib, bw);
   if (skip_prefill) return 0;
 
   std::printf("\n### Prefill GEMM GFLOP/s (TinyLlama-1.1B shapes)\n\n");
@@ -133,30 +165,7 @@ int main(int argc, char** argv) {
   const std::vector<Shape> prefill = {{"", 2048, 2560}, {"", 2048, 2048}, {"", 2048, 11264},
                                       {"", 2048, 32000}, {"", 5632, 2048}};
   for (int64_t m : {128, 512}) {
-    for (const Shape& s : prefill) {
-      const auto wf = random_floats(static_cast<size_t>(s.n * s.k), 3);
-      const auto wb = to_bf16(wf);
-      const auto x = random_floats(static_cast<size_t>(m * s.k), 4);
-      std::vector<float> y(static_cast<size_t>(m * s.n));
-      const double flop = 2.0 * m * s.n * s.k;
-      const int reps = flop > 2e10 ? 3 : 5;
-      auto ours = [&](DType dtype, const void* w) {
-        return flop / 1e9 / time_calls(reps, 1, [&](int) {
-          be.gemm({.x = x.data(), .ldx = s.k, .w = w, .w_dtype = dtype, .y = y.data(),
-                   .ldy = s.n, .m = m, .n = s.n, .k = s.k});
-        });
-      };
-      const double bf16 = ours(DType::kBF16, wb.data());
-      const double f32 = ours(DType::kF32, wf.data());
-      const double blas = flop / 1e9 / time_calls(reps, 1, [&](int) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m),
-                    static_cast<int>(s.n), static_cast<int>(s.k), 1.0f, x.data(),
-                    static_cast<int>(s.k), wf.data(), static_cast<int>(s.k), 0.0f, y.data(),
-                    static_cast<int>(s.n));
-      });
-      std::printf("| %ld | %ld | %ld | %.0f | %.0f | %.0f |\n", m, s.k, s.n, bf16, f32, blas);
-      std::fflush(stdout);
-    }
+    for (const Shape& s : prefill) bench_prefill_shape(m, s);
   }
   return 0;
 }
