@@ -98,9 +98,9 @@ StreamClient::StreamClient(const Endpoint& endpoint, ClientOptions options)
 
 StreamClient::~StreamClient() = default;
 
-RequestResult StreamClient::run(const RequestSpec& spec) {
-  RequestResult r;
-  r.input_tokens = static_cast<int32_t>(spec.prompt_ids.size());
+namespace {
+
+json request_body(const RequestSpec& spec, const ClientOptions& options) {
   json body = {{"prompt", spec.prompt_ids},
                {"max_tokens", std::max(spec.output_tokens, spec.max_tokens_cap)},
                {"ignore_eos", true},
@@ -108,19 +108,38 @@ RequestResult StreamClient::run(const RequestSpec& spec) {
                {"stream", true},
                {"stream_options", {{"include_usage", true}}}};
   if (spec.max_tokens_cap > spec.output_tokens) body["stop_after_tokens"] = spec.output_tokens;
-  if (!impl_->options.model.empty()) body["model"] = impl_->options.model;
-  if (impl_->options.return_token_ids) body["return_token_ids"] = true;
-  const std::string payload = body.dump();
+  if (!options.model.empty()) body["model"] = options.model;
+  if (options.return_token_ids) body["return_token_ids"] = true;
+  return body;
+}
 
-  SseParser parser;
+// Tokens one streamed choice carries: its token ids when the server returns them, else one
+// per non-empty text or content delta.
+int32_t tokens_in_choice(const json& c) {
+  if (auto ids = c.find("token_ids"); ids != c.end() && ids->is_array()) {
+    return static_cast<int32_t>(ids->size());
+  }
+  if (auto text = c.find("text"); text != c.end() && text->is_string() &&
+                                  !text->get_ref<const std::string&>().empty()) {
+    return 1;
+  }
+  if (auto delta = c.find("delta"); delta != c.end() && delta->contains("content") &&
+                                    (*delta)["content"].is_string() &&
+                                    !(*delta)["content"].get_ref<const std::string&>().empty()) {
+    return 1;
+  }
+  return 0;
+}
+
+// What one stream's events say: tokens with their arrival times, usage, [DONE], errors.
+struct StreamTally {
+  RequestResult& r;
+  Clock::time_point t0;
   bool done = false;
-  std::string stream_error;
+  std::string error;
   double last_arrival_s = 0;
-  std::string error_body;
-  int status = 0;
-  const Clock::time_point t0 = Clock::now();
 
-  auto on_event = [&](std::string_view data) {
+  void on_event(std::string_view data) {
     const double now_s = seconds_since(t0);
     if (data == "[DONE]") {
       done = true;
@@ -128,32 +147,20 @@ RequestResult StreamClient::run(const RequestSpec& spec) {
     }
     json event = json::parse(data, nullptr, /*allow_exceptions=*/false);
     if (event.is_discarded()) {
-      stream_error = "malformed SSE event";
+      error = "malformed SSE event";
       return;
     }
     if (event.contains("error")) {
-      stream_error = "stream error";
+      error = "stream error";
       return;
     }
     if (auto u = event.find("usage"); u != event.end() && u->is_object()) {
       if (u->contains("prompt_tokens")) r.usage_prompt_tokens = (*u)["prompt_tokens"].get<int32_t>();
-      if (u->contains("completion_tokens")) {
-        r.usage_completion_tokens = (*u)["completion_tokens"].get<int32_t>();
-      }
+      if (u->contains("completion_tokens")) r.usage_completion_tokens = (*u)["completion_tokens"].get<int32_t>();
     }
     auto choices = event.find("choices");
     if (choices == event.end() || !choices->is_array() || choices->empty()) return;
-    const json& c = (*choices)[0];
-    int32_t k = 0;
-    if (auto ids = c.find("token_ids"); ids != c.end() && ids->is_array()) {
-      k = static_cast<int32_t>(ids->size());
-    } else if (auto text = c.find("text"); text != c.end() && text->is_string() && !text->get_ref<const std::string&>().empty()) {
-      k = 1;
-    } else if (auto delta = c.find("delta"); delta != c.end() && delta->contains("content") &&
-                                             (*delta)["content"].is_string() &&
-                                             !(*delta)["content"].get_ref<const std::string&>().empty()) {
-      k = 1;
-    }
+    const int32_t k = tokens_in_choice((*choices)[0]);
     if (k == 0) return;
     if (r.output_tokens == 0) {
       r.ttft_s = now_s;
@@ -164,12 +171,36 @@ RequestResult StreamClient::run(const RequestSpec& spec) {
     }
     last_arrival_s = now_s;
     r.output_tokens += k;
-  };
+  }
+
+  // The request's verdict once the response has ended with HTTP 200.
+  void finish() {
+    if (!error.empty()) {
+      r.failure = error;
+    } else if (!done) {
+      r.failure = "stream ended without [DONE]";
+    } else if (r.output_tokens == 0) {
+      r.failure = "no tokens";
+    } else {
+      r.ok = true;
+    }
+  }
+};
+
+}  // namespace
+
+RequestResult StreamClient::run(const RequestSpec& spec) {
+  RequestResult r;
+  r.input_tokens = static_cast<int32_t>(spec.prompt_ids.size());
+  SseParser parser;
+  StreamTally tally{.r = r, .t0 = Clock::now()};
+  int status = 0;
+  std::string error_body;
 
   httplib::Request req;
   req.method = "POST";
   req.path = impl_->endpoint.prefix + "/v1/completions";
-  req.body = payload;
+  req.body = request_body(spec, impl_->options).dump();
   req.set_header("Content-Type", "application/json");
   req.set_header("Accept", "text/event-stream");
   req.response_handler = [&](const httplib::Response& res) {
@@ -181,27 +212,17 @@ RequestResult StreamClient::run(const RequestSpec& spec) {
       error_body.append(data, std::min<size_t>(size, 512));
       return true;
     }
-    parser.feed(data, size, on_event);
+    parser.feed(data, size, [&](std::string_view event) { tally.on_event(event); });
     return true;
   };
   auto result = impl_->client->send(req);
-  r.e2e_s = seconds_since(t0);
+  r.e2e_s = seconds_since(tally.t0);
   if (!result) {
     r.failure = "connection: " + httplib::to_string(result.error());
-    return r;
-  }
-  if (status != 200) {
+  } else if (status != 200) {
     r.failure = "http " + std::to_string(status);
-    return r;
-  }
-  if (!stream_error.empty()) {
-    r.failure = stream_error;
-  } else if (!done) {
-    r.failure = "stream ended without [DONE]";
-  } else if (r.output_tokens == 0) {
-    r.failure = "no tokens";
   } else {
-    r.ok = true;
+    tally.finish();
   }
   return r;
 }
