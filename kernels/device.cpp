@@ -121,8 +121,7 @@ int64_t attention_workspace_bytes(const KernelReserveRequest& r) {
 }
 
 int64_t kernel_reserve_bytes(const KernelReserveRequest& r) {
-  // The scratch grows by a quarter past what is asked, in whole MiB (cuda_context.cpp).
-  const int64_t scratch = kernels::cuda::align_up(kernel_scratch_bytes(r) * 5 / 4, 1 << 20);
+  const int64_t scratch = kernels::cuda::align_up(kernel_scratch_bytes(r), 1 << 20);
   constexpr int64_t kGraphsAndContext = int64_t{64} << 20;
   return kernels::cuda::kCublasWorkspaceBytes + scratch + attention_workspace_bytes(r) +
          kGraphsAndContext;
@@ -137,10 +136,9 @@ DecodeGraphRunner::DecodeGraphRunner(std::vector<int> buckets) {
 
 DecodeGraphRunner::~DecodeGraphRunner() = default;
 
-Status DecodeGraphRunner::capture(int64_t scratch_bytes,
-                                  const std::function<void(int bucket)>& step) {
+Status DecodeGraphRunner::capture(const std::function<void(int bucket)>& step) {
   if (!impl_) return unimplemented("CUDA graphs need a build with -DSTRATA_CUDA=ON");
-  return impl_->capture(scratch_bytes, step);
+  return impl_->capture(step);
 }
 
 bool DecodeGraphRunner::captured() const { return impl_ && impl_->captured(); }

@@ -32,7 +32,7 @@ struct DeviceMemoryUse {
 class DecodeGraphImpl {
  public:
   virtual ~DecodeGraphImpl() = default;
-  virtual Status capture(int64_t scratch_bytes, const std::function<void(int bucket)>& step) = 0;
+  virtual Status capture(const std::function<void(int bucket)>& step) = 0;
   virtual bool captured() const = 0;
   virtual void bind() const = 0;
   virtual bool replay(int bucket) = 0;
@@ -74,8 +74,8 @@ const kernels::KernelBackend& backend_for(Device device);
 // Zeros for the CPU.
 DeviceMemoryUse device_memory_use(Device device);
 
-// What a model's step may ask of the CUDA kernels besides tensors, for the memory plan and
-// for sizing their scratch before graphs are captured.
+// What a model's step may ask of the CUDA kernels besides its activations, for the memory
+// plan.
 struct KernelReserveRequest {
   DType weight_dtype = DType::kF32;
   int64_t max_tokens = 0;  // tokens of the largest step
@@ -89,9 +89,9 @@ int64_t kernel_scratch_bytes(const KernelReserveRequest& r);
 // The largest decode attention workspace of such a step (the partial softmaxes), which
 // the model owns and hands to every layer's attention.
 int64_t attention_workspace_bytes(const KernelReserveRequest& r);
-// Device memory the CUDA runtime and the kernels take outside the model's tensors: cuBLAS
-// workspace, GEMM scratch, the attention workspace, and an allowance for the CUDA
-// context's own allocations and captured graphs.
+// Device memory the CUDA runtime and the kernels take besides the model's activations:
+// cuBLAS workspace, the GEMM and attention workspaces (the model holds them, the kernels
+// size them), and an allowance for the CUDA context's own allocations and captured graphs.
 int64_t kernel_reserve_bytes(const KernelReserveRequest& r);
 
 // CUDA graphs of one model's padded decode step (worker/model/step_inputs.h), one per bucket,
@@ -101,10 +101,10 @@ class DecodeGraphRunner {
   explicit DecodeGraphRunner(std::vector<int> buckets);  // not copyable: it owns the graphs
   ~DecodeGraphRunner();
 
-  // Grows the kernels' scratch to scratch_bytes (no kernel may grow it later: a captured
-  // graph keeps the address), then for each bucket runs step(bucket) once eagerly and
-  // captures it. step must read its inputs from fixed device buffers.
-  Status capture(int64_t scratch_bytes, const std::function<void(int bucket)>& step);
+  // For each bucket runs step(bucket) once eagerly and captures it. step must read its
+  // inputs from fixed device buffers and use workspaces that do not move (a captured graph
+  // keeps their addresses).
+  Status capture(const std::function<void(int bucket)>& step);
   bool captured() const;
   // Once captured, makes the graphs' stream this thread's launch stream, so the step's
   // input upload, the replay and the logits copy are ordered on one stream.

@@ -45,6 +45,10 @@ struct GemmParams {
   int64_t ldy = 0;
   int64_t m = 0, n = 0, k = 0;
   bool accumulate = false;      // y += x·Wᵀ: fuses the residual add
+  // [gemm_workspace_bytes(w_dtype, m, k)] bytes of backend memory, 64-byte aligned, for the
+  // activations converted once per call. The caller owns it (the model sizes one for its
+  // largest step), so no call allocates and a captured CUDA graph keeps its address.
+  void* workspace = nullptr;
 };
 
 // out = x / sqrt(mean(x²) + eps) · weight, per row. out may alias x.
@@ -238,6 +242,8 @@ struct PackWeightsParams {
 struct KernelBackend {
   std::string_view name;
   void (*gemm)(const GemmParams&);
+  // Bytes GemmParams::workspace must hold for an [m, k] input against w_dtype weights.
+  int64_t (*gemm_workspace_bytes)(DType w_dtype, int64_t m, int64_t k);
   void (*rmsnorm)(const RmsNormParams&);
   void (*rope)(const RopeParams&);
   void (*silu_mul)(const SiluMulParams&);

@@ -172,11 +172,14 @@ void bench_gemm() {
     void* weights = w;
     float* w32 = nullptr;
     if (dtype == strata::DType::kF32) weights = w32 = device_alloc<float>(static_cast<size_t>(n * kk));
+    const int64_t work_bytes = kn::cuda_backend().gemm_workspace_bytes(dtype, m, kk);
+    unsigned char* work = work_bytes > 0 ? device_alloc<unsigned char>(static_cast<size_t>(work_bytes)) : nullptr;
     const kn::GemmParams p{.x = x, .ldx = kk, .w = weights, .w_dtype = dtype, .y = y, .ldy = n,
-                           .m = m, .n = n, .k = kk};
+                           .m = m, .n = n, .k = kk, .workspace = work};
     const double s = time_calls(5, [&] { kn::cuda_backend().gemm(p); });
     report(name, flops / s / 1e12, "TFLOP/s", peak);
     if (w32 != nullptr) cudaFree(w32);
+    if (work != nullptr) cudaFree(work);
   }
   cublasDestroy(handle);
   cudaFree(x);

@@ -16,6 +16,7 @@
 #include "kernels/cpu/bandwidth_probe.h"
 #include "kernels/dtype.h"
 #include "kernels/ops.h"
+#include "kernels/tensor.h"
 
 namespace {
 
@@ -26,6 +27,12 @@ struct Shape {
   const char* model;
   int64_t k, n;
 };
+
+// What the model provides every GEMM: a workspace of the size the backend asks for.
+strata::Tensor gemm_workspace(DType dtype, int64_t m, int64_t k) {
+  const int64_t bytes = strata::kernels::cpu_backend().gemm_workspace_bytes(dtype, m, k);
+  return strata::Tensor::empty(DType::kU8, {bytes > 0 ? bytes : 1});
+}
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -80,13 +87,14 @@ void bench_decode_shape(const Shape& s, double stream_mib, double bw) {
   const auto x = random_floats(static_cast<size_t>(s.k), 2);
   std::vector<float> y(static_cast<size_t>(s.n));
   const int calls = std::max(copies, static_cast<int>(2e9 / bytes / 40));
+  const strata::Tensor work = gemm_workspace(DType::kBF16, 1, s.k);
   auto time_layout = [&](const std::vector<uint16_t>& one, k::WeightLayout layout) {
     std::vector<uint16_t> w(elems * copies);
     for (int c = 0; c < copies; ++c) std::copy(one.begin(), one.end(), w.begin() + c * elems);
     return time_calls(5, calls, [&](int i) {
       be.gemm({.x = x.data(), .ldx = s.k, .w = w.data() + (i % copies) * elems,
                .w_dtype = DType::kBF16, .w_layout = layout, .y = y.data(), .ldy = s.n,
-               .m = 1, .n = s.n, .k = s.k});
+               .m = 1, .n = s.n, .k = s.k, .workspace = work.raw()});
     });
   };
   const double t_row = time_layout(w1, k::WeightLayout::kRowMajor);
@@ -108,9 +116,10 @@ void bench_prefill_shape(int64_t m, const Shape& s) {
   const double flop = 2.0 * m * s.n * s.k;
   const int reps = flop > 2e10 ? 3 : 5;
   auto ours = [&](DType dtype, const void* w) {
+    const strata::Tensor work = gemm_workspace(dtype, m, s.k);
     return flop / 1e9 / time_calls(reps, 1, [&](int) {
       be.gemm({.x = x.data(), .ldx = s.k, .w = w, .w_dtype = dtype, .y = y.data(),
-               .ldy = s.n, .m = m, .n = s.n, .k = s.k});
+               .ldy = s.n, .m = m, .n = s.n, .k = s.k, .workspace = work.raw()});
     });
   };
   const double bf16 = ours(DType::kBF16, wb.data());

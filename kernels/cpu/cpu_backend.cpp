@@ -12,6 +12,7 @@ const KernelBackend& cpu_backend() {
   static const KernelBackend backend{
       .name = "cpu",
       .gemm = cpu::gemm,
+      .gemm_workspace_bytes = cpu::gemm_workspace_bytes,
       .rmsnorm = cpu::rmsnorm,
       .rope = cpu::rope,
       .silu_mul = cpu::silu_mul,

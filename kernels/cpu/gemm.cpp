@@ -1,34 +1,12 @@
 #include "kernels/cpu/gemm.h"
 
-#include <cstdlib>
+#include <cstdint>
 #include <cstring>
-#include <memory>
 
 #include "common/check.h"
 #include "kernels/cpu/isa.h"
 
 namespace strata::kernels::cpu {
-namespace {
-
-// Per-thread scratch that only grows: a serving loop calls gemm with the same few shapes,
-// so after warm-up there is no allocation on the hot path.
-void* scratch(size_t bytes) {
-  struct Deleter {
-    void operator()(void* ptr) const { std::free(ptr); }
-  };
-  thread_local std::unique_ptr<void, Deleter> buffer;
-  thread_local size_t capacity = 0;
-  if (bytes > capacity) {
-    const size_t rounded = (bytes + 4095) / 4096 * 4096;
-    buffer.reset(std::aligned_alloc(64, rounded));
-    STRATA_CHECK(buffer != nullptr);
-    capacity = rounded;
-  }
-  return buffer.get();
-}
-
-}  // namespace
-
 WeightLayout pack_weights(const PackWeightsParams& p) {
   STRATA_CHECK(p.dtype == DType::kF32 || p.dtype == DType::kBF16 || p.dtype == DType::kF16);
   STRATA_CHECK(p.n >= 0 && p.k >= 0 && p.src != nullptr && p.dst != nullptr);
@@ -47,6 +25,15 @@ WeightLayout pack_weights(const PackWeightsParams& p) {
   return WeightLayout::kTiled;
 }
 
+int64_t gemm_workspace_bytes(DType w_dtype, int64_t m, int64_t k) {
+  switch (cpu_isa()) {
+    case CpuIsa::kAvx512: return gemm_workspace_bytes_avx512(w_dtype, m, k);
+    case CpuIsa::kAvx2: return gemm_workspace_bytes_avx2(m, k);
+    case CpuIsa::kScalar: return 0;
+  }
+  return 0;
+}
+
 void gemm(const GemmParams& p) {
   STRATA_CHECK(p.w_dtype == DType::kF32 || p.w_dtype == DType::kBF16 ||
                p.w_dtype == DType::kF16);
@@ -55,13 +42,15 @@ void gemm(const GemmParams& p) {
   STRATA_CHECK(p.x != nullptr && p.w != nullptr && p.y != nullptr);
   STRATA_CHECK(p.ldx >= p.k && p.ldy >= p.n);
   STRATA_CHECK(p.w_layout == WeightLayout::kRowMajor || p.w_layout == WeightLayout::kTiled);
+  STRATA_CHECK(p.workspace != nullptr || gemm_workspace_bytes(p.w_dtype, p.m, p.k) == 0);
+  STRATA_CHECK(reinterpret_cast<uintptr_t>(p.workspace) % 64 == 0);
   const int threads = num_threads();
   switch (cpu_isa()) {
     case CpuIsa::kAvx512:
-      gemm_avx512(p, scratch(gemm_workspace_bytes_avx512(p)), threads);
+      gemm_avx512(p, p.workspace, threads);
       return;
     case CpuIsa::kAvx2:
-      gemm_avx2(p, scratch(gemm_workspace_bytes_avx2(p)), threads);
+      gemm_avx2(p, p.workspace, threads);
       return;
     case CpuIsa::kScalar:
       gemm_scalar(p, threads);

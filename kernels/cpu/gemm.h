@@ -14,6 +14,8 @@
 namespace strata::kernels::cpu {
 
 void gemm(const GemmParams& p);
+// Bytes of GemmParams::workspace for the ISA path cpu_isa() picks now.
+int64_t gemm_workspace_bytes(DType w_dtype, int64_t m, int64_t k);
 
 // Writes a row-major matrix in WeightLayout::kTiled (see ops.h), which all three ISA paths
 // read; returns kTiled.
@@ -29,11 +31,11 @@ static inline int64_t tiled_offset(int64_t j, int64_t kk, int64_t n, int64_t k) 
   return first * k + c0 * rows + (j - first) * len + (kk - c0);
 }
 
-// The ISA paths. x_work: caller-owned scratch of gemm_workspace_bytes(p) bytes (64-byte
+// The ISA paths. x_work: caller-owned scratch of gemm_workspace_bytes_<isa> bytes (64-byte
 // aligned) for the activations converted once per call.
-size_t gemm_workspace_bytes_avx512(const GemmParams& p);
+int64_t gemm_workspace_bytes_avx512(DType w_dtype, int64_t m, int64_t k);
 void gemm_avx512(const GemmParams& p, void* x_work, int threads);
-size_t gemm_workspace_bytes_avx2(const GemmParams& p);
+int64_t gemm_workspace_bytes_avx2(int64_t m, int64_t k);
 void gemm_avx2(const GemmParams& p, void* x_work, int threads);
 void gemm_scalar(const GemmParams& p, int threads);
 

@@ -211,9 +211,7 @@ void run(const GemmParams& p, float* packed, int threads) {
 
 }  // namespace
 
-size_t gemm_workspace_bytes_avx2(const GemmParams& p) {
-  return static_cast<size_t>(p.m * round_up(p.k, 8) * 4 + 64);
-}
+int64_t gemm_workspace_bytes_avx2(int64_t m, int64_t k) { return m * round_up(k, 8) * 4 + 64; }
 
 void gemm_avx2(const GemmParams& p, void* x_work, int threads) {
   auto* packed = static_cast<float*>(x_work);

@@ -114,6 +114,7 @@ const KernelBackend& cuda_backend() {
   static const KernelBackend backend{
       .name = "cuda",
       .gemm = cuda::gemm,
+      .gemm_workspace_bytes = cuda::gemm_scratch_bytes,
       .rmsnorm = cuda::rmsnorm,
       .rope = cuda::rope,
       .silu_mul = cuda::silu_mul,

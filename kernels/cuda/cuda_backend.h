@@ -14,8 +14,8 @@
 //     are ready after synchronize() or a later stream-ordered operation;
 //   - copy is cudaMemcpy(2D)Async on that stream: from pageable host memory the source is
 //     staged before it returns; into pageable host memory it returns when the data is there;
-//   - GEMM scratch comes from a per-thread workspace that only grows. Before capturing a
-//     graph, call reserve_workspace(); growing inside a capture is an error.
+//   - GEMM and attention scratch is the caller's (GemmParams / PagedAttentionParams
+//     workspace): no op allocates, so a captured graph replays the same addresses.
 //
 // Numerics versus the CPU twin (cpu_backend()), which the GPU tests check:
 //   - fp32 GEMM is plain FP32 (no TF32); bf16/fp16 weights round the activations to the
@@ -46,9 +46,6 @@ std::string device_description(int device = 0);
 void set_stream(void* stream);
 void* current_stream();
 void synchronize();
-
-// Grows this thread's GEMM scratch to at least this size now (not during a graph capture).
-void reserve_workspace(int64_t scratch_bytes);
 
 }  // namespace cuda
 }  // namespace strata::kernels

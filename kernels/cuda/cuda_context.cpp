@@ -15,31 +15,6 @@ void cuda_fail(const char* what, const char* detail, const char* file, int line)
   std::abort();
 }
 
-DeviceWorkspace::~DeviceWorkspace() {
-  if (data_ != nullptr) cudaFree(data_);  // no check: may run after the driver shut down
-}
-
-void* DeviceWorkspace::get(int64_t bytes, cudaStream_t stream) {
-  if (bytes <= bytes_) return data_;
-  cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
-  STRATA_CUDA_CHECK(cudaStreamIsCapturing(stream, &capturing));
-  if (capturing != cudaStreamCaptureStatusNone) {
-    cuda_fail("DeviceWorkspace::get",
-              fmt::format("workspace must grow from {} to {} bytes during a CUDA graph capture; "
-                          "call reserve_workspace() before capturing",
-                          bytes_, bytes)
-                  .c_str(),
-              __FILE__, __LINE__);
-  }
-  // Kernels still in flight may read the old buffer.
-  STRATA_CUDA_CHECK(cudaStreamSynchronize(stream));
-  if (data_ != nullptr) STRATA_CUDA_CHECK(cudaFree(data_));
-  const int64_t rounded = align_up(bytes + bytes / 4, 1 << 20);  // grow by >= 25%
-  STRATA_CUDA_CHECK(cudaMalloc(&data_, static_cast<size_t>(rounded)));
-  bytes_ = rounded;
-  return data_;
-}
-
 CudaContext::CudaContext() {
   STRATA_CUBLAS_CHECK(cublasCreate(&cublas));
   STRATA_CUDA_CHECK(cudaMalloc(&cublas_workspace, kCublasWorkspaceBytes));
@@ -95,10 +70,5 @@ void set_stream(void* stream) {
 void* current_stream() { return context().stream; }
 
 void synchronize() { STRATA_CUDA_CHECK(cudaStreamSynchronize(context().stream)); }
-
-void reserve_workspace(int64_t scratch_bytes) {
-  CudaContext& ctx = context();
-  ctx.scratch.get(scratch_bytes, ctx.stream);
-}
 
 }  // namespace strata::kernels::cuda

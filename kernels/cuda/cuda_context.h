@@ -1,6 +1,6 @@
-// Per-thread CUDA state of the backend: the stream, the cuBLAS handle and the grow-only
-// scratch of one GEMM's temporaries. Attention keeps nothing here: its plan, metadata and
-// workspace belong to the caller (kernels/ops.h). Internal to kernels/cuda.
+// Per-thread CUDA state of the backend: the stream and the cuBLAS handle with its
+// workspace. Ops keep no scratch here: their plans, metadata and workspaces belong to the
+// caller (kernels/ops.h). Internal to kernels/cuda.
 #pragma once
 
 #include <cublas_v2.h>
@@ -33,21 +33,6 @@ namespace strata::kernels::cuda {
 // Checks the last kernel launch (configuration errors surface here, not at the next sync).
 #define STRATA_CUDA_CHECK_LAUNCH() STRATA_CUDA_CHECK(cudaGetLastError())
 
-class DeviceWorkspace {
- public:
-  DeviceWorkspace() = default;
-  ~DeviceWorkspace();
-  DeviceWorkspace(const DeviceWorkspace&) = delete;
-  DeviceWorkspace& operator=(const DeviceWorkspace&) = delete;
-  // At least `bytes`, 256-byte aligned; contents are not kept across growth.
-  void* get(int64_t bytes, cudaStream_t stream);
-  int64_t capacity() const { return bytes_; }
-
- private:
-  void* data_ = nullptr;
-  int64_t bytes_ = 0;
-};
-
 struct CudaContext {
   CudaContext();   // handles and the cuBLAS workspace on the current device
   ~CudaContext();  // unchecked: may run at thread exit, after the driver shut down
@@ -57,7 +42,6 @@ struct CudaContext {
   cudaStream_t stream = nullptr;
   cublasHandle_t cublas = nullptr;
   void* cublas_workspace = nullptr;  // kCublasWorkspaceBytes
-  DeviceWorkspace scratch;
 };
 
 // This thread's context, created on first use (handles bound to the current device).

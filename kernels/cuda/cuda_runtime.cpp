@@ -19,8 +19,7 @@ class CudaDecodeGraphs final : public DecodeGraphImpl {
     }
   }
 
-  Status capture(int64_t scratch_bytes, const std::function<void(int bucket)>& step) override {
-    reserve_workspace(scratch_bytes);
+  Status capture(const std::function<void(int bucket)>& step) override {
     return graphs_.capture(step);
   }
   bool captured() const override { return graphs_.captured(); }

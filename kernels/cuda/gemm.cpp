@@ -5,7 +5,7 @@
 // (ldb = ldx), C = yᵀ (ldc = ldy). No copies or transposes of the weights are needed.
 //
 //   fp32 weights:       cublasSgemm in plain FP32 (no TF32, see cuda_context.cpp)
-//   bf16 / fp16 weights: x rounded to the weights' type into scratch, then cublasGemmEx
+//   bf16 / fp16 weights: x rounded to the weights' type into the caller's workspace, then cublasGemmEx
 //                       with fp32 output and CUBLAS_COMPUTE_32F (tensor cores)
 #include <fmt/format.h>
 
@@ -37,7 +37,9 @@ void gemm(const GemmParams& p) {
     case DType::kBF16:
     case DType::kF16: {
       const cudaDataType type = p.w_dtype == DType::kBF16 ? CUDA_R_16BF : CUDA_R_16F;
-      void* x16 = ctx.scratch.get(gemm_scratch_bytes(p.w_dtype, p.m, p.k), ctx.stream);
+      // x rounded to the weights' type, in the caller's workspace.
+      STRATA_CHECK(p.workspace != nullptr);
+      void* x16 = p.workspace;
       launch_convert_rows(p.x, p.ldx, p.m, p.k, p.w_dtype, x16, ctx.stream);
       STRATA_CUBLAS_CHECK(cublasGemmEx(ctx.cublas, CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, &alpha, p.w,
                                        type, k, x16, type, k, &beta, p.y, CUDA_R_32F,

@@ -40,9 +40,12 @@ TEST_F(GpuKernels, GemmMatchesCpuPerDtypeWithBiasAndAccumulate) {
         std::vector<float> want = y0;
         GemmParams p{.x = x.data(), .ldx = k, .w = w_host, .w_dtype = dtype, .bias = bias.data(),
                      .y = want.data(), .ldy = n, .m = m, .n = n, .k = k, .accumulate = accumulate};
-        cpu_backend().gemm(p);
+        testing::cpu_gemm(p);
         DeviceArray<float> dy_run(y0);
+        DeviceArray<unsigned char> dwork(std::vector<unsigned char>(
+            static_cast<size_t>(std::max<int64_t>(1, cuda_backend().gemm_workspace_bytes(dtype, m, k)))));
         GemmParams dp = p;
+        dp.workspace = dwork.get();
         dp.x = dx.get();
         dp.w = dw.get();
         dp.bias = dbias.get();

@@ -198,7 +198,9 @@ TEST(AttentionPlan, ItemsCoverEveryQueryOnceAndFitTheMetadataBound) {
     }
     for (size_t s = 0; s < pool.seqs.size(); ++s) {
       queries += pool.seqs[s].num_queries;
-      if (!c.decode) EXPECT_EQ(covered[s], pool.seqs[s].num_queries);
+      if (!c.decode) {
+        EXPECT_EQ(covered[s], pool.seqs[s].num_queries);
+      }
     }
     EXPECT_EQ(plan.decode_splits, c.decode ? 1 : 0);  // the CPU never splits a context
     const int n = static_cast<int>(pool.seqs.size());

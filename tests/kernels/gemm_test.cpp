@@ -14,6 +14,7 @@
 namespace strata::kernels {
 namespace {
 
+using testing::cpu_gemm;
 using testing::for_each_isa;
 using testing::random_floats;
 
@@ -47,7 +48,7 @@ Weights make_weights(DType dtype, int64_t n, int64_t k, uint32_t seed) {
 void run_gemm(const std::vector<float>& x, int64_t ldx, const Weights& w, const float* bias,
               std::vector<float>& y, int64_t ldy, int64_t m, int64_t n, int64_t k,
               bool accumulate) {
-  cpu_backend().gemm({.x = x.data(), .ldx = ldx, .w = w.data(), .w_dtype = w.dtype,
+  cpu_gemm({.x = x.data(), .ldx = ldx, .w = w.data(), .w_dtype = w.dtype,
                       .bias = bias, .y = y.data(), .ldy = ldy, .m = m, .n = n, .k = k,
                       .accumulate = accumulate});
 }
@@ -130,7 +131,7 @@ TEST(Gemm, RowResultIsBitIdenticalAloneInBatchAcrossThreadsAndNSplits) {
         const int64_t j0 = 40, nn = 37;
         const size_t el = dtype_size(dtype);
         std::vector<float> out(static_cast<size_t>(m * nn));
-        cpu_backend().gemm({.x = x.data(), .ldx = k,
+        cpu_gemm({.x = x.data(), .ldx = k,
                             .w = static_cast<const char*>(w.data()) + j0 * k * el,
                             .w_dtype = dtype, .bias = bias.data() + j0, .y = out.data(),
                             .ldy = nn, .m = m, .n = nn, .k = k});
@@ -166,13 +167,13 @@ TEST(Gemm, TiledWeightsGiveTheRowMajorBits) {
             run_gemm(x, k, w, bias.data(), want, n, m, n, k, false);
             const auto y0 = random_floats(static_cast<size_t>(m * n), 34);
             std::vector<float> got = y0, want_acc = y0;
-            cpu_backend().gemm({.x = x.data(), .ldx = k, .w = packed.data(), .w_dtype = dtype,
+            cpu_gemm({.x = x.data(), .ldx = k, .w = packed.data(), .w_dtype = dtype,
                                 .w_layout = layout, .bias = bias.data(), .y = got.data(),
                                 .ldy = n, .m = m, .n = n, .k = k, .accumulate = true});
             run_gemm(x, k, w, bias.data(), want_acc, n, m, n, k, true);
             ASSERT_EQ(0, std::memcmp(got.data(), want_acc.data(), got.size() * sizeof(float)));
             set_cpu_threads(1);
-            cpu_backend().gemm({.x = x.data(), .ldx = k, .w = packed.data(), .w_dtype = dtype,
+            cpu_gemm({.x = x.data(), .ldx = k, .w = packed.data(), .w_dtype = dtype,
                                 .w_layout = layout, .bias = bias.data(), .y = got.data(),
                                 .ldy = n, .m = m, .n = n, .k = k});
             ASSERT_EQ(0, std::memcmp(got.data(), want.data(), want.size() * sizeof(float)));

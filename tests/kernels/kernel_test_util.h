@@ -10,6 +10,7 @@
 
 #include "kernels/cpu/isa.h"
 #include "kernels/ops.h"
+#include "kernels/tensor.h"
 
 namespace strata::kernels::testing {
 
@@ -20,6 +21,15 @@ inline std::vector<float> random_floats(size_t n, uint32_t seed, float lo = -1.0
   std::vector<float> v(n);
   for (auto& x : v) x = dist(rng);
   return v;
+}
+
+// The CPU backend's gemm with a workspace of the size it asks for, as the model provides.
+inline void cpu_gemm(GemmParams p) {
+  const KernelBackend& be = cpu_backend();
+  const int64_t bytes = be.gemm_workspace_bytes(p.w_dtype, p.m, p.k);
+  const Tensor workspace = Tensor::empty(DType::kU8, {bytes > 0 ? bytes : 1});
+  p.workspace = workspace.raw();
+  be.gemm(p);
 }
 
 // Runs body() under every supported ISA path, then restores the best one and all cores.

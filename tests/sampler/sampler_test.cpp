@@ -107,7 +107,10 @@ std::vector<float> random_logits(std::mt19937_64& gen, size_t vocab, float scale
 SampledToken sample(const std::vector<float>& logits, const SamplingParams& p, SamplerRng& rng,
                     const std::vector<int32_t>& prompt = {},
                     const std::vector<int32_t>& output = {}) {
-  return sample_token(logits, p, prompt, output, rng);
+  // One workspace for every call of the file, as a runner reuses its own: a call that left
+  // state behind would change a later test's result.
+  static SamplerWorkspace workspace;
+  return sample_token(logits, p, prompt, output, rng, workspace);
 }
 
 // ---- validation ------------------------------------------------------------------------
@@ -231,7 +234,8 @@ TEST(ApplyPenalties, MatchesHfAndOpenAiFormulasExactly) {
                    .frequency_penalty = 0.25f};
   const std::vector<int32_t> prompt = {0, 1, 1, -4, 99};  // out-of-range ids are ignored
   const std::vector<int32_t> output = {2, 2, 3, 5, 2, 1000};
-  apply_penalties(x, p, prompt, output);
+  SamplerWorkspace workspace;
+  apply_penalties(x, p, prompt, output, workspace);
   const float r = 1.5f;
   EXPECT_EQ(x[0], 2.0f / r);
   EXPECT_EQ(x[1], -2.0f * r);  // seen twice in the prompt: penalized once
@@ -244,6 +248,7 @@ TEST(ApplyPenalties, MatchesHfAndOpenAiFormulasExactly) {
 TEST(ApplyPenalties, MatchesReferenceOnRandomHistoriesAndLeavesNoState) {
   std::mt19937_64 gen(11);
   std::uniform_real_distribution<float> rep(0.1f, 2.0f), pen(-2.0f, 2.0f);
+  SamplerWorkspace workspace;  // shared by the trials: each must leave it clean
   for (int trial = 0; trial < 100; ++trial) {
     const size_t vocab = 50 + trial;
     std::vector<float> x = random_logits(gen, vocab, 3.0f);
@@ -254,7 +259,7 @@ TEST(ApplyPenalties, MatchesReferenceOnRandomHistoriesAndLeavesNoState) {
     SamplingParams p{.repetition_penalty = rep(gen), .presence_penalty = pen(gen),
                      .frequency_penalty = pen(gen)};
     const std::vector<float> expected = ref_penalized(x, p, prompt, output);
-    apply_penalties(x, p, prompt, output);
+    apply_penalties(x, p, prompt, output, workspace);
     ASSERT_EQ(x, expected) << "trial " << trial;
   }
 }

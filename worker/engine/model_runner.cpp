@@ -1,5 +1,7 @@
 #include "worker/engine/model_runner.h"
 
+#include <omp.h>
+
 #include <algorithm>
 
 #include "common/check.h"
@@ -53,12 +55,15 @@ StepResult ModelRunner::sample(const StepPlan& plan) {
   const auto vocab = static_cast<size_t>(model_.config.vocab_size);
   STRATA_CHECK(logits_.size() == rows.size() * vocab);
   std::vector<SampledToken> sampled(rows.size());
-  // Requests sample independently (each owns its random stream), so they sample in parallel.
+  // Requests sample independently (each owns its random stream), so they sample in
+  // parallel, each thread in its own workspace.
+  sampler_workspaces_.resize(static_cast<size_t>(omp_get_max_threads()));
 #pragma omp parallel for schedule(dynamic) if (rows.size() > 1)
   for (size_t i = 0; i < rows.size(); ++i) {
     RequestState& state = requests_.at(rows[i]->id);
     const std::span<const float> logits(logits_.data() + i * vocab, vocab);
-    sampled[i] = sample_token(logits, state.sampling, state.prompt_ids, state.output_ids, state.rng);
+    sampled[i] = sample_token(logits, state.sampling, state.prompt_ids, state.output_ids,
+                              state.rng, sampler_workspaces_[omp_get_thread_num()]);
   }
   StepResult result;
   for (size_t i = 0; i < rows.size(); ++i) result.sampled[rows[i]->id] = std::move(sampled[i]);

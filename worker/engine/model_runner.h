@@ -49,6 +49,7 @@ class ModelRunner {
   KvCache cache_;
   RequestStates requests_;
   std::vector<float> logits_, micro_batch_logits_;  // [rows that want logits, vocab]
+  std::vector<SamplerWorkspace> sampler_workspaces_;  // one per sampling thread
 };
 
 // Splits a step into up to `n` micro-batches of disjoint, consecutive sequences with about

@@ -1,5 +1,5 @@
 // Sampler design note. One call handles one row of logits for one request:
-//   1. copy the logits into per-thread scratch (NaN → -inf) and apply the penalties there;
+//   1. copy the logits into the caller's workspace (NaN → -inf) and apply the penalties there;
 //   2. greedy: argmax (lowest id on ties);
 //   3. otherwise each token becomes one 64-bit rank key (logit descending, then id
 //      ascending, packed so that plain integer order is rank order); candidates are all
@@ -10,7 +10,6 @@
 //      sort, and exactly the token a full sort followed by a linear walk would give (up to
 //      the summation order of doubles);
 //   4. logprobs come from the raw logits (max-shifted log-sum-exp in double).
-// Scratch buffers are thread_local so steady-state calls do not allocate.
 #include "worker/engine/sampler.h"
 
 #include <algorithm>
@@ -64,27 +63,16 @@ double SamplerRng::next_double() {
 // ---------------------------------------------------------------------------------------
 // Penalties
 
-namespace {
-
-struct Scratch {
-  std::vector<float> logits;    // [vocab] penalized logits
-  std::vector<uint64_t> keys;   // [vocab] rank keys, permuted in place
-  std::vector<double> weights;  // [vocab] by id; valid for candidates only
-  std::vector<int32_t> counts;  // [vocab] all zero between calls
-  std::vector<uint8_t> seen;    // [vocab] all zero between calls
-};
-
-Scratch& scratch_for(size_t vocab) {
-  thread_local Scratch scratch;
-  if (scratch.logits.size() < vocab) {
-    scratch.logits.resize(vocab);
-    scratch.keys.resize(vocab);
-    scratch.weights.resize(vocab);
-    scratch.counts.resize(vocab, 0);
-    scratch.seen.resize(vocab, 0);
-  }
-  return scratch;
+void SamplerWorkspace::fit(size_t vocab) {
+  if (logits.size() >= vocab) return;
+  logits.resize(vocab);
+  keys.resize(vocab);
+  weights.resize(vocab);
+  counts.resize(vocab, 0);
+  seen.resize(vocab, 0);
 }
+
+namespace {
 
 bool valid_id(int32_t id, size_t vocab) { return id >= 0 && static_cast<size_t>(id) < vocab; }
 
@@ -106,9 +94,10 @@ int32_t key_id(uint64_t key) { return static_cast<int32_t>(static_cast<uint32_t>
 }  // namespace
 
 void apply_penalties(std::span<float> logits, const SamplingParams& params,
-                     std::span<const int32_t> prompt_ids, std::span<const int32_t> output_ids) {
+                     std::span<const int32_t> prompt_ids, std::span<const int32_t> output_ids,
+                     SamplerWorkspace& scratch) {
   const size_t vocab = logits.size();
-  Scratch& scratch = scratch_for(vocab);
+  scratch.fit(vocab);
   if (params.repetition_penalty != 1.0f) {
     const float p = params.repetition_penalty;
     auto penalize = [&](int32_t id) {
@@ -211,7 +200,7 @@ int32_t argmax_lowest_id(std::span<const float> x) {
 }
 
 int32_t sample_from_candidates(const float* x, size_t vocab, const SamplingParams& params,
-                               Scratch& scratch, SamplerRng& rng) {
+                               SamplerWorkspace& scratch, SamplerRng& rng) {
   const double u = rng.next_double();
   const float x_max = x[argmax_lowest_id({x, vocab})];
   if (x_max == -std::numeric_limits<float>::infinity()) {
@@ -266,7 +255,7 @@ int32_t sample_from_candidates(const float* x, size_t vocab, const SamplingParam
 }
 
 void fill_logprobs(std::span<const float> logits, const SamplingParams& params,
-                   Scratch& scratch, SampledToken& out) {
+                   SamplerWorkspace& scratch, SampledToken& out) {
   const size_t vocab = logits.size();
   double x_max = -std::numeric_limits<double>::infinity();
   for (float v : logits) {
@@ -304,14 +293,15 @@ void fill_logprobs(std::span<const float> logits, const SamplingParams& params,
 
 SampledToken sample_token(std::span<const float> logits, const SamplingParams& params,
                           std::span<const int32_t> prompt_ids,
-                          std::span<const int32_t> output_ids, SamplerRng& rng) {
+                          std::span<const int32_t> output_ids, SamplerRng& rng,
+                          SamplerWorkspace& scratch) {
   STRATA_CHECK(!logits.empty());
   STRATA_CHECK(logits.size() <= static_cast<size_t>(std::numeric_limits<int32_t>::max()));
   const size_t vocab = logits.size();
-  Scratch& scratch = scratch_for(vocab);
+  scratch.fit(vocab);
   float* x = scratch.logits.data();
   for (size_t i = 0; i < vocab; ++i) x[i] = nan_to_neg_inf(logits[i]);
-  apply_penalties({x, vocab}, params, prompt_ids, output_ids);
+  apply_penalties({x, vocab}, params, prompt_ids, output_ids, scratch);
 
   SampledToken out;
   if (params.temperature == 0.0f) {

@@ -36,12 +36,27 @@ struct SampledToken {
   MSGPACK_DEFINE_MAP(id, logprob, top_logprobs);
 };
 
+// The buffers one sampling call works in, sized to the vocabulary on first use and kept,
+// so steady-state calls do not allocate. Its owner (the model runner) samples one row at a
+// time through it; nothing in it carries over from one call to the next.
+class SamplerWorkspace {
+ public:
+  void fit(size_t vocab);
+
+  std::vector<float> logits;    // [vocab] penalized logits
+  std::vector<uint64_t> keys;   // [vocab] rank keys, permuted in place
+  std::vector<double> weights;  // [vocab] by id; valid for candidates only
+  std::vector<int32_t> counts;  // [vocab] all zero between calls
+  std::vector<uint8_t> seen;    // [vocab] all zero between calls
+};
+
 // Applies, in place and in this order, the repetition penalty (HF: each distinct id in
 // prompt + output: logit > 0 ? logit / p : logit * p) and the OpenAI frequency/presence
 // penalties (logit -= count_in_output * frequency + presence, for ids in the output).
 // Ids outside [0, logits.size()) are ignored. Exposed for tests; sample_token calls it.
 void apply_penalties(std::span<float> logits, const SamplingParams& params,
-                     std::span<const int32_t> prompt_ids, std::span<const int32_t> output_ids);
+                     std::span<const int32_t> prompt_ids, std::span<const int32_t> output_ids,
+                     SamplerWorkspace& workspace);
 
 // Samples one token. `prompt_ids` and `output_ids` feed the penalties. `logits` is not
 // modified. Logprobs are log-softmax of the raw logits (as OpenAI and vLLM report them).
@@ -52,6 +67,7 @@ void apply_penalties(std::span<float> logits, const SamplingParams& params,
 // Precondition: !logits.empty() and params.validate() is ok. NaN logits count as -inf.
 SampledToken sample_token(std::span<const float> logits, const SamplingParams& params,
                           std::span<const int32_t> prompt_ids,
-                          std::span<const int32_t> output_ids, SamplerRng& rng);
+                          std::span<const int32_t> output_ids, SamplerRng& rng,
+                          SamplerWorkspace& workspace);
 
 }  // namespace strata

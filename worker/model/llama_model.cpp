@@ -22,7 +22,6 @@ struct LlamaModel::Padded {
   Tensor inputs;             // [layout.total_bytes] on the device, read by padded steps
   std::vector<unsigned char> staging;
   std::unique_ptr<DecodeGraphRunner> graphs;  // null: padded steps run eagerly
-  KernelReserveRequest reserve;               // what the kernels' scratch was grown for
   // workspace_generation_ the graphs were captured at; -1: recapture before replaying.
   int64_t graphs_generation = -1;
 };
@@ -75,6 +74,11 @@ void LlamaModel::ensure_workspace(int64_t num_tokens, int64_t num_logit_rows) {
     attn_ = rows(sh.q_size(hd));
     gate_up_ = rows(2 * sh.ffn_size());
     act_ = rows(sh.ffn_size());
+    const int64_t widest_k = std::max({h, sh.q_size(hd), sh.ffn_size()});
+    const int64_t gemm_bytes =
+        std::max(backend_.gemm_workspace_bytes(weights_.dtype, num_tokens, widest_k),
+                 backend_.gemm_workspace_bytes(weights_.lm_head.dtype(), num_tokens, h));
+    gemm_workspace_ = Tensor::empty(DType::kU8, {std::max<int64_t>(gemm_bytes, 1)}, device_);
   }
   if (sh.last_stage && num_logit_rows > workspace_logit_rows_) {
     workspace_logit_rows_ = num_logit_rows;
@@ -117,7 +121,8 @@ void LlamaModel::lm_head(int64_t rows) {
   backend_.gemm({.x = x_norm_.data<float>(), .ldx = h, .w = weights_.lm_head.raw(),
                  .w_dtype = weights_.lm_head.dtype(), .w_layout = weights_.lm_head_layout,
                  .bias = nullptr, .y = logits_local_.data<float>(), .ldy = sh.vocab_rows,
-                 .m = rows, .n = sh.vocab_rows, .k = h, .accumulate = false});
+                 .m = rows, .n = sh.vocab_rows, .k = h, .accumulate = false,
+                 .workspace = gemm_workspace_.raw()});
   if (sh.tp_size == 1) return;
   const auto t0 = std::chrono::steady_clock::now();
   parallel_->tp->all_gather(logits_local_.data<float>(), static_cast<size_t>(rows * sh.vocab_rows),
@@ -148,7 +153,8 @@ void LlamaModel::project(int64_t num_tokens, const float* in, int64_t ldx, const
                          const float* bias, float* y, int64_t ldy, bool accumulate) {
   backend_.gemm({.x = in, .ldx = ldx, .w = w.raw(), .w_dtype = w.dtype(),
                  .w_layout = weights_.matrix_layout, .bias = bias, .y = y, .ldy = ldy,
-                 .m = num_tokens, .n = w.dim(0), .k = w.dim(1), .accumulate = accumulate});
+                 .m = num_tokens, .n = w.dim(0), .k = w.dim(1), .accumulate = accumulate,
+                 .workspace = gemm_workspace_.raw()});
 }
 
 void LlamaModel::rmsnorm(const float* in, const Tensor& weight, float* out, int64_t rows) {
@@ -341,26 +347,8 @@ int64_t LlamaModel::forward_eager(const ForwardBatch& batch, KvCache& cache) {
                  .row_bytes = static_cast<int64_t>(step_staging_.size()),
                  .kind = CopyKind::kHostToDevice});
   kernels::bind_attention_plan(attention_plan_, device_base + words_bytes);
-  if (padded_ != nullptr && padded_->graphs != nullptr) outgrow_graph_scratch(args);
   run(args, cache);
   return num_logit_rows;
-}
-
-// An eager step past what the kernels' scratch was grown for regrows it, which moves the
-// address the captured graphs use: they are recaptured before their next replay.
-void LlamaModel::outgrow_graph_scratch(const StepArgs& args) {
-  KernelReserveRequest& r = padded_->reserve;
-  const auto num_decode = static_cast<int>(args.decode_seqs.size());
-  int max_context = 0;
-  for (const auto& s : args.decode_seqs) max_context = std::max(max_context, s.context_len);
-  if (args.num_tokens <= r.max_tokens && num_decode <= r.max_seqs &&
-      max_context <= r.max_context_len) {
-    return;
-  }
-  r.max_tokens = std::max(r.max_tokens, args.num_tokens);
-  r.max_seqs = std::max(r.max_seqs, num_decode);
-  r.max_context_len = std::max(r.max_context_len, max_context);
-  padded_->graphs_generation = -1;
 }
 
 LlamaModel::StepArgs LlamaModel::padded_args(int bucket) const {
@@ -417,9 +405,7 @@ Status LlamaModel::capture_graphs(KvCache& cache) {
   // The largest bucket's plan sizes the attention workspace before any capture: a
   // captured graph keeps its address.
   plan_attention(padded_args(p.layout.capacity), cache.block_size());
-  const Status st = p.graphs->capture(kernel_scratch_bytes(p.reserve), [&](int bucket) {
-    run_padded(bucket, cache);
-  });
+  const Status st = p.graphs->capture([&](int bucket) { run_padded(bucket, cache); });
   p.graphs_generation = workspace_generation_;
   p.graphs->bind();
   return st;
@@ -445,14 +431,6 @@ Status LlamaModel::enable_padded_decode(const PaddedDecodeConfig& config, KvCach
   ensure_workspace(std::max(config.max_num_tokens, capacity), capacity);
   if (!config.cuda_graphs || device_.is_cpu()) return ok_status();
 
-  const ShardPlan& sh = weights_.shard;
-  p.reserve = {.weight_dtype = weights_.dtype,
-               .max_tokens = std::max(config.max_num_tokens, capacity),
-               .max_gemm_k = std::max({int64_t{config_.hidden_size}, sh.q_size(config_.head_dim),
-                                       sh.ffn_size()}),
-               .max_seqs = p.layout.capacity, .max_context_len = config.max_model_len,
-               .num_q_heads = sh.num_heads, .num_kv_heads = sh.num_kv_heads,
-               .head_dim = config_.head_dim};
   p.graphs = std::make_unique<DecodeGraphRunner>(config.buckets);
   if (Status st = capture_graphs(cache); !st.ok()) {
     p.graphs.reset();

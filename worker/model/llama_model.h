@@ -118,7 +118,6 @@ class LlamaModel {
   // holds the batch (then nothing ran).
   int64_t forward_eager(const ForwardBatch& batch, KvCache& cache);
   bool forward_padded(const ForwardBatch& batch, KvCache& cache);
-  void outgrow_graph_scratch(const StepArgs& args);
   StepArgs padded_args(int bucket) const;
   Status capture_graphs(KvCache& cache);
 
@@ -131,6 +130,7 @@ class LlamaModel {
   // Growing it bumps workspace_generation_ (captured graphs hold the old addresses).
   int64_t workspace_tokens_ = 0, workspace_logit_rows_ = 0, workspace_generation_ = 0;
   Tensor x_, x_norm_, partial_, qkv_, attn_, gate_up_, act_;
+  Tensor gemm_workspace_;  // every GEMM's converted activations (one GEMM at a time)
   Tensor logits_local_, logits_gathered_;  // [rows, vocab_rows], [tp · rows, vocab_rows]
   StepInputs step_inputs_;
   // Device copy of step_inputs_.words() then the attention plan's metadata (eager steps).
