@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 
 #include "kernels/ops.h"
+#include "tools/bench/bench_model_flags.h"
 #include "worker/engine/engine.h"
 #include "tools/bench/trace.h"
 
@@ -121,16 +122,15 @@ std::string default_trace() {
 
 int main(int argc, char** argv) {
   CLI::App app{"strata offline engine benchmark"};
-  std::string mode = "trace", model_path = "builtin:llama-110m", dtype = "bf16", trace = default_trace();
-  int threads = 0, num_requests = 64, num_seqs = 16, prompt = 128, output = 128;
+  std::string mode = "trace", trace = default_trace();
+  bench::BenchModelFlags model_flags;
+  int num_requests = 64, num_seqs = 16, prompt = 128, output = 128;
   double length_scale = 0.125, time_scale = 0.0, kv_cache_mb = 0;
   EngineConfig config;
   config.scheduler.max_num_batched_tokens = 256;
   config.scheduler.max_num_seqs = 64;
   app.add_option("--mode", mode, "trace | decode")->capture_default_str();
-  app.add_option("--model", model_path)->capture_default_str();
-  app.add_option("--dtype", dtype)->capture_default_str();
-  app.add_option("--threads", threads, "CPU threads (0 = all)")->capture_default_str();
+  model_flags.add_to(app);
   app.add_option("--trace", trace, "Azure trace CSV")->capture_default_str();
   app.add_option("--num-requests", num_requests, "trace rows replayed")->capture_default_str();
   app.add_option("--length-scale", length_scale, "multiplies the trace's token counts")->capture_default_str();
@@ -143,15 +143,15 @@ int main(int argc, char** argv) {
   app.add_option("--kv-cache-mb", kv_cache_mb, "KV cache size (0 = engine default)")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
-  kernels::set_cpu_threads(threads);
-  auto loaded = load_model(model_path, {.dtype = parse_dtype(dtype)});
+  auto loaded = model_flags.load();
   if (!loaded.ok()) {
     std::cerr << loaded.status().message() << "\n";
     return 2;
   }
   const LoadedModel& model = **loaded;
   config.kv_cache_bytes = static_cast<int64_t>(kv_cache_mb * 1e6);
-  std::cerr << model.config.summary() << ", " << dtype << ", " << kernels::cpu_isa_name() << " × "
+  config.device = model.weights.device;
+  std::cerr << model.config.summary() << ", " << dtype_name(model.weights.dtype) << ", " << kernels::cpu_isa_name() << " × "
             << kernels::cpu_threads() << " threads\n";
 
   Workload w;

@@ -14,6 +14,7 @@
 #include "kernels/cpu/bandwidth_probe.h"
 #include "kernels/cpu/compute_probe.h"
 #include "kernels/ops.h"
+#include "tools/bench/bench_model_flags.h"
 #include "worker/kv/block_pool.h"
 #include "worker/model/llama_model.h"
 #include "worker/model/model_loader.h"
@@ -53,12 +54,10 @@ double prefill_flops(const ModelConfig& c, int64_t n) {
 
 int main(int argc, char** argv) {
   CLI::App app{"strata single-sequence decode/prefill benchmark"};
-  std::string model_path = "builtin:llama-110m", dtype_name_arg = "bf16";
-  int threads = 0, prompt_tokens = 128, decode_tokens = 64, prefill_tokens = 512, repeats = 3;
+  bench::BenchModelFlags model_flags;
+  int prompt_tokens = 128, decode_tokens = 64, prefill_tokens = 512, repeats = 3;
   bool header = false;
-  app.add_option("--model", model_path, "model to load")->capture_default_str();
-  app.add_option("--dtype", dtype_name_arg, "weight dtype fp32|bf16|fp16")->capture_default_str();
-  app.add_option("--threads", threads, "CPU threads (0 = all)")->capture_default_str();
+  model_flags.add_to(app, /*offer_device=*/false);
   app.add_option("--prompt-tokens", prompt_tokens, "context before the timed decode")->capture_default_str();
   app.add_option("--decode-tokens", decode_tokens, "decode steps timed")->capture_default_str();
   app.add_option("--prefill-tokens", prefill_tokens, "tokens in the timed prefill")->capture_default_str();
@@ -66,25 +65,20 @@ int main(int argc, char** argv) {
   app.add_flag("--header", header, "print the Markdown table header first");
   CLI11_PARSE(app, argc, argv);
 
-  kernels::set_cpu_threads(threads);
-  const int nthreads = kernels::cpu_threads();
-  const auto dtype = parse_dtype(dtype_name_arg);
-  if (!dtype) {
-    std::cerr << "--dtype must be fp32, bf16 or fp16\n";
-    return 2;
-  }
-  auto loaded = load_model(model_path, {.dtype = dtype});
+  auto loaded = model_flags.load();
   if (!loaded.ok()) {
     std::cerr << loaded.status().message() << "\n";
     return 2;
   }
+  const int nthreads = kernels::cpu_threads();
   const LoadedModel& m = **loaded;
   const ModelConfig& c = m.config;
-  std::cerr << c.summary() << ", " << dtype_name(*dtype) << ", " << kernels::cpu_isa_name() << " × "
+  const DType dtype = m.weights.dtype;
+  std::cerr << c.summary() << ", " << dtype_name(dtype) << ", " << kernels::cpu_isa_name() << " × "
             << nthreads << " threads\n";
 
   const double bandwidth = kernels::cpu::measure_read_bandwidth_gb_per_s(size_t{1} << 30, nthreads);
-  const double peak = *dtype == DType::kBF16 ? kernels::cpu::measure_bf16_peak_gflops(nthreads)
+  const double peak = dtype == DType::kBF16 ? kernels::cpu::measure_bf16_peak_gflops(nthreads)
                                              : kernels::cpu::measure_fp32_peak_gflops(nthreads);
 
   const int block_size = 16;
@@ -133,7 +127,7 @@ int main(int argc, char** argv) {
                  "|---|---|---|---|---|---|---|---|---|---|---|---|\n";
   }
   std::cout << fmt::format("| {} | {} | {} | {:.1f} | {:.1f} | {:.1f} | {:.1f} | {:.0f}% | {:.0f} | {:.0f} | {:.0f} | {:.0f}% |\n",
-                           c.name, dtype_name(*dtype), nthreads, bandwidth, bytes / 1e6,
+                           c.name, dtype_name(dtype), nthreads, bandwidth, bytes / 1e6,
                            decode_tps, floor_tps, 100.0 * decode_tps / floor_tps,
                            prefill_tokens / prefill_s, prefill_gflops, peak,
                            100.0 * prefill_gflops / peak);

@@ -15,6 +15,7 @@
 
 #include "kernels/ops.h"
 #include "parallel/mpi_communicator.h"
+#include "tools/bench/bench_model_flags.h"
 #include "parallel/parallel_context.h"
 #include "worker/engine/engine.h"
 #include "worker/model/model_loader.h"
@@ -40,13 +41,11 @@ double resident_mib() {
 int main(int argc, char** argv) {
   using namespace strata;
   CLI::App app{"strata worker-group scaling benchmark"};
-  std::string model_path = "builtin:llama-110m", dtype = "bf16";
-  int tp = 1, pp = 1, threads = 0, num_seqs = 16, prompt = 128, output = 64;
-  app.add_option("--model", model_path)->capture_default_str();
-  app.add_option("--dtype", dtype)->capture_default_str();
+  bench::BenchModelFlags model_flags;
+  int tp = 1, pp = 1, num_seqs = 16, prompt = 128, output = 64;
+  model_flags.add_to(app);
   app.add_option("--tp", tp)->capture_default_str();
   app.add_option("--pp", pp)->capture_default_str();
-  app.add_option("--threads", threads, "CPU threads per rank (0 = all)")->capture_default_str();
   app.add_option("--num-seqs", num_seqs)->capture_default_str();
   app.add_option("--prompt-tokens", prompt)->capture_default_str();
   app.add_option("--output-tokens", output)->capture_default_str();
@@ -63,9 +62,8 @@ int main(int argc, char** argv) {
     }
     ctx = std::move(made).value();
   }
-  kernels::set_cpu_threads(threads);
   const double rss_before = resident_mib();
-  auto model = load_model(model_path, {.dtype = parse_dtype(dtype), .topology = ctx.topology});
+  auto model = model_flags.load(ctx.topology);
   if (!model.ok()) {
     std::cerr << model.status().message() << "\n";
     if (multi) mpi_abort_group(2);
@@ -76,6 +74,7 @@ int main(int argc, char** argv) {
   if (multi) MPI_Gather(&rss, 1, MPI_DOUBLE, all_rss.data(), 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
 
   EngineConfig config;
+  config.device = (*model)->weights.device;
   config.scheduler.max_num_seqs = num_seqs;
   config.scheduler.max_num_batched_tokens = std::max(256, num_seqs * prompt);
   config.kv_cache_bytes = KvCache::bytes_per_block((*model)->config, (*model)->weights.shard, 16) *
