@@ -114,8 +114,7 @@ ScheduledSequence Scheduler::plan_chunk(const Sequence& seq, int32_t num_new) co
 
 void Scheduler::describe_changes(StepPlan& plan) {
   if (plan.empty()) return;  // an empty plan is not sent: the finished ids wait for the next
-  plan.finished_ids.swap(gone_since_plan_);
-  gone_since_plan_.clear();
+  plan.finished_ids = std::exchange(gone_since_plan_, {});
   for (ScheduledSequence& s : plan.sequences) {
     Sequence& seq = *find(s.id);
     if (!seq.announced) {
