@@ -27,7 +27,9 @@ namespace strata::kernels {
 //              So a tile, and a thread's whole range of tiles, is one sequential stream
 //              whatever the number of activation rows. Element positions do not depend on
 //              the dtype.
-enum class WeightLayout : uint8_t { kRowMajor, kTiled };
+//   kInt8Packed: the CPU backend's layout for gemm_w8a8 (pack_w8a8 writes it, see the W8A8
+//              section below); int8 weights with their scales, not n·k elements of a dtype.
+enum class WeightLayout : uint8_t { kRowMajor, kTiled, kInt8Packed };
 inline constexpr int kWeightTileRows = 6;
 inline constexpr int kWeightTileChunk = 32;  // 64 bytes of bf16: one AVX-512 load
 
@@ -239,6 +241,125 @@ struct PackWeightsParams {
   int64_t n = 0, k = 0;
 };
 
+// ---- W8A8: int8 weights × int8 activations ----------------------------------------------
+//
+// Weights are quantized once, at load time, symmetric int8 per output channel (one scale per
+// row of W) or per group of group_size consecutive k (a multiple of 32; 32 is GGUF Q8_0's
+// block). Activations are quantized per token (row) by the op that produces them
+// (rmsnorm_quant, silu_mul_quant). The GEMM sums int8 products exactly in int32 and applies
+// the scales in fp32. Every backend and every CPU path computes the same bits for one row:
+//
+//   quantize a row or group v (fp32, finite): amax = max |v|, exact.
+//     amax >= kInt8MinAmax: scale = amax / 127, inv = 127 / amax (fp32, round to nearest);
+//                           q = clamp(rne(v · inv), −127, 127), v · inv rounded to fp32 first
+//                           (it never exceeds 127.5, so the clamp only guards; −128 never
+//                           occurs, which the GEMM's sign trick relies on).
+//     else (an all-zero row, or one so small that 127 / amax would overflow): scale = 0,
+//                           q = 0 — no inf or NaN.
+//   gemm_w8a8, output (i, j), groups g = 0 .. G−1 in k order (G = 1 per channel):
+//     acc_g = Σ_{k in g} xq[i][k] · wq[j][k]   exact in int32 (k ≤ kInt8MaxK, checked)
+//     dot   = float(acc_0) · w_scale[j][0];  dot = fma(float(acc_g), w_scale[j][g], dot), g ≥ 1
+//     v = dot · x_scale[i];  v = v + bias[j] (if bias);  y[i][j] = y[i][j] + v (if accumulate)
+//   each step one fp32 rounding (fma: one rounding). Integer sums are exact whatever the
+//   order, so tiling, the ISA and the thread count never change a bit; nor does m: the batch
+//   invariance contract above holds exactly, and from the same int8 inputs a CUDA GEMM row
+//   is its CPU twin's bit for bit. (The CUDA activation ops follow their unfused twins:
+//   RMSNorm's sum of squares in another order, expf for exp; see cuda_backend.h.)
+inline constexpr float kInt8MinAmax = 1e-30f;
+// 127² · k must fit in int32 for the sums to be exact.
+inline constexpr int64_t kInt8MaxK = int64_t{1} << 17;
+
+// Scale groups per row: 1 per channel (group_size 0), else ceil(k / group_size) (the last
+// group may be shorter).
+int64_t w8a8_num_groups(int64_t k, int64_t group_size);
+
+// Quantizes a weight matrix on the host, at load time (both backends load its output: the
+// CUDA backend as is, the CPU backend after pack_w8a8). Checks group_size (0 or a multiple
+// of 32) and aborts with a message naming the value otherwise.
+struct QuantizeWeightsParams {
+  const void* w = nullptr;      // [n, k] row-major, dtype w_dtype (kF32, kBF16, kF16)
+  DType w_dtype = DType::kF32;
+  int64_t n = 0, k = 0;
+  int64_t group_size = 0;       // 0: per output channel; else a multiple of 32
+  int8_t* q = nullptr;          // [n, k] row-major, in [−127, 127]
+  float* scales = nullptr;      // [n, w8a8_num_groups(k, group_size)]
+};
+void quantize_weights_int8(const QuantizeWeightsParams& p);
+
+// The CPU backend's kInt8Packed layout (pack_w8a8 writes it; w8a8_packed_bytes sizes it).
+// Columns (weight rows) in tiles of kInt8TileCols, the last tile padded with zero rows; k in
+// blocks of 4. Each tile holds, for each scale group in k order, the group's blocks then its
+// scales:
+//   block b of the tile = 256 bytes: byte 4c + e = wq[64t + c][4b + e] + 128 (as uint8), so
+//     one 64-byte load is 16 columns × 4 k, the operand of one vpdpbusd; padding (rows past
+//     n, k past the end) is byte 0, which multiplies any activation to 0;
+//   after the group's blocks: 64 fp32 scales, column c's at float c (padding rows: 0).
+// Full groups hold group_size / 4 blocks; the last holds ceil(rest / 4); per channel the one
+// group holds ceil(k / 4). A tile is ceil(k / 4) · 256 + groups · 256 bytes and the tiles
+// follow each other, so a thread's range of tiles is one sequential stream (decode reads each
+// weight byte once) whatever m. Why weights + 128 and not activations + 128: vpdpbusd takes
+// unsigned bytes in its register operand and signed ones in the broadcast operand; storing
+// the weights unsigned costs nothing per call, and the 128 · Σ x correction it needs is per
+// activation row and group, computed once per call in the workspace.
+inline constexpr int kInt8TileCols = 64;
+
+struct PackW8A8Params {
+  const int8_t* q = nullptr;      // [n, k] row-major, from quantize_weights_int8
+  const float* scales = nullptr;  // [n, w8a8_num_groups(k, group_size)]
+  void* dst = nullptr;            // [w8a8_packed_bytes(n, k, group_size)] bytes, 64-byte aligned
+  int64_t n = 0, k = 0, group_size = 0;
+};
+
+// Fused RMSNorm and per-token quantization: v = the bits rmsnorm would write (sum of squares
+// in double, x · inv_rms · weight in fp32), quantized per row as above. The row's scale goes
+// to scale[i]. out must not overlap x.
+struct RmsNormQuantParams {
+  const float* x = nullptr;       // [m, n], row stride ldx
+  int64_t ldx = 0;
+  const float* weight = nullptr;  // [n]
+  int8_t* out = nullptr;          // [m, n], row stride ldo
+  int64_t ldo = 0;
+  float* scale = nullptr;         // [m]
+  int64_t m = 0, n = 0;
+  float eps = 1e-5f;
+};
+
+// Fused SiLU·mul and per-token quantization: v = the bits silu_mul would write, quantized per
+// row as above.
+struct SiluMulQuantParams {
+  const float* gate_up = nullptr;  // [t, 2f], row stride ld_in: [gate (f) | up (f)]
+  int64_t ld_in = 0;
+  int8_t* out = nullptr;           // [t, f], row stride ld_out
+  int64_t ld_out = 0;
+  float* scale = nullptr;          // [t]
+  int64_t t = 0, f = 0;
+};
+
+// y = (xq · wqᵀ) scaled as above (+ bias) (+ y if accumulate). Layouts per backend:
+//   CPU:  w_layout kInt8Packed only (w = pack_w8a8's buffer, w_scale = nullptr: the scales
+//         are in it); AVX512-VNNI, AVX2 and scalar paths, bit-identical.
+//   CUDA: w_layout kRowMajor only (w = int8 [n, k], w_scale = [n, groups]). Per channel:
+//         cuBLASLt int8 × int8 → int32 into the workspace, then one epilogue kernel; shapes
+//         cuBLASLt cannot take (k, n or ldx not a multiple of 4, pointers not 16-byte aligned)
+//         and per-group scales run a simple direct kernel instead (correct, not fast).
+struct GemmW8A8Params {
+  const int8_t* x = nullptr;       // [m, k], row stride ldx
+  int64_t ldx = 0;
+  const float* x_scale = nullptr;  // [m]
+  const void* w = nullptr;         // see above: packed buffer or int8 [n, k]
+  const float* w_scale = nullptr;  // kRowMajor: [n, w8a8_num_groups(k, group_size)]
+  WeightLayout w_layout = WeightLayout::kInt8Packed;
+  int64_t group_size = 0;          // as quantized: 0 per channel, else a multiple of 32
+  const float* bias = nullptr;     // [n] or nullptr
+  float* y = nullptr;              // [m, n], row stride ldy
+  int64_t ldy = 0;
+  int64_t m = 0, n = 0, k = 0;
+  bool accumulate = false;         // y += ...: fuses the residual add
+  // [gemm_w8a8_workspace_bytes(m, n, k, group_size)] bytes of backend memory, 256-byte
+  // aligned, owned by the caller: no call allocates (a captured CUDA graph keeps addresses).
+  void* workspace = nullptr;
+};
+
 struct KernelBackend {
   std::string_view name;
   void (*gemm)(const GemmParams&);
@@ -265,6 +386,18 @@ struct KernelBackend {
   // Optional; nullptr where gemm reads kRowMajor only (the CUDA backend). Packs once, at
   // load time, and returns the layout written, to pass as GemmParams::w_layout.
   WeightLayout (*pack_weights)(const PackWeightsParams&) = nullptr;
+  // W8A8 (see its section above). The first four are on every backend.
+  void (*rmsnorm_quant)(const RmsNormQuantParams&) = nullptr;
+  void (*silu_mul_quant)(const SiluMulQuantParams&) = nullptr;
+  void (*gemm_w8a8)(const GemmW8A8Params&) = nullptr;
+  // Bytes GemmW8A8Params::workspace must hold for this shape (shapes only; any m up to the
+  // one asked for fits).
+  int64_t (*gemm_w8a8_workspace_bytes)(int64_t m, int64_t n, int64_t k,
+                                       int64_t group_size) = nullptr;
+  // Optional; nullptr where gemm_w8a8 reads kRowMajor int8 (the CUDA backend). Packs once,
+  // at load time, into w8a8_packed_bytes bytes, and returns the layout written.
+  int64_t (*w8a8_packed_bytes)(int64_t n, int64_t k, int64_t group_size) = nullptr;
+  WeightLayout (*pack_w8a8)(const PackW8A8Params&) = nullptr;
 };
 
 // The CPU backend; picks AVX-512 (BF16/VNNI) or AVX2 code paths once, at first use, from

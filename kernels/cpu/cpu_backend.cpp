@@ -1,9 +1,11 @@
 // The CPU backend table. Each entry dispatches on cpu_isa() at call time (one relaxed
 // atomic load), so tests and benchmarks can switch paths with force_cpu_isa().
+#include "kernels/cpu/activation_quant.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/decode_attention.h"
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/gemm_w8a8.h"
 #include "kernels/ops.h"
 
 namespace strata::kernels {
@@ -26,6 +28,12 @@ const KernelBackend& cpu_backend() {
       .copy = cpu::copy,
       .synchronize = [] {},
       .pack_weights = cpu::pack_weights,
+      .rmsnorm_quant = cpu::rmsnorm_quant,
+      .silu_mul_quant = cpu::silu_mul_quant,
+      .gemm_w8a8 = cpu::gemm_w8a8,
+      .gemm_w8a8_workspace_bytes = cpu::gemm_w8a8_workspace_bytes,
+      .w8a8_packed_bytes = cpu::w8a8_packed_bytes,
+      .pack_w8a8 = cpu::pack_w8a8,
   };
   return backend;
 }

@@ -37,6 +37,15 @@ void embedding(const EmbeddingParams& p) {
   launch_embedding(p, context().stream);
 }
 
+void rmsnorm_quant(const RmsNormQuantParams& p) {
+  STRATA_CHECK(p.m >= 0 && p.n > 0);
+  launch_rmsnorm_quant(p, context().stream);
+}
+void silu_mul_quant(const SiluMulQuantParams& p) {
+  STRATA_CHECK(p.t >= 0 && p.f > 0);
+  launch_silu_mul_quant(p, context().stream);
+}
+
 void add(const AddParams& p) {
   STRATA_CHECK(p.m >= 0 && p.n >= 0);
   launch_add(p, context().stream);
@@ -127,6 +136,10 @@ const KernelBackend& cuda_backend() {
       .gather_rows = cuda::gather_rows,
       .copy = cuda::copy,
       .synchronize = cuda::synchronize,
+      .rmsnorm_quant = cuda::rmsnorm_quant,
+      .silu_mul_quant = cuda::silu_mul_quant,
+      .gemm_w8a8 = cuda::gemm_w8a8,
+      .gemm_w8a8_workspace_bytes = cuda::gemm_w8a8_workspace_bytes,
   };
   return backend;
 }

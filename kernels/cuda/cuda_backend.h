@@ -21,6 +21,10 @@
 //   - fp32 GEMM is plain FP32 (no TF32); bf16/fp16 weights round the activations to the
 //     weights' type and accumulate in fp32 on tensor cores;
 //   - RMSNorm sums squares in double (as the CPU does), RoPE computes angles in double;
+//   - W8A8: the GEMM gives the CPU's bits from the same int8 inputs (exact int32 sums, the
+//     same fp32 steps); rmsnorm_quant and silu_mul_quant quantize what rmsnorm and silu_mul
+//     compute here, so a value near a rounding half may land one step away from the CPU's
+//     and a scale may differ in its last bit;
 //   - attention uses the same online softmax in fp32 but another summation order, so rows
 //     agree within fp32 tolerance, not bit for bit; cuBLAS may pick different algorithms
 //     for different m, so the CPU's batch-invariance guarantee is not (yet) kept on GPU.

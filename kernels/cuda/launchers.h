@@ -13,6 +13,9 @@ namespace strata::kernels::cuda {
 
 // gemm.cpp (host code around cuBLAS)
 void gemm(const GemmParams& p);
+// gemm_w8a8.cpp (host code around cuBLASLt)
+void gemm_w8a8(const GemmW8A8Params& p);
+int64_t gemm_w8a8_workspace_bytes(int64_t m, int64_t n, int64_t k, int64_t group_size);
 
 // elementwise.cu
 void launch_rmsnorm(const RmsNormParams& p, cudaStream_t stream);
@@ -28,6 +31,14 @@ void launch_convert_rows(const float* x, int64_t ldx, int64_t m, int64_t k, DTyp
 // y[i, j] += bias[j].
 void launch_add_bias(float* y, int64_t ldy, int64_t m, int64_t n, const float* bias,
                      cudaStream_t stream);
+
+// w8a8.cu
+void launch_rmsnorm_quant(const RmsNormQuantParams& p, cudaStream_t stream);
+void launch_silu_mul_quant(const SiluMulQuantParams& p, cudaStream_t stream);
+// y from the per-channel int32 products acc [m, n] (row-major): ops.h's epilogue.
+void launch_w8a8_epilogue(const GemmW8A8Params& p, const int32_t* acc, cudaStream_t stream);
+// The whole GEMM in one kernel, any group size and shape (the per-group path).
+void launch_w8a8_direct(const GemmW8A8Params& p, cudaStream_t stream);
 
 // attention.cu, over p.plan (bound: sequences and items in device memory). The decode
 // launch shape is `plan`'s, and p.workspace holds plan.workspace_bytes.

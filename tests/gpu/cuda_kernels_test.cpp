@@ -1,11 +1,13 @@
 // Each CUDA kernel against its CPU twin (cpu_backend(), or a ten-line reference where the
-// CPU backend has no such op) over 1, 19, 111 and 989 rows. Skips without a GPU.
+// CPU backend has no such op) over 1, 19, 111 and 989 rows, W8A8 included. Skips without a
+// GPU.
 #include <cmath>
 #include <cstdint>
 #include <vector>
 
 #include "tests/gpu/cuda_test_util.h"
 #include "tests/kernels/kernel_test_util.h"
+#include "tests/kernels/w8a8_test_util.h"
 
 namespace strata::kernels::testing {
 namespace {
@@ -243,6 +245,138 @@ TEST_F(GpuKernels, CopiesRoundTripWithPitches) {
     for (int64_t j = 0; j < 37; ++j) {
       ASSERT_EQ(back[r * 37 + j], j < width ? src[r * 40 + j] : -1.0f) << r << " " << j;
     }
+  }
+}
+
+// ---- W8A8 ----
+
+// gemm_w8a8 on the GPU (row-major int8, cuBLASLt per channel, the direct kernel per group)
+// against the CPU (packed): the same int8 inputs give the same bits (ops.h).
+void expect_w8a8_twins(int64_t m, int64_t n, int64_t k, int64_t group, bool with_bias,
+                       bool accumulate) {
+  SCOPED_TRACE(::testing::Message() << "m=" << m << " n=" << n << " k=" << k << " group="
+                                    << group << " bias=" << with_bias << " acc=" << accumulate);
+  const int64_t ldx = k + 4 * (group != 0) + 4, ldy = n + 3;
+  const auto x = random_int8(static_cast<size_t>(m * ldx), 1);
+  const auto x_scale = random_floats(static_cast<size_t>(m), 2, 1e-3f, 5e-2f);
+  const QuantizedWeights w = random_quantized(n, k, group, 3);
+  const auto bias = random_floats(static_cast<size_t>(n), 4);
+  const auto y0 = random_floats(static_cast<size_t>(m * ldy), 5);
+  GemmW8A8Params p{.x = x.data(), .ldx = ldx, .x_scale = x_scale.data(), .group_size = group,
+                   .bias = with_bias ? bias.data() : nullptr, .ldy = ldy, .m = m, .n = n,
+                   .k = k, .accumulate = accumulate};
+  std::vector<float> want = y0;
+  const AlignedBytes packed = pack_for_cpu(w);
+  AlignedBytes cpu_work(cpu_backend().gemm_w8a8_workspace_bytes(m, n, k, group));
+  GemmW8A8Params cp = p;
+  cp.w = packed.get();
+  cp.y = want.data();
+  cp.workspace = cpu_work.get();
+  cpu_backend().gemm_w8a8(cp);
+
+  DeviceArray<int8_t> dx(x), dw(w.q);
+  DeviceArray<float> dxs(x_scale), dws(w.scales), dbias(bias), dy(y0);
+  DeviceArray<unsigned char> dwork(
+      static_cast<size_t>(cuda_backend().gemm_w8a8_workspace_bytes(m, n, k, group)));
+  GemmW8A8Params dp = p;
+  dp.x = dx.get();
+  dp.x_scale = dxs.get();
+  dp.w = dw.get();
+  dp.w_scale = dws.get();
+  dp.w_layout = WeightLayout::kRowMajor;
+  dp.bias = with_bias ? dbias.get() : nullptr;
+  dp.y = dy.get();
+  dp.workspace = dwork.get();
+  cuda_backend().gemm_w8a8(dp);
+  EXPECT_EQ(dy.to_host(), want);
+}
+
+TEST_F(GpuKernels, GemmW8A8PerChannelIsTheCpuBitForBit) {
+  for (int64_t m : kAwkwardRows) {
+    expect_w8a8_twins(m, 96, 136, 0, false, false);
+    expect_w8a8_twins(m, 200, 2048, 0, true, true);
+  }
+}
+
+TEST_F(GpuKernels, GemmW8A8PerGroupIsTheCpuBitForBitAtOddShapes) {
+  for (int64_t m : kAwkwardRows) {
+    expect_w8a8_twins(m, 19, 100, 32, true, false);
+    expect_w8a8_twins(m, 111, 172, 64, false, true);
+  }
+}
+
+TEST_F(GpuKernels, GemmW8A8RefusesShapesCuBlasLtCannotTake) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  const int64_t m = 3, n = 19, k = 64;
+  DeviceArray<int8_t> dx(static_cast<size_t>(m * k)), dw(static_cast<size_t>(n * k));
+  DeviceArray<float> dxs(static_cast<size_t>(m)), dws(static_cast<size_t>(n)),
+      dy(static_cast<size_t>(m * n));
+  DeviceArray<unsigned char> dwork(
+      static_cast<size_t>(cuda_backend().gemm_w8a8_workspace_bytes(m, n, k, 0)));
+  const GemmW8A8Params p{.x = dx.get(), .ldx = k, .x_scale = dxs.get(), .w = dw.get(),
+                         .w_scale = dws.get(), .w_layout = WeightLayout::kRowMajor,
+                         .y = dy.get(), .ldy = n, .m = m, .n = n, .k = k,
+                         .workspace = dwork.get()};
+  EXPECT_DEATH(cuda_backend().gemm_w8a8(p),
+               "k, n and ldx must be multiples of 4. Given: k=64 n=19");
+}
+
+// The activation ops quantize what rmsnorm / silu_mul compute on each side, which differ in
+// RMSNorm's summation order and in expf: a value within an ulp of a rounding half may land
+// one step away, and a scale may differ in its last bit — rarely (at most 1 in 1000 here).
+void expect_quant_twins(const std::vector<int8_t>& got_q, const std::vector<float>& got_scale,
+                        const std::vector<int8_t>& want_q, const std::vector<float>& want_scale) {
+  ASSERT_EQ(got_q.size(), want_q.size());
+  size_t off_by_one = 0;
+  for (size_t i = 0; i < want_q.size(); ++i) {
+    ASSERT_LE(std::abs(int{got_q[i]} - want_q[i]), 1) << "at " << i;
+    off_by_one += got_q[i] != want_q[i];
+  }
+  EXPECT_LE(off_by_one, want_q.size() / 1000 + 1);
+  for (size_t i = 0; i < want_scale.size(); ++i) {
+    EXPECT_NEAR(got_scale[i], want_scale[i], 2.5e-7 * want_scale[i]) << "row " << i;
+  }
+}
+
+TEST_F(GpuKernels, RmsNormQuantMatchesCpu) {
+  const int64_t n = 1000, ldo = n + 8;
+  for (int64_t m : kAwkwardRows) {
+    SCOPED_TRACE(::testing::Message() << "m=" << m);
+    const auto x = random_floats(static_cast<size_t>(m * n), 7, -3.0f, 3.0f);
+    const auto weight = random_floats(static_cast<size_t>(n), 9);
+    std::vector<int8_t> want(static_cast<size_t>(m * ldo));
+    std::vector<float> want_scale(static_cast<size_t>(m));
+    RmsNormQuantParams p{.x = x.data(), .ldx = n, .weight = weight.data(), .out = want.data(),
+                         .ldo = ldo, .scale = want_scale.data(), .m = m, .n = n};
+    cpu_backend().rmsnorm_quant(p);
+    DeviceArray<float> dx(x), dw(weight), dscale(want_scale.size());
+    DeviceArray<int8_t> dout(want.size());
+    p.x = dx.get();
+    p.weight = dw.get();
+    p.out = dout.get();
+    p.scale = dscale.get();
+    cuda_backend().rmsnorm_quant(p);
+    expect_quant_twins(dout.to_host(), dscale.to_host(), want, want_scale);
+  }
+}
+
+TEST_F(GpuKernels, SiluMulQuantMatchesCpu) {
+  const int64_t f = 688;
+  for (int64_t t : kAwkwardRows) {
+    SCOPED_TRACE(::testing::Message() << "t=" << t);
+    const auto gate_up = random_floats(static_cast<size_t>(t * 2 * f), 12, -6.0f, 6.0f);
+    std::vector<int8_t> want(static_cast<size_t>(t * f));
+    std::vector<float> want_scale(static_cast<size_t>(t));
+    SiluMulQuantParams p{.gate_up = gate_up.data(), .ld_in = 2 * f, .out = want.data(),
+                         .ld_out = f, .scale = want_scale.data(), .t = t, .f = f};
+    cpu_backend().silu_mul_quant(p);
+    DeviceArray<float> din(gate_up), dscale(want_scale.size());
+    DeviceArray<int8_t> dout(want.size());
+    p.gate_up = din.get();
+    p.out = dout.get();
+    p.scale = dscale.get();
+    cuda_backend().silu_mul_quant(p);
+    expect_quant_twins(dout.to_host(), dscale.to_host(), want, want_scale);
   }
 }
 

@@ -8,6 +8,7 @@
 #include "kernels/cuda/plan/graph_buckets.h"
 #include "kernels/cuda/plan/launch_plan.h"
 #include "kernels/cuda/plan/memory_plan.h"
+#include "kernels/cuda/plan/w8a8_plan.h"
 
 namespace strata::kernels::cuda {
 namespace {
@@ -163,6 +164,36 @@ TEST(DeviceMemoryPlan, KvPoolIsWhatTheBudgetLeaves) {
   const auto bad = plan_device_memory({.total_bytes = kGiB, .gpu_memory_fraction = 0.0,
                                        .kv_block_bytes = 1});
   EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+}
+
+// cuBLASLt's int8 "TN" rules, for TinyLlama's qkv projection at decode and a few misses.
+TEST(W8A8Plan, CuBlasLtTakesMultiplesOfFourAndNamesTheBadField) {
+  alignas(16) static int8_t x[64], w[64];
+  GemmW8A8Params p{.x = x, .ldx = 2048, .w = w, .m = 1, .n = 2560, .k = 2048};
+  EXPECT_EQ(w8a8_cublaslt_error(p), "");
+  p.m = 989;  // any m
+  EXPECT_EQ(w8a8_cublaslt_error(p), "");
+  p.n = 19;
+  EXPECT_EQ(w8a8_cublaslt_error(p),
+            "CUDA gemm_w8a8 per channel (cuBLASLt int8): k, n and ldx must be multiples of 4. "
+            "Given: k=2048 n=19 ldx=2048");
+  p.n = 2560;
+  p.ldx = 2050;
+  EXPECT_NE(w8a8_cublaslt_error(p).find("ldx=2050"), std::string::npos);
+  p.ldx = 2048;
+  p.x = x + 2;
+  EXPECT_NE(w8a8_cublaslt_error(p).find("4-byte aligned. Given: x % 4 = 2, w % 4 = 0"),
+            std::string::npos);
+}
+
+TEST(W8A8Plan, WorkspaceHoldsTheProductsThenCuBlasLtsOwn) {
+  EXPECT_EQ(w8a8_lt_workspace_offset(19, 96), 7424);  // 19 · 96 · 4 = 7296, to 256
+  EXPECT_EQ(w8a8_workspace_bytes(19, 96, 136, 0), 7424 + kW8A8LtWorkspaceBytes);
+  EXPECT_EQ(w8a8_workspace_bytes(1, 2560, 2048, 0), 10240 + kW8A8LtWorkspaceBytes);
+  EXPECT_EQ(w8a8_workspace_bytes(989, 111, 172, 32), 256);
+  EXPECT_EQ(plan_w8a8_direct_blocks(19, 111), 264);  // 2109 outputs, 8 warps a block
+  EXPECT_EQ(plan_w8a8_direct_blocks(1, 8), 1);
+  EXPECT_EQ(plan_w8a8_direct_blocks(0, 111), 0);
 }
 
 }  // namespace
