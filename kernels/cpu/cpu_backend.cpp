@@ -4,6 +4,7 @@
 #include "kernels/cpu/decode_attention.h"
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/gemm_w4a16.h"
 #include "kernels/ops.h"
 
 namespace strata::kernels {
@@ -25,6 +26,9 @@ const KernelBackend& cpu_backend() {
       .copy = cpu::copy,
       .synchronize = [] {},
       .pack_weights = cpu::pack_weights,
+      .gemm_w4a16 = cpu::gemm_w4a16,
+      .gemm_w4a16_workspace_bytes = cpu::gemm_w4a16_workspace_bytes,
+      .pack_w4a16 = cpu::pack_w4a16,
   };
   return backend;
 }
