@@ -1,6 +1,7 @@
 // CPU kernel benchmark: memory read bandwidth, decode GEMV (bf16 weights) as a fraction of
 // it, and prefill GEMM throughput for bf16 and fp32 weights next to OpenBLAS sgemm measured
-// in the same run. Prints Markdown tables.
+// in the same run; then W4A16 (int4 weights) decode and prefill beside bf16 on the same
+// shapes. Prints Markdown tables.
 //
 // Decode weights rotate through enough copies to exceed the last-level cache several times,
 // so every call streams its weights from DRAM as in serving, not from L3.
@@ -10,12 +11,15 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <memory>
 #include <random>
 #include <vector>
 
 #include "kernels/cpu/bandwidth_probe.h"
 #include "kernels/dtype.h"
 #include "kernels/ops.h"
+#include "kernels/quant_int4.h"
 
 namespace {
 
@@ -125,6 +129,146 @@ void bench_prefill_shape(int64_t m, const Shape& s) {
   std::fflush(stdout);
 }
 
+// ---- W4A16 -------------------------------------------------------------------------
+
+// A 64-byte-aligned buffer that frees itself (the GEMM workspaces).
+struct AlignedBuffer {
+  explicit AlignedBuffer(int64_t bytes)
+      : ptr(std::aligned_alloc(64, static_cast<size_t>((bytes + 63) / 64 * 64 + 64))) {}
+  struct Free {
+    void operator()(void* p) const { std::free(p); }
+  };
+  std::unique_ptr<void, Free> ptr;
+};
+
+// Random weights quantized (group g) and packed for the CPU gemm_w4a16.
+std::vector<uint8_t> int4_tiled_weights(const Shape& s, int g) {
+  const auto w = random_floats(static_cast<size_t>(s.n * s.k), 5);
+  std::vector<uint8_t> blocks(static_cast<size_t>(k::int4_blocks_bytes(s.n, s.k, g)));
+  const strata::Status st = k::quantize_int4({.src = w.data(), .dtype = DType::kF32,
+                                              .dst = blocks.data(), .group_size = g,
+                                              .n = s.n, .k = s.k});
+  if (!st.ok()) {
+    std::fprintf(stderr, "%s\n", st.to_string().c_str());
+    std::exit(1);
+  }
+  std::vector<uint8_t> tiled(static_cast<size_t>(k::int4_tiled_bytes(s.n, s.k, g)));
+  k::cpu_backend().pack_w4a16(
+      {.src = blocks.data(), .dst = tiled.data(), .group_size = g, .n = s.n, .k = s.k});
+  return tiled;
+}
+
+// The bf16 gemm on packed weights: the baseline the W4A16 rows are compared with.
+void bf16_gemm(const float* x, const uint16_t* w, float* y, int64_t m, const Shape& s) {
+  k::cpu_backend().gemm({.x = x, .ldx = s.k, .w = w, .w_dtype = DType::kBF16,
+                         .w_layout = k::WeightLayout::kTiled, .y = y, .ldy = s.n, .m = m,
+                         .n = s.n, .k = s.k});
+}
+
+// Median seconds of one m = 1 call on each of `copies` replicas of `one` (bytes each), so
+// every call streams its weights from DRAM.
+template <class Call>
+double time_streamed(const std::vector<uint8_t>& one, double stream_mib, double bytes, Call call) {
+  const int copies = std::max(1, static_cast<int>(stream_mib * 1048576.0 / bytes + 0.5));
+  std::vector<uint8_t> w(one.size() * copies);
+  for (int c = 0; c < copies; ++c) std::copy(one.begin(), one.end(), w.begin() + c * one.size());
+  const int calls = std::max(copies, static_cast<int>(2e9 / bytes / 40));
+  return time_calls(5, calls, [&](int i) { call(w.data() + (i % copies) * one.size()); });
+}
+
+struct DecodeTimes {
+  double bf16_s = 0, w4_s = 0;
+};
+
+// One decode row: bf16 packed against W4A16 (group g), both streamed from DRAM.
+DecodeTimes bench_w4a16_decode_shape(const Shape& s, int g, double stream_mib, double bw) {
+  const auto& be = k::cpu_backend();
+  const auto x = random_floats(static_cast<size_t>(s.k), 2);
+  std::vector<float> y(static_cast<size_t>(s.n));
+  const auto w16 = to_bf16(random_floats(static_cast<size_t>(s.n * s.k), 1));
+  std::vector<uint8_t> packed16(w16.size() * 2);
+  be.pack_weights({.src = w16.data(), .dst = packed16.data(), .dtype = DType::kBF16, .n = s.n,
+                   .k = s.k});
+  const double bytes16 = static_cast<double>(packed16.size());
+  const double t16 = time_streamed(packed16, stream_mib, bytes16, [&](const uint8_t* w) {
+    bf16_gemm(x.data(), reinterpret_cast<const uint16_t*>(w), y.data(), 1, s);
+  });
+  const std::vector<uint8_t> tiled = int4_tiled_weights(s, g);
+  const double bytes4 = static_cast<double>(tiled.size());
+  AlignedBuffer ws(be.gemm_w4a16_workspace_bytes(1, s.k));
+  const double t4 = time_streamed(tiled, stream_mib, bytes4, [&](const uint8_t* w) {
+    be.gemm_w4a16({.x = x.data(), .ldx = s.k, .w = w, .w_layout = k::Int4Layout::kTiled,
+                   .group_size = g, .y = y.data(), .ldy = s.n, .m = 1, .n = s.n, .k = s.k,
+                   .workspace = ws.ptr.get()});
+  });
+  std::printf("| %ld | %ld | %d | %.2f | %.1f | %.1f | %.1f | %.1f | %.0f%% | %.2fx |\n", s.k, s.n,
+              g, bytes4 / 1048576.0, t16 * 1e6, bytes16 / t16 / 1e9, t4 * 1e6,
+              bytes4 / t4 / 1e9, 100.0 * bytes4 / t4 / 1e9 / bw, t16 / t4);
+  std::fflush(stdout);
+  return {t16, t4};
+}
+
+// One prefill row: GFLOP/s of bf16 packed and of W4A16 (group g) at m rows.
+void bench_w4a16_prefill_shape(int64_t m, const Shape& s, int g) {
+  const auto& be = k::cpu_backend();
+  const auto x = random_floats(static_cast<size_t>(m * s.k), 4);
+  std::vector<float> y(static_cast<size_t>(m * s.n));
+  const auto w16 = to_bf16(random_floats(static_cast<size_t>(s.n * s.k), 3));
+  std::vector<uint16_t> packed16(w16.size());
+  be.pack_weights({.src = w16.data(), .dst = packed16.data(), .dtype = DType::kBF16, .n = s.n,
+                   .k = s.k});
+  const std::vector<uint8_t> tiled = int4_tiled_weights(s, g);
+  AlignedBuffer ws(be.gemm_w4a16_workspace_bytes(m, s.k));
+  const double flop = 2.0 * m * s.n * s.k;
+  const int reps = flop > 2e10 ? 3 : 5;
+  const double bf16 = flop / 1e9 / time_calls(reps, 1, [&](int) {
+    bf16_gemm(x.data(), packed16.data(), y.data(), m, s);
+  });
+  const double w4 = flop / 1e9 / time_calls(reps, 1, [&](int) {
+    be.gemm_w4a16({.x = x.data(), .ldx = s.k, .w = tiled.data(),
+                   .w_layout = k::Int4Layout::kTiled, .group_size = g, .y = y.data(),
+                   .ldy = s.n, .m = m, .n = s.n, .k = s.k, .workspace = ws.ptr.get()});
+  });
+  std::printf("| %ld | %ld | %ld | %d | %.0f | %.0f | %.0f%% |\n", m, s.k, s.n, g, bf16, w4,
+              100.0 * w4 / bf16);
+  std::fflush(stdout);
+}
+
+// TinyLlama-1.1B's four projections per layer (QKV, o, gate|up, down), 22 layers: decode
+// GEMV time per token, bf16 against W4A16 with groups of 32 (GGUF Q4_0) and 128, then the
+// prefill rows.
+void bench_w4a16(double stream_mib, double bw, bool skip_prefill) {
+  const std::vector<Shape> layer = {{"qkv", 2048, 2560}, {"o", 2048, 2048},
+                                    {"gate_up", 2048, 11264}, {"down", 5632, 2048}};
+  constexpr int kLayers = 22;
+  std::printf("\n### W4A16 decode GEMV (m = 1, TinyLlama-1.1B shapes, weights from DRAM)\n\n");
+  std::printf("GB/s counts the bytes each format streams: bf16 packed, or int4 nibbles + fp16\n"
+              "scales (4.5 bits per weight at group 32, 4.125 at 128).\n");
+  for (int g : {32, 128}) {
+    std::printf("\n| k | n | group | int4 MiB | bf16 us | bf16 GB/s | w4a16 us | w4a16 GB/s |"
+                " %% of bandwidth | speed-up |\n");
+    std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    double t16 = 0, t4 = 0;
+    for (const Shape& s : layer) {
+      const DecodeTimes t = bench_w4a16_decode_shape(s, g, stream_mib, bw);
+      t16 += t.bf16_s;
+      t4 += t.w4_s;
+    }
+    std::printf("| one layer | | %d | | %.0f | | %.0f | | | **%.2fx** |\n\n", g, t16 * 1e6,
+                t4 * 1e6, t16 / t4);
+    std::printf("The %d layers' GEMMs alone (no attention, no LM head) bound decode at %.1f tok/s "
+                "in bf16 and %.1f tok/s in W4A16 (group %d).\n",
+                kLayers, 1.0 / (kLayers * t16), 1.0 / (kLayers * t4), g);
+  }
+  if (skip_prefill) return;
+  std::printf("\n### W4A16 prefill GEMM GFLOP/s (m = 256, TinyLlama-1.1B shapes)\n\n");
+  std::printf("| m | k | n | group | bf16 packed | w4a16 | w4a16 / bf16 |\n");
+  std::printf("|---:|---:|---:|---:|---:|---:|---:|\n");
+  for (int g : {32, 128}) {
+    for (const Shape& s : layer) bench_w4a16_prefill_shape(256, s, g);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -132,11 +276,13 @@ int main(int argc, char** argv) {
   int threads = 2;
   double stream_mib = 256;
   bool skip_prefill = false;
+  bool w4a16_only = false;
   app.add_option("--threads", threads, "CPU threads for our kernels and OpenBLAS")->capture_default_str();
   app.add_option("--stream-mib", stream_mib,
                  "decode: MiB of weight copies rotated per shape (beyond the LLC)")
       ->capture_default_str();
   app.add_flag("--skip-prefill", skip_prefill, "only bandwidth and decode");
+  app.add_flag("--w4a16-only", w4a16_only, "only bandwidth and the W4A16 tables");
   CLI11_PARSE(app, argc, argv);
 
   k::set_cpu_threads(threads);
@@ -146,6 +292,10 @@ int main(int argc, char** argv) {
   std::printf("CPU path: %s, threads: %d\n\n", std::string(k::cpu_isa_name()).c_str(), threads);
   std::printf("Measured read bandwidth (512 MiB buffer, best of 12): **%.1f GB/s**\n\n", bw);
 
+  if (w4a16_only) {
+    bench_w4a16(stream_mib, bw, skip_prefill);
+    return 0;
+  }
   std::printf("### Decode GEMV (m = 1, bf16 weights, weights streamed from DRAM)\n\n");
   std::printf("Row-major weights as checkpoints store them, and packed (kTiled) as the model\n"
               "loader leaves them for this backend.\n\n");
@@ -157,7 +307,10 @@ int main(int argc, char** argv) {
       {"TinyLlama-1.1B", 2048, 2048}, {"TinyLlama-1.1B", 2048, 11264},
       {"TinyLlama-1.1B", 2048, 32000}, {"TinyLlama-1.1B", 5632, 2048}};
   for (const Shape& s : decode) bench_decode_shape(s, stream_mib, bw);
-  if (skip_prefill) return 0;
+  if (skip_prefill) {
+    bench_w4a16(stream_mib, bw, true);
+    return 0;
+  }
 
   std::printf("\n### Prefill GEMM GFLOP/s (TinyLlama-1.1B shapes)\n\n");
   std::printf("| m | k | n | ours bf16 | ours fp32 | OpenBLAS sgemm fp32 |\n");
@@ -167,5 +320,6 @@ int main(int argc, char** argv) {
   for (int64_t m : {128, 512}) {
     for (const Shape& s : prefill) bench_prefill_shape(m, s);
   }
+  bench_w4a16(stream_mib, bw, false);
   return 0;
 }

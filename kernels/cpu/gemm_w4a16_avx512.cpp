@@ -76,80 +76,102 @@ struct Tile {
   bool accumulate;
 };
 
-// The block's NR·spb scales (≤ 16) as fp32 in d[c·spb + s].
+// The block's NR·spb scales (≤ 16) as fp32 in d[c·spb + s]. The empty asm makes the
+// compiler read them back from memory: each then feeds its FMA as an embedded broadcast (a
+// load), where GCC would otherwise broadcast lanes of the register with vpermd and compete
+// with the unpacking's permutes for the shuffle units.
 template <int Count>
 inline void load_scales(const uint16_t* scales, float* d) {
   static_assert(Count <= 16);
   const __m256i h = _mm256_maskz_loadu_epi16(_cvtu32_mask16((1u << Count) - 1u), scales);
   _mm512_store_ps(d, _mm512_cvtph_ps(h));
+  asm("" : "+m"(*reinterpret_cast<float(*)[16]>(d)));
 }
 
-// One 64-weight half (weights 64·half .. 64·half + 63) of a block for every (row, column):
-// for G = 32 two segments of 32, each scaled; otherwise one segment of 64.
-template <int MR, int NR, int G, bool Panel>
-inline void micro_half(const Tile& t, int64_t b, int half, const float* d,
-                       __m512 (&acc)[MR][NR]) {
-  constexpr int kSpb = kInt4TileK / G;
-  const __m512i table = _mm512_load_si512(kQToBf16);
-  __m512i xv[MR][2];
-  for (int r = 0; r < MR; ++r) {
-    const uint16_t* xp = t.x + r * t.ldx + b * kInt4TileK + 64 * half;
-    xv[r][0] = _mm512_loadu_si512(xp);
-    xv[r][1] = _mm512_loadu_si512(xp + 32);
-  }
-#pragma GCC unroll 4
-  for (int c = 0; c < NR; ++c) {
-    __m512i w0, w1;
-    if constexpr (Panel) {
-      const uint16_t* pp = t.panel + ((b * NR + c) * 4 + 2 * half) * 32;
-      w0 = _mm512_loadu_si512(pp);
-      w1 = _mm512_loadu_si512(pp + 32);
-    } else {
-      const uint8_t* np = t.nibbles + (b * NR + c) * 64;
-      if (MR <= 2 && half == 0) {
-        _mm_prefetch(reinterpret_cast<const char*>(np) + kPrefetchBytes, _MM_HINT_T0);
-      }
-      const __m512i words = _mm512_loadu_si512(np);
-      w0 = unpack_run(words, table, 2 * half);
-      w1 = unpack_run(words, table, 2 * half + 1);
+// The two weight vectors of column c for weights [64·half, 64·half + 64) of block b: from
+// the panel, or unpacked from the nibble block (prefetching further down the stream).
+template <int NR, bool Panel, bool Prefetch>
+inline void load_weights(const Tile& t, int64_t b, int c, int half, __m512i table, __m512i& w0,
+                         __m512i& w1) {
+  if constexpr (Panel) {
+    const uint16_t* pp = t.panel + ((b * NR + c) * 4 + 2 * half) * 32;
+    w0 = _mm512_loadu_si512(pp);
+    w1 = _mm512_loadu_si512(pp + 32);
+  } else {
+    const uint8_t* np = t.nibbles + (b * NR + c) * 64;
+    if (Prefetch && half == 0) {
+      _mm_prefetch(reinterpret_cast<const char*>(np) + kPrefetchBytes, _MM_HINT_T0);
     }
-#pragma GCC unroll 4
-    for (int r = 0; r < MR; ++r) {
-      const __m512 zero = _mm512_setzero_ps();
-      if constexpr (G == 32) {
-        const __m512 s0 = _mm512_dpbf16_ps(zero, (__m512bh)xv[r][0], (__m512bh)w0);
-        acc[r][c] = _mm512_fmadd_ps(s0, _mm512_set1_ps(d[c * kSpb + 2 * half]), acc[r][c]);
-        const __m512 s1 = _mm512_dpbf16_ps(zero, (__m512bh)xv[r][1], (__m512bh)w1);
-        acc[r][c] = _mm512_fmadd_ps(s1, _mm512_set1_ps(d[c * kSpb + 2 * half + 1]), acc[r][c]);
-      } else {
-        __m512 s = _mm512_dpbf16_ps(zero, (__m512bh)xv[r][0], (__m512bh)w0);
-        s = _mm512_dpbf16_ps(s, (__m512bh)xv[r][1], (__m512bh)w1);
-        const float dc = d[c * kSpb + (G == 64 ? half : 0)];
-        acc[r][c] = _mm512_fmadd_ps(s, _mm512_set1_ps(dc), acc[r][c]);
-      }
-    }
+    const __m512i words = _mm512_loadu_si512(np);
+    w0 = unpack_run(words, table, 2 * half);
+    w1 = unpack_run(words, table, 2 * half + 1);
   }
 }
 
-// MR activation rows × NR weight rows over all kb blocks; the accumulation order of each
-// (row, column) is the same for every MR, NR and for both weight sources.
+// acc + the dot products of one block half (64 weights), scaled: for G = 32 two segments
+// of 32 with scales d[0] and d[1], otherwise one segment of 64 with scale d[0]. Each dot
+// product starts from zero, so the products of a segment meet its scale exactly once.
+template <int G>
+inline __m512 scaled_dot(__m512 acc, __m512i x0, __m512i x1, __m512i w0, __m512i w1,
+                         const float* d) {
+  const __m512 zero = _mm512_setzero_ps();
+  if constexpr (G == 32) {
+    const __m512 s0 = _mm512_dpbf16_ps(zero, (__m512bh)x0, (__m512bh)w0);
+    acc = _mm512_fmadd_ps(s0, _mm512_set1_ps(d[0]), acc);
+    const __m512 s1 = _mm512_dpbf16_ps(zero, (__m512bh)x1, (__m512bh)w1);
+    return _mm512_fmadd_ps(s1, _mm512_set1_ps(d[1]), acc);
+  } else {
+    const __m512 s = _mm512_dpbf16_ps(_mm512_dpbf16_ps(zero, (__m512bh)x0, (__m512bh)w0),
+                                      (__m512bh)x1, (__m512bh)w1);
+    return _mm512_fmadd_ps(s, _mm512_set1_ps(d[0]), acc);
+  }
+}
+
+// MR activation rows × NR weight rows over all kb blocks, a block half at a time. The
+// accumulation order of each (row, column) is the same for every MR, NR and for both weight
+// sources.
 template <int MR, int NR, int G, bool Panel>
 void micro(const Tile& t) {
   constexpr int kSpb = kInt4TileK / G;
+  constexpr bool kPrefetch = !Panel && MR <= 2;
+  const __m512i table = _mm512_load_si512(kQToBf16);
+  // Every index into acc must be a constant after unrolling, or GCC keeps it in memory.
   __m512 acc[MR][NR];
+#pragma GCC unroll 4
   for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
     for (int c = 0; c < NR; ++c) acc[r][c] = _mm512_setzero_ps();
   for (int64_t b = 0; b < t.kb; ++b) {
     alignas(64) float d[16];
     load_scales<NR * kSpb>(t.scales + b * NR * kSpb, d);
-    if (!Panel && MR <= 2) {
+    if (kPrefetch) {
       _mm_prefetch(reinterpret_cast<const char*>(t.scales + (b + kPrefetchBlocks) * NR * kSpb),
                    _MM_HINT_T0);
     }
-    micro_half<MR, NR, G, Panel>(t, b, 0, d, acc);
-    micro_half<MR, NR, G, Panel>(t, b, 1, d, acc);
+#pragma GCC unroll 2
+    for (int half = 0; half < 2; ++half) {
+      __m512i xv[MR][2];
+#pragma GCC unroll 4
+      for (int r = 0; r < MR; ++r) {
+        const uint16_t* xp = t.x + r * t.ldx + b * kInt4TileK + 64 * half;
+        xv[r][0] = _mm512_loadu_si512(xp);
+        xv[r][1] = _mm512_loadu_si512(xp + 32);
+      }
+#pragma GCC unroll 4
+      for (int c = 0; c < NR; ++c) {
+        __m512i w0, w1;
+        load_weights<NR, Panel, kPrefetch>(t, b, c, half, table, w0, w1);
+#pragma GCC unroll 4
+        for (int r = 0; r < MR; ++r) {
+          acc[r][c] = scaled_dot<G>(acc[r][c], xv[r][0], xv[r][1], w0, w1,
+                                    d + c * kSpb + half * (G == 32 ? 2 : G == 64 ? 1 : 0));
+        }
+      }
+    }
   }
+#pragma GCC unroll 4
   for (int c = 0; c < NR; ++c) {
+#pragma GCC unroll 4
     for (int r = 0; r < MR; ++r) {
       float* out = t.y + r * t.ldy + c;
       float v = hsum(acc[r][c]);

@@ -126,6 +126,8 @@ const KernelBackend& cuda_backend() {
       .gather_rows = cuda::gather_rows,
       .copy = cuda::copy,
       .synchronize = cuda::synchronize,
+      .gemm_w4a16 = cuda::gemm_w4a16,
+      .gemm_w4a16_workspace_bytes = cuda::gemm_w4a16_workspace_bytes,
   };
   return backend;
 }
