@@ -360,6 +360,81 @@ struct GemmW8A8Params {
   void* workspace = nullptr;
 };
 
+// ---- W4A16: group-wise int4 weights, 16-bit activations -------------------------------
+//
+// Quantization (kernels/quant_int4.h, on the host at load time) is GGUF's Q4_0 generalized
+// to a group size G of 32, 64 or 128 along k (k must be a multiple of G). For each group of
+// G consecutive weights of a row, with `max` the weight of largest magnitude, sign kept:
+//   d = max / −8, stored as fp16;  q = min(15, trunc(w · (1/d) + 8.5)) ∈ [0, 15] (fp32);
+//   the weight the kernels use is (q − 8) · d, exactly: an fp16 d times an integer in
+//   [−8, 7] fits fp32, so no path rounds a dequantized weight.
+// The largest-magnitude weight is exact (−8·d = max) and the other sign reaches 7·d.
+// Preferred over max|w| / 7 because it is ggml's quantize_row_q4_0 bit for bit: a GGUF Q4_0
+// tensor (G = 32) is already Int4Layout::kBlocks, so it needs no requantization (and no
+// second rounding) to run here.
+//
+// How an [n, k] int4 matrix sits in memory:
+//   kBlocks: row-major blocks, as GGUF stores Q4_0. Row j holds k/G blocks from byte
+//            j·(k/G)·(2 + G/2); a block is d (fp16, little-endian) then G/2 bytes, byte i
+//            holding q[i] in its low nibble and q[i + G/2] in its high nibble. For G = 32
+//            this is ggml's block_q4_0. int4_blocks_bytes(n, k, G) bytes. The CUDA
+//            backend reads it; the CPU backend packs it.
+//   kTiled:  the CPU backend's decode-friendly layout (pack_w4a16 writes it from kBlocks).
+//            Rows in tiles of kInt4TileRows (the last tile keeps the rows_t rows left over);
+//            k padded to kb blocks of kInt4TileK (padding: q = 8 and d = 0, which adds
+//            nothing). Tile t starts at byte t·tile_bytes(kInt4TileRows), where
+//              tile_bytes(rows_t) = rows_t·kb·64 + round_up(rows_t·kb·(128/G)·2, 64),
+//            and holds [kb][rows_t] nibble blocks of 64 bytes, then the scales
+//            [kb][rows_t][128/G] (fp16) padded to 64 bytes. The nibble block of row j for
+//            k0 = 128·b is 32 little-endian 16-bit words; word i holds q[k0 + 32h + i] in
+//            bits [4h, 4h + 4), h = 0..3. So one 64-byte load gives four runs of 32
+//            consecutive weights by shifts and a 32-entry permute (AVX-512) or shifts and
+//            masks (AVX2), a tile is two sequential streams (nibbles, then 1/8 to 1/32 as
+//            many scale bytes), and a thread's range of tiles is one contiguous range.
+//            int4_tiled_bytes(n, k, G) bytes.
+enum class Int4Layout : uint8_t { kBlocks, kTiled };
+inline constexpr int kInt4TileRows = 4;
+inline constexpr int kInt4TileK = 128;
+
+// y = x · dequant(W)ᵀ (+ bias) (+ y if accumulate), with W as above. x is rounded to bf16
+// (round to nearest even, as the bf16 gemm does) and weights are exact, so every product
+// x·w is exact in fp32; what differs between paths is only the fp32 summation, whose order
+// is fixed by k (never by m, the other rows or the thread count), then + bias, then + y:
+//   CPU AVX-512: per segment of min(G, 64) weights, s = Σ x·(q − 8) by vdpbf16ps (16 fp32
+//     lanes), then acc += d·s (fp32 FMA); finally the fixed-order horizontal sum.
+//   CPU AVX2: w = (q − 8)·d in fp32 (exact), acc += x·w in 8 fp32 lanes; horizontal sum.
+//   CPU scalar: acc += x·w one element at a time, in k order.
+//   CUDA, m ≤ 8 (a GEMV kernel): per 8 weights s = Σ x·(q − 8), acc += d·s per lane; then
+//     the warp's and the k-split's sums in a fixed order (batch invariant like the CPU).
+//   CUDA, larger m: W dequantized exactly into two bf16 matrices hi + lo (a weight has at
+//     most 14 significant bits: hi keeps 8, lo the rest) and two cuBLAS bf16 GEMMs in fp32.
+// Aimed at decode (m = 1..8): the CPU streams 0.5 byte per weight (+ scales) once, split
+// over the threads by weight-row tiles; larger m unpacks each tile once into a panel in
+// the workspace and reuses it for every row, with the same bits as unpacking in registers.
+struct GemmW4A16Params {
+  const float* x = nullptr;     // [m, k], row stride ldx
+  int64_t ldx = 0;
+  const void* w = nullptr;      // [n, k] int4 + fp16 scales in layout w_layout
+  Int4Layout w_layout = Int4Layout::kBlocks;
+  int group_size = 32;          // G: 32, 64 or 128
+  const float* bias = nullptr;  // [n] or nullptr
+  float* y = nullptr;           // [m, n], row stride ldy
+  int64_t ldy = 0;
+  int64_t m = 0, n = 0, k = 0;
+  bool accumulate = false;      // y += x·Wᵀ: fuses the residual add
+  // [gemm_w4a16_workspace_bytes(m, k)] bytes of backend memory, 64-byte aligned: the
+  // converted activations and, for larger m, the dequantized panels. The caller owns it.
+  void* workspace = nullptr;
+};
+
+// Rewrites kBlocks weights into the layout the backend's gemm_w4a16 streams fastest.
+struct PackW4A16Params {
+  const void* src = nullptr;  // [n, k] in Int4Layout::kBlocks: int4_blocks_bytes(n, k, G)
+  void* dst = nullptr;        // int4_tiled_bytes(n, k, G) bytes; must not overlap src
+  int group_size = 32;
+  int64_t n = 0, k = 0;
+};
+
 struct KernelBackend {
   std::string_view name;
   void (*gemm)(const GemmParams&);
@@ -398,6 +473,13 @@ struct KernelBackend {
   // at load time, into w8a8_packed_bytes bytes, and returns the layout written.
   int64_t (*w8a8_packed_bytes)(int64_t n, int64_t k, int64_t group_size) = nullptr;
   WeightLayout (*pack_w8a8)(const PackW8A8Params&) = nullptr;
+  // W4A16 (see Int4Layout). gemm_w4a16 reads the layout pack_w4a16 returns, or kBlocks
+  // where pack_w4a16 is nullptr (the CUDA backend).
+  void (*gemm_w4a16)(const GemmW4A16Params&) = nullptr;
+  // Bytes GemmW4A16Params::workspace must hold for an [m, k] input. CPU: for the ISA path
+  // cpu_isa() picks now and up to all cores (the kernel never runs more threads).
+  int64_t (*gemm_w4a16_workspace_bytes)(int64_t m, int64_t k) = nullptr;
+  Int4Layout (*pack_w4a16)(const PackW4A16Params&) = nullptr;
 };
 
 // The CPU backend; picks AVX-512 (BF16/VNNI) or AVX2 code paths once, at first use, from

@@ -6,6 +6,7 @@
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/gemm_w8a8.h"
+#include "kernels/cpu/gemm_w4a16.h"
 #include "kernels/ops.h"
 
 namespace strata::kernels {
@@ -34,6 +35,9 @@ const KernelBackend& cpu_backend() {
       .gemm_w8a8_workspace_bytes = cpu::gemm_w8a8_workspace_bytes,
       .w8a8_packed_bytes = cpu::w8a8_packed_bytes,
       .pack_w8a8 = cpu::pack_w8a8,
+      .gemm_w4a16 = cpu::gemm_w4a16,
+      .gemm_w4a16_workspace_bytes = cpu::gemm_w4a16_workspace_bytes,
+      .pack_w4a16 = cpu::pack_w4a16,
   };
   return backend;
 }

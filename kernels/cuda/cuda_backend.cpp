@@ -140,6 +140,8 @@ const KernelBackend& cuda_backend() {
       .silu_mul_quant = cuda::silu_mul_quant,
       .gemm_w8a8 = cuda::gemm_w8a8,
       .gemm_w8a8_workspace_bytes = cuda::gemm_w8a8_workspace_bytes,
+      .gemm_w4a16 = cuda::gemm_w4a16,
+      .gemm_w4a16_workspace_bytes = cuda::gemm_w4a16_workspace_bytes,
   };
   return backend;
 }

@@ -6,6 +6,7 @@
 #include <cuda_runtime.h>
 
 #include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/plan/gemm_w4a16_plan.h"
 #include "kernels/cuda/plan/launch_plan.h"
 #include "kernels/ops.h"
 
@@ -45,5 +46,16 @@ void launch_w8a8_direct(const GemmW8A8Params& p, cudaStream_t stream);
 void launch_prefill_attention(const PagedAttentionParams& p, cudaStream_t stream);
 void launch_decode_attention(const PagedAttentionParams& p, const DecodePlan& plan,
                              cudaStream_t stream);
+
+// gemm_w4a16.cpp (host code: the path, the cuBLAS calls of larger m)
+void gemm_w4a16(const GemmW4A16Params& p);
+
+// gemm_w4a16.cu, on kBlocks weights. The GEMV (plan.gemv, m ≤ kW4GemvMaxRows) reads the
+// activations as bf16 [m, k] from x16 and writes y with bias and accumulate as p says.
+void launch_w4a16_gemv(const GemmW4A16Params& p, const void* x16, const W4A16Plan& plan,
+                       cudaStream_t stream);
+// Weight rows [0, rows) of w, dequantized exactly as hi + lo (each [rows, k] bf16).
+void launch_w4a16_dequant_split(const void* w, int group_size, int64_t rows, int64_t k, void* hi,
+                                void* lo, cudaStream_t stream);
 
 }  // namespace strata::kernels::cuda

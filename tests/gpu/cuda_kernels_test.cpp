@@ -3,8 +3,13 @@
 // GPU.
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
 #include <vector>
 
+#include "kernels/cuda/plan/gemm_w4a16_plan.h"
+#include "kernels/quant_int4.h"
 #include "tests/gpu/cuda_test_util.h"
 #include "tests/kernels/kernel_test_util.h"
 #include "tests/kernels/w8a8_test_util.h"
@@ -377,6 +382,104 @@ TEST_F(GpuKernels, SiluMulQuantMatchesCpu) {
     p.scale = dscale.get();
     cuda_backend().silu_mul_quant(p);
     expect_quant_twins(dout.to_host(), dscale.to_host(), want, want_scale);
+  }
+}
+
+// W4A16: the CUDA kernels read the kBlocks bytes the host quantized; the CPU twin reads
+// the same matrix packed to kTiled. Both multiply by the exact weights, so they differ by
+// fp32 summation order only. m = 1, 3 and 8 take the GEMV (whose rows must also keep their
+// bits whatever the batch), 19 and up the exact hi/lo split through cuBLAS; n = 1100 spans
+// two dequantized slices.
+using cuda::kW4GemvMaxRows;
+using cuda::plan_gemm_w4a16;
+
+struct Int4Matrix {
+  std::vector<uint8_t> blocks, tiled;
+};
+
+Int4Matrix make_int4_matrix(int64_t n, int64_t k, int g) {
+  const auto w = random_floats(static_cast<size_t>(n * k), 41);
+  Int4Matrix out;
+  out.blocks.resize(static_cast<size_t>(int4_blocks_bytes(n, k, g)));
+  EXPECT_TRUE(quantize_int4({.src = w.data(), .dtype = DType::kF32, .dst = out.blocks.data(),
+                             .group_size = g, .n = n, .k = k})
+                  .ok());
+  out.tiled.resize(static_cast<size_t>(int4_tiled_bytes(n, k, g)));
+  cpu_backend().pack_w4a16(
+      {.src = out.blocks.data(), .dst = out.tiled.data(), .group_size = g, .n = n, .k = k});
+  return out;
+}
+
+std::vector<float> cpu_w4a16(GemmW4A16Params p, const Int4Matrix& w, std::vector<float> y) {
+  const int64_t bytes = cpu_backend().gemm_w4a16_workspace_bytes(p.m, p.k);
+  std::unique_ptr<void, decltype(&std::free)> ws(
+      std::aligned_alloc(64, static_cast<size_t>((bytes + 63) / 64 * 64 + 64)), &std::free);
+  p.w = w.tiled.data();
+  p.w_layout = Int4Layout::kTiled;
+  p.y = y.data();
+  p.workspace = ws.get();
+  cpu_backend().gemm_w4a16(p);
+  return y;
+}
+
+std::vector<float> gpu_w4a16(GemmW4A16Params p, const DeviceArray<unsigned char>& w,
+                             const std::vector<float>& y0) {
+  DeviceArray<float> dx(std::vector<float>(p.x, p.x + p.m * p.ldx)), dy(y0);
+  DeviceArray<float> dbias(p.bias != nullptr ? std::vector<float>(p.bias, p.bias + p.n)
+                                             : std::vector<float>(1));
+  DeviceArray<unsigned char> ws(static_cast<size_t>(cuda_backend().gemm_w4a16_workspace_bytes(p.m, p.k)));
+  p.x = dx.get();
+  p.w = w.get();
+  p.w_layout = Int4Layout::kBlocks;
+  p.bias = p.bias != nullptr ? dbias.get() : nullptr;
+  p.y = dy.get();
+  p.workspace = ws.get();
+  cuda_backend().gemm_w4a16(p);
+  return dy.to_host();
+}
+
+TEST_F(GpuKernels, GemmW4A16MatchesCpuPerGroupSizeOnBothPaths) {
+  const int64_t k_for[] = {288, 384, 384};  // 288: the last step of 32 words is partial
+  for (int gi = 0; gi < 3; ++gi) {
+    const int g = kInt4GroupSizes[gi];
+    const int64_t k = k_for[gi];
+    for (int64_t n : {int64_t{97}, int64_t{1100}}) {
+      const Int4Matrix w = make_int4_matrix(n, k, g);
+      DeviceArray<unsigned char> dw(std::vector<unsigned char>(w.blocks.begin(), w.blocks.end()));
+      const auto bias = random_floats(static_cast<size_t>(n), 43);
+      for (int64_t m : {int64_t{1}, int64_t{3}, int64_t{8}, int64_t{19}, int64_t{111}, int64_t{989}}) {
+        if (n == 1100 && m != 1 && m != 19) continue;
+        SCOPED_TRACE(::testing::Message() << "g=" << g << " n=" << n << " m=" << m);
+        const int64_t ldx = k + 5, ldy = n + 3;
+        const auto x = random_floats(static_cast<size_t>(m * ldx), 42);
+        const auto y0 = random_floats(static_cast<size_t>(m * ldy), 44);
+        for (bool accumulate : {false, true}) {
+          const GemmW4A16Params p{.x = x.data(), .ldx = ldx, .group_size = g,
+                                  .bias = accumulate ? nullptr : bias.data(), .ldy = ldy,
+                                  .m = m, .n = n, .k = k, .accumulate = accumulate};
+          EXPECT_LE(relative_error(gpu_w4a16(p, dw, y0), cpu_w4a16(p, w, y0)), 1e-4)
+              << "accumulate=" << accumulate << " path="
+              << (plan_gemm_w4a16(m, n, k).gemv ? "gemv" : "cublas");
+        }
+      }
+    }
+  }
+}
+
+TEST_F(GpuKernels, GemmW4A16GemvRowKeepsItsBitsAloneAndInABatch) {
+  const int64_t n = 97, k = 384;
+  const Int4Matrix w = make_int4_matrix(n, k, 32);
+  DeviceArray<unsigned char> dw(std::vector<unsigned char>(w.blocks.begin(), w.blocks.end()));
+  const auto x = random_floats(static_cast<size_t>(kW4GemvMaxRows * k), 45);
+  const GemmW4A16Params batch_p{.x = x.data(), .ldx = k, .group_size = 32, .ldy = n,
+                                .m = kW4GemvMaxRows, .n = n, .k = k};
+  const auto batch = gpu_w4a16(batch_p, dw, std::vector<float>(kW4GemvMaxRows * n));
+  for (int64_t i : {0, 5, 7}) {
+    GemmW4A16Params one = batch_p;
+    one.x = x.data() + i * k;
+    one.m = 1;
+    const auto alone = gpu_w4a16(one, dw, std::vector<float>(n));
+    EXPECT_EQ(0, std::memcmp(alone.data(), batch.data() + i * n, n * sizeof(float))) << "row " << i;
   }
 }
 

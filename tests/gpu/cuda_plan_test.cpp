@@ -5,6 +5,7 @@
 
 #include <vector>
 
+#include "kernels/cuda/plan/gemm_w4a16_plan.h"
 #include "kernels/cuda/plan/graph_buckets.h"
 #include "kernels/cuda/plan/launch_plan.h"
 #include "kernels/cuda/plan/memory_plan.h"
@@ -194,6 +195,33 @@ TEST(W8A8Plan, WorkspaceHoldsTheProductsThenCuBlasLtsOwn) {
   EXPECT_EQ(plan_w8a8_direct_blocks(19, 111), 264);  // 2109 outputs, 8 warps a block
   EXPECT_EQ(plan_w8a8_direct_blocks(1, 8), 1);
   EXPECT_EQ(plan_w8a8_direct_blocks(0, 111), 0);
+}
+
+TEST(W4A16Plan, DecodeRowsTakeTheGemvWithOnlyTheActivationsInTheWorkspace) {
+  for (int64_t m : {1, 3, 8}) {
+    const W4A16Plan plan = plan_gemm_w4a16(m, 989, 2048);
+    EXPECT_TRUE(plan.gemv) << m;
+    EXPECT_EQ(plan.blocks, 495);  // 989 rows, 2 per block
+    EXPECT_EQ(plan.threads, 128);
+    EXPECT_EQ(plan.workspace_bytes, m * 2048 * 2);
+    EXPECT_EQ(gemm_w4a16_workspace_bytes(m, 2048), plan.workspace_bytes);
+  }
+  EXPECT_EQ(plan_gemm_w4a16(1, 19, 96).workspace_bytes, 256);  // 192 bytes round up
+}
+
+TEST(W4A16Plan, LargerBatchesDequantizeFixedSlicesWhateverN) {
+  const W4A16Plan small_n = plan_gemm_w4a16(19, 111, 2048);
+  EXPECT_FALSE(small_n.gemv);
+  EXPECT_EQ(small_n.slice_rows, 111);
+  const W4A16Plan big_n = plan_gemm_w4a16(19, 11264, 2048);
+  EXPECT_EQ(big_n.slice_rows, 1024);
+  // x in bf16 (19·2048·2 = 77824, 256-aligned), then hi and lo of 1024 rows each.
+  for (const W4A16Plan& plan : {small_n, big_n}) {
+    EXPECT_EQ(plan.hi_offset, 77824);
+    EXPECT_EQ(plan.lo_offset, 77824 + 1024 * 2048 * 2);
+    EXPECT_EQ(plan.workspace_bytes, 77824 + 2 * 1024 * 2048 * 2);
+  }
+  EXPECT_EQ(gemm_w4a16_workspace_bytes(19, 2048), big_n.workspace_bytes);
 }
 
 }  // namespace

@@ -1,0 +1,230 @@
+// AVX2 W4A16 GEMM for machines without AVX-512: each run of 8 weights decoded to fp32
+// (q − 8)·d — exact, one FMA of the converted nibbles by d and −8·d — and 8-wide fp32 FMA
+// against activations rounded to bf16 (so results match the AVX512-BF16 path up to
+// summation order). Activations packed once per call (zero-padded to the blocks of
+// kInt4TileK); up to 2 rows × one 4-row weight tile of ymm accumulators. For m above
+// kW4PanelMinRows each tile is decoded once into a per-thread fp32 panel that every row
+// block reads: the same values in the same order, so the same bits.
+#include <immintrin.h>
+#include <omp.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/cpu/gemm_w4a16.h"
+
+namespace strata::kernels::cpu {
+namespace {
+
+constexpr int kMr = 2;
+constexpr int kNr = kInt4TileRows;
+constexpr int64_t kChunkBytes = 512 * 1024;
+constexpr int64_t kPrefetchBytes = 2048;
+
+inline int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
+inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+// The order of gemm_avx2.cpp: lanes (i, i+4), (i, i+2), (i, i+1).
+inline float hsum(__m256 v) {
+  const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+  const __m128 s1 = _mm_add_ss(s2, _mm_movehdup_ps(s2));
+  return _mm_cvtss_f32(s1);
+}
+
+// Round-to-nearest-even to bf16 and back, in fp32 lanes, as gemm_avx2.cpp does.
+inline __m256 round_bf16(__m256 v) {
+  const __m256i u = _mm256_castps_si256(v);
+  const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+  const __m256i r = _mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7fff), lsb));
+  return _mm256_castsi256_ps(_mm256_and_si256(r, _mm256_set1_epi32(int(0xffff0000u))));
+}
+
+// Weights 32h + 8g .. 32h + 8g + 7 of a 64-byte nibble block: words 8g..8g+7, field h,
+// as fp32 (q − 8)·d. q·d is exact and so is the sum with −8·d, so the FMA rounds nothing.
+inline __m256 decode8(const uint8_t* block, int g, int h, __m256 d, __m256 minus_8d) {
+  const __m128i words = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 16 * g));
+  const __m256i q = _mm256_and_si256(_mm256_srli_epi32(_mm256_cvtepu16_epi32(words), 4 * h),
+                                     _mm256_set1_epi32(15));
+  return _mm256_fmadd_ps(_mm256_cvtepi32_ps(q), d, minus_8d);
+}
+
+struct Tile {
+  const float* x;          // packed activations, row stride ldx (kb · 128, zero-padded)
+  int64_t ldx;
+  const uint8_t* nibbles;  // the tile's [kb][rows] 64-byte nibble blocks
+  const uint16_t* scales;  // the tile's [kb][rows][G-per-block] fp16 scales
+  const float* panel;      // the same weights decoded: [kb][rows][128] fp32, or nullptr
+  int64_t kb;
+  float* y;
+  int64_t ldy;
+  const float* bias;
+  bool accumulate;
+};
+
+// One block b of column c for every row: runs h = 0..3 of 32 weights, each with its
+// segment's scale, in 8-wide steps.
+template <int MR, int NR, int G, bool Panel>
+inline void micro_block(const Tile& t, int64_t b, int c, __m256 (&acc)[MR][NR]) {
+  constexpr int kSpb = kInt4TileK / G;
+  const int64_t bc = b * NR + c;  // (block, row) in stream order
+  const uint8_t* block = t.nibbles + bc * 64;
+  if (!Panel && MR == 1) {
+    _mm_prefetch(reinterpret_cast<const char*>(block) + kPrefetchBytes, _MM_HINT_T0);
+  }
+  for (int h = 0; h < 4; ++h) {
+    __m256 d = _mm256_setzero_ps(), minus_8d = d;
+    if constexpr (!Panel) {
+      const float dh = _cvtsh_ss(t.scales[bc * kSpb + 32 * h / G]);
+      d = _mm256_set1_ps(dh);
+      minus_8d = _mm256_set1_ps(-8.0f * dh);
+    }
+#pragma GCC unroll 4
+    for (int g = 0; g < 4; ++g) {
+      __m256 w;
+      if constexpr (Panel) {
+        w = _mm256_loadu_ps(t.panel + bc * kInt4TileK + 32 * h + 8 * g);
+      } else {
+        w = decode8(block, g, h, d, minus_8d);
+      }
+      const int64_t kk = b * kInt4TileK + 32 * h + 8 * g;
+#pragma GCC unroll 2
+      for (int r = 0; r < MR; ++r) {
+        acc[r][c] = _mm256_fmadd_ps(_mm256_loadu_ps(t.x + r * t.ldx + kk), w, acc[r][c]);
+      }
+    }
+  }
+}
+
+template <int MR, int NR, int G, bool Panel>
+void micro(const Tile& t) {
+  __m256 acc[MR][NR];
+  for (int r = 0; r < MR; ++r)
+    for (int c = 0; c < NR; ++c) acc[r][c] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < t.kb; ++b) {
+#pragma GCC unroll 4
+    for (int c = 0; c < NR; ++c) micro_block<MR, NR, G, Panel>(t, b, c, acc);
+  }
+  for (int r = 0; r < MR; ++r) {
+    for (int c = 0; c < NR; ++c) {
+      float* out = t.y + r * t.ldy + c;
+      float v = hsum(acc[r][c]);
+      if (t.bias != nullptr) v = v + t.bias[c];
+      if (t.accumulate) v = *out + v;
+      *out = v;
+    }
+  }
+}
+
+using MicroFn = void (*)(const Tile&);
+
+template <int G, bool Panel>
+MicroFn pick(int64_t mr, int64_t nr) {
+  static constexpr MicroFn table[kMr][kNr] = {
+      {micro<1, 1, G, Panel>, micro<1, 2, G, Panel>, micro<1, 3, G, Panel>, micro<1, 4, G, Panel>},
+      {micro<2, 1, G, Panel>, micro<2, 2, G, Panel>, micro<2, 3, G, Panel>, micro<2, 4, G, Panel>}};
+  return table[mr - 1][nr - 1];
+}
+
+// The tile's blocks, in stream order, decoded into the panel [kb · rows][128].
+template <int G>
+void build_panel(const uint8_t* nibbles, const uint16_t* scales, int64_t blocks, float* panel) {
+  constexpr int kSpb = kInt4TileK / G;
+  for (int64_t i = 0; i < blocks; ++i) {
+    for (int h = 0; h < 4; ++h) {
+      const float dh = _cvtsh_ss(scales[i * kSpb + 32 * h / G]);
+      const __m256 d = _mm256_set1_ps(dh), minus_8d = _mm256_set1_ps(-8.0f * dh);
+      for (int g = 0; g < 4; ++g) {
+        _mm256_storeu_ps(panel + i * kInt4TileK + 32 * h + 8 * g,
+                         decode8(nibbles + i * 64, g, h, d, minus_8d));
+      }
+    }
+  }
+}
+
+// Activation rows [r0, r1) rounded to bf16 (kept in fp32 lanes) into out [m][kp], each
+// row zero-padded from k to kp.
+void pack_x(const float* x, int64_t ldx, int64_t k, int64_t kp, int64_t r0, int64_t r1,
+            float* out) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const float* src = x + r * ldx;
+    float* dst = out + r * kp;
+    const int64_t k_full = k / 8 * 8;
+    for (int64_t kk = 0; kk < k_full; kk += 8) {
+      _mm256_storeu_ps(dst + kk, round_bf16(_mm256_loadu_ps(src + kk)));
+    }
+    std::memset(dst + k_full, 0, static_cast<size_t>(kp - k_full) * sizeof(float));
+    for (int64_t kk = k_full; kk < k; ++kk) {
+      const __m256 v = round_bf16(_mm256_set1_ps(src[kk]));
+      dst[kk] = _mm256_cvtss_f32(v);
+    }
+  }
+}
+
+// Workspace: the activations [m][kp] in fp32, then one panel [kNr · kb][128] per thread.
+int64_t x_bytes(int64_t m, int64_t k) {
+  return round_up(m * int4_row_blocks(k) * kInt4TileK * 4, 64);
+}
+int64_t panel_bytes(int64_t k) { return kNr * int4_row_blocks(k) * kInt4TileK * 4; }
+
+template <int G>
+void run(const GemmW4A16Params& p, void* workspace, int threads) {
+  const int64_t m = p.m, n = p.n, kb = int4_row_blocks(p.k), kp = kb * kInt4TileK;
+  const int64_t n_tiles = (n + kNr - 1) / kNr;
+  const int64_t tile_stride = int4_tile_bytes(kNr, p.k, G);
+  auto* xp = static_cast<float*>(workspace);
+  auto* panels = reinterpret_cast<float*>(static_cast<char*>(workspace) + x_bytes(m, p.k));
+  const bool use_panel = m > kW4PanelMinRows;
+  int64_t chunk_rows = kChunkBytes / (kp * 4) / kMr * kMr;
+  if (chunk_rows < kMr) chunk_rows = kMr;
+  if (n_tiles < 2 * threads || m * n * p.k < (1 << 16)) threads = 1;
+
+#pragma omp parallel num_threads(threads)
+  {
+    const int tid = omp_get_thread_num();
+    const int nt = omp_get_num_threads();
+    pack_x(p.x, p.ldx, p.k, kp, m * tid / nt, m * (tid + 1) / nt, xp);
+#pragma omp barrier
+    float* panel = use_panel ? panels + tid * panel_bytes(p.k) / 4 : nullptr;
+    const int64_t t0 = n_tiles * tid / nt, t1 = n_tiles * (tid + 1) / nt;
+    for (int64_t i0 = 0; i0 < m; i0 += chunk_rows) {
+      const int64_t i1 = min64(m, i0 + chunk_rows);
+      for (int64_t tile = t0; tile < t1; ++tile) {
+        const int64_t j = tile * kNr, nr = min64(kNr, n - j);
+        const auto* base = static_cast<const uint8_t*>(p.w) + tile * tile_stride;
+        const auto* scales = reinterpret_cast<const uint16_t*>(base + nr * kb * 64);
+        if (use_panel) build_panel<G>(base, scales, kb * nr, panel);
+        for (int64_t i = i0; i < i1; i += kMr) {
+          const Tile t{.x = xp + i * kp,
+                       .ldx = kp,
+                       .nibbles = base,
+                       .scales = scales,
+                       .panel = panel,
+                       .kb = kb,
+                       .y = p.y + i * p.ldy + j,
+                       .ldy = p.ldy,
+                       .bias = p.bias != nullptr ? p.bias + j : nullptr,
+                       .accumulate = p.accumulate};
+          const int64_t mr = min64(kMr, i1 - i);
+          (use_panel ? pick<G, true>(mr, nr) : pick<G, false>(mr, nr))(t);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+int64_t gemm_w4a16_workspace_bytes_avx2(int64_t m, int64_t k, int threads) {
+  return x_bytes(m, k) + (m > kW4PanelMinRows ? threads * panel_bytes(k) : 0);
+}
+
+void gemm_w4a16_avx2(const GemmW4A16Params& p, void* workspace, int threads) {
+  switch (p.group_size) {
+    case 32: run<32>(p, workspace, threads); return;
+    case 64: run<64>(p, workspace, threads); return;
+    default: run<128>(p, workspace, threads); return;
+  }
+}
+
+}  // namespace strata::kernels::cpu
