@@ -113,10 +113,10 @@ TEST_P(HfCaseTest, HalfPrecisionFilesMatchFp32FileConvertedAtLoad) {
     EXPECT_TRUE(same_bits(a.embedding, b.embedding));
     EXPECT_TRUE(same_bits(a.lm_head, b.lm_head));
     for (size_t l = 0; l < a.layers.size(); ++l) {
-      EXPECT_TRUE(same_bits(a.layers[l].wqkv, b.layers[l].wqkv)) << "layer " << l;
-      EXPECT_TRUE(same_bits(a.layers[l].wo, b.layers[l].wo)) << "layer " << l;
-      EXPECT_TRUE(same_bits(a.layers[l].w_gate_up, b.layers[l].w_gate_up)) << "layer " << l;
-      EXPECT_TRUE(same_bits(a.layers[l].w_down, b.layers[l].w_down)) << "layer " << l;
+      EXPECT_TRUE(same_bits(a.layers[l].wqkv.data, b.layers[l].wqkv.data)) << "layer " << l;
+      EXPECT_TRUE(same_bits(a.layers[l].wo.data, b.layers[l].wo.data)) << "layer " << l;
+      EXPECT_TRUE(same_bits(a.layers[l].w_gate_up.data, b.layers[l].w_gate_up.data)) << "layer " << l;
+      EXPECT_TRUE(same_bits(a.layers[l].w_down.data, b.layers[l].w_down.data)) << "layer " << l;
     }
     // Rounding the weights moves logits, but not far from the float64 reference.
     const auto r = run_all_positions(*native, tokens);

@@ -176,18 +176,18 @@ TEST(BuiltinModels, UnknownNameListsPresets) {
 TEST(BuiltinModels, WeightsAreDeterministicAndDtypeSelectable) {
   auto a = load_model("builtin:tiny"), b = load_model("builtin:tiny");
   ASSERT_TRUE(a.ok() && b.ok());
-  const Tensor& wa = (*a)->weights.layers[1].w_down;
-  const Tensor& wb = (*b)->weights.layers[1].w_down;
+  const Tensor& wa = (*a)->weights.layers[1].w_down.data;
+  const Tensor& wb = (*b)->weights.layers[1].w_down.data;
   ASSERT_EQ(wa.nbytes(), wb.nbytes());
   EXPECT_EQ(0, std::memcmp(wa.raw(), wb.raw(), wa.nbytes()));
   auto bf16 = load_model("builtin:tiny", {.dtype = DType::kBF16});
   ASSERT_TRUE(bf16.ok());
   EXPECT_EQ((*bf16)->weights.dtype, DType::kBF16);
-  EXPECT_EQ((*bf16)->weights.layers[0].wqkv.dtype(), DType::kBF16);
+  EXPECT_EQ((*bf16)->weights.layers[0].wqkv.data.dtype(), DType::kBF16);
   EXPECT_EQ((*bf16)->weights.layers[0].attn_norm.dtype(), DType::kF32);
   // bf16 weights are the fp32 ones rounded to nearest even.
   const float f = wa.data<float>()[123];
-  EXPECT_EQ((*bf16)->weights.layers[1].w_down.data<uint16_t>()[123], f32_to_bf16(f));
+  EXPECT_EQ((*bf16)->weights.layers[1].w_down.data.data<uint16_t>()[123], f32_to_bf16(f));
 }
 
 TEST(BuiltinModels, PresetShapesMatchTheirNamesakes) {

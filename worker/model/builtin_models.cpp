@@ -109,7 +109,7 @@ StatusOr<std::unique_ptr<LoadedModel>> load_builtin_model(const std::string& nam
   model->config = *config;
   BuiltinSource source(model->config);
   STRATA_ASSIGN_OR_RETURN(const ShardPlan shard, ShardPlan::make(model->config, options.topology));
-  STRATA_ASSIGN_OR_RETURN(model->weights, build_model_weights(model->config, source, options.dtype.value_or(DType::kF32), shard, options.pack_for()));
+  STRATA_ASSIGN_OR_RETURN(model->weights, build_model_weights(model->config, source, options.build_options(options.dtype.value_or(DType::kF32)), shard));
   model->format = "builtin";
   model->default_tokenizer = "builtin:bytes";
   model->stop_token_ids = model->config.eos_token_ids;

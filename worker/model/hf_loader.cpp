@@ -96,7 +96,7 @@ StatusOr<std::unique_ptr<LoadedModel>> load_hf_model(const std::string& dir,
     STRATA_ASSIGN_OR_RETURN(dtype, source_matrix_dtype(source));
   }
   STRATA_ASSIGN_OR_RETURN(const ShardPlan shard, ShardPlan::make(c, options.topology));
-  STRATA_ASSIGN_OR_RETURN(model->weights, build_model_weights(c, source, dtype, shard, options.pack_for()));
+  STRATA_ASSIGN_OR_RETURN(model->weights, build_model_weights(c, source, options.build_options(dtype), shard));
   model->format = "hf";
   model->default_tokenizer = default_tokenizer_for_model(dir);
   model->stop_token_ids = c.eos_token_ids;

@@ -136,7 +136,7 @@ StatusOr<std::unique_ptr<LoadedModel>> load_llama2c_model(const std::string& pat
         hdr.vocab_size, hdr.seq_len, expected);
   }
   STRATA_ASSIGN_OR_RETURN(const ShardPlan shard, ShardPlan::make(c, options.topology));
-  STRATA_ASSIGN_OR_RETURN(model->weights, build_model_weights(c, source, options.dtype.value_or(DType::kF32), shard, options.pack_for()));
+  STRATA_ASSIGN_OR_RETURN(model->weights, build_model_weights(c, source, options.build_options(options.dtype.value_or(DType::kF32)), shard));
   model->format = "llama2c";
   model->default_tokenizer = default_tokenizer_for_model(path);
   model->stop_token_ids = {1};  // run.c ends generation when the model emits BOS

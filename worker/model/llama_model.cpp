@@ -34,8 +34,7 @@ LlamaModel::LlamaModel(const ModelConfig& config, const ModelWeights& weights,
       device_(weights.device),
       parallel_(parallel) {
   // Packed weights need the backend that packed them (pack_weights picks the layout).
-  STRATA_CHECK((weights.matrix_layout == kernels::WeightLayout::kRowMajor &&
-                weights.lm_head_layout == kernels::WeightLayout::kRowMajor) ||
+  STRATA_CHECK(weights.lm_head_layout == kernels::WeightLayout::kRowMajor ||
                backend.pack_weights != nullptr);
   const std::vector<double> inv_freq = config.rope_inv_freq();
   const auto bytes = static_cast<int64_t>(inv_freq.size() * sizeof(double));
@@ -74,11 +73,12 @@ void LlamaModel::ensure_workspace(int64_t num_tokens, int64_t num_logit_rows) {
     attn_ = rows(sh.q_size(hd));
     gate_up_ = rows(2 * sh.ffn_size());
     act_ = rows(sh.ffn_size());
-    const int64_t widest_k = std::max({h, sh.q_size(hd), sh.ffn_size()});
-    const int64_t gemm_bytes =
-        std::max(backend_.gemm_workspace_bytes(weights_.dtype, num_tokens, widest_k),
-                 backend_.gemm_workspace_bytes(weights_.lm_head.dtype(), num_tokens, h));
-    gemm_workspace_ = Tensor::empty(DType::kU8, {std::max<int64_t>(gemm_bytes, 1)}, device_);
+    if (weights_.quantization == Quantization::kW8A8) {
+      xq_ = Tensor::empty(DType::kI8, {num_tokens, std::max(h, sh.ffn_size())}, device_);
+      xq_scale_ = Tensor::empty(DType::kF32, {num_tokens}, device_);
+    }
+    gemm_workspace_ =
+        Tensor::empty(DType::kU8, {std::max<int64_t>(gemm_workspace_bytes(num_tokens), 1)}, device_);
   }
   if (sh.last_stage && num_logit_rows > workspace_logit_rows_) {
     workspace_logit_rows_ = num_logit_rows;
@@ -89,6 +89,21 @@ void LlamaModel::ensure_workspace(int64_t num_tokens, int64_t num_logit_rows) {
           Tensor::empty(DType::kF32, {sh.tp_size * num_logit_rows, sh.vocab_rows}, device_);
     }
   }
+}
+
+// The most any one matrix multiply of a step of m tokens needs (every layer has the same
+// matrices; the LM head reads the final norm's fp32 rows).
+int64_t LlamaModel::gemm_workspace_bytes(int64_t m) const {
+  int64_t bytes = 0;
+  if (weights_.lm_head.defined()) {
+    bytes = backend_.gemm_workspace_bytes(weights_.lm_head.dtype(), m, config_.hidden_size);
+  }
+  if (weights_.layers.empty()) return bytes;
+  const LayerWeights& l = weights_.layers.front();
+  for (const Matrix* w : {&l.wqkv, &l.wo, &l.w_gate_up, &l.w_down}) {
+    bytes = std::max(bytes, matmul_workspace_bytes(backend_, *w, m));
+  }
+  return bytes;
 }
 
 void LlamaModel::all_reduce(float* data, size_t count) {
@@ -148,30 +163,52 @@ void LlamaModel::copy_logits_to_host(int64_t rows, std::vector<float>& logits) {
   backend_.synchronize();
 }
 
-// y = x · Wᵀ (+ bias) (+ y) over the step's tokens.
-void LlamaModel::project(int64_t num_tokens, const float* in, int64_t ldx, const Tensor& w,
+// y = in · Wᵀ (+ bias) (+ y) over the step's tokens.
+void LlamaModel::project(int64_t num_tokens, const MatrixInput& in, const Matrix& w,
                          const float* bias, float* y, int64_t ldy, bool accumulate) {
-  backend_.gemm({.x = in, .ldx = ldx, .w = w.raw(), .w_dtype = w.dtype(),
-                 .w_layout = weights_.matrix_layout, .bias = bias, .y = y, .ldy = ldy,
-                 .m = num_tokens, .n = w.dim(0), .k = w.dim(1), .accumulate = accumulate,
-                 .workspace = gemm_workspace_.raw()});
+  matmul(backend_, w, {.in = in, .bias = bias, .y = y, .ldy = ldy, .m = num_tokens,
+                       .accumulate = accumulate, .workspace = gemm_workspace_.raw()});
 }
 
-void LlamaModel::rmsnorm(const float* in, const Tensor& weight, float* out, int64_t rows) {
+// RMSNorm of the residual rows as `w` multiplies them: fp32 rows in x_norm_, or for a W8A8
+// matrix int8 rows and their scales (the norm and the quantization in one pass).
+MatrixInput LlamaModel::normalize_for(const Matrix& w, const Tensor& weight, int64_t rows) {
   const int64_t h = config_.hidden_size;
-  backend_.rmsnorm({.x = in, .ldx = h, .weight = weight.data<float>(), .out = out, .ldo = h,
-                    .m = rows, .n = h, .eps = config_.rms_norm_eps});
+  if (w.scheme == Quantization::kW8A8) {
+    backend_.rmsnorm_quant({.x = x_.data<float>(), .ldx = h, .weight = weight.data<float>(),
+                            .out = xq_.data<int8_t>(), .ldo = h, .scale = xq_scale_.data<float>(),
+                            .m = rows, .n = h, .eps = config_.rms_norm_eps});
+    return {.xq = xq_.data<int8_t>(), .x_scale = xq_scale_.data<float>(), .ldx = h};
+  }
+  backend_.rmsnorm({.x = x_.data<float>(), .ldx = h, .weight = weight.data<float>(),
+                    .out = x_norm_.data<float>(), .ldo = h, .m = rows, .n = h,
+                    .eps = config_.rms_norm_eps});
+  return {.x = x_norm_.data<float>(), .ldx = h};
+}
+
+// SiLU(gate) · up as the down projection multiplies it (fp32 in act_, or int8 rows).
+MatrixInput LlamaModel::activate_for(const Matrix& w, int64_t rows) {
+  const int64_t ffn = weights_.shard.ffn_size();
+  if (w.scheme == Quantization::kW8A8) {
+    backend_.silu_mul_quant({.gate_up = gate_up_.data<float>(), .ld_in = 2 * ffn,
+                             .out = xq_.data<int8_t>(), .ld_out = ffn,
+                             .scale = xq_scale_.data<float>(), .t = rows, .f = ffn});
+    return {.xq = xq_.data<int8_t>(), .x_scale = xq_scale_.data<float>(), .ldx = ffn};
+  }
+  backend_.silu_mul({.gate_up = gate_up_.data<float>(), .ld_in = 2 * ffn,
+                     .out = act_.data<float>(), .ld_out = ffn, .t = rows, .f = ffn});
+  return {.x = act_.data<float>(), .ldx = ffn};
 }
 
 // Row-parallel projections: one rank adds straight into the residual; with TP each adds
 // its partial sum after an all-reduce.
-void LlamaModel::row_parallel(int64_t num_tokens, const float* in, int64_t ldx, const Tensor& w) {
+void LlamaModel::row_parallel(int64_t num_tokens, const MatrixInput& in, const Matrix& w) {
   const ShardPlan& sh = weights_.shard;
   const int64_t h = config_.hidden_size;
   float* x = x_.data<float>();
-  if (sh.tp_size == 1) return project(num_tokens, in, ldx, w, nullptr, x, h, true);
+  if (sh.tp_size == 1) return project(num_tokens, in, w, nullptr, x, h, true);
   float* partial = partial_.data<float>();
-  project(num_tokens, in, ldx, w, nullptr, partial, h, false);
+  project(num_tokens, in, w, nullptr, partial, h, false);
   all_reduce(partial, static_cast<size_t>(num_tokens * h));
   backend_.add({.x = partial, .ldx = h, .y = x, .ldy = h, .m = num_tokens, .n = h});
 }
@@ -186,8 +223,7 @@ void LlamaModel::attention_block(int layer, const StepArgs& args, KvCache& cache
   const int64_t h = config_.hidden_size, q = sh.q_size(hd), kv = sh.kv_size(hd);
   const int64_t qkv_width = q + 2 * kv;
   float* qkv = qkv_.data<float>();
-  rmsnorm(x_.data<float>(), w.attn_norm, x_norm_.data<float>(), num_tokens);
-  project(num_tokens, x_norm_.data<float>(), h, w.wqkv,
+  project(num_tokens, normalize_for(w.wqkv, w.attn_norm, num_tokens), w.wqkv,
           w.bqkv.defined() ? w.bqkv.data<float>() : nullptr, qkv, qkv_width, false);
   float* q_ptr = qkv;
   float* k_ptr = qkv + q;
@@ -202,7 +238,7 @@ void LlamaModel::attention_block(int layer, const StepArgs& args, KvCache& cache
                            .num_kv_heads = sh.num_kv_heads, .head_dim = hd,
                            .block_size = cache.block_size()});
   attend(layer, cache, q_ptr, qkv_width);
-  row_parallel(num_tokens, attn_.data<float>(), q, w.wo);
+  row_parallel(num_tokens, {.x = attn_.data<float>(), .ldx = q}, w.wo);
 }
 
 // Decode tokens (one new token) go to the decode attention kernel, the rest (prefill
@@ -248,13 +284,10 @@ void LlamaModel::plan_attention(const StepArgs& args, int block_size) {
 // Norm, gate/up projection, SiLU·up and the down projection (added into the residual).
 void LlamaModel::mlp_block(int layer, int64_t num_tokens) {
   const LayerWeights& w = weights_.layers[static_cast<size_t>(layer)];
-  const int64_t h = config_.hidden_size, ffn = weights_.shard.ffn_size();
-  rmsnorm(x_.data<float>(), w.ffn_norm, x_norm_.data<float>(), num_tokens);
-  project(num_tokens, x_norm_.data<float>(), h, w.w_gate_up, nullptr, gate_up_.data<float>(),
-          2 * ffn, false);
-  backend_.silu_mul({.gate_up = gate_up_.data<float>(), .ld_in = 2 * ffn,
-                     .out = act_.data<float>(), .ld_out = ffn, .t = num_tokens, .f = ffn});
-  row_parallel(num_tokens, act_.data<float>(), ffn, w.w_down);
+  const int64_t ffn = weights_.shard.ffn_size();
+  project(num_tokens, normalize_for(w.w_gate_up, w.ffn_norm, num_tokens), w.w_gate_up, nullptr,
+          gate_up_.data<float>(), 2 * ffn, false);
+  row_parallel(num_tokens, activate_for(w.w_down, num_tokens), w.w_down);
 }
 
 // The last stage takes only the rows whose logits are wanted through the final norm and
@@ -270,7 +303,9 @@ void LlamaModel::finish(const StepArgs& args) {
   }
   backend_.gather_rows({.x = x, .ldx = h, .rows = args.logit_rows, .out = x_norm, .ldo = h,
                         .m = args.num_logit_rows, .n = h});
-  rmsnorm(x_norm, weights_.final_norm, x_norm, args.num_logit_rows);
+  backend_.rmsnorm({.x = x_norm, .ldx = h, .weight = weights_.final_norm.data<float>(),
+                    .out = x_norm, .ldo = h, .m = args.num_logit_rows, .n = h,
+                    .eps = config_.rms_norm_eps});
   lm_head(args.num_logit_rows);
 }
 

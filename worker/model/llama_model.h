@@ -106,10 +106,12 @@ class LlamaModel {
   void run_padded(int bucket, KvCache& cache);
   void mlp_block(int layer, int64_t num_tokens);
   void finish(const StepArgs& args);
-  void project(int64_t num_tokens, const float* in, int64_t ldx, const Tensor& w,
-               const float* bias, float* y, int64_t ldy, bool accumulate);
-  void rmsnorm(const float* in, const Tensor& weight, float* out, int64_t rows);
-  void row_parallel(int64_t num_tokens, const float* in, int64_t ldx, const Tensor& w);
+  void project(int64_t num_tokens, const MatrixInput& in, const Matrix& w, const float* bias,
+               float* y, int64_t ldy, bool accumulate);
+  MatrixInput normalize_for(const Matrix& w, const Tensor& weight, int64_t rows);
+  MatrixInput activate_for(const Matrix& w, int64_t rows);
+  void row_parallel(int64_t num_tokens, const MatrixInput& in, const Matrix& w);
+  int64_t gemm_workspace_bytes(int64_t m) const;
   void embed(const StepArgs& args);
   void all_reduce(float* data, size_t count);
   void lm_head(int64_t num_rows);
@@ -130,6 +132,7 @@ class LlamaModel {
   // Growing it bumps workspace_generation_ (captured graphs hold the old addresses).
   int64_t workspace_tokens_ = 0, workspace_logit_rows_ = 0, workspace_generation_ = 0;
   Tensor x_, x_norm_, partial_, qkv_, attn_, gate_up_, act_;
+  Tensor xq_, xq_scale_;   // W8A8: a matrix's int8 input rows [tokens, max(h, ffn)], scales
   Tensor gemm_workspace_;  // every GEMM's converted activations (one GEMM at a time)
   Tensor logits_local_, logits_gathered_;  // [rows, vocab_rows], [tp · rows, vocab_rows]
   StepInputs step_inputs_;

@@ -52,6 +52,12 @@ StatusOr<ModelLoadOptions> ModelSettings::load_options(const Topology& topology,
     o.dtype = parse_dtype(dtype);
     if (!o.dtype) return invalid_argument("`dtype` (--dtype) must be fp32, bf16 or fp16. Given: {}", dtype);
   }
+  const std::optional<Quantization> scheme = parse_quantization(quantization);
+  if (!scheme) {
+    return invalid_argument("`quantization` (--quantization) must be none, w8a8 or w4a16. Given: {}",
+                            quantization);
+  }
+  o.quantization = *scheme;
   STRATA_ASSIGN_OR_RETURN(o.device, parse_device(device));
   o.gpu_memory_fraction = gpu_memory_fraction;
   return o;

@@ -22,10 +22,15 @@ struct ModelLoadOptions {
   // gpu_memory_fraction of its memory); its weights stay row-major, the CPU's are packed.
   Device device;
   double gpu_memory_fraction = 0.9;
+  Quantization quantization = Quantization::kNone;  // of the layer matrices (see WeightBuildOptions)
 
   // The backend the loaders pack the matrices for (nullptr: row-major).
   const kernels::KernelBackend* pack_for() const {
     return device.is_cpu() ? &kernels::cpu_backend() : nullptr;
+  }
+  // What the loaders pass to build_model_weights, for dense matrices of `matrix_dtype`.
+  WeightBuildOptions build_options(DType matrix_dtype) const {
+    return {.dtype = matrix_dtype, .quantization = quantization, .pack_for = pack_for()};
   }
 };
 
@@ -49,6 +54,7 @@ StatusOr<std::unique_ptr<LoadedModel>> load_model(const std::string& path,
 struct ModelSettings {
   std::string model = "builtin:tiny";
   std::string dtype;  // "" ⇒ the checkpoint's own
+  std::string quantization = "none";
   std::string device = "cpu";
   int threads = 0;
 
@@ -56,6 +62,8 @@ struct ModelSettings {
   void visit_fields(V& v) {
     v("model", model, "the model: llama2.c .bin, HF directory, or builtin:NAME");
     v("dtype", dtype, "weight dtype: fp32, bf16 or fp16 (default: the checkpoint's)");
+    v("quantization", quantization,
+      "none, w8a8 (int8 weights and activations) or w4a16 (int4 weights), applied at load");
     v("threads", threads, "CPU kernel threads (0 = all cores)", config::Range{0, 4096});
     v("device", device, "where the model runs: cpu, cuda or cuda:N (needs a build with -DSTRATA_CUDA=ON)");
   }

@@ -4,6 +4,11 @@
 #include <new>
 #include <vector>
 
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <utility>
+
 #include "common/check.h"
 #include "kernels/device.h"
 
@@ -64,20 +69,6 @@ int64_t adjacent_pair_source_row(int64_t row, int head_dim) {
   const int64_t within = row % head_dim;
   const int64_t pair = within / 2;
   return head * head_dim + (within % 2 == 0 ? pair : pair + head_dim / 2);
-}
-
-// Rewrites a row-major matrix in place in the layout `backend` reads fastest; returns that
-// layout. `scratch` holds the row-major copy (reused across matrices, so packing costs one
-// matrix of memory, not a second copy of the model).
-kernels::WeightLayout pack_matrix(const kernels::KernelBackend* backend, Tensor& w,
-                                  std::vector<char>& scratch) {
-  if (backend == nullptr || backend->pack_weights == nullptr) {
-    return kernels::WeightLayout::kRowMajor;
-  }
-  scratch.resize(w.nbytes());
-  std::memcpy(scratch.data(), w.raw(), w.nbytes());
-  return backend->pack_weights(
-      {.src = scratch.data(), .dst = w.raw(), .dtype = w.dtype(), .n = w.dim(0), .k = w.dim(1)});
 }
 
 class Builder {
@@ -144,24 +135,24 @@ class Builder {
     STRATA_ASSIGN_OR_RETURN(w.attn_norm, replicated(WeightRole::kAttnNorm, l, h));
     STRATA_ASSIGN_OR_RETURN(w.ffn_norm, replicated(WeightRole::kFfnNorm, l, h));
     // Column parallel: this rank's query heads, KV heads, and MLP columns.
-    w.wqkv = Tensor::empty(dtype_, {q_local + 2 * kv_local, h});
-    STRATA_RETURN_IF_ERROR(copy_block(WeightRole::kWq, l, {q, h}, w.wqkv, 0, q_begin, q_local, 0, h, true));
-    STRATA_RETURN_IF_ERROR(copy_block(WeightRole::kWk, l, {kv, h}, w.wqkv, q_local, kv_begin, kv_local, 0, h, true));
-    STRATA_RETURN_IF_ERROR(copy_block(WeightRole::kWv, l, {kv, h}, w.wqkv, q_local + kv_local, kv_begin, kv_local, 0, h, false));
+    Tensor& wqkv = w.wqkv.data = Tensor::empty(dtype_, {q_local + 2 * kv_local, h});
+    STRATA_RETURN_IF_ERROR(copy_block(WeightRole::kWq, l, {q, h}, wqkv, 0, q_begin, q_local, 0, h, true));
+    STRATA_RETURN_IF_ERROR(copy_block(WeightRole::kWk, l, {kv, h}, wqkv, q_local, kv_begin, kv_local, 0, h, true));
+    STRATA_RETURN_IF_ERROR(copy_block(WeightRole::kWv, l, {kv, h}, wqkv, q_local + kv_local, kv_begin, kv_local, 0, h, false));
     if (config_.attention_bias) {
       w.bqkv = Tensor::empty(DType::kF32, {q_local + 2 * kv_local});
       STRATA_RETURN_IF_ERROR(copy_block(WeightRole::kBq, l, {q}, w.bqkv, 0, q_begin, q_local, 0, 1, true));
       STRATA_RETURN_IF_ERROR(copy_block(WeightRole::kBk, l, {kv}, w.bqkv, q_local, kv_begin, kv_local, 0, 1, true));
       STRATA_RETURN_IF_ERROR(copy_block(WeightRole::kBv, l, {kv}, w.bqkv, q_local + kv_local, kv_begin, kv_local, 0, 1, false));
     }
-    w.w_gate_up = Tensor::empty(dtype_, {2 * f_local, h});
-    STRATA_RETURN_IF_ERROR(copy_block(WeightRole::kWGate, l, {ffn, h}, w.w_gate_up, 0, f_begin, f_local, 0, h, false));
-    STRATA_RETURN_IF_ERROR(copy_block(WeightRole::kWUp, l, {ffn, h}, w.w_gate_up, f_local, f_begin, f_local, 0, h, false));
+    Tensor& gate_up = w.w_gate_up.data = Tensor::empty(dtype_, {2 * f_local, h});
+    STRATA_RETURN_IF_ERROR(copy_block(WeightRole::kWGate, l, {ffn, h}, gate_up, 0, f_begin, f_local, 0, h, false));
+    STRATA_RETURN_IF_ERROR(copy_block(WeightRole::kWUp, l, {ffn, h}, gate_up, f_local, f_begin, f_local, 0, h, false));
     // Row parallel: the input columns matching this rank's heads and MLP columns.
-    w.wo = Tensor::empty(dtype_, {h, q_local});
-    STRATA_RETURN_IF_ERROR(copy_block(WeightRole::kWo, l, {h, q}, w.wo, 0, 0, h, q_begin, q_local, false));
-    w.w_down = Tensor::empty(dtype_, {h, f_local});
-    STRATA_RETURN_IF_ERROR(copy_block(WeightRole::kWDown, l, {h, ffn}, w.w_down, 0, 0, h, f_begin, f_local, false));
+    Tensor& wo = w.wo.data = Tensor::empty(dtype_, {h, q_local});
+    STRATA_RETURN_IF_ERROR(copy_block(WeightRole::kWo, l, {h, q}, wo, 0, 0, h, q_begin, q_local, false));
+    Tensor& down = w.w_down.data = Tensor::empty(dtype_, {h, f_local});
+    STRATA_RETURN_IF_ERROR(copy_block(WeightRole::kWDown, l, {h, ffn}, down, 0, 0, h, f_begin, f_local, false));
     return w;
   }
 
@@ -172,17 +163,43 @@ class Builder {
   const ShardPlan& shard_;
 };
 
+// The layer matrices in the form the forward pass multiplies by (see WeightBuildOptions
+// for which take the quantization); a matrix the scheme cannot hold stays dense.
+Status finish_layer_matrices(LayerWeights& layer, int l, const WeightBuildOptions& options,
+                             std::vector<char>& scratch) {
+  const bool w8a8 = options.quantization == Quantization::kW8A8;
+  const std::pair<Matrix*, const char*> matrices[] = {
+      {&layer.wqkv, "wqkv"}, {&layer.wo, "wo"}, {&layer.w_gate_up, "w_gate_up"}, {&layer.w_down, "w_down"}};
+  for (auto [m, name] : matrices) {
+    Quantization scheme = options.quantization;
+    if (w8a8 && m == &layer.wo) scheme = Quantization::kNone;
+    if (!quantization_fits(scheme, m->data.dim(0), m->data.dim(1))) {
+      if (l == 0) {
+        spdlog::warn("--quantization {}: {} [{}, {}] stays {} (k is not a multiple of the "
+                     "int4 group of {})", quantization_name(scheme), name, m->data.dim(0),
+                     m->data.dim(1), dtype_name(m->data.dtype()), kW4A16GroupSize);
+      }
+      scheme = Quantization::kNone;
+    }
+    STRATA_ASSIGN_OR_RETURN(*m, make_matrix(std::move(m->data), scheme, options.pack_for, scratch,
+                                            fmt::format("layer {} {}", l, name)));
+  }
+  return ok_status();
+}
+
 }  // namespace
 
 StatusOr<ModelWeights> build_model_weights(const ModelConfig& config, WeightSource& source,
-                                           DType dtype, const ShardPlan& shard,
-                                           const kernels::KernelBackend* pack_for) {
+                                           const WeightBuildOptions& options,
+                                           const ShardPlan& shard) {
+  const DType dtype = options.dtype;
   if (dtype != DType::kF32 && dtype != DType::kBF16 && dtype != DType::kF16) {
     return invalid_argument("weight dtype must be fp32, bf16 or fp16. Given: {}", dtype_name(dtype));
   }
   Builder builder(config, source, dtype, shard);
   ModelWeights w;
   w.dtype = dtype;
+  w.quantization = options.quantization;
   w.shard = shard;
   // The embedding lives on the first stage, and on the last too when it is the LM head.
   if (shard.first_stage || (shard.last_stage && config.tie_word_embeddings)) {
@@ -192,34 +209,36 @@ StatusOr<ModelWeights> build_model_weights(const ModelConfig& config, WeightSour
   std::vector<char> pack_scratch;
   for (int l = shard.layers.begin; l < shard.layers.end; ++l) {
     STRATA_ASSIGN_OR_RETURN(LayerWeights layer, builder.layer(l));
-    for (Tensor* m : {&layer.wqkv, &layer.wo, &layer.w_gate_up, &layer.w_down}) {
-      w.matrix_layout = pack_matrix(pack_for, *m, pack_scratch);
-    }
+    STRATA_RETURN_IF_ERROR(finish_layer_matrices(layer, l, options, pack_scratch));
     w.layers.push_back(std::move(layer));
   }
   if (shard.last_stage) {
+    const kernels::KernelBackend* pack_for = options.pack_for;
     STRATA_ASSIGN_OR_RETURN(w.final_norm, builder.replicated(WeightRole::kFinalNorm, 0, config.hidden_size));
     if (config.tie_word_embeddings) {
       // The shared table is packed for the LM head's gemm; the embedding lookup reads
       // either layout.
-      w.embedding_layout = w.lm_head_layout = pack_matrix(pack_for, w.embedding, pack_scratch);
+      w.embedding_layout = w.lm_head_layout = pack_dense_in_place(pack_for, w.embedding, pack_scratch);
       w.lm_head = w.embedding;
     } else {
       STRATA_ASSIGN_OR_RETURN(w.lm_head, builder.vocab_rows(WeightRole::kLmHead));
-      w.lm_head_layout = pack_matrix(pack_for, w.lm_head, pack_scratch);
+      w.lm_head_layout = pack_dense_in_place(pack_for, w.lm_head, pack_scratch);
     }
   }
   return w;
 }
 
 StatusOr<ModelWeights> build_model_weights(const ModelConfig& config, WeightSource& source,
-                                           DType dtype, const kernels::KernelBackend* pack_for) {
-  return build_model_weights(config, source, dtype, ShardPlan::full(config), pack_for);
+                                           const WeightBuildOptions& options) {
+  return build_model_weights(config, source, options, ShardPlan::full(config));
 }
 
 StatusOr<ModelWeights> copy_model_weights(const ModelWeights& weights, Device device) {
-  if (weights.matrix_layout != kernels::WeightLayout::kRowMajor ||
-      weights.lm_head_layout != kernels::WeightLayout::kRowMajor ||
+  const bool packed_matrix = std::any_of(weights.layers.begin(), weights.layers.end(), [](const LayerWeights& l) {
+    return l.wqkv.layout != kernels::WeightLayout::kRowMajor ||
+           l.wqkv.int4_layout != kernels::Int4Layout::kBlocks;
+  });
+  if (packed_matrix || weights.lm_head_layout != kernels::WeightLayout::kRowMajor ||
       weights.embedding_layout != kernels::WeightLayout::kRowMajor) {
     return invalid_argument("weights packed for the CPU cannot move to {}; load them with "
                             "--device {}", device.to_string(), device.to_string());
@@ -237,8 +256,9 @@ StatusOr<ModelWeights> copy_model_weights(const ModelWeights& weights, Device de
   try {
     w.embedding = copy(weights.embedding);
     for (LayerWeights& l : w.layers) {
-      for (Tensor* t : {&l.attn_norm, &l.wqkv, &l.bqkv, &l.wo, &l.ffn_norm, &l.w_gate_up, &l.w_down}) {
-        *t = copy(*t);
+      for (Tensor* t : {&l.attn_norm, &l.bqkv, &l.ffn_norm}) *t = copy(*t);
+      for (Matrix* m : {&l.wqkv, &l.wo, &l.w_gate_up, &l.w_down}) {
+        for (Tensor* t : m->tensors()) *t = copy(*t);
       }
     }
     w.final_norm = copy(weights.final_norm);

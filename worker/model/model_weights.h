@@ -12,6 +12,7 @@
 #include "common/status.h"
 #include "kernels/ops.h"
 #include "kernels/tensor.h"
+#include "worker/model/matrix.h"
 #include "worker/model/model_config.h"
 #include "worker/model/shard_plan.h"
 
@@ -19,29 +20,28 @@ namespace strata {
 
 struct LayerWeights {
   Tensor attn_norm;  // [hidden] fp32
-  Tensor wqkv;       // [q_size + 2·kv_size, hidden]: rows of q, then k, then v
+  Matrix wqkv;       // [q_size + 2·kv_size, hidden]: rows of q, then k, then v
   Tensor bqkv;       // [q_size + 2·kv_size] fp32, or undefined without attention bias
-  Tensor wo;         // [hidden, q_size]
+  Matrix wo;         // [hidden, q_size]
   Tensor ffn_norm;   // [hidden] fp32
-  Tensor w_gate_up;  // [2·intermediate, hidden]: rows of gate, then up
-  Tensor w_down;     // [hidden, intermediate]
+  Matrix w_gate_up;  // [2·intermediate, hidden]: rows of gate, then up
+  Matrix w_down;     // [hidden, intermediate]
 };
 
 // One rank's weights. Shapes below are for the whole model on one rank; with a ShardPlan,
 // q_size/kv_size/intermediate/vocab become the local slices (see shard_plan.h) and `layers`
 // holds this pipeline stage's layers only.
 struct ModelWeights {
-  DType dtype = DType::kF32;  // of the matrices; norms and biases are always fp32
+  DType dtype = DType::kF32;  // of the dense matrices; norms and biases are always fp32
+  Quantization quantization = Quantization::kNone;  // of the layer matrices that take it
   Device device;              // where every tensor lives
   ShardPlan shard;
   Tensor embedding;           // [vocab rows, hidden]; first stage (and last, when tied)
   std::vector<LayerWeights> layers;
   Tensor final_norm;          // [hidden] fp32; last stage
   Tensor lm_head;             // [vocab rows, hidden]; last stage; the embedding when tied
-  // Where the elements of every layer matrix and of lm_head sit (GemmParams::w_layout):
-  // whatever the backend's pack_weights wrote, else row-major. A tied lm_head is the
-  // embedding, which the embedding kernel reads row-major, so it stays kRowMajor.
-  kernels::WeightLayout matrix_layout = kernels::WeightLayout::kRowMajor;
+  // Where the elements of lm_head sit (GemmParams::w_layout): whatever the backend's
+  // pack_weights wrote, else row-major (the layer matrices say their own layout).
   kernels::WeightLayout lm_head_layout = kernels::WeightLayout::kRowMajor;
   kernels::WeightLayout embedding_layout = kernels::WeightLayout::kRowMajor;
   size_t bytes() const;
@@ -71,16 +71,25 @@ class WeightSource {
   virtual std::string description() const = 0;  // the file, for messages
 };
 
-// Builds every tensor from `source`, converting matrices to `dtype` (kF32, kBF16, kF16), and
-// packs the matrices for `pack_for` (its pack_weights, when it has one; nullptr keeps them
-// row-major). The forward pass must then run on a backend that reads that layout.
-StatusOr<ModelWeights> build_model_weights(
-    const ModelConfig& config, WeightSource& source, DType dtype,
-    const kernels::KernelBackend* pack_for = &kernels::cpu_backend());
+// What build_model_weights makes of a checkpoint besides its shapes.
+struct WeightBuildOptions {
+  DType dtype = DType::kF32;  // of the dense matrices: kF32, kBF16 or kF16
+  // W8A8: the QKV, gate/up and down projections (their inputs come from the fused
+  // RMSNorm / SiLU·mul quantization); the o-projection and the LM head stay dense. W4A16:
+  // every layer matrix whose k is a multiple of its group; the LM head stays dense.
+  Quantization quantization = Quantization::kNone;
+  // Packs the matrices for this backend (its pack ops, when it has them; nullptr keeps them
+  // row-major). The forward pass must then run on a backend that reads that layout.
+  const kernels::KernelBackend* pack_for = &kernels::cpu_backend();
+};
+
+// Builds every tensor from `source`.
+StatusOr<ModelWeights> build_model_weights(const ModelConfig& config, WeightSource& source,
+                                           const WeightBuildOptions& options);
 // Builds only this rank's slices; nothing else is read from the (mmap'd) checkpoint.
-StatusOr<ModelWeights> build_model_weights(
-    const ModelConfig& config, WeightSource& source, DType dtype, const ShardPlan& shard,
-    const kernels::KernelBackend* pack_for = &kernels::cpu_backend());
+StatusOr<ModelWeights> build_model_weights(const ModelConfig& config, WeightSource& source,
+                                           const WeightBuildOptions& options,
+                                           const ShardPlan& shard);
 
 // A copy of `weights` (row-major, as the CUDA backend reads them) on `device`, which
 // init_device() has readied; a tied LM head stays the embedding. Fails, naming the sizes,
