@@ -74,6 +74,10 @@ int main(int argc, char** argv) {
   const LoadedModel& m = **loaded;
   const ModelConfig& c = m.config;
   const DType dtype = m.weights.dtype;
+  const std::string weights_label =
+      m.weights.quantization == Quantization::kNone
+          ? std::string(dtype_name(dtype))
+          : fmt::format("{} ({})", quantization_name(m.weights.quantization), dtype_name(dtype));
   std::cerr << c.summary() << ", " << dtype_name(dtype) << ", " << kernels::cpu_isa_name() << " × "
             << nthreads << " threads\n";
 
@@ -127,7 +131,7 @@ int main(int argc, char** argv) {
                  "|---|---|---|---|---|---|---|---|---|---|---|---|\n";
   }
   std::cout << fmt::format("| {} | {} | {} | {:.1f} | {:.1f} | {:.1f} | {:.1f} | {:.0f}% | {:.0f} | {:.0f} | {:.0f} | {:.0f}% |\n",
-                           c.name, dtype_name(dtype), nthreads, bandwidth, bytes / 1e6,
+                           c.name, weights_label, nthreads, bandwidth, bytes / 1e6,
                            decode_tps, floor_tps, 100.0 * decode_tps / floor_tps,
                            prefill_tokens / prefill_s, prefill_gflops, peak,
                            100.0 * prefill_gflops / peak);

@@ -105,5 +105,24 @@ TEST(BatchInvariance, RandomGqaModelInBf16) {
   check_batch_invariance(**model);
 }
 
+// Quantized weights keep the guarantee: W8A8 sums int8 products exactly and quantizes each
+// token's activations from that token alone; W4A16 reduces each output in an order set by k.
+TEST(BatchInvariance, Stories260KWithW8A8AndW4A16Weights) {
+  STRATA_REQUIRE_SHARED_FILE(path, "models/stories260K/stories260K.bin");
+  for (Quantization scheme : {Quantization::kW8A8, Quantization::kW4A16}) {
+    SCOPED_TRACE(std::string(quantization_name(scheme)));
+    auto model = load_model(path.string(), {.quantization = scheme});
+    ASSERT_TRUE(model.ok());
+    check_batch_invariance(**model);
+  }
+}
+
+TEST(BatchInvariance, BuiltinModelWithW4A16WeightsInBf16) {
+  // builtin:tiny's k (128, 384) are multiples of the int4 group: every matrix is int4.
+  auto model = load_model("builtin:tiny", {.dtype = DType::kBF16, .quantization = Quantization::kW4A16});
+  ASSERT_TRUE(model.ok());
+  check_batch_invariance(**model);
+}
+
 }  // namespace
 }  // namespace strata
