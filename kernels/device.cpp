@@ -7,7 +7,9 @@
 #include <optional>
 
 #include "common/check.h"
+#include "kernels/cuda/plan/gemm_w4a16_plan.h"
 #include "kernels/cuda/plan/launch_plan.h"
+#include "kernels/cuda/plan/w8a8_plan.h"
 
 #if STRATA_HAVE_CUDA
 #include "kernels/cuda/cuda_runtime.h"
@@ -110,7 +112,15 @@ DeviceMemoryUse device_memory_use(Device device) {
 }
 
 int64_t kernel_scratch_bytes(const KernelReserveRequest& r) {
-  return kernels::cuda::gemm_scratch_bytes(r.weight_dtype, r.max_tokens, r.max_gemm_k);
+  int64_t bytes = kernels::cuda::gemm_scratch_bytes(r.weight_dtype, r.max_tokens, r.max_gemm_k);
+  if (r.int8_gemms) {
+    bytes = std::max(bytes, kernels::cuda::w8a8_workspace_bytes(r.max_tokens, r.max_gemm_n,
+                                                                r.max_gemm_k, 0));
+  }
+  if (r.int4_gemms) {
+    bytes = std::max(bytes, kernels::cuda::gemm_w4a16_workspace_bytes(r.max_tokens, r.max_gemm_k));
+  }
+  return bytes;
 }
 
 int64_t attention_workspace_bytes(const KernelReserveRequest& r) {

@@ -80,11 +80,14 @@ struct KernelReserveRequest {
   DType weight_dtype = DType::kF32;
   int64_t max_tokens = 0;  // tokens of the largest step
   int64_t max_gemm_k = 0;  // widest GEMM input (hidden, q_size or intermediate)
+  int64_t max_gemm_n = 0;  // widest GEMM output of a quantized matrix (2 · intermediate)
+  bool int8_gemms = false, int4_gemms = false;  // W8A8 / W4A16 matrices among them
   int max_seqs = 0;        // sequences of the largest step
   int max_context_len = 0;
   int num_q_heads = 0, num_kv_heads = 0, head_dim = 0;
 };
-// Largest scratch any one GEMM of such a step uses (converted activations, int32 sums).
+// Largest scratch any one GEMM of such a step uses (converted activations, the W8A8 int32
+// products, the W4A16 dequantized slices).
 int64_t kernel_scratch_bytes(const KernelReserveRequest& r);
 // The largest decode attention workspace of such a step (the partial softmaxes), which
 // the model owns and hands to every layer's attention.
