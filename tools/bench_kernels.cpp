@@ -165,15 +165,42 @@ void bf16_gemm(const float* x, const uint16_t* w, float* y, int64_t m, const Sha
                          .n = s.n, .k = s.k});
 }
 
-// Median seconds of one m = 1 call on each of `copies` replicas of `one` (bytes each), so
-// every call streams its weights from DRAM.
-template <class Call>
-double time_streamed(const std::vector<uint8_t>& one, double stream_mib, double bytes, Call call) {
-  const int copies = std::max(1, static_cast<int>(stream_mib * 1048576.0 / bytes + 0.5));
-  std::vector<uint8_t> w(one.size() * copies);
-  for (int c = 0; c < copies; ++c) std::copy(one.begin(), one.end(), w.begin() + c * one.size());
-  const int calls = std::max(copies, static_cast<int>(2e9 / bytes / 40));
-  return time_calls(5, calls, [&](int i) { call(w.data() + (i % copies) * one.size()); });
+// `one` replicated until the copies exceed stream_mib, so that a call on each copy in turn
+// streams its weights from DRAM.
+struct Replicas {
+  Replicas(const std::vector<uint8_t>& one, double stream_mib)
+      : size(one.size()),
+        copies(std::max(1, static_cast<int>(stream_mib * 1048576.0 / size + 0.5))) {
+    data.resize(size * copies);
+    for (int c = 0; c < copies; ++c) std::copy(one.begin(), one.end(), data.begin() + c * size);
+  }
+  const uint8_t* at(int i) const { return data.data() + (i % copies) * size; }
+  size_t size;
+  int copies;
+  std::vector<uint8_t> data;
+};
+
+double median(std::vector<double> v) {
+  std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+  return v[v.size() / 2];
+}
+
+// Median seconds of a(i) and of b(i), called alternately so that both see the same load on
+// this shared machine (a burst from another process slows both, not one).
+template <class A, class B>
+std::pair<double, double> time_alternating(int reps, int calls, A a, B b) {
+  a(0);
+  b(0);
+  std::vector<double> ta, tb;
+  for (int i = 0; i < reps * calls; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    a(i);
+    ta.push_back(seconds_since(t0));
+    t0 = std::chrono::steady_clock::now();
+    b(i);
+    tb.push_back(seconds_since(t0));
+  }
+  return {median(std::move(ta)), median(std::move(tb))};
 }
 
 struct DecodeTimes {
@@ -189,18 +216,20 @@ DecodeTimes bench_w4a16_decode_shape(const Shape& s, int g, double stream_mib, d
   std::vector<uint8_t> packed16(w16.size() * 2);
   be.pack_weights({.src = w16.data(), .dst = packed16.data(), .dtype = DType::kBF16, .n = s.n,
                    .k = s.k});
-  const double bytes16 = static_cast<double>(packed16.size());
-  const double t16 = time_streamed(packed16, stream_mib, bytes16, [&](const uint8_t* w) {
-    bf16_gemm(x.data(), reinterpret_cast<const uint16_t*>(w), y.data(), 1, s);
-  });
-  const std::vector<uint8_t> tiled = int4_tiled_weights(s, g);
-  const double bytes4 = static_cast<double>(tiled.size());
+  const Replicas r16(packed16, stream_mib), r4(int4_tiled_weights(s, g), stream_mib);
+  const double bytes16 = static_cast<double>(r16.size), bytes4 = static_cast<double>(r4.size);
   AlignedBuffer ws(be.gemm_w4a16_workspace_bytes(1, s.k));
-  const double t4 = time_streamed(tiled, stream_mib, bytes4, [&](const uint8_t* w) {
-    be.gemm_w4a16({.x = x.data(), .ldx = s.k, .w = w, .w_layout = k::Int4Layout::kTiled,
-                   .group_size = g, .y = y.data(), .ldy = s.n, .m = 1, .n = s.n, .k = s.k,
-                   .workspace = ws.ptr.get()});
-  });
+  const int calls = std::max({r16.copies, r4.copies, static_cast<int>(2e9 / bytes16 / 40)});
+  const auto [t16, t4] = time_alternating(
+      5, calls,
+      [&](int i) {
+        bf16_gemm(x.data(), reinterpret_cast<const uint16_t*>(r16.at(i)), y.data(), 1, s);
+      },
+      [&](int i) {
+        be.gemm_w4a16({.x = x.data(), .ldx = s.k, .w = r4.at(i),
+                       .w_layout = k::Int4Layout::kTiled, .group_size = g, .y = y.data(),
+                       .ldy = s.n, .m = 1, .n = s.n, .k = s.k, .workspace = ws.ptr.get()});
+      });
   std::printf("| %ld | %ld | %d | %.2f | %.1f | %.1f | %.1f | %.1f | %.0f%% | %.2fx |\n", s.k, s.n,
               g, bytes4 / 1048576.0, t16 * 1e6, bytes16 / t16 / 1e9, t4 * 1e6,
               bytes4 / t4 / 1e9, 100.0 * bytes4 / t4 / 1e9 / bw, t16 / t4);
@@ -220,15 +249,14 @@ void bench_w4a16_prefill_shape(int64_t m, const Shape& s, int g) {
   const std::vector<uint8_t> tiled = int4_tiled_weights(s, g);
   AlignedBuffer ws(be.gemm_w4a16_workspace_bytes(m, s.k));
   const double flop = 2.0 * m * s.n * s.k;
-  const int reps = flop > 2e10 ? 3 : 5;
-  const double bf16 = flop / 1e9 / time_calls(reps, 1, [&](int) {
-    bf16_gemm(x.data(), packed16.data(), y.data(), m, s);
-  });
-  const double w4 = flop / 1e9 / time_calls(reps, 1, [&](int) {
-    be.gemm_w4a16({.x = x.data(), .ldx = s.k, .w = tiled.data(),
-                   .w_layout = k::Int4Layout::kTiled, .group_size = g, .y = y.data(),
-                   .ldy = s.n, .m = m, .n = s.n, .k = s.k, .workspace = ws.ptr.get()});
-  });
+  const auto [t16, t4] = time_alternating(
+      flop > 2e10 ? 3 : 5, 1, [&](int) { bf16_gemm(x.data(), packed16.data(), y.data(), m, s); },
+      [&](int) {
+        be.gemm_w4a16({.x = x.data(), .ldx = s.k, .w = tiled.data(),
+                       .w_layout = k::Int4Layout::kTiled, .group_size = g, .y = y.data(),
+                       .ldy = s.n, .m = m, .n = s.n, .k = s.k, .workspace = ws.ptr.get()});
+      });
+  const double bf16 = flop / 1e9 / t16, w4 = flop / 1e9 / t4;
   std::printf("| %ld | %ld | %ld | %d | %.0f | %.0f | %.0f%% |\n", m, s.k, s.n, g, bf16, w4,
               100.0 * w4 / bf16);
   std::fflush(stdout);

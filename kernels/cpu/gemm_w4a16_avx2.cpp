@@ -72,6 +72,7 @@ inline void micro_block(const Tile& t, int64_t b, int c, __m256 (&acc)[MR][NR]) 
   if (!Panel && MR == 1) {
     _mm_prefetch(reinterpret_cast<const char*>(block) + kPrefetchBytes, _MM_HINT_T0);
   }
+#pragma GCC unroll 4
   for (int h = 0; h < 4; ++h) {
     __m256 d = _mm256_setzero_ps(), minus_8d = d;
     if constexpr (!Panel) {
@@ -98,14 +99,19 @@ inline void micro_block(const Tile& t, int64_t b, int c, __m256 (&acc)[MR][NR]) 
 
 template <int MR, int NR, int G, bool Panel>
 void micro(const Tile& t) {
+  // Every index into acc must be a constant after unrolling, or GCC keeps it in memory.
   __m256 acc[MR][NR];
+#pragma GCC unroll 2
   for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
     for (int c = 0; c < NR; ++c) acc[r][c] = _mm256_setzero_ps();
   for (int64_t b = 0; b < t.kb; ++b) {
 #pragma GCC unroll 4
     for (int c = 0; c < NR; ++c) micro_block<MR, NR, G, Panel>(t, b, c, acc);
   }
+#pragma GCC unroll 2
   for (int r = 0; r < MR; ++r) {
+#pragma GCC unroll 4
     for (int c = 0; c < NR; ++c) {
       float* out = t.y + r * t.ldy + c;
       float v = hsum(acc[r][c]);
