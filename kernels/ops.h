@@ -261,12 +261,14 @@ struct PackWeightsParams {
 //              tile_bytes(rows_t) = rows_t·kb·64 + round_up(rows_t·kb·(128/G)·2, 64),
 //            and holds [kb][rows_t] nibble blocks of 64 bytes, then the scales
 //            [kb][rows_t][128/G] (fp16) padded to 64 bytes. The nibble block of row j for
-//            k0 = 128·b is 32 little-endian 16-bit words; word i holds q[k0 + 32h + i] in
-//            bits [4h, 4h + 4), h = 0..3. So one 64-byte load gives four runs of 32
-//            consecutive weights by shifts and a 32-entry permute (AVX-512) or shifts and
-//            masks (AVX2), a tile is two sequential streams (nibbles, then 1/8 to 1/32 as
-//            many scale bytes), and a thread's range of tiles is one contiguous range.
-//            int4_tiled_bytes(n, k, G) bytes.
+//            k0 = 128·b is 32 little-endian 16-bit words; bits [4h, 4h + 4) of word i hold
+//            run h's element i, h = 0..3: q[k0 + 32h + i], except that for G = 32 each
+//            64-weight half v pairs its two groups, run 2v + u holding the 16 weights from
+//            k0 + 64v + 16u, then the 16 from k0 + 64v + 32 + 16u. So one 64-byte load
+//            gives four runs of 32 weights by shifts and a 32-entry permute (AVX-512) or
+//            shifts and masks (AVX2), a tile is two sequential streams (nibbles, then 1/8
+//            to 1/32 as many scale bytes), and a thread's range of tiles is one contiguous
+//            range. int4_tiled_bytes(n, k, G) bytes.
 enum class Int4Layout : uint8_t { kBlocks, kTiled };
 inline constexpr int kInt4TileRows = 4;
 inline constexpr int kInt4TileK = 128;
@@ -275,8 +277,9 @@ inline constexpr int kInt4TileK = 128;
 // (round to nearest even, as the bf16 gemm does) and weights are exact, so every product
 // x·w is exact in fp32; what differs between paths is only the fp32 summation, whose order
 // is fixed by k (never by m, the other rows or the thread count), then + bias, then + y:
-//   CPU AVX-512: per segment of min(G, 64) weights, s = Σ x·(q − 8) by vdpbf16ps (16 fp32
-//     lanes), then acc += d·s (fp32 FMA); finally the fixed-order horizontal sum.
+//   CPU AVX-512: per 64 weights, s = Σ x·(q − 8) by two chained vdpbf16ps (16 fp32 lanes;
+//     for G = 32 lanes 0-7 sum the first group, 8-15 the second), then acc += d·s with d
+//     the lanes' scales (one fp32 FMA); finally the fixed-order horizontal sum.
 //   CPU AVX2: w = (q − 8)·d in fp32 (exact), acc += x·w in 8 fp32 lanes; horizontal sum.
 //   CPU scalar: acc += x·w one element at a time, in k order.
 //   CUDA, m ≤ 8 (a GEMV kernel): per 8 weights s = Σ x·(q − 8), acc += d·s per lane; then

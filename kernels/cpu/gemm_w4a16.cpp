@@ -61,7 +61,7 @@ void pack_tile(const PackW4A16Params& p, int64_t j0, int64_t rows, uint8_t* dst)
       auto* words = reinterpret_cast<uint16_t*>(dst + (b * rows + r) * 64);
       for (int h = 0; h < 4; ++h) {
         for (int i = 0; i < 32; ++i) {
-          const int64_t kk = b * kInt4TileK + 32 * h + i;
+          const int64_t kk = b * kInt4TileK + int4_run_offset(g, h, i);
           const unsigned q = kk < p.k ? row.q(kk) : 8;  // padding: q − 8 = 0
           words[i] = static_cast<uint16_t>(words[i] | q << (4 * h));
         }

@@ -32,6 +32,27 @@ static inline int64_t int4_tile_bytes(int64_t rows, int64_t k, int group_size) {
   const int64_t scale_bytes = rows * kb * int4_block_scales(group_size) * 2;
   return rows * kb * 64 + (scale_bytes + 63) / 64 * 64;
 }
+// Offset within its block of element e (0..31) of run h (0..3), the 4-bit field h of word
+// e (ops.h, kTiled): 32h + e, except for G = 32, where each 64-weight half pairs 16 weights
+// of its first group with 16 of its second: run 2v + u holds 64v + 16u + [0, 16) and then
+// 64v + 32 + 16u + [0, 16). (So a vdpbf16ps over a run keeps group A in lanes 0-7 and group
+// B in lanes 8-15, and the two runs of a half share one accumulator and one FMA by the
+// scales.) Runs of 16 keep every aligned 8 elements consecutive.
+static inline int int4_run_offset(int group_size, int h, int e) {
+  if (group_size != 32) return 32 * h + e;
+  return 64 * (h / 2) + 16 * (h % 2) + (e < 16 ? e : 32 + e - 16);
+}
+// The inverse: run h and element e of block offset o (0..127).
+static inline void int4_run_of(int group_size, int o, int* h, int* e) {
+  if (group_size != 32) {
+    *h = o / 32, *e = o % 32;
+    return;
+  }
+  const int v = o / 64, p = o % 64, second = p >= 32 ? 1 : 0, q = p - 32 * second;
+  *h = 2 * v + q / 16;
+  *e = 16 * second + q % 16;
+}
+
 // Bytes of the tiles holding rows [0, rows), where `rows` is a multiple of kInt4TileRows
 // (where that row's tile starts) or n (the whole matrix).
 static inline int64_t int4_rows_bytes(int64_t rows, int64_t k, int group_size) {

@@ -1,6 +1,7 @@
 // AVX-512 W4A16 GEMM: int4 weights unpacked to bf16 (q − 8) in registers, activations
-// rounded to bf16 once per call, vdpbf16ps per segment of min(G, 64) weights and one fp32
-// FMA by the segment's scale (ops.h, GemmW4A16Params). One register-blocked microkernel
+// rounded to bf16 once per call (and put in the weight runs' order), two chained vdpbf16ps
+// per 64 weights and one fp32 FMA by their scales (ops.h, GemmW4A16Params; for G = 32 the
+// run layout keeps each group in its own 8 lanes). One register-blocked microkernel
 // (up to 4 activation rows × one 4-row weight tile of zmm accumulators) serves every m.
 //
 // Unpacking: a row's 64-byte nibble block is 32 words holding four runs of 32 weights in
@@ -108,23 +109,19 @@ inline void load_weights(const Tile& t, int64_t b, int c, int half, __m512i tabl
   }
 }
 
-// acc + the dot products of one block half (64 weights), scaled: for G = 32 two segments
-// of 32 with scales d[0] and d[1], otherwise one segment of 64 with scale d[0]. Each dot
-// product starts from zero, so the products of a segment meet its scale exactly once.
+// acc + the dot product of one block half (64 weights: runs x0·w0 and x1·w1, chained in
+// one vdpbf16ps accumulator from zero) times its scales d: d[0] in every lane for G ≥ 64;
+// for G = 32 d[0] in lanes 0-7 and d[1] in lanes 8-15, the lanes where the run layout
+// (int4_run_offset) puts each group's products.
 template <int G>
 inline __m512 scaled_dot(__m512 acc, __m512i x0, __m512i x1, __m512i w0, __m512i w1,
                          const float* d) {
-  const __m512 zero = _mm512_setzero_ps();
-  if constexpr (G == 32) {
-    const __m512 s0 = _mm512_dpbf16_ps(zero, (__m512bh)x0, (__m512bh)w0);
-    acc = _mm512_fmadd_ps(s0, _mm512_set1_ps(d[0]), acc);
-    const __m512 s1 = _mm512_dpbf16_ps(zero, (__m512bh)x1, (__m512bh)w1);
-    return _mm512_fmadd_ps(s1, _mm512_set1_ps(d[1]), acc);
-  } else {
-    const __m512 s = _mm512_dpbf16_ps(_mm512_dpbf16_ps(zero, (__m512bh)x0, (__m512bh)w0),
-                                      (__m512bh)x1, (__m512bh)w1);
-    return _mm512_fmadd_ps(s, _mm512_set1_ps(d[0]), acc);
-  }
+  const __m512 s = _mm512_dpbf16_ps(_mm512_dpbf16_ps(_mm512_setzero_ps(), (__m512bh)x0,
+                                                     (__m512bh)w0),
+                                    (__m512bh)x1, (__m512bh)w1);
+  __m512 scale = _mm512_set1_ps(d[0]);
+  if constexpr (G == 32) scale = _mm512_mask_broadcastss_ps(scale, 0xFF00, _mm_load_ss(d + 1));
+  return _mm512_fmadd_ps(s, scale, acc);
 }
 
 // MR activation rows × NR weight rows over all kb blocks, a block half at a time. The
@@ -164,7 +161,7 @@ void micro(const Tile& t) {
 #pragma GCC unroll 4
         for (int r = 0; r < MR; ++r) {
           acc[r][c] = scaled_dot<G>(acc[r][c], xv[r][0], xv[r][1], w0, w1,
-                                    d + c * kSpb + half * (G == 32 ? 2 : G == 64 ? 1 : 0));
+                                    d + c * kSpb + half * kSpb / 2);
         }
       }
     }
@@ -206,19 +203,25 @@ void build_panel(const uint8_t* nibbles, int64_t blocks, uint16_t* panel) {
 }
 
 // Rounds activation rows [r0, r1) to bf16 (round to nearest even) into x_out [m][kp],
-// zero padding each row from k to kp, as gemm_avx512.cpp does.
+// zero padding each row from k to kp, in the order of the weight runs (int4_run_offset):
+// natural for G ≥ 64; for G = 32 each 64 as [0, 16) [32, 48) | [16, 32) [48, 64).
+template <int G>
 void pack_bf16(const float* x, int64_t ldx, int64_t k, int64_t kp, int64_t r0, int64_t r1,
                uint16_t* x_out) {
+  // Source offsets of the 16-float quarters of each output pair of 32.
+  constexpr int kLo0 = 0, kHi0 = G == 32 ? 32 : 16, kLo1 = G == 32 ? 16 : 32, kHi1 = 48;
+  auto load16 = [k](const float* src, int64_t at) {
+    const int64_t rem = min64(16, k - at > 0 ? k - at : 0);
+    return _mm512_maskz_loadu_ps(_cvtu32_mask16((1u << rem) - 1u), src + at);
+  };
   for (int64_t r = r0; r < r1; ++r) {
     const float* src = x + r * ldx;
     uint16_t* dst = x_out + r * kp;
-    for (int64_t kk = 0; kk < kp; kk += 32) {
-      const int64_t rem_lo = min64(16, k - kk > 0 ? k - kk : 0);
-      const int64_t rem_hi = min64(16, k - kk - 16 > 0 ? k - kk - 16 : 0);
-      const __m512 lo = _mm512_maskz_loadu_ps(_cvtu32_mask16((1u << rem_lo) - 1u), src + kk);
-      const __m512 hi =
-          _mm512_maskz_loadu_ps(_cvtu32_mask16((1u << rem_hi) - 1u), src + kk + 16);
-      _mm512_storeu_si512(dst + kk, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+    for (int64_t kk = 0; kk < kp; kk += 64) {
+      _mm512_storeu_si512(dst + kk, (__m512i)_mm512_cvtne2ps_pbh(load16(src, kk + kHi0),
+                                                                 load16(src, kk + kLo0)));
+      _mm512_storeu_si512(dst + kk + 32, (__m512i)_mm512_cvtne2ps_pbh(load16(src, kk + kHi1),
+                                                                      load16(src, kk + kLo1)));
     }
   }
 }
@@ -246,7 +249,7 @@ void run(const GemmW4A16Params& p, void* workspace, int threads) {
   {
     const int tid = omp_get_thread_num();
     const int nt = omp_get_num_threads();
-    pack_bf16(p.x, p.ldx, p.k, kp, m * tid / nt, m * (tid + 1) / nt, x16);
+    pack_bf16<G>(p.x, p.ldx, p.k, kp, m * tid / nt, m * (tid + 1) / nt, x16);
 #pragma omp barrier
     uint16_t* panel = use_panel ? panels + tid * panel_bytes(p.k) / 2 : nullptr;
     const int64_t t0 = n_tiles * tid / nt, t1 = n_tiles * (tid + 1) / nt;

@@ -21,11 +21,14 @@ struct TiledRow {
   int spb, g;
 
   float weight(int64_t kk) const {
-    const int64_t b = kk / kInt4TileK, o = kk % kInt4TileK;
+    const int64_t b = kk / kInt4TileK;
+    const int o = static_cast<int>(kk % kInt4TileK);
+    int h, e;
+    int4_run_of(g, o, &h, &e);
     uint16_t word, d;
-    std::memcpy(&word, nibbles + b * rows * 64 + 2 * (o % 32), 2);
+    std::memcpy(&word, nibbles + b * rows * 64 + 2 * e, 2);
     std::memcpy(&d, scales + (b * rows * spb + o / g) * 2, 2);
-    const int q = (word >> (4 * (o / 32))) & 15;
+    const int q = (word >> (4 * h)) & 15;
     return static_cast<float>(q - 8) * f16_to_f32(d);
   }
 };
