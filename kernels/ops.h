@@ -257,18 +257,17 @@ struct PackWeightsParams {
 //   kTiled:  the CPU backend's decode-friendly layout (pack_w4a16 writes it from kBlocks).
 //            Rows in tiles of kInt4TileRows (the last tile keeps the rows_t rows left over);
 //            k padded to kb blocks of kInt4TileK (padding: q = 8 and d = 0, which adds
-//            nothing). Tile t starts at byte t·tile_bytes(kInt4TileRows), where
-//              tile_bytes(rows_t) = rows_t·kb·64 + round_up(rows_t·kb·(128/G)·2, 64),
-//            and holds [kb][rows_t] nibble blocks of 64 bytes, then the scales
-//            [kb][rows_t][128/G] (fp16) padded to 64 bytes. The nibble block of row j for
-//            k0 = 128·b is 32 little-endian 16-bit words; bits [4h, 4h + 4) of word i hold
-//            run h's element i, h = 0..3: q[k0 + 32h + i], except that for G = 32 each
-//            64-weight half v pairs its two groups, run 2v + u holding the 16 weights from
-//            k0 + 64v + 16u, then the 16 from k0 + 64v + 32 + 16u. So one 64-byte load
-//            gives four runs of 32 weights by shifts and a 32-entry permute (AVX-512) or
-//            shifts and masks (AVX2), a tile is two sequential streams (nibbles, then 1/8
-//            to 1/32 as many scale bytes), and a thread's range of tiles is one contiguous
-//            range. int4_tiled_bytes(n, k, G) bytes.
+//            nothing). Tile t starts at byte t·tile_bytes(kInt4TileRows) and is one stream of
+//            superblocks, each S = G/16 blocks (the last may hold fewer): a 64-byte line of
+//            their scales [S][rows_t][128/G] (fp16, zero-padded), then their nibble blocks
+//            [S][rows_t], 64 bytes each; tile_bytes(rows_t) = ceil(kb/S)·64 + kb·rows_t·64.
+//            The nibble block of row j for k0 = 128·b is 32 little-endian 16-bit words;
+//            bits [4h, 4h + 4) of word i hold run h's element i, h = 0..3: q[k0 + 32h + i],
+//            except that for G = 32 each 64-weight half v pairs its two groups, run 2v + u
+//            holding the 16 weights from k0 + 64v + 16u, then the 16 from k0 + 64v + 32 + 16u.
+//            So one 64-byte load gives four runs of 32 weights by shifts and a 32-entry
+//            permute (AVX-512) or shifts and masks (AVX2), and a thread's range of tiles is
+//            one sequential stream with no byte skipped. int4_tiled_bytes(n, k, G) bytes.
 enum class Int4Layout : uint8_t { kBlocks, kTiled };
 inline constexpr int kInt4TileRows = 4;
 inline constexpr int kInt4TileK = 128;

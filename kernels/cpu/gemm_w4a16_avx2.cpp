@@ -66,8 +66,7 @@ inline RunScales run_scales(const uint16_t* block_scales, int h) {
 struct Tile {
   const float* x;          // packed activations, row stride ldx (kb · 128, zero-padded)
   int64_t ldx;
-  const uint8_t* nibbles;  // the tile's [kb][rows] 64-byte nibble blocks
-  const uint16_t* scales;  // the tile's [kb][rows][G-per-block] fp16 scales
+  const uint8_t* tile;     // the packed tile (ops.h, kTiled): superblocks of scales, nibbles
   const float* panel;      // the same weights decoded: [kb][rows][128] fp32, or nullptr
   int64_t kb;
   float* y;
@@ -81,9 +80,9 @@ struct Tile {
 // 8-wide steps.
 template <int MR, int NR, int G, bool Panel>
 inline void micro_block(const Tile& t, int64_t b, int c, __m256 (&acc)[MR][NR]) {
-  constexpr int kSpb = kInt4TileK / G;
-  const int64_t bc = b * NR + c;  // (block, row) in stream order
-  const uint8_t* block = t.nibbles + bc * 64;
+  const int64_t bc = b * NR + c;  // (block, row): its place in the panel
+  const uint8_t* block = t.tile + int4_nibbles_at(b, c, NR, G);
+  const auto* block_scales = reinterpret_cast<const uint16_t*>(t.tile + int4_scales_at(b, c, NR, G));
   if (!Panel && MR == 1) {
     _mm_prefetch(reinterpret_cast<const char*>(block) + kPrefetchBytes, _MM_HINT_T0);
   }
@@ -91,7 +90,7 @@ inline void micro_block(const Tile& t, int64_t b, int c, __m256 (&acc)[MR][NR]) 
   for (int h = 0; h < 4; ++h) {
     // The scales of the run's first and last 16 weights (one group unless G = 32).
     RunScales sc{};
-    if constexpr (!Panel) sc = run_scales<G>(t.scales + bc * kSpb, h);
+    if constexpr (!Panel) sc = run_scales<G>(block_scales, h);
 #pragma GCC unroll 4
     for (int g = 0; g < 4; ++g) {
       __m256 w;
@@ -144,16 +143,18 @@ MicroFn pick(int64_t mr, int64_t nr) {
   return table[mr - 1][nr - 1];
 }
 
-// The tile's blocks, in stream order, decoded into the panel [kb · rows][128].
+// A tile's blocks decoded into the panel [kb][rows][128].
 template <int G>
-void build_panel(const uint8_t* nibbles, const uint16_t* scales, int64_t blocks, float* panel) {
-  constexpr int kSpb = kInt4TileK / G;
-  for (int64_t i = 0; i < blocks; ++i) {
+void build_panel(const uint8_t* tile, int64_t kb, int64_t rows, float* panel) {
+  for (int64_t i = 0; i < kb * rows; ++i) {
+    const int64_t b = i / rows, c = i % rows;
+    const uint8_t* nibbles = tile + int4_nibbles_at(b, c, rows, G);
+    const auto* scales = reinterpret_cast<const uint16_t*>(tile + int4_scales_at(b, c, rows, G));
     for (int h = 0; h < 4; ++h) {
-      const RunScales sc = run_scales<G>(scales + i * kSpb, h);
+      const RunScales sc = run_scales<G>(scales, h);
       for (int g = 0; g < 4; ++g) {
         _mm256_storeu_ps(panel + i * kInt4TileK + 32 * h + 8 * g,
-                         decode8(nibbles + i * 64, g, h, g < 2 ? sc.d0 : sc.d1,
+                         decode8(nibbles, g, h, g < 2 ? sc.d0 : sc.d1,
                                  g < 2 ? sc.minus_8d0 : sc.minus_8d1));
       }
     }
@@ -210,13 +211,11 @@ void run(const GemmW4A16Params& p, void* workspace, int threads) {
       for (int64_t tile = t0; tile < t1; ++tile) {
         const int64_t j = tile * kNr, nr = min64(kNr, n - j);
         const auto* base = static_cast<const uint8_t*>(p.w) + tile * tile_stride;
-        const auto* scales = reinterpret_cast<const uint16_t*>(base + nr * kb * 64);
-        if (use_panel) build_panel<G>(base, scales, kb * nr, panel);
+        if (use_panel) build_panel<G>(base, kb, nr, panel);
         for (int64_t i = i0; i < i1; i += kMr) {
           const Tile t{.x = xp + i * kp,
                        .ldx = kp,
-                       .nibbles = base,
-                       .scales = scales,
+                       .tile = base,
                        .panel = panel,
                        .kb = kb,
                        .y = p.y + i * p.ldy + j,

@@ -33,10 +33,9 @@ constexpr int kMr = 4;
 constexpr int kNr = kInt4TileRows;  // a microkernel tile is one packed tile
 // Activation bytes per chunk: half of the 1 MiB L2, leaving room for a tile's panel.
 constexpr int64_t kChunkBytes = 512 * 1024;
-// Decode streams each thread's tiles front to back; prefetch this far ahead on the nibble
-// stream (as gemm_avx512.cpp's kTiledPrefetchBytes), and the scales as many blocks ahead.
+// Decode streams each thread's tiles front to back; prefetch this far ahead of each load
+// (as gemm_avx512.cpp's kTiledPrefetchBytes).
 constexpr int64_t kPrefetchBytes = 2048;
-constexpr int64_t kPrefetchBlocks = kPrefetchBytes / (kNr * 64);
 
 inline int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
 inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
@@ -67,8 +66,7 @@ inline __m512i unpack_run(__m512i words, __m512i table, unsigned h) {
 struct Tile {
   const uint16_t* x;       // first activation row of the block: bf16, row stride ldx
   int64_t ldx;
-  const uint8_t* nibbles;  // the tile's [kb][kNr rows] 64-byte nibble blocks
-  const uint16_t* scales;  // the tile's [kb][rows][G-per-block] fp16 scales
+  const uint8_t* tile;     // the packed tile (ops.h, kTiled): superblocks of scales, nibbles
   const uint16_t* panel;   // the same weights unpacked: [kb][rows][128] bf16, or nullptr
   int64_t kb;
   float* y;                // y[row][col], row stride ldy
@@ -90,16 +88,16 @@ inline void load_scales(const uint16_t* scales, float* d) {
 }
 
 // The two weight vectors of column c for weights [64·half, 64·half + 64) of block b: from
-// the panel, or unpacked from the nibble block (prefetching further down the stream).
+// the panel, or unpacked from the block's nibbles (prefetching further down the stream).
 template <int NR, bool Panel, bool Prefetch>
-inline void load_weights(const Tile& t, int64_t b, int c, int half, __m512i table, __m512i& w0,
-                         __m512i& w1) {
+inline void load_weights(const Tile& t, const uint8_t* nibbles, int64_t b, int c, int half,
+                         __m512i table, __m512i& w0, __m512i& w1) {
   if constexpr (Panel) {
     const uint16_t* pp = t.panel + ((b * NR + c) * 4 + 2 * half) * 32;
     w0 = _mm512_loadu_si512(pp);
     w1 = _mm512_loadu_si512(pp + 32);
   } else {
-    const uint8_t* np = t.nibbles + (b * NR + c) * 64;
+    const uint8_t* np = nibbles + c * 64;
     if (Prefetch && half == 0) {
       _mm_prefetch(reinterpret_cast<const char*>(np) + kPrefetchBytes, _MM_HINT_T0);
     }
@@ -139,12 +137,11 @@ void micro(const Tile& t) {
 #pragma GCC unroll 4
     for (int c = 0; c < NR; ++c) acc[r][c] = _mm512_setzero_ps();
   for (int64_t b = 0; b < t.kb; ++b) {
+    const uint8_t* scales = t.tile + int4_scales_at(b, 0, NR, G);
+    const uint8_t* nibbles = t.tile + int4_nibbles_at(b, 0, NR, G);
     alignas(64) float d[16];
-    load_scales<NR * kSpb>(t.scales + b * NR * kSpb, d);
-    if (kPrefetch) {
-      _mm_prefetch(reinterpret_cast<const char*>(t.scales + (b + kPrefetchBlocks) * NR * kSpb),
-                   _MM_HINT_T0);
-    }
+    load_scales<NR * kSpb>(reinterpret_cast<const uint16_t*>(scales), d);
+    if (kPrefetch) _mm_prefetch(reinterpret_cast<const char*>(scales) + kPrefetchBytes, _MM_HINT_T0);
 #pragma GCC unroll 2
     for (int half = 0; half < 2; ++half) {
       __m512i xv[MR][2];
@@ -157,7 +154,7 @@ void micro(const Tile& t) {
 #pragma GCC unroll 4
       for (int c = 0; c < NR; ++c) {
         __m512i w0, w1;
-        load_weights<NR, Panel, kPrefetch>(t, b, c, half, table, w0, w1);
+        load_weights<NR, Panel, kPrefetch>(t, nibbles, b, c, half, table, w0, w1);
 #pragma GCC unroll 4
         for (int r = 0; r < MR; ++r) {
           acc[r][c] = scaled_dot<G>(acc[r][c], xv[r][0], xv[r][1], w0, w1,
@@ -191,13 +188,16 @@ MicroFn pick(int64_t mr, int64_t nr) {
   return table[mr - 1][nr - 1];
 }
 
-// The tile's nibble blocks, in stream order, unpacked into the panel [kb · rows][128].
-void build_panel(const uint8_t* nibbles, int64_t blocks, uint16_t* panel) {
+// A tile's nibble blocks unpacked into the panel [kb][rows][128].
+template <int G>
+void build_panel(const uint8_t* tile, int64_t kb, int64_t rows, uint16_t* panel) {
   const __m512i table = _mm512_load_si512(kQToBf16);
-  for (int64_t i = 0; i < blocks; ++i) {
-    const __m512i words = _mm512_loadu_si512(nibbles + i * 64);
-    for (unsigned h = 0; h < 4; ++h) {
-      _mm512_storeu_si512(panel + i * kInt4TileK + 32 * h, unpack_run(words, table, h));
+  for (int64_t b = 0; b < kb; ++b) {
+    const uint8_t* nibbles = tile + int4_nibbles_at(b, 0, rows, G);  // the rows back to back
+    for (int64_t c = 0; c < rows; ++c) {
+      const __m512i words = _mm512_loadu_si512(nibbles + c * 64);
+      uint16_t* out = panel + (b * rows + c) * kInt4TileK;
+      for (unsigned h = 0; h < 4; ++h) _mm512_storeu_si512(out + 32 * h, unpack_run(words, table, h));
     }
   }
 }
@@ -258,13 +258,12 @@ void run(const GemmW4A16Params& p, void* workspace, int threads) {
       for (int64_t tile = t0; tile < t1; ++tile) {
         const int64_t j = tile * kNr, nr = min64(kNr, n - j);
         const auto* base = static_cast<const uint8_t*>(p.w) + tile * tile_stride;
-        if (use_panel) build_panel(base, kb * nr, panel);
+        if (use_panel) build_panel<G>(base, kb, nr, panel);
         for (int64_t i = i0; i < i1; i += kMr) {
           const int64_t mr = min64(kMr, i1 - i);
           const Tile t{.x = x16 + i * kp,
                        .ldx = kp,
-                       .nibbles = base,
-                       .scales = reinterpret_cast<const uint16_t*>(base + nr * kb * 64),
+                       .tile = base,
                        .panel = panel,
                        .kb = kb,
                        .y = p.y + i * p.ldy + j,
