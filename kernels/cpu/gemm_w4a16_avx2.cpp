@@ -41,7 +41,8 @@ inline __m256 round_bf16(__m256 v) {
 }
 
 // Elements 8g .. 8g + 7 of run h of a 64-byte nibble block (words 8g..8g+7, field h; the
-// weights at int4_run_offset(G, h, 8g) on) as fp32 (q − 8)·d. q·d is exact and so is the sum with −8·d, so the FMA rounds nothing.
+// weights at int4_run_offset(G, h, 8g) on) as fp32 (q − 8)·d. q·d is exact and so is the
+// sum with −8·d, so the FMA rounds nothing.
 inline __m256 decode8(const uint8_t* block, int g, int h, __m256 d, __m256 minus_8d) {
   const __m128i words = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 16 * g));
   const __m256i q = _mm256_and_si256(_mm256_srli_epi32(_mm256_cvtepu16_epi32(words), 4 * h),
@@ -82,7 +83,8 @@ template <int MR, int NR, int G, bool Panel>
 inline void micro_block(const Tile& t, int64_t b, int c, __m256 (&acc)[MR][NR]) {
   const int64_t bc = b * NR + c;  // (block, row): its place in the panel
   const uint8_t* block = t.tile + int4_nibbles_at(b, c, NR, G);
-  const auto* block_scales = reinterpret_cast<const uint16_t*>(t.tile + int4_scales_at(b, c, NR, G));
+  const auto* block_scales =
+      reinterpret_cast<const uint16_t*>(t.tile + int4_scales_at(b, c, NR, G));
   if (!Panel && MR == 1) {
     _mm_prefetch(reinterpret_cast<const char*>(block) + kPrefetchBytes, _MM_HINT_T0);
   }

@@ -141,7 +141,9 @@ void micro(const Tile& t) {
     const uint8_t* nibbles = t.tile + int4_nibbles_at(b, 0, NR, G);
     alignas(64) float d[16];
     load_scales<NR * kSpb>(reinterpret_cast<const uint16_t*>(scales), d);
-    if (kPrefetch) _mm_prefetch(reinterpret_cast<const char*>(scales) + kPrefetchBytes, _MM_HINT_T0);
+    if (kPrefetch) {
+      _mm_prefetch(reinterpret_cast<const char*>(scales) + kPrefetchBytes, _MM_HINT_T0);
+    }
 #pragma GCC unroll 2
     for (int half = 0; half < 2; ++half) {
       __m512i xv[MR][2];
@@ -197,7 +199,9 @@ void build_panel(const uint8_t* tile, int64_t kb, int64_t rows, uint16_t* panel)
     for (int64_t c = 0; c < rows; ++c) {
       const __m512i words = _mm512_loadu_si512(nibbles + c * 64);
       uint16_t* out = panel + (b * rows + c) * kInt4TileK;
-      for (unsigned h = 0; h < 4; ++h) _mm512_storeu_si512(out + 32 * h, unpack_run(words, table, h));
+      for (unsigned h = 0; h < 4; ++h) {
+        _mm512_storeu_si512(out + 32 * h, unpack_run(words, table, h));
+      }
     }
   }
 }
