@@ -13,8 +13,9 @@
 // and the microkernel loads them from there for every row block: the same vectors, so the
 // same bits.
 //
-// Loop nest per thread, as gemm_avx512.cpp: its own contiguous range of tiles; activations
-// in chunks that stay in L2; for each tile every 4-row block of the chunk.
+// Loop nest per thread, as gemm_avx512.cpp: its own contiguous range of tiles (one
+// sequential stream: ops.h, kTiled); activations in chunks that stay in L2; for each tile
+// every 4-row block of the chunk.
 // GCC 12 reports the deliberately undefined lanes inside its own AVX-512 intrinsic headers
 // (_mm512_undefined_*) as uninitialized; the warning concerns the header, not this file.
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -58,7 +59,7 @@ alignas(64) const uint16_t kQToBf16[32] = {
     0xC100, 0xC0E0, 0xC0C0, 0xC0A0, 0xC080, 0xC040, 0xC000, 0xBF80,
     0x0000, 0x3F80, 0x4000, 0x4040, 0x4080, 0x40A0, 0x40C0, 0x40E0};
 
-// Run h (weights 32h .. 32h + 31 of the block) of a nibble block loaded into `words`.
+// Run h of a nibble block loaded into `words` (its weights: int4_run_offset).
 inline __m512i unpack_run(__m512i words, __m512i table, unsigned h) {
   return _mm512_permutexvar_epi16(_mm512_srli_epi16(words, 4 * h), table);
 }
