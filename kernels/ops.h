@@ -365,9 +365,10 @@ struct GemmW8A8Params {
 // Quantization (kernels/quant_int4.h, on the host at load time) is GGUF's Q4_0 generalized
 // to a group size G of 32, 64 or 128 along k (k must be a multiple of G). For each group of
 // G consecutive weights of a row, with `max` the weight of largest magnitude, sign kept:
-//   d = max / −8, stored as fp16;  q = min(15, trunc(w · (1/d) + 8.5)) ∈ [0, 15] (fp32);
-//   the weight the kernels use is (q − 8) · d, exactly: an fp16 d times an integer in
-//   [−8, 7] fits fp32, so no path rounds a dequantized weight.
+//   d = max / −8, stored as fp16;  q = min(15, trunc(w · (1/d) + 8.5)) ∈ [0, 15] (fp32;
+//   an all-zero group has d = 0 and q = 8); the weight the kernels use is (q − 8) · d,
+//   exactly: an fp16 d times an integer in [−8, 7] fits fp32, so no path rounds a
+//   dequantized weight.
 // The largest-magnitude weight is exact (−8·d = max) and the other sign reaches 7·d.
 // Preferred over max|w| / 7 because it is ggml's quantize_row_q4_0 bit for bit: a GGUF Q4_0
 // tensor (G = 32) is already Int4Layout::kBlocks, so it needs no requantization (and no
@@ -382,32 +383,36 @@ struct GemmW8A8Params {
 //   kTiled:  the CPU backend's decode-friendly layout (pack_w4a16 writes it from kBlocks).
 //            Rows in tiles of kInt4TileRows (the last tile keeps the rows_t rows left over);
 //            k padded to kb blocks of kInt4TileK (padding: q = 8 and d = 0, which adds
-//            nothing). Tile t starts at byte t·tile_bytes(kInt4TileRows), where
-//              tile_bytes(rows_t) = rows_t·kb·64 + round_up(rows_t·kb·(128/G)·2, 64),
-//            and holds [kb][rows_t] nibble blocks of 64 bytes, then the scales
-//            [kb][rows_t][128/G] (fp16) padded to 64 bytes. The nibble block of row j for
-//            k0 = 128·b is 32 little-endian 16-bit words; word i holds q[k0 + 32h + i] in
-//            bits [4h, 4h + 4), h = 0..3. So one 64-byte load gives four runs of 32
-//            consecutive weights by shifts and a 32-entry permute (AVX-512) or shifts and
-//            masks (AVX2), a tile is two sequential streams (nibbles, then 1/8 to 1/32 as
-//            many scale bytes), and a thread's range of tiles is one contiguous range.
-//            int4_tiled_bytes(n, k, G) bytes.
+//            nothing). Tile t starts at byte t·tile_bytes(kInt4TileRows) and is one stream of
+//            superblocks, each S = G/16 blocks (the last may hold fewer): a 64-byte line of
+//            their scales [S][rows_t][128/G] (fp16, zero-padded), then their nibble blocks
+//            [S][rows_t], 64 bytes each; tile_bytes(rows_t) = ceil(kb/S)·64 + kb·rows_t·64.
+//            The nibble block of row j for k0 = 128·b is 32 little-endian 16-bit words;
+//            bits [4h, 4h + 4) of word i hold run h's element i, h = 0..3: q[k0 + 32h + i],
+//            except that for G = 32 each 64-weight half v pairs its two groups, run 2v + u
+//            holding the 16 weights from k0 + 64v + 16u, then the 16 from k0 + 64v + 32 + 16u.
+//            So one 64-byte load gives four runs of 32 weights by shifts and a 32-entry
+//            permute (AVX-512) or shifts and masks (AVX2), and a thread's range of tiles is
+//            one sequential stream with no byte skipped. int4_tiled_bytes(n, k, G) bytes.
 enum class Int4Layout : uint8_t { kBlocks, kTiled };
 inline constexpr int kInt4TileRows = 4;
 inline constexpr int kInt4TileK = 128;
 
 // y = x · dequant(W)ᵀ (+ bias) (+ y if accumulate), with W as above. x is rounded to bf16
-// (round to nearest even, as the bf16 gemm does) and weights are exact, so every product
-// x·w is exact in fp32; what differs between paths is only the fp32 summation, whose order
-// is fixed by k (never by m, the other rows or the thread count), then + bias, then + y:
-//   CPU AVX-512: per segment of min(G, 64) weights, s = Σ x·(q − 8) by vdpbf16ps (16 fp32
-//     lanes), then acc += d·s (fp32 FMA); finally the fixed-order horizontal sum.
+// (round to nearest even, as the bf16 gemm does) and weights are exact, so the products
+// the paths form (x·w, or x·(q − 8) before the scale) are exact in fp32; the paths differ
+// only in the fp32 sums (and where the scale multiplies), in an order fixed by k (never by
+// m, the other rows or the thread count), then + bias, then + y:
+//   CPU AVX-512: per 64 weights, s = Σ x·(q − 8) by two chained vdpbf16ps (16 fp32 lanes;
+//     for G = 32 lanes 0-7 sum the first group, 8-15 the second), then acc += d·s with d
+//     the lanes' scales (one fp32 FMA); finally the fixed-order horizontal sum.
 //   CPU AVX2: w = (q − 8)·d in fp32 (exact), acc += x·w in 8 fp32 lanes; horizontal sum.
 //   CPU scalar: acc += x·w one element at a time, in k order.
 //   CUDA, m ≤ 8 (a GEMV kernel): per 8 weights s = Σ x·(q − 8), acc += d·s per lane; then
 //     the warp's and the k-split's sums in a fixed order (batch invariant like the CPU).
 //   CUDA, larger m: W dequantized exactly into two bf16 matrices hi + lo (a weight has at
-//     most 14 significant bits: hi keeps 8, lo the rest) and two cuBLAS bf16 GEMMs in fp32.
+//     most 14 significant bits: hi keeps 8, lo the rest) and two cuBLAS bf16 GEMMs in fp32
+//     (so, as for the bf16 gemm on cuBLAS, a row's bits may change with m).
 // Aimed at decode (m = 1..8): the CPU streams 0.5 byte per weight (+ scales) once, split
 // over the threads by weight-row tiles; larger m unpacks each tile once into a panel in
 // the workspace and reuses it for every row, with the same bits as unpacking in registers.

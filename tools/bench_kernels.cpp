@@ -1,7 +1,7 @@
 // CPU kernel benchmark: memory read bandwidth, decode GEMV (bf16 weights) as a fraction of
 // it, and prefill GEMM throughput for bf16 and fp32 weights next to OpenBLAS sgemm measured
 // in the same run; then W8A8 (int8 weights and activations) beside bf16 on TinyLlama's
-// shapes. Prints Markdown tables.
+// shapes, and W4A16 (int4 weights) decode and prefill beside bf16. Prints Markdown tables.
 //
 // Decode weights rotate through enough copies to exceed the last-level cache several times,
 // so every call streams its weights from DRAM as in serving, not from L3.
@@ -19,6 +19,7 @@
 #include "kernels/cpu/bandwidth_probe.h"
 #include "kernels/dtype.h"
 #include "kernels/ops.h"
+#include "kernels/quant_int4.h"
 #include "kernels/tensor.h"
 
 namespace {
@@ -32,9 +33,11 @@ struct Shape {
 };
 
 // What the model provides every GEMM: a workspace of the size the backend asks for.
-strata::Tensor gemm_workspace(DType dtype, int64_t m, int64_t k) {
-  const int64_t bytes = strata::kernels::cpu_backend().gemm_workspace_bytes(dtype, m, k);
+strata::Tensor workspace_of(int64_t bytes) {
   return strata::Tensor::empty(DType::kU8, {bytes > 0 ? bytes : 1});
+}
+strata::Tensor gemm_workspace(DType dtype, int64_t m, int64_t k) {
+  return workspace_of(strata::kernels::cpu_backend().gemm_workspace_bytes(dtype, m, k));
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -254,6 +257,168 @@ void bench_w8a8(double stream_mib, double bw) {
   for (const Shape& s : shapes) bench_w8a8_prefill(256, s);
 }
 
+// ---- W4A16 -------------------------------------------------------------------------
+
+// Random weights quantized (group g) and packed for the CPU gemm_w4a16.
+std::vector<uint8_t> int4_tiled_weights(const Shape& s, int g) {
+  const auto w = random_floats(static_cast<size_t>(s.n * s.k), 5);
+  std::vector<uint8_t> blocks(static_cast<size_t>(k::int4_blocks_bytes(s.n, s.k, g)));
+  const strata::Status st = k::quantize_int4({.src = w.data(), .dtype = DType::kF32,
+                                              .dst = blocks.data(), .group_size = g,
+                                              .n = s.n, .k = s.k});
+  if (!st.ok()) {
+    std::fprintf(stderr, "%s\n", st.to_string().c_str());
+    std::exit(1);
+  }
+  std::vector<uint8_t> tiled(static_cast<size_t>(k::int4_tiled_bytes(s.n, s.k, g)));
+  k::cpu_backend().pack_w4a16(
+      {.src = blocks.data(), .dst = tiled.data(), .group_size = g, .n = s.n, .k = s.k});
+  return tiled;
+}
+
+// The bf16 gemm on packed weights: the baseline the W4A16 rows are compared with.
+void bf16_gemm(const float* x, const uint16_t* w, float* y, int64_t m, const Shape& s,
+               void* workspace) {
+  k::cpu_backend().gemm({.x = x, .ldx = s.k, .w = w, .w_dtype = DType::kBF16,
+                         .w_layout = k::WeightLayout::kTiled, .y = y, .ldy = s.n, .m = m,
+                         .n = s.n, .k = s.k, .workspace = workspace});
+}
+
+// `one` replicated until the copies exceed stream_mib, so that a call on each copy in turn
+// streams its weights from DRAM.
+struct Replicas {
+  Replicas(const std::vector<uint8_t>& one, double stream_mib)
+      : size(one.size()),
+        copies(std::max(1, static_cast<int>(stream_mib * 1048576.0 / size + 0.5))) {
+    data.resize(size * copies);
+    for (int c = 0; c < copies; ++c) std::copy(one.begin(), one.end(), data.begin() + c * size);
+  }
+  const uint8_t* at(int i) const { return data.data() + (i % copies) * size; }
+  size_t size;
+  int copies;
+  std::vector<uint8_t> data;
+};
+
+double median(std::vector<double> v) {
+  std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+  return v[v.size() / 2];
+}
+
+// Median seconds of a(i) and of b(i), called alternately so that both see the same load on
+// this shared machine (a burst from another process slows both, not one).
+template <class A, class B>
+std::pair<double, double> time_alternating(int reps, int calls, A a, B b) {
+  a(0);
+  b(0);
+  std::vector<double> ta, tb;
+  for (int i = 0; i < reps * calls; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    a(i);
+    ta.push_back(seconds_since(t0));
+    t0 = std::chrono::steady_clock::now();
+    b(i);
+    tb.push_back(seconds_since(t0));
+  }
+  return {median(std::move(ta)), median(std::move(tb))};
+}
+
+struct DecodeTimes {
+  double bf16_s = 0, w4_s = 0;
+};
+
+// One decode row: bf16 packed against W4A16 (group g), both streamed from DRAM.
+DecodeTimes bench_w4a16_decode_shape(const Shape& s, int g, double stream_mib, double bw) {
+  const auto& be = k::cpu_backend();
+  const auto x = random_floats(static_cast<size_t>(s.k), 2);
+  std::vector<float> y(static_cast<size_t>(s.n));
+  const auto w16 = to_bf16(random_floats(static_cast<size_t>(s.n * s.k), 1));
+  std::vector<uint8_t> packed16(w16.size() * 2);
+  be.pack_weights({.src = w16.data(), .dst = packed16.data(), .dtype = DType::kBF16, .n = s.n,
+                   .k = s.k});
+  const Replicas r16(packed16, stream_mib), r4(int4_tiled_weights(s, g), stream_mib);
+  const double bytes16 = static_cast<double>(r16.size), bytes4 = static_cast<double>(r4.size);
+  const strata::Tensor ws = workspace_of(be.gemm_w4a16_workspace_bytes(1, s.k));
+  const strata::Tensor ws16 = gemm_workspace(DType::kBF16, 1, s.k);
+  const int calls = std::max({r16.copies, r4.copies, static_cast<int>(2e9 / bytes16 / 40)});
+  const auto [t16, t4] = time_alternating(
+      5, calls,
+      [&](int i) {
+        bf16_gemm(x.data(), reinterpret_cast<const uint16_t*>(r16.at(i)), y.data(), 1, s, ws16.raw());
+      },
+      [&](int i) {
+        be.gemm_w4a16({.x = x.data(), .ldx = s.k, .w = r4.at(i),
+                       .w_layout = k::Int4Layout::kTiled, .group_size = g, .y = y.data(),
+                       .ldy = s.n, .m = 1, .n = s.n, .k = s.k, .workspace = ws.raw()});
+      });
+  std::printf("| %ld | %ld | %d | %.2f | %.1f | %.1f | %.1f | %.1f | %.0f%% | %.2fx |\n", s.k, s.n,
+              g, bytes4 / 1048576.0, t16 * 1e6, bytes16 / t16 / 1e9, t4 * 1e6,
+              bytes4 / t4 / 1e9, 100.0 * bytes4 / t4 / 1e9 / bw, t16 / t4);
+  std::fflush(stdout);
+  return {t16, t4};
+}
+
+// One prefill row: GFLOP/s of bf16 packed and of W4A16 (group g) at m rows.
+void bench_w4a16_prefill_shape(int64_t m, const Shape& s, int g) {
+  const auto& be = k::cpu_backend();
+  const auto x = random_floats(static_cast<size_t>(m * s.k), 4);
+  std::vector<float> y(static_cast<size_t>(m * s.n));
+  const auto w16 = to_bf16(random_floats(static_cast<size_t>(s.n * s.k), 3));
+  std::vector<uint16_t> packed16(w16.size());
+  be.pack_weights({.src = w16.data(), .dst = packed16.data(), .dtype = DType::kBF16, .n = s.n,
+                   .k = s.k});
+  const std::vector<uint8_t> tiled = int4_tiled_weights(s, g);
+  const strata::Tensor ws = workspace_of(be.gemm_w4a16_workspace_bytes(m, s.k));
+  const strata::Tensor ws16 = gemm_workspace(DType::kBF16, m, s.k);
+  const double flop = 2.0 * m * s.n * s.k;
+  const auto [t16, t4] = time_alternating(
+      flop > 2e10 ? 3 : 5, 1, [&](int) { bf16_gemm(x.data(), packed16.data(), y.data(), m, s, ws16.raw()); },
+      [&](int) {
+        be.gemm_w4a16({.x = x.data(), .ldx = s.k, .w = tiled.data(),
+                       .w_layout = k::Int4Layout::kTiled, .group_size = g, .y = y.data(),
+                       .ldy = s.n, .m = m, .n = s.n, .k = s.k, .workspace = ws.raw()});
+      });
+  const double bf16 = flop / 1e9 / t16, w4 = flop / 1e9 / t4;
+  std::printf("| %ld | %ld | %ld | %d | %.0f | %.0f | %.0f%% |\n", m, s.k, s.n, g, bf16, w4,
+              100.0 * w4 / bf16);
+  std::fflush(stdout);
+}
+
+// TinyLlama-1.1B's four projections per layer (QKV, o, gate|up, down), 22 layers: decode
+// GEMV time per token, bf16 against W4A16 with groups of 32 (GGUF Q4_0) and 128, then the
+// prefill rows.
+void bench_w4a16(double stream_mib, double bw, bool skip_prefill) {
+  const std::vector<Shape> layer = {{"qkv", 2048, 2560}, {"o", 2048, 2048},
+                                    {"gate_up", 2048, 11264}, {"down", 5632, 2048}};
+  constexpr int kLayers = 22;
+  std::printf("\n### W4A16 decode GEMV (m = 1, TinyLlama-1.1B shapes, weights from DRAM)\n\n");
+  std::printf("GB/s counts the bytes each format streams: bf16 packed, or int4 nibbles + fp16\n"
+              "scales (4.5 bits per weight at group 32, 4.125 at 128).\n");
+  for (int g : {32, 128}) {
+    std::printf("\n| k | n | group | int4 MiB | bf16 us | bf16 GB/s | w4a16 us | w4a16 GB/s |"
+                " %% of bandwidth | speed-up |\n");
+    std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    double t16 = 0, t4 = 0;
+    for (const Shape& s : layer) {
+      const DecodeTimes t = bench_w4a16_decode_shape(s, g, stream_mib, bw);
+      t16 += t.bf16_s;
+      t4 += t.w4_s;
+    }
+    std::printf("| one layer | | %d | | %.0f | | %.0f | | | **%.2fx** |\n\n", g, t16 * 1e6,
+                t4 * 1e6, t16 / t4);
+    std::printf("The %d layers' GEMMs alone (no attention, no LM head) bound decode at %.1f tok/s "
+                "in bf16 and %.1f tok/s in W4A16 (group %d).\n",
+                kLayers, 1.0 / (kLayers * t16), 1.0 / (kLayers * t4), g);
+  }
+  if (skip_prefill) return;
+  std::printf("\n### W4A16 prefill GEMM GFLOP/s (m = 256, TinyLlama-1.1B shapes)\n\n");
+  std::printf("| m | k | n | group | bf16 packed | w4a16 | w4a16 / bf16 |\n");
+  std::printf("|---:|---:|---:|---:|---:|---:|---:|\n");
+  for (int g : {32, 128}) {
+    for (const Shape& s : layer) bench_w4a16_prefill_shape(256, s, g);
+  }
+}
+
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -266,8 +431,9 @@ int main(int argc, char** argv) {
                  "decode: MiB of weight copies rotated per shape (beyond the LLC)")
       ->capture_default_str();
   app.add_flag("--skip-prefill", skip_prefill, "only bandwidth and decode");
-  bool only_w8a8 = false;
+  bool only_w8a8 = false, only_w4a16 = false;
   app.add_flag("--only-w8a8", only_w8a8, "only bandwidth and the W8A8 tables");
+  app.add_flag("--only-w4a16", only_w4a16, "only bandwidth and the W4A16 tables");
   CLI11_PARSE(app, argc, argv);
 
   k::set_cpu_threads(threads);
@@ -278,6 +444,10 @@ int main(int argc, char** argv) {
   std::printf("Measured read bandwidth (512 MiB buffer, best of 12): **%.1f GB/s**\n\n", bw);
   if (only_w8a8) {
     bench_w8a8(stream_mib, bw);
+    return 0;
+  }
+  if (only_w4a16) {
+    bench_w4a16(stream_mib, bw, skip_prefill);
     return 0;
   }
 
@@ -303,5 +473,6 @@ int main(int argc, char** argv) {
     for (const Shape& s : prefill) bench_prefill_shape(m, s);
   }
   bench_w8a8(stream_mib, bw);
+  bench_w4a16(stream_mib, bw, false);
   return 0;
 }

@@ -53,22 +53,22 @@ void pack_tile(const PackW4A16Params& p, int64_t j0, int64_t rows, uint8_t* dst)
   const int g = p.group_size, spb = int4_block_scales(g);
   const int64_t kb = int4_row_blocks(p.k), row_bytes = p.k / g * (2 + g / 2);
   const auto* src = static_cast<const uint8_t*>(p.src);
-  auto* scales = reinterpret_cast<uint16_t*>(dst + rows * kb * 64);
   std::memset(dst, 0, static_cast<size_t>(int4_tile_bytes(rows, p.k, g)));
   for (int64_t r = 0; r < rows; ++r) {
     const BlockRow row{.row = src + (j0 + r) * row_bytes, .g = g};
     for (int64_t b = 0; b < kb; ++b) {
-      auto* words = reinterpret_cast<uint16_t*>(dst + (b * rows + r) * 64);
+      auto* words = reinterpret_cast<uint16_t*>(dst + int4_nibbles_at(b, r, rows, g));
       for (int h = 0; h < 4; ++h) {
         for (int i = 0; i < 32; ++i) {
-          const int64_t kk = b * kInt4TileK + 32 * h + i;
+          const int64_t kk = b * kInt4TileK + int4_run_offset(g, h, i);
           const unsigned q = kk < p.k ? row.q(kk) : 8;  // padding: q − 8 = 0
           words[i] = static_cast<uint16_t>(words[i] | q << (4 * h));
         }
       }
+      auto* scales = reinterpret_cast<uint16_t*>(dst + int4_scales_at(b, r, rows, g));
       for (int s = 0; s < spb; ++s) {
         const int64_t group = b * spb + s;
-        scales[(b * rows + r) * spb + s] = group * g < p.k ? row.d(group) : 0;
+        scales[s] = group * g < p.k ? row.d(group) : 0;
       }
     }
   }

@@ -26,12 +26,56 @@ Int4Layout pack_w4a16(const PackW4A16Params& p);
 static inline int64_t int4_row_blocks(int64_t k) { return (k + kInt4TileK - 1) / kInt4TileK; }
 // fp16 scales per row per block: 4, 2 or 1.
 static inline int int4_block_scales(int group_size) { return kInt4TileK / group_size; }
-// Bytes of a tile of `rows` rows: the nibble blocks, then the scales padded to 64 bytes.
+// Blocks per superblock: those whose scales for 4 rows fill one 64-byte line (2, 4 or 8;
+// each row's scales for a superblock take 16 bytes whatever G). Why scales sit in the
+// stream: with a tile's scales all after its nibbles, the nibble stream skipped them once
+// per tile, the hardware prefetcher lost it each time, and G = 32 decode from DRAM ran at
+// half the speed it has now (measured on Zen 4; the larger groups' short scale sections
+// hurt less).
+static inline int int4_superblock_blocks(int group_size) { return group_size / 16; }
+// Bytes from one superblock of a `rows`-row tile to the next: its scale line, then its
+// blocks' nibbles.
+static inline int64_t int4_superblock_bytes(int64_t rows, int group_size) {
+  return 64 + int4_superblock_blocks(group_size) * rows * 64;
+}
+// Byte offsets within a `rows`-row tile of block b's scales for row c (128/G fp16) and of
+// its 64-byte nibble block for row c.
+static inline int64_t int4_scales_at(int64_t b, int64_t c, int64_t rows, int group_size) {
+  const int s = int4_superblock_blocks(group_size);
+  return b / s * int4_superblock_bytes(rows, group_size) +
+         (b % s * rows + c) * int4_block_scales(group_size) * 2;
+}
+static inline int64_t int4_nibbles_at(int64_t b, int64_t c, int64_t rows, int group_size) {
+  const int s = int4_superblock_blocks(group_size);
+  return b / s * int4_superblock_bytes(rows, group_size) + 64 + (b % s * rows + c) * 64;
+}
+// Bytes of a tile of `rows` rows: a scale line per superblock, 64 bytes per row-block.
 static inline int64_t int4_tile_bytes(int64_t rows, int64_t k, int group_size) {
   const int64_t kb = int4_row_blocks(k);
-  const int64_t scale_bytes = rows * kb * int4_block_scales(group_size) * 2;
-  return rows * kb * 64 + (scale_bytes + 63) / 64 * 64;
+  const int s = int4_superblock_blocks(group_size);
+  return (kb + s - 1) / s * 64 + kb * rows * 64;
 }
+// Offset within its block of element e (0..31) of run h (0..3), the 4-bit field h of word
+// e (ops.h, kTiled): 32h + e, except for G = 32, where each 64-weight half pairs 16 weights
+// of its first group with 16 of its second: run 2v + u holds 64v + 16u + [0, 16) and then
+// 64v + 32 + 16u + [0, 16). (So a vdpbf16ps over a run keeps group A in lanes 0-7 and group
+// B in lanes 8-15, and the two runs of a half share one accumulator and one FMA by the
+// scales.) Runs of 16 keep every aligned 8 elements consecutive.
+static inline int int4_run_offset(int group_size, int h, int e) {
+  if (group_size != 32) return 32 * h + e;
+  return 64 * (h / 2) + 16 * (h % 2) + (e < 16 ? e : 32 + e - 16);
+}
+// The inverse: run h and element e of block offset o (0..127).
+static inline void int4_run_of(int group_size, int o, int* h, int* e) {
+  if (group_size != 32) {
+    *h = o / 32, *e = o % 32;
+    return;
+  }
+  const int v = o / 64, p = o % 64, second = p >= 32 ? 1 : 0, q = p - 32 * second;
+  *h = 2 * v + q / 16;
+  *e = 16 * second + q % 16;
+}
+
 // Bytes of the tiles holding rows [0, rows), where `rows` is a multiple of kInt4TileRows
 // (where that row's tile starts) or n (the whole matrix).
 static inline int64_t int4_rows_bytes(int64_t rows, int64_t k, int group_size) {

@@ -40,8 +40,9 @@ inline __m256 round_bf16(__m256 v) {
   return _mm256_castsi256_ps(_mm256_and_si256(r, _mm256_set1_epi32(int(0xffff0000u))));
 }
 
-// Weights 32h + 8g .. 32h + 8g + 7 of a 64-byte nibble block: words 8g..8g+7, field h,
-// as fp32 (q − 8)·d. q·d is exact and so is the sum with −8·d, so the FMA rounds nothing.
+// Elements 8g .. 8g + 7 of run h of a 64-byte nibble block (words 8g..8g+7, field h; the
+// weights at int4_run_offset(G, h, 8g) on) as fp32 (q − 8)·d. q·d is exact and so is the
+// sum with −8·d, so the FMA rounds nothing.
 inline __m256 decode8(const uint8_t* block, int g, int h, __m256 d, __m256 minus_8d) {
   const __m128i words = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 16 * g));
   const __m256i q = _mm256_and_si256(_mm256_srli_epi32(_mm256_cvtepu16_epi32(words), 4 * h),
@@ -49,11 +50,24 @@ inline __m256 decode8(const uint8_t* block, int g, int h, __m256 d, __m256 minus
   return _mm256_fmadd_ps(_mm256_cvtepi32_ps(q), d, minus_8d);
 }
 
+// d and −8·d broadcast for the first (0) and last (1) 16 weights of a run.
+struct RunScales {
+  __m256 d0, minus_8d0, d1, minus_8d1;
+};
+
+// Run h's scales from a block's spb fp16 scales (its groups in k order).
+template <int G>
+inline RunScales run_scales(const uint16_t* block_scales, int h) {
+  const float first = _cvtsh_ss(block_scales[int4_run_offset(G, h, 0) / G]);
+  const float last = _cvtsh_ss(block_scales[int4_run_offset(G, h, 16) / G]);
+  return {_mm256_set1_ps(first), _mm256_set1_ps(-8.0f * first), _mm256_set1_ps(last),
+          _mm256_set1_ps(-8.0f * last)};
+}
+
 struct Tile {
   const float* x;          // packed activations, row stride ldx (kb · 128, zero-padded)
   int64_t ldx;
-  const uint8_t* nibbles;  // the tile's [kb][rows] 64-byte nibble blocks
-  const uint16_t* scales;  // the tile's [kb][rows][G-per-block] fp16 scales
+  const uint8_t* tile;     // the packed tile (ops.h, kTiled): superblocks of scales, nibbles
   const float* panel;      // the same weights decoded: [kb][rows][128] fp32, or nullptr
   int64_t kb;
   float* y;
@@ -63,31 +77,31 @@ struct Tile {
 };
 
 // One block b of column c for every row: runs h = 0..3 of 32 weights, each with its
-// segment's scale, in 8-wide steps.
+// group's scale (for G = 32 a run's first 16 and last 16 weights are two groups), in
+// 8-wide steps.
 template <int MR, int NR, int G, bool Panel>
 inline void micro_block(const Tile& t, int64_t b, int c, __m256 (&acc)[MR][NR]) {
-  constexpr int kSpb = kInt4TileK / G;
-  const int64_t bc = b * NR + c;  // (block, row) in stream order
-  const uint8_t* block = t.nibbles + bc * 64;
+  const int64_t bc = b * NR + c;  // (block, row): its place in the panel
+  const uint8_t* block = t.tile + int4_nibbles_at(b, c, NR, G);
+  const auto* block_scales =
+      reinterpret_cast<const uint16_t*>(t.tile + int4_scales_at(b, c, NR, G));
   if (!Panel && MR == 1) {
     _mm_prefetch(reinterpret_cast<const char*>(block) + kPrefetchBytes, _MM_HINT_T0);
   }
+#pragma GCC unroll 4
   for (int h = 0; h < 4; ++h) {
-    __m256 d = _mm256_setzero_ps(), minus_8d = d;
-    if constexpr (!Panel) {
-      const float dh = _cvtsh_ss(t.scales[bc * kSpb + 32 * h / G]);
-      d = _mm256_set1_ps(dh);
-      minus_8d = _mm256_set1_ps(-8.0f * dh);
-    }
+    // The scales of the run's first and last 16 weights (one group unless G = 32).
+    RunScales sc{};
+    if constexpr (!Panel) sc = run_scales<G>(block_scales, h);
 #pragma GCC unroll 4
     for (int g = 0; g < 4; ++g) {
       __m256 w;
       if constexpr (Panel) {
         w = _mm256_loadu_ps(t.panel + bc * kInt4TileK + 32 * h + 8 * g);
       } else {
-        w = decode8(block, g, h, d, minus_8d);
+        w = decode8(block, g, h, g < 2 ? sc.d0 : sc.d1, g < 2 ? sc.minus_8d0 : sc.minus_8d1);
       }
-      const int64_t kk = b * kInt4TileK + 32 * h + 8 * g;
+      const int64_t kk = b * kInt4TileK + int4_run_offset(G, h, 8 * g);
 #pragma GCC unroll 2
       for (int r = 0; r < MR; ++r) {
         acc[r][c] = _mm256_fmadd_ps(_mm256_loadu_ps(t.x + r * t.ldx + kk), w, acc[r][c]);
@@ -98,14 +112,19 @@ inline void micro_block(const Tile& t, int64_t b, int c, __m256 (&acc)[MR][NR]) 
 
 template <int MR, int NR, int G, bool Panel>
 void micro(const Tile& t) {
+  // Every index into acc must be a constant after unrolling, or GCC keeps it in memory.
   __m256 acc[MR][NR];
+#pragma GCC unroll 2
   for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
     for (int c = 0; c < NR; ++c) acc[r][c] = _mm256_setzero_ps();
   for (int64_t b = 0; b < t.kb; ++b) {
 #pragma GCC unroll 4
     for (int c = 0; c < NR; ++c) micro_block<MR, NR, G, Panel>(t, b, c, acc);
   }
+#pragma GCC unroll 2
   for (int r = 0; r < MR; ++r) {
+#pragma GCC unroll 4
     for (int c = 0; c < NR; ++c) {
       float* out = t.y + r * t.ldy + c;
       float v = hsum(acc[r][c]);
@@ -126,17 +145,19 @@ MicroFn pick(int64_t mr, int64_t nr) {
   return table[mr - 1][nr - 1];
 }
 
-// The tile's blocks, in stream order, decoded into the panel [kb · rows][128].
+// A tile's blocks decoded into the panel [kb][rows][128].
 template <int G>
-void build_panel(const uint8_t* nibbles, const uint16_t* scales, int64_t blocks, float* panel) {
-  constexpr int kSpb = kInt4TileK / G;
-  for (int64_t i = 0; i < blocks; ++i) {
+void build_panel(const uint8_t* tile, int64_t kb, int64_t rows, float* panel) {
+  for (int64_t i = 0; i < kb * rows; ++i) {
+    const int64_t b = i / rows, c = i % rows;
+    const uint8_t* nibbles = tile + int4_nibbles_at(b, c, rows, G);
+    const auto* scales = reinterpret_cast<const uint16_t*>(tile + int4_scales_at(b, c, rows, G));
     for (int h = 0; h < 4; ++h) {
-      const float dh = _cvtsh_ss(scales[i * kSpb + 32 * h / G]);
-      const __m256 d = _mm256_set1_ps(dh), minus_8d = _mm256_set1_ps(-8.0f * dh);
+      const RunScales sc = run_scales<G>(scales, h);
       for (int g = 0; g < 4; ++g) {
         _mm256_storeu_ps(panel + i * kInt4TileK + 32 * h + 8 * g,
-                         decode8(nibbles + i * 64, g, h, d, minus_8d));
+                         decode8(nibbles, g, h, g < 2 ? sc.d0 : sc.d1,
+                                 g < 2 ? sc.minus_8d0 : sc.minus_8d1));
       }
     }
   }
@@ -192,13 +213,11 @@ void run(const GemmW4A16Params& p, void* workspace, int threads) {
       for (int64_t tile = t0; tile < t1; ++tile) {
         const int64_t j = tile * kNr, nr = min64(kNr, n - j);
         const auto* base = static_cast<const uint8_t*>(p.w) + tile * tile_stride;
-        const auto* scales = reinterpret_cast<const uint16_t*>(base + nr * kb * 64);
-        if (use_panel) build_panel<G>(base, scales, kb * nr, panel);
+        if (use_panel) build_panel<G>(base, kb, nr, panel);
         for (int64_t i = i0; i < i1; i += kMr) {
           const Tile t{.x = xp + i * kp,
                        .ldx = kp,
-                       .nibbles = base,
-                       .scales = scales,
+                       .tile = base,
                        .panel = panel,
                        .kb = kb,
                        .y = p.y + i * p.ldy + j,

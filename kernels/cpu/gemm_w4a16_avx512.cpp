@@ -1,6 +1,7 @@
 // AVX-512 W4A16 GEMM: int4 weights unpacked to bf16 (q − 8) in registers, activations
-// rounded to bf16 once per call, vdpbf16ps per segment of min(G, 64) weights and one fp32
-// FMA by the segment's scale (ops.h, GemmW4A16Params). One register-blocked microkernel
+// rounded to bf16 once per call (and put in the weight runs' order), two chained vdpbf16ps
+// per 64 weights and one fp32 FMA by their scales (ops.h, GemmW4A16Params; for G = 32 the
+// run layout keeps each group in its own 8 lanes). One register-blocked microkernel
 // (up to 4 activation rows × one 4-row weight tile of zmm accumulators) serves every m.
 //
 // Unpacking: a row's 64-byte nibble block is 32 words holding four runs of 32 weights in
@@ -12,8 +13,9 @@
 // and the microkernel loads them from there for every row block: the same vectors, so the
 // same bits.
 //
-// Loop nest per thread, as gemm_avx512.cpp: its own contiguous range of tiles; activations
-// in chunks that stay in L2; for each tile every 4-row block of the chunk.
+// Loop nest per thread, as gemm_avx512.cpp: its own contiguous range of tiles (one
+// sequential stream: ops.h, kTiled); activations in chunks that stay in L2; for each tile
+// every 4-row block of the chunk.
 // GCC 12 reports the deliberately undefined lanes inside its own AVX-512 intrinsic headers
 // (_mm512_undefined_*) as uninitialized; the warning concerns the header, not this file.
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -32,10 +34,9 @@ constexpr int kMr = 4;
 constexpr int kNr = kInt4TileRows;  // a microkernel tile is one packed tile
 // Activation bytes per chunk: half of the 1 MiB L2, leaving room for a tile's panel.
 constexpr int64_t kChunkBytes = 512 * 1024;
-// Decode streams each thread's tiles front to back; prefetch this far ahead on the nibble
-// stream (as gemm_avx512.cpp's kTiledPrefetchBytes), and the scales as many blocks ahead.
+// Decode streams each thread's tiles front to back; prefetch this far ahead of each load
+// (as gemm_avx512.cpp's kTiledPrefetchBytes).
 constexpr int64_t kPrefetchBytes = 2048;
-constexpr int64_t kPrefetchBlocks = kPrefetchBytes / (kNr * 64);
 
 inline int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
 inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
@@ -58,7 +59,7 @@ alignas(64) const uint16_t kQToBf16[32] = {
     0xC100, 0xC0E0, 0xC0C0, 0xC0A0, 0xC080, 0xC040, 0xC000, 0xBF80,
     0x0000, 0x3F80, 0x4000, 0x4040, 0x4080, 0x40A0, 0x40C0, 0x40E0};
 
-// Run h (weights 32h .. 32h + 31 of the block) of a nibble block loaded into `words`.
+// Run h of a nibble block loaded into `words` (its weights: int4_run_offset).
 inline __m512i unpack_run(__m512i words, __m512i table, unsigned h) {
   return _mm512_permutexvar_epi16(_mm512_srli_epi16(words, 4 * h), table);
 }
@@ -66,8 +67,7 @@ inline __m512i unpack_run(__m512i words, __m512i table, unsigned h) {
 struct Tile {
   const uint16_t* x;       // first activation row of the block: bf16, row stride ldx
   int64_t ldx;
-  const uint8_t* nibbles;  // the tile's [kb][kNr rows] 64-byte nibble blocks
-  const uint16_t* scales;  // the tile's [kb][rows][G-per-block] fp16 scales
+  const uint8_t* tile;     // the packed tile (ops.h, kTiled): superblocks of scales, nibbles
   const uint16_t* panel;   // the same weights unpacked: [kb][rows][128] bf16, or nullptr
   int64_t kb;
   float* y;                // y[row][col], row stride ldy
@@ -89,16 +89,16 @@ inline void load_scales(const uint16_t* scales, float* d) {
 }
 
 // The two weight vectors of column c for weights [64·half, 64·half + 64) of block b: from
-// the panel, or unpacked from the nibble block (prefetching further down the stream).
+// the panel, or unpacked from the block's nibbles (prefetching further down the stream).
 template <int NR, bool Panel, bool Prefetch>
-inline void load_weights(const Tile& t, int64_t b, int c, int half, __m512i table, __m512i& w0,
-                         __m512i& w1) {
+inline void load_weights(const Tile& t, const uint8_t* nibbles, int64_t b, int c, int half,
+                         __m512i table, __m512i& w0, __m512i& w1) {
   if constexpr (Panel) {
     const uint16_t* pp = t.panel + ((b * NR + c) * 4 + 2 * half) * 32;
     w0 = _mm512_loadu_si512(pp);
     w1 = _mm512_loadu_si512(pp + 32);
   } else {
-    const uint8_t* np = t.nibbles + (b * NR + c) * 64;
+    const uint8_t* np = nibbles + c * 64;
     if (Prefetch && half == 0) {
       _mm_prefetch(reinterpret_cast<const char*>(np) + kPrefetchBytes, _MM_HINT_T0);
     }
@@ -108,23 +108,19 @@ inline void load_weights(const Tile& t, int64_t b, int c, int half, __m512i tabl
   }
 }
 
-// acc + the dot products of one block half (64 weights), scaled: for G = 32 two segments
-// of 32 with scales d[0] and d[1], otherwise one segment of 64 with scale d[0]. Each dot
-// product starts from zero, so the products of a segment meet its scale exactly once.
+// acc + the dot product of one block half (64 weights: runs x0·w0 and x1·w1, chained in
+// one vdpbf16ps accumulator from zero) times its scales d: d[0] in every lane for G ≥ 64;
+// for G = 32 d[0] in lanes 0-7 and d[1] in lanes 8-15, the lanes where the run layout
+// (int4_run_offset) puts each group's products.
 template <int G>
 inline __m512 scaled_dot(__m512 acc, __m512i x0, __m512i x1, __m512i w0, __m512i w1,
                          const float* d) {
-  const __m512 zero = _mm512_setzero_ps();
-  if constexpr (G == 32) {
-    const __m512 s0 = _mm512_dpbf16_ps(zero, (__m512bh)x0, (__m512bh)w0);
-    acc = _mm512_fmadd_ps(s0, _mm512_set1_ps(d[0]), acc);
-    const __m512 s1 = _mm512_dpbf16_ps(zero, (__m512bh)x1, (__m512bh)w1);
-    return _mm512_fmadd_ps(s1, _mm512_set1_ps(d[1]), acc);
-  } else {
-    const __m512 s = _mm512_dpbf16_ps(_mm512_dpbf16_ps(zero, (__m512bh)x0, (__m512bh)w0),
-                                      (__m512bh)x1, (__m512bh)w1);
-    return _mm512_fmadd_ps(s, _mm512_set1_ps(d[0]), acc);
-  }
+  const __m512 s = _mm512_dpbf16_ps(_mm512_dpbf16_ps(_mm512_setzero_ps(), (__m512bh)x0,
+                                                     (__m512bh)w0),
+                                    (__m512bh)x1, (__m512bh)w1);
+  __m512 scale = _mm512_set1_ps(d[0]);
+  if constexpr (G == 32) scale = _mm512_mask_broadcastss_ps(scale, 0xFF00, _mm_load_ss(d + 1));
+  return _mm512_fmadd_ps(s, scale, acc);
 }
 
 // MR activation rows × NR weight rows over all kb blocks, a block half at a time. The
@@ -142,11 +138,12 @@ void micro(const Tile& t) {
 #pragma GCC unroll 4
     for (int c = 0; c < NR; ++c) acc[r][c] = _mm512_setzero_ps();
   for (int64_t b = 0; b < t.kb; ++b) {
+    const uint8_t* scales = t.tile + int4_scales_at(b, 0, NR, G);
+    const uint8_t* nibbles = t.tile + int4_nibbles_at(b, 0, NR, G);
     alignas(64) float d[16];
-    load_scales<NR * kSpb>(t.scales + b * NR * kSpb, d);
+    load_scales<NR * kSpb>(reinterpret_cast<const uint16_t*>(scales), d);
     if (kPrefetch) {
-      _mm_prefetch(reinterpret_cast<const char*>(t.scales + (b + kPrefetchBlocks) * NR * kSpb),
-                   _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(scales) + kPrefetchBytes, _MM_HINT_T0);
     }
 #pragma GCC unroll 2
     for (int half = 0; half < 2; ++half) {
@@ -160,11 +157,11 @@ void micro(const Tile& t) {
 #pragma GCC unroll 4
       for (int c = 0; c < NR; ++c) {
         __m512i w0, w1;
-        load_weights<NR, Panel, kPrefetch>(t, b, c, half, table, w0, w1);
+        load_weights<NR, Panel, kPrefetch>(t, nibbles, b, c, half, table, w0, w1);
 #pragma GCC unroll 4
         for (int r = 0; r < MR; ++r) {
           acc[r][c] = scaled_dot<G>(acc[r][c], xv[r][0], xv[r][1], w0, w1,
-                                    d + c * kSpb + half * (G == 32 ? 2 : G == 64 ? 1 : 0));
+                                    d + c * kSpb + half * kSpb / 2);
         }
       }
     }
@@ -194,31 +191,42 @@ MicroFn pick(int64_t mr, int64_t nr) {
   return table[mr - 1][nr - 1];
 }
 
-// The tile's nibble blocks, in stream order, unpacked into the panel [kb · rows][128].
-void build_panel(const uint8_t* nibbles, int64_t blocks, uint16_t* panel) {
+// A tile's nibble blocks unpacked into the panel [kb][rows][128].
+template <int G>
+void build_panel(const uint8_t* tile, int64_t kb, int64_t rows, uint16_t* panel) {
   const __m512i table = _mm512_load_si512(kQToBf16);
-  for (int64_t i = 0; i < blocks; ++i) {
-    const __m512i words = _mm512_loadu_si512(nibbles + i * 64);
-    for (unsigned h = 0; h < 4; ++h) {
-      _mm512_storeu_si512(panel + i * kInt4TileK + 32 * h, unpack_run(words, table, h));
+  for (int64_t b = 0; b < kb; ++b) {
+    const uint8_t* nibbles = tile + int4_nibbles_at(b, 0, rows, G);  // the rows back to back
+    for (int64_t c = 0; c < rows; ++c) {
+      const __m512i words = _mm512_loadu_si512(nibbles + c * 64);
+      uint16_t* out = panel + (b * rows + c) * kInt4TileK;
+      for (unsigned h = 0; h < 4; ++h) {
+        _mm512_storeu_si512(out + 32 * h, unpack_run(words, table, h));
+      }
     }
   }
 }
 
 // Rounds activation rows [r0, r1) to bf16 (round to nearest even) into x_out [m][kp],
-// zero padding each row from k to kp, as gemm_avx512.cpp does.
+// zero padding each row from k to kp, in the order of the weight runs (int4_run_offset):
+// natural for G ≥ 64; for G = 32 each 64 as [0, 16) [32, 48) | [16, 32) [48, 64).
+template <int G>
 void pack_bf16(const float* x, int64_t ldx, int64_t k, int64_t kp, int64_t r0, int64_t r1,
                uint16_t* x_out) {
+  // Source offsets of the 16-float quarters of each output pair of 32.
+  constexpr int kLo0 = 0, kHi0 = G == 32 ? 32 : 16, kLo1 = G == 32 ? 16 : 32, kHi1 = 48;
+  auto load16 = [k](const float* src, int64_t at) {
+    const int64_t rem = min64(16, k - at > 0 ? k - at : 0);
+    return _mm512_maskz_loadu_ps(_cvtu32_mask16((1u << rem) - 1u), src + at);
+  };
   for (int64_t r = r0; r < r1; ++r) {
     const float* src = x + r * ldx;
     uint16_t* dst = x_out + r * kp;
-    for (int64_t kk = 0; kk < kp; kk += 32) {
-      const int64_t rem_lo = min64(16, k - kk > 0 ? k - kk : 0);
-      const int64_t rem_hi = min64(16, k - kk - 16 > 0 ? k - kk - 16 : 0);
-      const __m512 lo = _mm512_maskz_loadu_ps(_cvtu32_mask16((1u << rem_lo) - 1u), src + kk);
-      const __m512 hi =
-          _mm512_maskz_loadu_ps(_cvtu32_mask16((1u << rem_hi) - 1u), src + kk + 16);
-      _mm512_storeu_si512(dst + kk, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+    for (int64_t kk = 0; kk < kp; kk += 64) {
+      _mm512_storeu_si512(dst + kk, (__m512i)_mm512_cvtne2ps_pbh(load16(src, kk + kHi0),
+                                                                 load16(src, kk + kLo0)));
+      _mm512_storeu_si512(dst + kk + 32, (__m512i)_mm512_cvtne2ps_pbh(load16(src, kk + kHi1),
+                                                                      load16(src, kk + kLo1)));
     }
   }
 }
@@ -246,7 +254,7 @@ void run(const GemmW4A16Params& p, void* workspace, int threads) {
   {
     const int tid = omp_get_thread_num();
     const int nt = omp_get_num_threads();
-    pack_bf16(p.x, p.ldx, p.k, kp, m * tid / nt, m * (tid + 1) / nt, x16);
+    pack_bf16<G>(p.x, p.ldx, p.k, kp, m * tid / nt, m * (tid + 1) / nt, x16);
 #pragma omp barrier
     uint16_t* panel = use_panel ? panels + tid * panel_bytes(p.k) / 2 : nullptr;
     const int64_t t0 = n_tiles * tid / nt, t1 = n_tiles * (tid + 1) / nt;
@@ -255,13 +263,12 @@ void run(const GemmW4A16Params& p, void* workspace, int threads) {
       for (int64_t tile = t0; tile < t1; ++tile) {
         const int64_t j = tile * kNr, nr = min64(kNr, n - j);
         const auto* base = static_cast<const uint8_t*>(p.w) + tile * tile_stride;
-        if (use_panel) build_panel(base, kb * nr, panel);
+        if (use_panel) build_panel<G>(base, kb, nr, panel);
         for (int64_t i = i0; i < i1; i += kMr) {
           const int64_t mr = min64(kMr, i1 - i);
           const Tile t{.x = x16 + i * kp,
                        .ldx = kp,
-                       .nibbles = base,
-                       .scales = reinterpret_cast<const uint16_t*>(base + nr * kb * 64),
+                       .tile = base,
                        .panel = panel,
                        .kb = kb,
                        .y = p.y + i * p.ldy + j,

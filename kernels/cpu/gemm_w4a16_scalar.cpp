@@ -13,33 +13,30 @@
 namespace strata::kernels::cpu {
 namespace {
 
-// Row j of a kTiled matrix: where its tile's nibble blocks and scales start.
+// Row r of a kTiled tile of `rows` rows.
 struct TiledRow {
-  const uint8_t* nibbles;  // block b of this row at nibbles + b · rows · 64
-  const uint8_t* scales;   // block b's scales at scales + b · rows · spb · 2
-  int64_t rows;            // rows in the tile
-  int spb, g;
+  const uint8_t* tile;
+  int64_t r, rows;
+  int g;
 
   float weight(int64_t kk) const {
-    const int64_t b = kk / kInt4TileK, o = kk % kInt4TileK;
+    const int64_t b = kk / kInt4TileK;
+    const int o = static_cast<int>(kk % kInt4TileK);
+    int h, e;
+    int4_run_of(g, o, &h, &e);
     uint16_t word, d;
-    std::memcpy(&word, nibbles + b * rows * 64 + 2 * (o % 32), 2);
-    std::memcpy(&d, scales + (b * rows * spb + o / g) * 2, 2);
-    const int q = (word >> (4 * (o / 32))) & 15;
+    std::memcpy(&word, tile + int4_nibbles_at(b, r, rows, g) + 2 * e, 2);
+    std::memcpy(&d, tile + int4_scales_at(b, r, rows, g) + o / g * 2, 2);
+    const int q = (word >> (4 * h)) & 15;
     return static_cast<float>(q - 8) * f16_to_f32(d);
   }
 };
 
 TiledRow tiled_row(const GemmW4A16Params& p, int64_t j) {
   const int64_t j0 = j / kInt4TileRows * kInt4TileRows;
-  const int64_t rows = p.n - j0 < kInt4TileRows ? p.n - j0 : kInt4TileRows;
-  const auto* tile = static_cast<const uint8_t*>(p.w) + int4_rows_bytes(j0, p.k, p.group_size);
-  const int spb = int4_block_scales(p.group_size);
-  const int64_t r = j - j0, kb = int4_row_blocks(p.k);
-  return {.nibbles = tile + r * 64,
-          .scales = tile + rows * kb * 64 + r * spb * 2,
-          .rows = rows,
-          .spb = spb,
+  return {.tile = static_cast<const uint8_t*>(p.w) + int4_rows_bytes(j0, p.k, p.group_size),
+          .r = j - j0,
+          .rows = p.n - j0 < kInt4TileRows ? p.n - j0 : kInt4TileRows,
           .g = p.group_size};
 }
 

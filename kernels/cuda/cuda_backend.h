@@ -20,6 +20,8 @@
 // Numerics versus the CPU twin (cpu_backend()), which the GPU tests check:
 //   - fp32 GEMM is plain FP32 (no TF32); bf16/fp16 weights round the activations to the
 //     weights' type and accumulate in fp32 on tensor cores;
+//   - W4A16 uses the exact dequantized weights on both of its paths (ops.h): the m ≤ 8 GEMV
+//     keeps a row's bits whatever m; larger m goes through cuBLAS as above;
 //   - RMSNorm sums squares in double (as the CPU does), RoPE computes angles in double;
 //   - W8A8: the GEMM gives the CPU's bits from the same int8 inputs (exact int32 sums, the
 //     same fp32 steps); rmsnorm_quant and silu_mul_quant quantize what rmsnorm and silu_mul

@@ -427,7 +427,8 @@ std::vector<float> gpu_w4a16(GemmW4A16Params p, const DeviceArray<unsigned char>
   DeviceArray<float> dx(std::vector<float>(p.x, p.x + p.m * p.ldx)), dy(y0);
   DeviceArray<float> dbias(p.bias != nullptr ? std::vector<float>(p.bias, p.bias + p.n)
                                              : std::vector<float>(1));
-  DeviceArray<unsigned char> ws(static_cast<size_t>(cuda_backend().gemm_w4a16_workspace_bytes(p.m, p.k)));
+  DeviceArray<unsigned char> ws(
+      static_cast<size_t>(cuda_backend().gemm_w4a16_workspace_bytes(p.m, p.k)));
   p.x = dx.get();
   p.w = w.get();
   p.w_layout = Int4Layout::kBlocks;
@@ -447,7 +448,7 @@ TEST_F(GpuKernels, GemmW4A16MatchesCpuPerGroupSizeOnBothPaths) {
       const Int4Matrix w = make_int4_matrix(n, k, g);
       DeviceArray<unsigned char> dw(std::vector<unsigned char>(w.blocks.begin(), w.blocks.end()));
       const auto bias = random_floats(static_cast<size_t>(n), 43);
-      for (int64_t m : {int64_t{1}, int64_t{3}, int64_t{8}, int64_t{19}, int64_t{111}, int64_t{989}}) {
+      for (int64_t m : {1, 3, 8, 19, 111, 989}) {
         if (n == 1100 && m != 1 && m != 19) continue;
         SCOPED_TRACE(::testing::Message() << "g=" << g << " n=" << n << " m=" << m);
         const int64_t ldx = k + 5, ldy = n + 3;

@@ -34,7 +34,8 @@ Int4Weights make_int4(int64_t n, int64_t k, int g, uint32_t seed) {
   const auto f = random_floats(static_cast<size_t>(n * k), seed);
   w.blocks.resize(static_cast<size_t>(int4_blocks_bytes(n, k, g)));
   const Status s = quantize_int4(
-      {.src = f.data(), .dtype = DType::kF32, .dst = w.blocks.data(), .group_size = g, .n = n, .k = k});
+      {.src = f.data(), .dtype = DType::kF32, .dst = w.blocks.data(), .group_size = g, .n = n,
+       .k = k});
   EXPECT_TRUE(s.ok()) << s.to_string();
   w.exact.resize(f.size());
   dequantize_int4(w.blocks.data(), g, n, k, w.exact.data());
@@ -132,7 +133,8 @@ TEST(GemmW4A16, ExactArithmeticGivesIdenticalBitsOnEveryPath) {
                     .ok());
     Int4Weights w{.n = n, .k = k, .g = g, .blocks = blocks};
     w.tiled.resize(static_cast<size_t>(int4_tiled_bytes(n, k, g)));
-    cpu_backend().pack_w4a16({.src = blocks.data(), .dst = w.tiled.data(), .group_size = g, .n = n, .k = k});
+    cpu_backend().pack_w4a16(
+        {.src = blocks.data(), .dst = w.tiled.data(), .group_size = g, .n = n, .k = k});
     std::vector<float> want(static_cast<size_t>(m * n));
     for (int64_t i = 0; i < m; ++i)
       for (int64_t j = 0; j < n; ++j)

@@ -20,7 +20,8 @@ using testing::random_floats;
 std::vector<uint8_t> quantize(const std::vector<float>& w, int64_t n, int64_t k, int g) {
   std::vector<uint8_t> blocks(static_cast<size_t>(int4_blocks_bytes(n, k, g)));
   const Status s = quantize_int4(
-      {.src = w.data(), .dtype = DType::kF32, .dst = blocks.data(), .group_size = g, .n = n, .k = k});
+      {.src = w.data(), .dtype = DType::kF32, .dst = blocks.data(), .group_size = g, .n = n,
+       .k = k});
   EXPECT_TRUE(s.ok()) << s.to_string();
   return blocks;
 }
@@ -78,7 +79,8 @@ TEST(QuantInt4, RoundTripErrorIsBoundedByTheGroupScaleForEveryGroupSizeAndDtype)
       std::vector<uint16_t> w16(w.size());
       for (size_t i = 0; i < w.size(); ++i) {
         w16[i] = dtype == DType::kBF16 ? f32_to_bf16(w[i]) : f32_to_f16(w[i]);
-        if (dtype != DType::kF32) w[i] = dtype == DType::kBF16 ? bf16_to_f32(w16[i]) : f16_to_f32(w16[i]);
+        if (dtype == DType::kBF16) w[i] = bf16_to_f32(w16[i]);
+        if (dtype == DType::kF16) w[i] = f16_to_f32(w16[i]);
       }
       std::vector<uint8_t> blocks(static_cast<size_t>(int4_blocks_bytes(n, k, g)));
       const void* src = dtype == DType::kF32 ? static_cast<const void*>(w.data()) : w16.data();
@@ -152,8 +154,8 @@ TEST(QuantInt4, RefusesShapesDtypesAndScalesItCannotHoldWithMessagesNamingThem) 
 TEST(QuantInt4, SizesOfBothLayouts) {
   EXPECT_EQ(int4_blocks_bytes(5, 96, 32), 5 * 3 * 18);
   EXPECT_EQ(int4_blocks_bytes(2, 256, 128), 2 * 2 * 66);
-  // n = 5, k = 96 (one padded block per row): a 4-row tile of 4·64 nibble bytes and
-  // 4·4·2 = 32 scale bytes padded to 64, then a 1-row tile of 64 + 64.
+  // n = 5, k = 96 (one padded block per row): a 4-row tile of one scale line and 4·64
+  // nibble bytes, then a 1-row tile of 64 + 64.
   EXPECT_EQ(int4_tiled_bytes(5, 96, 32), 320 + 128);
   // Whole blocks: 4.5 bits per weight at G = 32, 4.125 at G = 128.
   EXPECT_EQ(int4_tiled_bytes(8, 2048, 32), 8 * 2048 * 9 / 16);
