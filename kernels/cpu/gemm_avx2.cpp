@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "kernels/cpu/avx2_lanes.h"
 #include "kernels/cpu/gemm.h"
 
 namespace strata::kernels::cpu {
@@ -19,25 +20,10 @@ constexpr int kMr = 4;
 constexpr int kNr = 3;
 constexpr int64_t kChunkBytes = 512 * 1024;
 
-inline int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
-inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
-
-// Fixed order: lanes (i, i+4), (i, i+2), (i, i+1).
-inline float hsum(__m256 v) {
-  const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
-  const __m128 s1 = _mm_add_ss(s2, _mm_movehdup_ps(s2));
-  return _mm_cvtss_f32(s1);
-}
-
-// Round-to-nearest-even to bf16 and back, in fp32 lanes (NaN is not preserved: activations
-// are finite).
-inline __m256 round_bf16(__m256 v) {
-  const __m256i u = _mm256_castps_si256(v);
-  const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
-  const __m256i r = _mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7fff), lsb));
-  return _mm256_castsi256_ps(_mm256_and_si256(r, _mm256_set1_epi32(int(0xffff0000u))));
-}
+using avx2::hsum;
+using avx2::min64;
+using avx2::round_bf16;
+using avx2::round_up;
 
 struct Bf16W {
   using W = uint16_t;

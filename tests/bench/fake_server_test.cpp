@@ -1,6 +1,8 @@
 // bench against a fake OpenAI endpoint in this process that streams at planted delays:
 // what bench reports must match what was planted (TTFT and ITL within 5%).
 #include <chrono>
+#include <cmath>
+#include <string>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -73,30 +75,48 @@ class FakeServer {
 
 constexpr double kTtftMs = 200, kItlMs = 40;
 
+// "" when |v − want| ≤ tol, else a line saying what was off.
+std::string off(const char* what, double v, double want, double tol) {
+  if (std::abs(v - want) <= tol) return "";
+  return std::string(what) + " = " + std::to_string(v) + ", planted " + std::to_string(want) + "; ";
+}
+
+// What one load point of four 8-token requests over two clients must report.
+std::string planted_figures_problems(const LoadPointResult& point) {
+  std::string problems;
+  for (const RequestResult& r : point.requests) {
+    if (!r.ok || r.output_tokens != 8 || r.itl_s.size() != 7u) return "a request failed: " + r.failure;
+    problems += off("ttft_ms", r.ttft_s * 1e3, kTtftMs, 0.05 * kTtftMs);
+    // One gap may jitter by a scheduler tick; the reported figures below (mean and median
+    // over all gaps) must be within 5%.
+    for (double g : r.itl_s) problems += off("itl_ms", g * 1e3, kItlMs, 0.25 * kItlMs);
+    if (r.ttft_s > r.e2e_s) problems += "ttft > e2e; ";
+  }
+  const LoadPointSummary s = summarize(point, Slo{});
+  problems += off("mean ttft", s.ttft_ms.mean, kTtftMs, 0.05 * kTtftMs);
+  problems += off("p99 ttft", s.ttft_ms.p99, kTtftMs, 0.05 * kTtftMs);
+  problems += off("mean itl", s.itl_ms.mean, kItlMs, 0.05 * kItlMs);
+  problems += off("p50 itl", s.itl_ms.p50, kItlMs, 0.05 * kItlMs);
+  problems += off("mean e2e", s.e2e_ms.mean, kTtftMs + 7 * kItlMs, 0.05 * (kTtftMs + 7 * kItlMs));
+  if (s.usage_mismatches != 0) problems += "usage mismatches; ";
+  // Two clients, four requests of ~480 ms: two rounds.
+  problems += off("duration_s", point.duration_s, 2 * (kTtftMs + 7 * kItlMs) / 1e3, 0.1);
+  return problems;
+}
+
+// Timing on a shared 2-core machine: a whole-process stall (seen once in CI: +625 ms on two
+// requests at once) shifts every figure, so the load point gets three tries; a report that
+// computes a figure wrongly fails all three.
 TEST(BenchFakeServer, ReportsPlantedTtftAndItlWithin5Percent) {
   FakeServer server;
   std::vector<PlannedRequest> plan;
   for (int i = 0; i < 4; ++i) plan.push_back({.send_s = 0, .spec = {.prompt_ids = {1, 2, 3}, .output_tokens = 8}});
-  const LoadPointResult point = run_load_point(server.endpoint(), ClientOptions{}, plan, 2, {});
-  for (const RequestResult& r : point.requests) {
-    ASSERT_TRUE(r.ok) << r.failure;
-    EXPECT_EQ(r.output_tokens, 8);
-    EXPECT_EQ(r.itl_s.size(), 7u);
-    EXPECT_NEAR(r.ttft_s * 1e3, kTtftMs, 0.05 * kTtftMs);
-    // One gap may jitter by a scheduler tick on a busy machine; the reported figures below
-    // (mean and median over all gaps) must be within 5%.
-    for (double g : r.itl_s) EXPECT_NEAR(g * 1e3, kItlMs, 0.25 * kItlMs);
-    EXPECT_LE(r.ttft_s, r.e2e_s);
+  std::string problems;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    problems = planted_figures_problems(run_load_point(server.endpoint(), ClientOptions{}, plan, 2, {}));
+    if (problems.empty()) break;
   }
-  const LoadPointSummary s = summarize(point, Slo{});
-  EXPECT_NEAR(s.ttft_ms.mean, kTtftMs, 0.05 * kTtftMs);
-  EXPECT_NEAR(s.ttft_ms.p99, kTtftMs, 0.05 * kTtftMs);
-  EXPECT_NEAR(s.itl_ms.mean, kItlMs, 0.05 * kItlMs);
-  EXPECT_NEAR(s.itl_ms.p50, kItlMs, 0.05 * kItlMs);
-  EXPECT_NEAR(s.e2e_ms.mean, kTtftMs + 7 * kItlMs, 0.05 * (kTtftMs + 7 * kItlMs));
-  EXPECT_EQ(s.usage_mismatches, 0);
-  // Two clients, four requests of ~480 ms: two rounds.
-  EXPECT_NEAR(point.duration_s, 2 * (kTtftMs + 7 * kItlMs) / 1e3, 0.1);
+  EXPECT_EQ(problems, "");
 }
 
 TEST(BenchFakeServer, ChunkOfTwoTokensSplitsItsGapEvenly) {
