@@ -50,6 +50,51 @@ double prefill_flops(const ModelConfig& c, int64_t n) {
   return per_token * n + attention + 2.0 * c.vocab_size * c.hidden_size;
 }
 
+struct Lengths {
+  int prompt = 0, decode = 0, prefill = 0, repeats = 1;
+};
+
+// Seconds of the best of `repeats` prefills of l.prefill tokens, and of l.decode
+// single-token steps after l.prompt tokens of context.
+std::pair<double, double> time_forward(const LoadedModel& m, const Lengths& l) {
+  const ModelConfig& c = m.config;
+  const int prompt_tokens = l.prompt, decode_tokens = l.decode, prefill_tokens = l.prefill;
+  const int block_size = 16;
+  const int64_t max_tokens = std::max<int64_t>(prompt_tokens + decode_tokens, prefill_tokens);
+  const int64_t num_blocks = (max_tokens + block_size - 1) / block_size;
+  std::vector<int32_t> table(num_blocks);
+  for (int64_t i = 0; i < num_blocks; ++i) table[i] = static_cast<int32_t>(i);
+  KvCache cache(c, block_size, num_blocks);
+  LlamaModel forward(c, m.weights);
+  std::vector<float> logits;
+  auto token = [&](int64_t i) { return static_cast<int32_t>((i * 7919 + 13) % c.vocab_size); };
+
+  // Prefill: one forward over prefill_tokens tokens, best of `repeats`.
+  double prefill_s = 1e30;
+  for (int r = 0; r < l.repeats; ++r) {
+    ForwardBatch batch;
+    for (int64_t i = 0; i < prefill_tokens; ++i) batch.token_ids.push_back(token(i));
+    batch.sequences.push_back({0, prefill_tokens, table, true});
+    const auto t0 = Clock::now();
+    forward.forward(batch, cache, logits);
+    prefill_s = std::min(prefill_s, seconds_since(t0));
+  }
+
+  // Decode: prompt_tokens of context, then decode_tokens single-token steps.
+  {
+    ForwardBatch batch;
+    for (int64_t i = 0; i < prompt_tokens; ++i) batch.token_ids.push_back(token(i));
+    batch.sequences.push_back({0, prompt_tokens, table, true});
+    forward.forward(batch, cache, logits);
+  }
+  const auto t0 = Clock::now();
+  for (int i = 0; i < decode_tokens; ++i) {
+    ForwardBatch batch{{token(prompt_tokens + i)}, {{prompt_tokens + i, 1, table, true}}};
+    forward.forward(batch, cache, logits);
+  }
+  return {prefill_s, seconds_since(t0)};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -85,40 +130,9 @@ int main(int argc, char** argv) {
   const double peak = dtype == DType::kBF16 ? kernels::cpu::measure_bf16_peak_gflops(nthreads)
                                              : kernels::cpu::measure_fp32_peak_gflops(nthreads);
 
-  const int block_size = 16;
-  const int64_t max_tokens = std::max<int64_t>(prompt_tokens + decode_tokens, prefill_tokens);
-  const int64_t num_blocks = (max_tokens + block_size - 1) / block_size;
-  std::vector<int32_t> table(num_blocks);
-  for (int64_t i = 0; i < num_blocks; ++i) table[i] = static_cast<int32_t>(i);
-  KvCache cache(c, block_size, num_blocks);
-  LlamaModel forward(c, m.weights);
-  std::vector<float> logits;
-  auto token = [&](int64_t i) { return static_cast<int32_t>((i * 7919 + 13) % c.vocab_size); };
-
-  // Prefill: one forward over prefill_tokens tokens, best of `repeats`.
-  double prefill_s = 1e30;
-  for (int r = 0; r < repeats; ++r) {
-    ForwardBatch batch;
-    for (int64_t i = 0; i < prefill_tokens; ++i) batch.token_ids.push_back(token(i));
-    batch.sequences.push_back({0, prefill_tokens, table, true});
-    const auto t0 = Clock::now();
-    forward.forward(batch, cache, logits);
-    prefill_s = std::min(prefill_s, seconds_since(t0));
-  }
-
-  // Decode: prompt_tokens of context, then decode_tokens single-token steps.
-  {
-    ForwardBatch batch;
-    for (int64_t i = 0; i < prompt_tokens; ++i) batch.token_ids.push_back(token(i));
-    batch.sequences.push_back({0, prompt_tokens, table, true});
-    forward.forward(batch, cache, logits);
-  }
-  const auto t0 = Clock::now();
-  for (int i = 0; i < decode_tokens; ++i) {
-    ForwardBatch batch{{token(prompt_tokens + i)}, {{prompt_tokens + i, 1, table, true}}};
-    forward.forward(batch, cache, logits);
-  }
-  const double decode_s = seconds_since(t0);
+  const Lengths lengths{.prompt = prompt_tokens, .decode = decode_tokens,
+                        .prefill = prefill_tokens, .repeats = repeats};
+  const auto [prefill_s, decode_s] = time_forward(m, lengths);
   const double decode_tps = decode_tokens / decode_s;
   const double bytes = decode_bytes_per_token(m, prompt_tokens + decode_tokens / 2);
   const double floor_tps = bandwidth * 1e9 / bytes;

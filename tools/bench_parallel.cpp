@@ -38,6 +38,41 @@ double resident_mib() {
 
 }  // namespace
 
+namespace strata {
+namespace {
+
+struct DecodeTally {
+  int64_t tokens = 0, steps = 0;
+  double seconds = 0, collective_seconds = 0;
+};
+
+// Serves num_seqs greedy requests to completion; tallies the decode-only steps.
+DecodeTally run_decode(Engine& engine, int num_seqs, int prompt, int output) {
+  for (int i = 0; i < num_seqs; ++i) {
+    Request r{.id = static_cast<RequestId>(i + 1)};
+    for (int t = 0; t < prompt; ++t) r.prompt_ids.push_back(3 + (i * 131 + t * 7) % 30000);
+    r.sampling.temperature = 0;
+    r.sampling.ignore_eos = true;
+    r.sampling.max_tokens = output;
+    (void)engine.add_request(r);
+  }
+  DecodeTally tally;
+  while (engine.has_unfinished()) {
+    engine.step();
+    const EngineStepStats& st = engine.last_step();
+    if (st.num_prefill_tokens == 0) {
+      tally.tokens += st.num_decode_tokens;
+      tally.seconds += st.seconds;
+      tally.collective_seconds += engine.last_collective_seconds();
+      ++tally.steps;
+    }
+  }
+  return tally;
+}
+
+}  // namespace
+}  // namespace strata
+
 int main(int argc, char** argv) {
   using namespace strata;
   CLI::App app{"strata worker-group scaling benchmark"};
@@ -91,33 +126,15 @@ int main(int argc, char** argv) {
     if (multi) mpi_abort_group(2);
     return 2;
   }
-  for (int i = 0; i < num_seqs; ++i) {
-    Request r{.id = static_cast<RequestId>(i + 1)};
-    for (int t = 0; t < prompt; ++t) r.prompt_ids.push_back(3 + (i * 131 + t * 7) % 30000);
-    r.sampling.temperature = 0;
-    r.sampling.ignore_eos = true;
-    r.sampling.max_tokens = output;
-    (void)(*engine)->add_request(r);
-  }
-  int64_t decode_tokens = 0, decode_steps = 0;
-  double decode_s = 0, collective_s = 0;
-  while ((*engine)->has_unfinished()) {
-    (*engine)->step();
-    const EngineStepStats& st = (*engine)->last_step();
-    if (st.num_prefill_tokens == 0) {
-      decode_tokens += st.num_decode_tokens;
-      decode_s += st.seconds;
-      collective_s += (*engine)->last_collective_seconds();
-      ++decode_steps;
-    }
-  }
+  const DecodeTally tally = run_decode(**engine, num_seqs, prompt, output);
   engine->reset();
   double max_rss = 0;
   for (double r : all_rss) max_rss = std::max(max_rss, r);
   std::cout << fmt::format(
       "| {} | tp {} × pp {} | {} threads/rank | {:.0f} MiB | {:.1f} | {:.1f} ms | {:.2f} ms |\n",
       (*model)->config.name, tp, pp, kernels::cpu_threads(), max_rss - rss_before,
-      decode_tokens / decode_s, 1e3 * decode_s / decode_steps, 1e3 * collective_s / decode_steps);
+      tally.tokens / tally.seconds, 1e3 * tally.seconds / tally.steps,
+      1e3 * tally.collective_seconds / tally.steps);
   ctx = ParallelContext::single();
   if (multi) mpi_finalize();
   return 0;

@@ -46,28 +46,96 @@ pid_t spawn(const std::filesystem::path& program, const std::vector<std::string>
   _exit(127);
 }
 
-int run_serve(ServeOptions& o) {
-  const auto dir = binary_dir();
+// The built binaries and the options' ranges; false after saying what is wrong.
+bool ready_to_serve(const std::filesystem::path& dir, const ServeOptions& o) {
   for (const char* name : {"strata-router", "strata-worker"}) {
     if (!std::filesystem::exists(dir / name)) {
       std::cerr << "strata serve: " << (dir / name) << " is missing; build every target (scripts/build.sh)\n";
-      return 2;
+      return false;
     }
   }
-  if (auto st = config::check_ranges(o.router); !st.ok()) {
-    std::cerr << "strata serve: " << st.message() << "\n";
-    return 2;
+  for (const Status& st : {config::check_ranges(o.router), config::check_ranges(o.worker)}) {
+    if (!st.ok()) {
+      std::cerr << "strata serve: " << st.message() << "\n";
+      return false;
+    }
   }
-  if (auto st = config::check_ranges(o.worker); !st.ok()) {
-    std::cerr << "strata serve: " << st.message() << "\n";
-    return 2;
+  return true;
+}
+
+struct Command {
+  std::filesystem::path program;
+  std::vector<std::string> args;
+};
+
+// The worker group's command: strata-worker, or one mpirun job of tp × pp ranks (rank 0
+// talks to the router).
+Command worker_command(const std::filesystem::path& dir, ServeOptions& o) {
+  Command c{dir / "strata-worker", o.worker.to_args()};
+  const int ranks = o.worker.tp * o.worker.pp;
+  if (ranks == 1) return c;
+  // Ranks share this machine's cores: each gets cores / ranks threads, pinned to its own
+  // cores when they fit (unpinned ranks migrate and stall each other's collectives).
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (o.worker.load.threads == 0) {
+    o.worker.load.threads = std::max(1, cores / ranks);
+    c.args = o.worker.to_args();
   }
+  std::vector<std::string> mpi_args = {"-np", std::to_string(ranks)};
+  if (ranks * o.worker.load.threads <= cores) {
+    mpi_args.insert(mpi_args.end(), {"--map-by", "slot:PE=" + std::to_string(o.worker.load.threads), "--bind-to", "core"});
+  } else {
+    mpi_args.insert(mpi_args.end(), {"--bind-to", "none", "--oversubscribe"});
+  }
+  if (geteuid() == 0) mpi_args.push_back("--allow-run-as-root");  // containers often run as root
+  mpi_args.push_back(c.program.string());
+  c.args.insert(c.args.begin(), mpi_args.begin(), mpi_args.end());
+  c.program = "/usr/bin/mpirun";
+  if (const char* env = std::getenv("STRATA_MPIRUN"); env && *env) c.program = env;
+  return c;
+}
+
+// Waits for both children: when one exits (or Ctrl-C / SIGTERM arrives) the other is
+// stopped. Returns the first child's failure code (1 when it exited 0 unasked).
+int supervise(sigset_t& signals, pid_t router_pid, pid_t worker_pid) {
+  int exit_code = 0;
+  bool stopping = false;
+  int alive = 2;
+  while (alive > 0) {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    if (sig != SIGCHLD) {
+      if (!stopping) {
+        stopping = true;
+        kill(router_pid, SIGTERM);
+        kill(worker_pid, SIGTERM);
+      }
+      continue;
+    }
+    int status = 0;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+      if (pid != router_pid && pid != worker_pid) continue;
+      --alive;
+      const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      if (stopping) continue;
+      std::cerr << "strata serve: " << (pid == router_pid ? "the router" : "the worker group")
+                << " exited (" << code << "); stopping the other\n";
+      exit_code = code == 0 ? 1 : code;
+      stopping = true;
+      kill(pid == router_pid ? worker_pid : router_pid, SIGTERM);
+    }
+  }
+  return exit_code;
+}
+
+int run_serve(ServeOptions& o) {
+  const auto dir = binary_dir();
+  if (!ready_to_serve(dir, o)) return 2;
   const std::string endpoint = "ipc:///tmp/strata-" + std::to_string(getpid()) + ".sock";
   o.router.dispatcher.endpoint = endpoint;
   o.router.model = o.worker.load.model;
   o.worker.server.router_endpoint = endpoint;
-
-  const std::vector<std::string> router_args = config::to_args(o.router);
 
   sigset_t signals;
   sigemptyset(&signals);
@@ -76,63 +144,13 @@ int run_serve(ServeOptions& o) {
   sigaddset(&signals, SIGCHLD);
   sigprocmask(SIG_BLOCK, &signals, nullptr);
 
-  const pid_t router_pid = spawn(dir / "strata-router", router_args);
-  // A group of several ranks is one mpirun job; rank 0 talks to the router.
-  std::filesystem::path worker_program = dir / "strata-worker";
-  std::vector<std::string> worker_args = o.worker.to_args();
-  const int ranks = o.worker.tp * o.worker.pp;
-  if (ranks > 1) {
-    // Ranks share this machine's cores: each gets cores / ranks threads, pinned to its own
-    // cores when they fit (unpinned ranks migrate and stall each other's collectives).
-    const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    if (o.worker.load.threads == 0) {
-      o.worker.load.threads = std::max(1, cores / ranks);
-      worker_args = o.worker.to_args();
-    }
-    std::vector<std::string> mpi_args = {"-np", std::to_string(ranks)};
-    if (ranks * o.worker.load.threads <= cores) {
-      mpi_args.insert(mpi_args.end(), {"--map-by", "slot:PE=" + std::to_string(o.worker.load.threads), "--bind-to", "core"});
-    } else {
-      mpi_args.insert(mpi_args.end(), {"--bind-to", "none", "--oversubscribe"});
-    }
-    if (geteuid() == 0) mpi_args.push_back("--allow-run-as-root");  // containers often run as root
-    mpi_args.push_back(worker_program.string());
-    worker_args.insert(worker_args.begin(), mpi_args.begin(), mpi_args.end());
-    worker_program = "/usr/bin/mpirun";
-    if (const char* env = std::getenv("STRATA_MPIRUN"); env && *env) worker_program = env;
-  }
-  const pid_t worker_pid = spawn(worker_program, worker_args);
+  const pid_t router_pid = spawn(dir / "strata-router", config::to_args(o.router));
+  const Command worker = worker_command(dir, o);
+  const pid_t worker_pid = spawn(worker.program, worker.args);
   std::cerr << "strata serve: router pid " << router_pid << " on http://" << o.router.host << ":"
             << o.router.port << ", worker group pid " << worker_pid << " serving " << o.worker.load.model
             << "; Ctrl-C stops both\n";
-
-  int exit_code = 0;
-  bool stopping = false;
-  int alive = 2;
-  while (alive > 0) {
-    int sig = 0;
-    sigwait(&signals, &sig);
-    if (sig == SIGCHLD) {
-      int status = 0;
-      pid_t pid;
-      while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-        if (pid != router_pid && pid != worker_pid) continue;
-        --alive;
-        const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        if (!stopping) {
-          std::cerr << "strata serve: " << (pid == router_pid ? "the router" : "the worker group")
-                    << " exited (" << code << "); stopping the other\n";
-          exit_code = code == 0 ? 1 : code;
-          stopping = true;
-          kill(pid == router_pid ? worker_pid : router_pid, SIGTERM);
-        }
-      }
-    } else if (!stopping) {
-      stopping = true;
-      kill(router_pid, SIGTERM);
-      kill(worker_pid, SIGTERM);
-    }
-  }
+  const int exit_code = supervise(signals, router_pid, worker_pid);
   std::filesystem::remove("/tmp/strata-" + std::to_string(getpid()) + ".sock");
   return exit_code;
 }
