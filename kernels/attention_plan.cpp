@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "common/check.h"
+#include "kernels/kv_cache_format.h"
 
 namespace strata::kernels {
 namespace {
@@ -108,6 +109,7 @@ void check_attention_run(const PagedAttentionParams& p) {
   STRATA_CHECK(p.num_q_heads == plan.num_q_heads && p.num_kv_heads == plan.num_kv_heads &&
                p.head_dim == plan.head_dim && p.block_size == plan.block_size);
   STRATA_CHECK(plan.workspace_bytes == 0 || p.workspace != nullptr);
+  STRATA_CHECK(is_kv_cache_dtype(p.cache_dtype));
 }
 
 }  // namespace strata::kernels

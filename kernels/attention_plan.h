@@ -13,8 +13,8 @@ namespace strata::kernels {
 void start_attention_plan(const AttentionPlanParams& p, AttentionPlan& plan);
 // Lays out the metadata image: p's host sequences, then plan.prefill_items.
 void write_attention_metadata(const AttentionPlanParams& p, AttentionPlan& plan);
-// A run's invariant: p carries a plan made for its shape, and a workspace when the plan
-// needs one.
+// A run's invariant: p carries a plan made for its shape, a workspace when the plan needs
+// one, and a KV cache dtype the kernels read.
 void check_attention_run(const PagedAttentionParams& p);
 
 }  // namespace strata::kernels

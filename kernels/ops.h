@@ -87,13 +87,16 @@ struct SiluMulParams {
   int64_t t = 0, f = 0;
 };
 
-// Copies each token's K and V into its cache slot (slot = block_id · block_size + offset).
+// Stores each token's K and V in its cache slot (slot = block_id · block_size + offset),
+// converted to the cache dtype: rounded to nearest even for bf16 and fp16, quantized by
+// the int8 rule of kernels/kv_cache_format.h. A row's bytes depend on that row alone.
 struct KvCacheWriteParams {
   const float* k = nullptr;            // [t, num_kv_heads, head_dim], row stride k_stride
   const float* v = nullptr;            // [t, num_kv_heads, head_dim], row stride v_stride
   int64_t k_stride = 0, v_stride = 0;
-  float* k_cache = nullptr;            // [num_blocks, num_kv_heads, block_size, head_dim]
-  float* v_cache = nullptr;            // [num_blocks, num_kv_heads, block_size, head_dim]
+  void* k_cache = nullptr;             // tiles of kv_cache_format.h, dtype cache_dtype
+  void* v_cache = nullptr;
+  DType cache_dtype = DType::kF32;
   const int32_t* slot_mapping = nullptr;  // [t]
   int64_t t = 0;
   int num_kv_heads = 0, head_dim = 0, block_size = 0;
@@ -172,8 +175,11 @@ int64_t attention_metadata_bytes_bound(int num_decode_seqs, int num_prefill_seqs
 struct PagedAttentionParams {
   const float* q = nullptr;        // [num_tokens, num_q_heads, head_dim], row stride q_stride
   int64_t q_stride = 0;
-  const float* k_cache = nullptr;  // [num_blocks, num_kv_heads, block_size, head_dim]
-  const float* v_cache = nullptr;  // [num_blocks, num_kv_heads, block_size, head_dim]
+  // Tiles of kv_cache_format.h in cache_dtype, converted to fp32 inside the kernel one
+  // block at a time; the arithmetic after that conversion is the fp32 cache's.
+  const void* k_cache = nullptr;
+  const void* v_cache = nullptr;
+  DType cache_dtype = DType::kF32;
   float* out = nullptr;            // [num_tokens, num_q_heads, head_dim], row stride out_stride
   int64_t out_stride = 0;
   const AttentionPlan* plan = nullptr;  // bound

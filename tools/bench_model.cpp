@@ -15,7 +15,9 @@
 #include "kernels/cpu/compute_probe.h"
 #include "kernels/ops.h"
 #include "tools/bench/bench_model_flags.h"
+#include "worker/engine/engine_config.h"
 #include "worker/kv/block_pool.h"
+#include "worker/kv/kv_cache.h"
 #include "worker/model/llama_model.h"
 #include "worker/model/model_loader.h"
 
@@ -30,14 +32,14 @@ double seconds_since(Clock::time_point t0) {
 
 // Bytes one decode step reads: every matrix once (the embedding only one row, unless it is
 // also the LM head), the norms, and the KV cache of `context` positions.
-double decode_bytes_per_token(const LoadedModel& m, int64_t context) {
+double decode_bytes_per_token(const LoadedModel& m, int64_t context, DType kv_dtype) {
   const ModelWeights& w = m.weights;
   double bytes = static_cast<double>(w.lm_head.nbytes() + w.final_norm.nbytes());
   for (const LayerWeights& l : w.layers) {
     bytes += l.wqkv.nbytes() + l.wo.nbytes() + l.w_gate_up.nbytes() + l.w_down.nbytes() +
              l.attn_norm.nbytes() + l.ffn_norm.nbytes();
   }
-  bytes += 2.0 * m.config.num_layers * m.config.kv_size() * sizeof(float) * context;
+  bytes += static_cast<double>(KvCache::bytes_per_block(m.config, 1, kv_dtype)) * context;
   return bytes;
 }
 
@@ -52,6 +54,7 @@ double prefill_flops(const ModelConfig& c, int64_t n) {
 
 struct Lengths {
   int prompt = 0, decode = 0, prefill = 0, repeats = 1;
+  DType kv_dtype = DType::kF32;
 };
 
 // Seconds of the best of `repeats` prefills of l.prefill tokens, and of l.decode
@@ -64,7 +67,7 @@ std::pair<double, double> time_forward(const LoadedModel& m, const Lengths& l) {
   const int64_t num_blocks = (max_tokens + block_size - 1) / block_size;
   std::vector<int32_t> table(num_blocks);
   for (int64_t i = 0; i < num_blocks; ++i) table[i] = static_cast<int32_t>(i);
-  KvCache cache(c, block_size, num_blocks);
+  KvCache cache(c, block_size, num_blocks, l.kv_dtype);
   LlamaModel forward(c, m.weights);
   std::vector<float> logits;
   auto token = [&](int64_t i) { return static_cast<int32_t>((i * 7919 + 13) % c.vocab_size); };
@@ -107,6 +110,9 @@ int main(int argc, char** argv) {
   app.add_option("--decode-tokens", decode_tokens, "decode steps timed")->capture_default_str();
   app.add_option("--prefill-tokens", prefill_tokens, "tokens in the timed prefill")->capture_default_str();
   app.add_option("--repeats", repeats, "best of this many prefill runs")->capture_default_str();
+  std::string kv_cache_dtype = "auto";
+  app.add_option("--kv-cache-dtype", kv_cache_dtype, "auto (the weights'), bf16, fp16, fp32 or int8")
+      ->capture_default_str();
   app.add_flag("--header", header, "print the Markdown table header first");
   CLI11_PARSE(app, argc, argv);
 
@@ -130,11 +136,16 @@ int main(int argc, char** argv) {
   const double peak = dtype == DType::kBF16 ? kernels::cpu::measure_bf16_peak_gflops(nthreads)
                                              : kernels::cpu::measure_fp32_peak_gflops(nthreads);
 
+  const std::optional<DType> kv_dtype = resolve_kv_cache_dtype(kv_cache_dtype, dtype);
+  if (!kv_dtype) {
+    std::cerr << "--kv-cache-dtype must be auto, bf16, fp16, fp32 or int8. Given: " << kv_cache_dtype << "\n";
+    return 2;
+  }
   const Lengths lengths{.prompt = prompt_tokens, .decode = decode_tokens,
-                        .prefill = prefill_tokens, .repeats = repeats};
+                        .prefill = prefill_tokens, .repeats = repeats, .kv_dtype = *kv_dtype};
   const auto [prefill_s, decode_s] = time_forward(m, lengths);
   const double decode_tps = decode_tokens / decode_s;
-  const double bytes = decode_bytes_per_token(m, prompt_tokens + decode_tokens / 2);
+  const double bytes = decode_bytes_per_token(m, prompt_tokens + decode_tokens / 2, *kv_dtype);
   const double floor_tps = bandwidth * 1e9 / bytes;
   const double prefill_gflops = prefill_flops(c, prefill_tokens) / prefill_s / 1e9;
 
@@ -145,7 +156,8 @@ int main(int argc, char** argv) {
                  "|---|---|---|---|---|---|---|---|---|---|---|---|\n";
   }
   std::cout << fmt::format("| {} | {} | {} | {:.1f} | {:.1f} | {:.1f} | {:.1f} | {:.0f}% | {:.0f} | {:.0f} | {:.0f} | {:.0f}% |\n",
-                           c.name, weights_label, nthreads, bandwidth, bytes / 1e6,
+                           c.name, fmt::format("{}, KV {}", weights_label, dtype_name(*kv_dtype)),
+                           nthreads, bandwidth, bytes / 1e6,
                            decode_tps, floor_tps, 100.0 * decode_tps / floor_tps,
                            prefill_tokens / prefill_s, prefill_gflops, peak,
                            100.0 * prefill_gflops / peak);

@@ -18,6 +18,7 @@
 #include "tools/bench/bench_model_flags.h"
 #include "parallel/parallel_context.h"
 #include "worker/engine/engine.h"
+#include "worker/engine/kv_capacity.h"
 #include "worker/model/model_loader.h"
 
 namespace {
@@ -112,7 +113,7 @@ int main(int argc, char** argv) {
   config.device = (*model)->weights.device;
   config.scheduler.max_num_seqs = num_seqs;
   config.scheduler.max_num_batched_tokens = std::max(256, num_seqs * prompt);
-  config.kv_cache_bytes = KvCache::bytes_per_block((*model)->config, (*model)->weights.shard, 16) *
+  config.kv_cache_bytes = kv_block_bytes(**model, config) *
                           num_seqs * ((prompt + output) / 16 + 2);
   if (!ctx.topology.is_driver()) {
     const Status st = run_engine_follower(**model, config, ctx);

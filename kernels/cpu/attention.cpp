@@ -68,6 +68,15 @@ struct Scalar {
     return sum;
   }
   static float exp1(float x) { return exp_poly(x); }
+  static void widen_bf16(const uint16_t* x, int64_t n, float* out) {
+    for (int64_t i = 0; i < n; ++i) out[i] = bf16_to_f32(x[i]);
+  }
+  static void widen_f16(const uint16_t* x, int64_t n, float* out) {
+    for (int64_t i = 0; i < n; ++i) out[i] = f16_to_f32(x[i]);
+  }
+  static void dequantize_i8(const int8_t* q, float scale, int n, float* out) {
+    for (int i = 0; i < n; ++i) out[i] = static_cast<float>(q[i]) * scale;
+  }
 };
 
 }  // namespace

@@ -24,9 +24,16 @@ void paged_attention(const PagedAttentionParams& p);
 // Most (query, head) rows one item holds; sizes the per-thread workspace.
 inline constexpr int kAttentionMaxRows = 64;
 
+// Floats of one item's row state (accumulators, running max and sum, scores), at the start
+// of its workspace; the fp32 images of a K and a V block (kv_rows.h) follow.
+inline int64_t attention_row_state_floats(int head_dim, int block_size) {
+  return static_cast<int64_t>(kAttentionMaxRows) * (head_dim + block_size + 2) + 16;
+}
+
 // Floats of per-thread workspace one item (prefill or decode) needs.
 inline int64_t attention_workspace_floats(int head_dim, int block_size) {
-  return static_cast<int64_t>(kAttentionMaxRows) * (head_dim + block_size + 2) + 16;
+  return attention_row_state_floats(head_dim, block_size) +
+         2 * static_cast<int64_t>(block_size) * head_dim;
 }
 
 // The ISA paths: p.plan's items run in parallel on `threads` threads; thread t uses

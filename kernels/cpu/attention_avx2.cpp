@@ -150,6 +150,30 @@ struct Avx2 {
     return _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
   }
   static float exp1(float x) { return _mm256_cvtss_f32(exp8(_mm256_set1_ps(x))); }
+  static void widen_bf16(const uint16_t* x, int64_t n, float* out) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      const __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i)));
+      _mm256_storeu_ps(out + i, _mm256_castsi256_ps(_mm256_slli_epi32(w, 16)));
+    }
+    for (; i < n; ++i) out[i] = bf16_to_f32(x[i]);
+  }
+  static void widen_f16(const uint16_t* x, int64_t n, float* out) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i))));
+    }
+    for (; i < n; ++i) out[i] = f16_to_f32(x[i]);
+  }
+  static void dequantize_i8(const int8_t* q, float scale, int n, float* out) {
+    const __m256 s = _mm256_set1_ps(scale);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+      const __m256i w = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(q + i)));
+      _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_cvtepi32_ps(w), s));
+    }
+    for (; i < n; ++i) out[i] = static_cast<float>(q[i]) * scale;
+  }
 };
 
 }  // namespace

@@ -159,6 +159,30 @@ struct Avx512 {
     return _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
   }
   static float exp1(float x) { return _mm512_cvtss_f32(exp16(_mm512_set1_ps(x))); }
+  static void widen_bf16(const uint16_t* x, int64_t n, float* out) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+      const __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i)));
+      _mm512_storeu_ps(out + i, _mm512_castsi512_ps(_mm512_slli_epi32(w, 16)));
+    }
+    for (; i < n; ++i) out[i] = bf16_to_f32(x[i]);
+  }
+  static void widen_f16(const uint16_t* x, int64_t n, float* out) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+      _mm512_storeu_ps(out + i, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i))));
+    }
+    for (; i < n; ++i) out[i] = f16_to_f32(x[i]);
+  }
+  static void dequantize_i8(const int8_t* q, float scale, int n, float* out) {
+    const __m512 s = _mm512_set1_ps(scale);
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+      const __m512i w = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + i)));
+      _mm512_storeu_ps(out + i, _mm512_mul_ps(_mm512_cvtepi32_ps(w), s));
+    }
+    for (; i < n; ++i) out[i] = static_cast<float>(q[i]) * scale;
+  }
 };
 
 }  // namespace

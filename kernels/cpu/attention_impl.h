@@ -10,6 +10,7 @@
 
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/attention_row.h"
+#include "kernels/cpu/kv_rows.h"
 
 namespace strata::kernels::cpu::detail {
 
@@ -26,6 +27,8 @@ void attend_item(const PagedAttentionParams& p, const AttentionWorkItem& item, i
   float* row_max = acc + rows * hd;  // [rows]
   float* row_sum = row_max + rows;   // [rows]
   float* score = row_sum + rows;     // [bs]
+  float* k_scratch = ws + attention_row_state_floats(hd, bs);  // [bs, hd]
+  float* v_scratch = k_scratch + static_cast<int64_t>(bs) * hd;  // [bs, hd]
   for (int i = 0; i < rows * hd; ++i) acc[i] = 0.0f;
   for (int r = 0; r < rows; ++r) {
     row_max[r] = -__builtin_inff();
@@ -36,15 +39,16 @@ void attend_item(const PagedAttentionParams& p, const AttentionWorkItem& item, i
   const int first_pos = seq.context_len - seq.num_queries;
   const int last_pos = first_pos + item.q_end - 1;
   const int num_blocks = last_pos / bs + 1;
-  const int64_t head_stride = static_cast<int64_t>(bs) * hd;
   const float* q_base = p.q + static_cast<int64_t>(seq.query_start + item.q_begin) * p.q_stride +
                         static_cast<int64_t>(kv_head) * group * hd;
 
   for (int b = 0; b < num_blocks; ++b) {
     const int p0 = b * bs;
-    const int64_t block = seq.block_table[b];
-    const float* k_block = p.k_cache + (block * p.num_kv_heads + kv_head) * head_stride;
-    const float* v_block = p.v_cache + (block * p.num_kv_heads + kv_head) * head_stride;
+    const int64_t tile = static_cast<int64_t>(seq.block_table[b]) * p.num_kv_heads + kv_head;
+    // Positions the item's last row sees in this block: what any row reads of it.
+    const int seen = last_pos + 1 - p0 < bs ? last_pos + 1 - p0 : bs;
+    const float* k_block = kv_rows<V>(p.k_cache, p.cache_dtype, tile, bs, hd, seen, k_scratch);
+    const float* v_block = kv_rows<V>(p.v_cache, p.cache_dtype, tile, bs, hd, seen, v_scratch);
     // Rows of queries before p0 are causally masked from the whole block. The block stays
     // in L1 while every remaining row of the item reads it.
     const int q_first = p0 - first_pos - item.q_begin;

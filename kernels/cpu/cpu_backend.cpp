@@ -7,6 +7,7 @@
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/gemm_w8a8.h"
 #include "kernels/cpu/gemm_w4a16.h"
+#include "kernels/cpu/kv_cache_write.h"
 #include "kernels/ops.h"
 
 namespace strata::kernels {

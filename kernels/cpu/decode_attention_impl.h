@@ -11,6 +11,7 @@
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/attention_row.h"
 #include "kernels/cpu/decode_attention.h"
+#include "kernels/cpu/kv_rows.h"
 
 namespace strata::kernels::cpu::detail {
 
@@ -26,6 +27,8 @@ void decode_item(const PagedAttentionParams& p, int seq_index, int kv_head, floa
   float* row_max = acc + group * hd;  // [group]
   float* row_sum = row_max + group;   // [group]
   float* score = row_sum + group;     // [group, bs]
+  float* k_scratch = ws + attention_row_state_floats(hd, bs);  // [bs, hd]
+  float* v_scratch = k_scratch + static_cast<int64_t>(bs) * hd;  // [bs, hd]
   for (int i = 0; i < group * hd; ++i) acc[i] = 0.0f;
   for (int r = 0; r < group; ++r) {
     row_max[r] = -__builtin_inff();
@@ -33,8 +36,7 @@ void decode_item(const PagedAttentionParams& p, int seq_index, int kv_head, floa
   }
 
   const int num_blocks = (seq.context_len + bs - 1) / bs;
-  const int64_t head_stride = static_cast<int64_t>(bs) * hd;
-  const int64_t block_bytes = head_stride * static_cast<int64_t>(sizeof(float));
+  const int64_t tile_bytes = kv_tile_bytes(p.cache_dtype, bs, hd);
   const float* q_base = p.q + static_cast<int64_t>(seq.query_start) * p.q_stride +
                         static_cast<int64_t>(kv_head) * group * hd;
   // Asks for whole K and V blocks ahead of use. Blocks sit at random places in the cache
@@ -43,28 +45,26 @@ void decode_item(const PagedAttentionParams& p, int seq_index, int kv_head, floa
   // steady state, a second absorbs page walks and other threads' bursts.
   // (A lambda, not a helper function: an inline function here would have external linkage
   // and one copy per ISA, see isa.h.)
-  auto prefetch_block = [block_bytes](const float* block) {
-    const char* c = reinterpret_cast<const char*>(block);
-    for (int64_t off = 0; off < block_bytes; off += 64) __builtin_prefetch(c + off, 0, 3);
+  auto tile_of = [&](int b) {
+    return static_cast<int64_t>(seq.block_table[b]) * p.num_kv_heads + kv_head;
   };
-  auto head_offset = [&](int b) {
-    return (static_cast<int64_t>(seq.block_table[b]) * p.num_kv_heads + kv_head) * head_stride;
+  auto prefetch_tile = [tile_bytes](const void* cache, int64_t tile) {
+    const char* c = static_cast<const char*>(cache) + tile * tile_bytes;
+    for (int64_t off = 0; off < tile_bytes; off += 64) __builtin_prefetch(c + off, 0, 3);
   };
   for (int b = 1; b < kPrefetchBlocks && b < num_blocks; ++b) {
-    prefetch_block(p.k_cache + head_offset(b));
-    prefetch_block(p.v_cache + head_offset(b));
+    prefetch_tile(p.k_cache, tile_of(b));
+    prefetch_tile(p.v_cache, tile_of(b));
   }
   for (int b = 0; b < num_blocks; ++b) {
-    const int64_t offset = head_offset(b);
-    const float* k_block = p.k_cache + offset;
-    const float* v_block = p.v_cache + offset;
     if (b + kPrefetchBlocks < num_blocks) {
-      const int64_t ahead = head_offset(b + kPrefetchBlocks);
-      prefetch_block(p.k_cache + ahead);
-      prefetch_block(p.v_cache + ahead);
+      prefetch_tile(p.k_cache, tile_of(b + kPrefetchBlocks));
+      prefetch_tile(p.v_cache, tile_of(b + kPrefetchBlocks));
     }
     const int remaining = seq.context_len - b * bs;
     const int n = remaining < bs ? remaining : bs;
+    const float* k_block = kv_rows<V>(p.k_cache, p.cache_dtype, tile_of(b), bs, hd, n, k_scratch);
+    const float* v_block = kv_rows<V>(p.v_cache, p.cache_dtype, tile_of(b), bs, hd, n, v_scratch);
     // attend_row_block's three steps, each over all rows before the next, so the rows'
     // independent dependency chains (score reductions, softmax, accumulation) overlap.
     for (int r = 0; r < group; ++r) {

@@ -79,22 +79,6 @@ void silu_mul(const SiluMulParams& p) {
   }
 }
 
-void kv_cache_write(const KvCacheWriteParams& p) {
-  const int64_t row = static_cast<int64_t>(p.head_dim);
-  const size_t row_bytes = static_cast<size_t>(row) * sizeof(float);
-  for (int64_t t = 0; t < p.t; ++t) {
-    const int64_t slot = p.slot_mapping[t];
-    if (slot < 0) continue;  // padding token: nothing to cache
-    const int64_t block = slot / p.block_size;
-    const int64_t offset = slot % p.block_size;
-    for (int h = 0; h < p.num_kv_heads; ++h) {
-      const int64_t dst = ((block * p.num_kv_heads + h) * p.block_size + offset) * row;
-      std::memcpy(p.k_cache + dst, p.k + t * p.k_stride + h * row, row_bytes);
-      std::memcpy(p.v_cache + dst, p.v + t * p.v_stride + h * row, row_bytes);
-    }
-  }
-}
-
 namespace {
 
 void convert_row(const void* table, DType dtype, int64_t offset, int64_t n, float* out) {

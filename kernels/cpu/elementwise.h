@@ -1,5 +1,5 @@
 // Row-wise CPU ops that are cheap next to GEMM and attention: RMSNorm, RoPE, SiLU·mul,
-// KV cache write, embedding lookup, residual add, row gather and copies. Plain C++ (the compiler vectorizes the inner loops for
+// embedding lookup, residual add, row gather and copies. Plain C++ (the compiler vectorizes the inner loops for
 // the baseline ISA); rows are split over threads, each row computed in one fixed order.
 #pragma once
 
@@ -10,7 +10,6 @@ namespace strata::kernels::cpu {
 void rmsnorm(const RmsNormParams& p);
 void rope(const RopeParams& p);
 void silu_mul(const SiluMulParams& p);
-void kv_cache_write(const KvCacheWriteParams& p);
 void embedding(const EmbeddingParams& p);
 void add(const AddParams& p);
 void gather_rows(const GatherRowsParams& p);

@@ -13,12 +13,16 @@
 //   decode:  block (seq, kv_head, split), rows = the group's heads (one query), keys of
 //            one kDecodePartitionTokens-long partition; writes (acc, m, l) to the
 //            workspace; decode_reduce_kernel merges the partitions in split order.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
 #include <cfloat>
 
 #include "common/check.h"
 #include "kernels/cuda/cuda_context.h"
 #include "kernels/cuda/device_common.cuh"
 #include "kernels/cuda/launchers.h"
+#include "kernels/kv_cache_format.h"
 
 namespace strata::kernels::cuda {
 namespace {
@@ -55,19 +59,42 @@ __device__ void init_rows(RowState<HD>& st) {
   }
 }
 
-// Loads KV positions [start, start + n) (one block of the table) of one KV head into
-// shared memory. Called by the whole thread block.
+// Element idx (row idx / HD, channel idx % HD) of a KV tile, as fp32: the cache format of
+// kernels/kv_cache_format.h, converted exactly as the CPU kernels convert it.
 template <int HD>
-__device__ void load_block(Smem<HD>& sm, const float* k_cache, const float* v_cache,
-                           int32_t physical_block, int kv_head, int num_kv_heads, int block_size,
-                           int n) {
-  const int64_t base =
-      ((static_cast<int64_t>(physical_block) * num_kv_heads + kv_head) * block_size) * HD;
+__device__ __forceinline__ float kv_element(const char* tile, DType dtype, int block_size,
+                                            int idx) {
+  switch (dtype) {
+    case DType::kBF16:
+      return __bfloat162float(reinterpret_cast<const __nv_bfloat16*>(tile)[idx]);
+    case DType::kF16:
+      return __half2float(reinterpret_cast<const __half*>(tile)[idx]);
+    case DType::kI8: {
+      const __half* scales = reinterpret_cast<const __half*>(
+          tile + kv_tile_value_bytes(DType::kI8, block_size, HD));
+      const int row = idx / HD, group = (idx % HD) / kKvScaleGroup;
+      return __fmul_rn(static_cast<float>(reinterpret_cast<const int8_t*>(tile)[idx]),
+                       __half2float(scales[row * kv_scale_groups(HD) + group]));
+    }
+    default:
+      return reinterpret_cast<const float*>(tile)[idx];
+  }
+}
+
+// Loads KV positions [start, start + n) (one block of the table) of one KV head into
+// shared memory as fp32. Called by the whole thread block.
+template <int HD>
+__device__ void load_block(Smem<HD>& sm, const PagedAttentionParams& p, int32_t physical_block,
+                           int kv_head, int n) {
+  const int64_t tile_bytes = kv_tile_bytes(p.cache_dtype, p.block_size, HD);
+  const int64_t at = (static_cast<int64_t>(physical_block) * p.num_kv_heads + kv_head) * tile_bytes;
+  const char* k_tile = static_cast<const char*>(p.k_cache) + at;
+  const char* v_tile = static_cast<const char*>(p.v_cache) + at;
   __syncthreads();  // the previous block is no longer read
   for (int idx = threadIdx.x; idx < n * HD; idx += blockDim.x) {
     const int t = idx / HD, d = idx % HD;
-    sm.k[t][d] = k_cache[base + idx];
-    sm.v[t][d] = v_cache[base + idx];
+    sm.k[t][d] = kv_element<HD>(k_tile, p.cache_dtype, p.block_size, idx);
+    sm.v[t][d] = kv_element<HD>(v_tile, p.cache_dtype, p.block_size, idx);
   }
   __syncthreads();
 }
@@ -133,8 +160,7 @@ __global__ void __launch_bounds__(kAttentionThreads)
   }
   for (int start = 0; start < item.kv_len; start += p.block_size) {
     const int n = min(p.block_size, item.kv_len - start);
-    load_block(sm, p.k_cache, p.v_cache, seq.block_table[start / p.block_size], kv_head,
-               p.num_kv_heads, p.block_size, n);
+    load_block(sm, p, seq.block_table[start / p.block_size], kv_head, n);
     attend_block(sm, st, num_rows, start, n, p.scale);
   }
   const int lane = threadIdx.x % 32;
@@ -182,8 +208,7 @@ __global__ void __launch_bounds__(kAttentionThreads)
   // starts at a block boundary.
   for (int start = begin; start < end; start += p.block_size) {
     const int n = min(p.block_size, end - start);
-    load_block(sm, p.k_cache, p.v_cache, seq.block_table[start / p.block_size], kv_head,
-               p.num_kv_heads, p.block_size, n);
+    load_block(sm, p, seq.block_table[start / p.block_size], kv_head, n);
     attend_block(sm, st, group, start, n, p.scale);
   }
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;

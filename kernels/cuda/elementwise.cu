@@ -1,6 +1,7 @@
-// Row-wise and element-wise kernels: RMSNorm, RoPE, SiLU·mul, KV-cache write, embedding,
-// residual add, row gather, and the GEMM's conversion and bias helpers. CPU twins:
-// kernels/cpu/elementwise.cpp.
+// Row-wise and element-wise kernels: RMSNorm, RoPE, SiLU·mul, KV-cache write (with the
+// cache dtype's conversion or int8 quantization), embedding, residual add, row gather, and
+// the GEMM's conversion and bias helpers. CPU twins: kernels/cpu/elementwise.cpp and
+// kernels/cpu/kv_cache_write.cpp.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -10,6 +11,7 @@
 #include "kernels/cuda/cuda_context.h"
 #include "kernels/cuda/device_common.cuh"
 #include "kernels/cuda/launchers.h"
+#include "kernels/kv_cache_format.h"
 
 namespace strata::kernels::cuda {
 namespace {
@@ -73,23 +75,55 @@ __global__ void silu_mul_kernel(const float* gate_up, int64_t ld_in, float* out,
   out[row * ld_out + j] = __fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, expf(-g))), up);
 }
 
-// Block (token, kv head): one head_dim row of K and of V into the token's slot.
-__global__ void kv_cache_write_kernel(const float* k, const float* v, int64_t k_stride,
-                                      int64_t v_stride, float* k_cache, float* v_cache,
-                                      const int32_t* slot_mapping, int num_kv_heads,
-                                      int head_dim, int block_size) {
+// Stores one head_dim row into row `row` of a KV tile in the cache dtype, by the rules of
+// kernels/kv_cache_format.h (the CPU twin: kernels/cpu/kv_cache_write.cpp). Called by the
+// whole thread block; int8 takes one thread per scale group, which reads its channels alone.
+__device__ void store_kv_row(const float* x, DType dtype, int block_size, int head_dim, int row,
+                             char* tile) {
+  const int64_t at = static_cast<int64_t>(row) * head_dim;
+  if (dtype == DType::kI8) {
+    auto* q = reinterpret_cast<int8_t*>(tile) + at;
+    auto* scales = reinterpret_cast<__half*>(tile + kv_tile_value_bytes(dtype, block_size, head_dim)) +
+                   static_cast<int64_t>(row) * kv_scale_groups(head_dim);
+    for (int g = threadIdx.x; g < kv_scale_groups(head_dim); g += blockDim.x) {
+      const int begin = g * kKvScaleGroup, end = min(head_dim, begin + kKvScaleGroup);
+      float absmax = 0.0f;
+      for (int i = begin; i < end; ++i) absmax = fmaxf(absmax, fabsf(x[i]));
+      const __half scale_bits = __float2half_rn(fminf(__fdiv_rn(absmax, kKvInt8Max), kKvMaxScale));
+      scales[g] = scale_bits;
+      const float scale = __half2float(scale_bits);
+      for (int i = begin; i < end; ++i) {
+        const float r = scale > 0.0f ? rintf(__fdiv_rn(x[i], scale)) : 0.0f;
+        q[i] = static_cast<int8_t>(fminf(fmaxf(r, -kKvInt8Max), kKvInt8Max));
+      }
+    }
+    return;
+  }
+  for (int i = threadIdx.x; i < head_dim; i += blockDim.x) {
+    if (dtype == DType::kBF16) {
+      reinterpret_cast<__nv_bfloat16*>(tile)[at + i] = __float2bfloat16_rn(x[i]);
+    } else if (dtype == DType::kF16) {
+      reinterpret_cast<__half*>(tile)[at + i] = __float2half_rn(x[i]);
+    } else {
+      reinterpret_cast<float*>(tile)[at + i] = x[i];
+    }
+  }
+}
+
+// Block (token, kv head): the token's K and V rows of that head into its slot.
+__global__ void kv_cache_write_kernel(KvCacheWriteParams p) {
   const int64_t t = blockIdx.x;
   const int h = blockIdx.y;
-  const int64_t slot = slot_mapping[t];
+  const int64_t slot = p.slot_mapping[t];
   if (slot < 0) return;  // padding token
-  const int64_t block = slot / block_size, offset = slot % block_size;
-  const int64_t dst = ((block * num_kv_heads + h) * block_size + offset) * head_dim;
-  const float* ks = k + t * k_stride + static_cast<int64_t>(h) * head_dim;
-  const float* vs = v + t * v_stride + static_cast<int64_t>(h) * head_dim;
-  for (int i = threadIdx.x; i < head_dim; i += blockDim.x) {
-    k_cache[dst + i] = ks[i];
-    v_cache[dst + i] = vs[i];
-  }
+  const int64_t block = slot / p.block_size;
+  const int offset = static_cast<int>(slot % p.block_size);
+  const int64_t tile = (block * p.num_kv_heads + h) * kv_tile_bytes(p.cache_dtype, p.block_size, p.head_dim);
+  const int64_t col = static_cast<int64_t>(h) * p.head_dim;
+  store_kv_row(p.k + t * p.k_stride + col, p.cache_dtype, p.block_size, p.head_dim, offset,
+               static_cast<char*>(p.k_cache) + tile);
+  store_kv_row(p.v + t * p.v_stride + col, p.cache_dtype, p.block_size, p.head_dim, offset,
+               static_cast<char*>(p.v_cache) + tile);
 }
 
 template <typename T>
@@ -185,9 +219,8 @@ void launch_kv_cache_write(const KvCacheWriteParams& p, cudaStream_t stream) {
   if (p.t == 0 || p.num_kv_heads == 0) return;
   const dim3 grid(grid_dim(p.t), static_cast<unsigned>(p.num_kv_heads));
   const int threads = p.head_dim >= 128 ? 128 : 64;
-  kv_cache_write_kernel<<<grid, threads, 0, stream>>>(p.k, p.v, p.k_stride, p.v_stride,
-                                                      p.k_cache, p.v_cache, p.slot_mapping,
-                                                      p.num_kv_heads, p.head_dim, p.block_size);
+  STRATA_CHECK(is_kv_cache_dtype(p.cache_dtype));
+  kv_cache_write_kernel<<<grid, threads, 0, stream>>>(p);
   STRATA_CUDA_CHECK_LAUNCH();
 }
 

@@ -9,6 +9,7 @@
 #include "tests/model/random_llama.h"
 #include "tests/test_support.h"
 #include "worker/engine/engine.h"
+#include "worker/engine/kv_capacity.h"
 
 namespace strata {
 namespace {
@@ -36,13 +37,15 @@ std::vector<Request> make_requests(const ModelConfig& c, uint32_t seed) {
   return requests;
 }
 
-std::vector<int32_t> run_alone(const LoadedModel& model, const Request& r) {
+std::vector<int32_t> run_alone(const LoadedModel& model, const Request& r,
+                               const std::string& kv_cache_dtype) {
   // Same block size as the batched run: the softmax is accumulated block by block.
   EngineConfig config;
   config.scheduler.max_num_batched_tokens = 512;
   config.scheduler.max_num_seqs = 1;
   config.scheduler.block_size = 4;
-  config.kv_cache_bytes = KvCache::bytes_per_block(model.config, 4) * 256;
+  config.kv_cache_dtype = kv_cache_dtype;
+  config.kv_cache_bytes = kv_block_bytes(model, config) * 256;
   auto engine = Engine::create(model, config);
   EXPECT_TRUE(engine.ok());
   EXPECT_TRUE((*engine)->add_request(r).ok());
@@ -53,17 +56,20 @@ std::vector<int32_t> run_alone(const LoadedModel& model, const Request& r) {
   return out;
 }
 
-void check_batch_invariance(const LoadedModel& model) {
+// `kv_cache_dtype` as --kv-cache-dtype takes it; the batched run's cache holds 40 blocks of
+// that dtype whatever it is.
+void check_batch_invariance(const LoadedModel& model, const std::string& kv_cache_dtype = "auto") {
   const auto requests = make_requests(model.config, 42);
   std::map<RequestId, std::vector<int32_t>> alone;
-  for (const Request& r : requests) alone[r.id] = run_alone(model, r);
+  for (const Request& r : requests) alone[r.id] = run_alone(model, r, kv_cache_dtype);
 
   EngineConfig config;
   config.scheduler.max_num_batched_tokens = 24;  // prompts span several chunks
   config.scheduler.max_num_seqs = 12;
   config.scheduler.block_size = 4;
   config.scheduler.watermark = 0.0;
-  config.kv_cache_bytes = KvCache::bytes_per_block(model.config, 4) * 40;  // 160 positions
+  config.kv_cache_dtype = kv_cache_dtype;
+  config.kv_cache_bytes = kv_block_bytes(model, config) * 40;  // 160 positions
   auto created = Engine::create(model, config);
   ASSERT_TRUE(created.ok()) << created.status().to_string();
   Engine& engine = **created;
@@ -122,6 +128,24 @@ TEST(BatchInvariance, BuiltinModelWithW4A16WeightsInBf16) {
   auto model = load_model("builtin:tiny", {.dtype = DType::kBF16, .quantization = Quantization::kW4A16});
   ASSERT_TRUE(model.ok());
   check_batch_invariance(**model);
+}
+
+// A token's int8 KV is quantized from that token's vector alone, once, whichever step wrote
+// it; bf16 and fp16 caches round each value alone.
+TEST(BatchInvariance, Stories260KWithInt8AndHalfKvCaches) {
+  STRATA_REQUIRE_SHARED_FILE(path, "models/stories260K/stories260K.bin");
+  auto model = load_model(path.string());
+  ASSERT_TRUE(model.ok());
+  for (const char* dtype : {"int8", "fp16"}) {
+    SCOPED_TRACE(dtype);
+    check_batch_invariance(**model, dtype);
+  }
+}
+
+TEST(BatchInvariance, BuiltinModelWithW8A8WeightsAndInt8KvInBf16) {
+  auto model = load_model("builtin:tiny", {.dtype = DType::kBF16, .quantization = Quantization::kW8A8});
+  ASSERT_TRUE(model.ok());
+  check_batch_invariance(**model, "int8");
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kernels/cuda/plan/launch_plan.h"
+#include "kernels/kv_cache_format.h"
 #include "tests/gpu/cuda_test_util.h"
 #include "tests/kernels/kernel_test_util.h"
 
@@ -24,6 +25,9 @@ struct PagedCase {
   std::vector<std::vector<int32_t>> tables;
   std::vector<float> q, k_cache, v_cache;
   int64_t num_tokens = 0;
+  // With a cache dtype other than fp32, both backends read these tiles (store_as).
+  DType cache_dtype = DType::kF32;
+  std::vector<unsigned char> typed_k, typed_v;
 
   PagedCase(int hq_, int hk_, int hd_, int bs_, const std::vector<std::pair<int, int>>& shapes)
       : hq(hq_), hk(hk_), hd(hd_), bs(bs_) {
@@ -48,9 +52,37 @@ struct PagedCase {
     v_cache = random_floats(cache, 22);
   }
 
+  // The fp32 pool written into `dtype` tiles by the CPU's KV-write kernel, one slot per
+  // pool position.
+  void store_as(DType dtype) {
+    const int64_t blocks = static_cast<int64_t>(k_cache.size()) / (int64_t{hk} * bs * hd);
+    std::vector<float> k_rows(k_cache.size()), v_rows(v_cache.size());
+    std::vector<int32_t> slots(static_cast<size_t>(blocks * bs));
+    for (int64_t slot = 0; slot < blocks * bs; ++slot) {
+      slots[static_cast<size_t>(slot)] = static_cast<int32_t>(slot);
+      for (int h = 0; h < hk; ++h) {
+        const int64_t from = (((slot / bs) * hk + h) * bs + slot % bs) * hd, to = (slot * hk + h) * hd;
+        std::copy_n(k_cache.begin() + from, hd, k_rows.begin() + to);
+        std::copy_n(v_cache.begin() + from, hd, v_rows.begin() + to);
+      }
+    }
+    const auto bytes = static_cast<size_t>(blocks * hk * kv_tile_bytes(dtype, bs, hd));
+    typed_k.assign(bytes, 0);
+    typed_v.assign(bytes, 0);
+    cpu_backend().kv_cache_write({.k = k_rows.data(), .v = v_rows.data(), .k_stride = hk * hd,
+                                  .v_stride = hk * hd, .k_cache = typed_k.data(),
+                                  .v_cache = typed_v.data(), .cache_dtype = dtype,
+                                  .slot_mapping = slots.data(), .t = blocks * bs,
+                                  .num_kv_heads = hk, .head_dim = hd, .block_size = bs});
+    cache_dtype = dtype;
+  }
+
   PagedAttentionParams params(float* out) const {
-    return {.q = q.data(), .q_stride = hq * hd, .k_cache = k_cache.data(),
-            .v_cache = v_cache.data(), .out = out, .out_stride = hq * hd, .num_q_heads = hq,
+    const bool typed = cache_dtype != DType::kF32;
+    return {.q = q.data(), .q_stride = hq * hd,
+            .k_cache = typed ? static_cast<const void*>(typed_k.data()) : k_cache.data(),
+            .v_cache = typed ? static_cast<const void*>(typed_v.data()) : v_cache.data(),
+            .cache_dtype = cache_dtype, .out = out, .out_stride = hq * hd, .num_q_heads = hq,
             .num_kv_heads = hk, .head_dim = hd, .block_size = bs,
             .scale = 1.0f / std::sqrt(static_cast<float>(hd))};
   }
@@ -79,7 +111,15 @@ struct PagedCase {
     cp.workspace = cpu_workspace.data();
     op(cpu_backend())(cp);
 
-    DeviceArray<float> dq(q), dk(k_cache), dv(v_cache), dout(q.size());
+    const bool typed = cache_dtype != DType::kF32;
+    DeviceArray<float> dq(q), dout(q.size());
+    // The cache's bytes, whatever its dtype.
+    auto as_bytes = [](const std::vector<float>& f) {
+      const auto* b = reinterpret_cast<const unsigned char*>(f.data());
+      return std::vector<unsigned char>(b, b + f.size() * sizeof(float));
+    };
+    DeviceArray<unsigned char> dk(typed ? typed_k : as_bytes(k_cache));
+    DeviceArray<unsigned char> dv(typed ? typed_v : as_bytes(v_cache));
     std::vector<std::unique_ptr<DeviceArray<int32_t>>> dtables;
     std::vector<AttentionSequence> device_seqs = seqs;
     for (size_t s = 0; s < seqs.size(); ++s) {
@@ -130,6 +170,22 @@ TEST_F(GpuAttention, DecodeMatchesCpuAcrossSplits) {
         EXPECT_LE(c.compare(/*decode=*/true),
                   2e-5);
       }
+    }
+  }
+}
+
+// The GPU converts bf16, fp16 and int8 tiles exactly as the CPU does, so both kernels keep
+// the fp32 cache's agreement with their CPU twins.
+TEST_F(GpuAttention, EveryCacheDtypeMatchesCpu) {
+  for (DType dtype : {DType::kBF16, DType::kF16, DType::kI8}) {
+    for (int hd : cuda::AttentionConfigTable::kHeadDims) {
+      SCOPED_TRACE(::testing::Message() << dtype_name(dtype) << " hd=" << hd);
+      PagedCase prefill(8, 2, hd, 16, {{1, 1}, {19, 26}, {111, 111}, {1, 700}});
+      prefill.store_as(dtype);
+      EXPECT_LE(prefill.compare(/*decode=*/false), 2e-5);
+      PagedCase decode(8, 2, hd, 32, {{1, 1}, {1, 19}, {1, 989}, {1, 2100}});
+      decode.store_as(dtype);
+      EXPECT_LE(decode.compare(/*decode=*/true), 2e-5);
     }
   }
 }

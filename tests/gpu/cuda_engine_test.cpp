@@ -53,9 +53,9 @@ TEST_F(GpuEngine, ForwardOnCudaMatchesCpuAndGraphsMatchEagerSteps) {
   ASSERT_TRUE(cpu.ok() && gpu.ok()) << gpu.status().to_string();
   const ModelConfig& c = (*cpu)->config;
   const int block_size = 16, num_blocks = 17;  // 16 for the sequences, 1 scratch
-  KvCache cache_cpu(c, block_size, num_blocks);
-  KvCache cache_eager(c, block_size, num_blocks, kCuda);
-  KvCache cache_graphs(c, block_size, num_blocks, kCuda);
+  KvCache cache_cpu(c, block_size, num_blocks, DType::kF32);
+  KvCache cache_eager(c, block_size, num_blocks, DType::kF32, kCuda);
+  KvCache cache_graphs(c, block_size, num_blocks, DType::kF32, kCuda);
   LlamaModel on_cpu(c, (*cpu)->weights);
   LlamaModel eager(c, (*gpu)->weights, cuda_backend());
   LlamaModel graphed(c, (*gpu)->weights, cuda_backend());

@@ -56,7 +56,7 @@ TEST_P(ForwardReferenceTest, LogitsMatchDoublePrecisionReferenceAtEveryChunking)
     for (int chunk : {1, 7, 64, n}) {
       LlamaModel forward(m.config, m.weights);
       const int num_blocks = (n + block_size - 1) / block_size;
-      KvCache cache(m.config, block_size, num_blocks + 3);
+      KvCache cache(m.config, block_size, num_blocks + 3, DType::kF32);
       // A shuffled block table: positions must be found through it, not by block order.
       std::vector<int32_t> table(num_blocks + 3);
       std::iota(table.begin(), table.end(), 0);
@@ -106,7 +106,7 @@ TEST(ForwardBatching, TwoSequencesInOneStepMatchEachAlone) {
   const auto ref_b = testing::reference_logits(c, model.weights, b);
 
   LlamaModel forward(m.config, m.weights);
-  KvCache cache(m.config, 8, 16);
+  KvCache cache(m.config, 8, 16, DType::kF32);
   const std::vector<int32_t> table_a = {3, 9, 1, 12, 5}, table_b = {0, 14, 7};
   ForwardBatch batch;
   batch.token_ids.insert(batch.token_ids.end(), a.begin(), a.end());

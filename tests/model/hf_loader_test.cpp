@@ -30,7 +30,7 @@ RunResult run_all_positions(const LoadedModel& m, const std::vector<int32_t>& to
   for (int i = 0; i < num_blocks; ++i) table[i] = num_blocks - 1 - i;
   {
     LlamaModel forward(m.config, m.weights);
-    KvCache cache(m.config, block_size, num_blocks);
+    KvCache cache(m.config, block_size, num_blocks, DType::kF32);
     std::vector<float> logits;
     for (int pos = 0; pos < n; ++pos) {
       ForwardBatch batch{{tokens[pos]}, {{pos, 1, table, true}}};
@@ -39,7 +39,7 @@ RunResult run_all_positions(const LoadedModel& m, const std::vector<int32_t>& to
     }
   }
   LlamaModel forward(m.config, m.weights);
-  KvCache cache(m.config, block_size, num_blocks);
+  KvCache cache(m.config, block_size, num_blocks, DType::kF32);
   ForwardBatch batch{tokens, {{0, n, table, true}}};
   forward.forward(batch, cache, r.prefill_last);
   return r;
@@ -111,7 +111,7 @@ TEST_P(HfCaseTest, HalfPrecisionFilesMatchFp32FileConvertedAtLoad) {
     EXPECT_EQ(native->weights.dtype, dtype);
     const ModelWeights &a = from_fp32->weights, &b = native->weights;
     EXPECT_TRUE(same_bits(a.embedding, b.embedding));
-    EXPECT_TRUE(same_bits(a.lm_head, b.lm_head));
+    EXPECT_TRUE(same_bits(a.lm_head.data, b.lm_head.data));
     for (size_t l = 0; l < a.layers.size(); ++l) {
       EXPECT_TRUE(same_bits(a.layers[l].wqkv.data, b.layers[l].wqkv.data)) << "layer " << l;
       EXPECT_TRUE(same_bits(a.layers[l].wo.data, b.layers[l].wo.data)) << "layer " << l;

@@ -31,8 +31,8 @@ TEST(PaddedDecode, LogitsMatchTheUnpaddedForwardAndPaddingWritesNoKv) {
 
   const int block_size = 8, num_blocks = 64;
   const int32_t scratch = num_blocks;  // one block past the sequences' blocks
-  KvCache cache_eager(m.config, block_size, num_blocks + 1);
-  KvCache cache_padded(m.config, block_size, num_blocks + 1);
+  KvCache cache_eager(m.config, block_size, num_blocks + 1, DType::kF32);
+  KvCache cache_padded(m.config, block_size, num_blocks + 1, DType::kF32);
   LlamaModel eager(m.config, m.weights);
   LlamaModel padded(m.config, m.weights);
   ASSERT_TRUE(padded
@@ -97,12 +97,13 @@ TEST(PaddedDecode, LogitsMatchTheUnpaddedForwardAndPaddingWritesNoKv) {
   const size_t layer_floats = static_cast<size_t>(num_blocks + 1) * m.config.num_kv_heads *
                               block_size * m.config.head_dim;
   const size_t block_floats = layer_floats / (num_blocks + 1);
+  auto floats = [](void* p) { return static_cast<const float*>(p); };
   for (int l = 0; l < m.config.num_layers; ++l) {
-    EXPECT_EQ(std::vector<float>(cache_eager.k(l), cache_eager.k(l) + layer_floats),
-              std::vector<float>(cache_padded.k(l), cache_padded.k(l) + layer_floats));
-    EXPECT_EQ(std::vector<float>(cache_eager.v(l), cache_eager.v(l) + layer_floats),
-              std::vector<float>(cache_padded.v(l), cache_padded.v(l) + layer_floats));
-    const float* scratch_k = cache_padded.k(l) + scratch * block_floats;
+    EXPECT_EQ(std::vector<float>(floats(cache_eager.k(l)), floats(cache_eager.k(l)) + layer_floats),
+              std::vector<float>(floats(cache_padded.k(l)), floats(cache_padded.k(l)) + layer_floats));
+    EXPECT_EQ(std::vector<float>(floats(cache_eager.v(l)), floats(cache_eager.v(l)) + layer_floats),
+              std::vector<float>(floats(cache_padded.v(l)), floats(cache_padded.v(l)) + layer_floats));
+    const float* scratch_k = floats(cache_padded.k(l)) + scratch * block_floats;
     EXPECT_EQ(std::vector<float>(scratch_k, scratch_k + block_floats),
               std::vector<float>(block_floats, 0.0f));
   }

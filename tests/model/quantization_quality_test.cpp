@@ -37,14 +37,16 @@ struct Bound {
   double max_mean_kl, min_top1, max_perplexity_ratio;
 };
 
+// `scheme` as --quantization takes it, run with its KV cache in `kv_dtype`; the reference is
+// the fp32 checkpoint with an fp32 cache.
 void expect_within(const std::string& path, const std::vector<int32_t>& text,
-                   const std::string& scheme, const Bound& bound) {
-  SCOPED_TRACE(path + " " + scheme);
+                   const std::string& scheme, const Bound& bound, DType kv_dtype = DType::kF32) {
+  SCOPED_TRACE(path + " " + scheme + " KV " + std::string(dtype_name(kv_dtype)));
   const auto reference = load(path, "none");
   const auto candidate = load(path, scheme);
   ASSERT_TRUE(reference && candidate);
   const auto ref_logits = bench::teacher_forced_logits(*reference, text);
-  const auto logits = bench::teacher_forced_logits(*candidate, text);
+  const auto logits = bench::teacher_forced_logits(*candidate, text, kv_dtype);
   ASSERT_TRUE(ref_logits.ok() && logits.ok());
   const bench::QualityReport r = bench::compare_logits(*ref_logits, *logits, text);
   EXPECT_EQ(r.positions, static_cast<int64_t>(text.size()) - 1);
@@ -75,6 +77,7 @@ std::vector<std::pair<std::string, std::vector<int32_t>>> published_texts() {
 
 constexpr Bound kW8A8{0.1, 0.85, 1.1};
 constexpr Bound kW4A16{0.05, 0.90, 1.1};
+constexpr Bound kInt8Kv{0.05, 0.90, 1.05};
 
 TEST(QuantizationQuality, W8A8StaysCloseToFp32OnTheTrainedModels) {
   STRATA_REQUIRE_SHARED_FILE(stories, "models/stories260K/stories260K.bin");
@@ -102,6 +105,18 @@ TEST(QuantizationQuality, W4A16StaysCloseOnAidreamsAndStaysADistributionOnStorie
                                        *bench::teacher_forced_logits(*candidate, text), text);
   EXPECT_TRUE(std::isfinite(r.mean_kl));
   EXPECT_LT(r.candidate_perplexity, 512.0);  // better than uniform over the vocabulary
+}
+
+TEST(QuantizationQuality, Int8KvCacheAloneAndWithW8A8StaysCloseToFp32) {
+  STRATA_REQUIRE_SHARED_FILE(stories, "models/stories260K/stories260K.bin");
+  STRATA_REQUIRE_SHARED_FILE(aidreams, "models/aidreams260K/aidreams260K.bin");
+  for (const auto& path : {stories.string(), aidreams.string()}) {
+    const auto text = greedy_text(path, path == stories.string() ? 512 : 128);
+    expect_within(path, text, "none", kInt8Kv, DType::kI8);
+    expect_within(path, text, "w8a8", kW8A8, DType::kI8);
+  }
+  const auto text = greedy_text(aidreams.string(), 128);
+  expect_within(aidreams.string(), text, "w4a16", kW4A16, DType::kI8);
 }
 
 // Random weights give flat distributions: the KL stays small, but near-ties make top-1

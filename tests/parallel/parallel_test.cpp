@@ -48,7 +48,7 @@ std::vector<std::vector<float>> run_steps(const LoadedModel& m, ParallelContext*
   LlamaModel forward(m.config, m.weights, kernels::cpu_backend(), ctx);
   const int block_size = 8;
   const int blocks = static_cast<int>(tokens.size()) / block_size + 1;
-  KvCache cache(m.config, m.weights.shard, block_size, blocks);
+  KvCache cache(m.config, m.weights.shard, block_size, blocks, DType::kF32);
   std::vector<int32_t> table(blocks);
   for (int i = 0; i < blocks; ++i) table[i] = blocks - 1 - i;
   std::vector<std::vector<float>> out;
@@ -96,7 +96,7 @@ void check_tokens(const std::string& path, bool sampled) {
   EngineConfig config;
   config.scheduler.max_num_batched_tokens = 16;
   config.scheduler.block_size = 8;
-  config.kv_cache_bytes = KvCache::bytes_per_block((*full)->config, 8) * 64;
+  config.kv_cache_bytes = KvCache::bytes_per_block((*full)->config, 8, DType::kF32) * 64;
   std::vector<Request> requests;
   for (RequestId id = 1; id <= 4; ++id) {
     Request r{.id = id, .prompt_ids = {1}};
@@ -171,7 +171,7 @@ RecordedSteps record_steps(const LoadedModel& full) {
     r.sampling.ignore_eos = true;
     EXPECT_TRUE(scheduler.add(r).ok());
   }
-  ModelRunner runner(full, nullptr, kRunnerBlockSize, kRunnerBlocks);
+  ModelRunner runner(full, nullptr, kRunnerBlockSize, kRunnerBlocks, DType::kF32);
   RecordedSteps out;
   while (scheduler.has_unfinished()) {
     StepPlan plan = scheduler.schedule();
@@ -199,7 +199,7 @@ void check_runner_logits(const std::string& path) {
     ASSERT_TRUE(ctx.ok());
     auto shard = load_model(path, {.topology = ctx->topology});
     ASSERT_TRUE(shard.ok());
-    ModelRunner runner(**shard, &*ctx, kRunnerBlockSize, kRunnerBlocks);
+    ModelRunner runner(**shard, &*ctx, kRunnerBlockSize, kRunnerBlocks, DType::kF32);
     for (size_t step = 0; step < reference.plans.size(); ++step) {
       runner.execute(reference.plans[step]);
       if (!ctx->topology.is_last_stage()) continue;

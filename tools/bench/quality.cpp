@@ -30,10 +30,10 @@ size_t argmax(const std::vector<float>& v) {
 // One model stepping one sequence: each call feeds a token and returns the logits after it.
 class Stepper {
  public:
-  Stepper(const LoadedModel& model, int64_t max_tokens)
+  Stepper(const LoadedModel& model, int64_t max_tokens, DType kv_dtype)
       : forward_(model.config, model.weights, backend_for(model.weights.device)),
         cache_(model.config, model.weights.shard, kBlockSize,
-               (max_tokens + kBlockSize - 1) / kBlockSize, model.weights.device) {
+               (max_tokens + kBlockSize - 1) / kBlockSize, kv_dtype, model.weights.device) {
     for (int64_t i = 0; i < cache_.num_blocks(); ++i) table_.push_back(static_cast<int32_t>(i));
   }
   const std::vector<float>& step(int32_t token) {
@@ -54,14 +54,15 @@ class Stepper {
 }  // namespace
 
 StatusOr<std::vector<std::vector<float>>> teacher_forced_logits(const LoadedModel& model,
-                                                               std::span<const int32_t> tokens) {
+                                                               std::span<const int32_t> tokens,
+                                                               DType kv_dtype) {
   const auto n = static_cast<int64_t>(tokens.size());
   // The last token is only predicted, never fed: n − 1 positions must fit the context.
   if (n < 2 || n - 1 > model.config.max_position_embeddings) {
     return invalid_argument("teacher forcing needs 2 to {} tokens (the model's context + 1). Given: {}",
                             model.config.max_position_embeddings + 1, n);
   }
-  Stepper stepper(model, n - 1);
+  Stepper stepper(model, n - 1, kv_dtype);
   std::vector<std::vector<float>> rows;
   for (int64_t i = 0; i + 1 < n; ++i) rows.push_back(stepper.step(tokens[static_cast<size_t>(i)]));
   return rows;
@@ -100,7 +101,7 @@ StatusOr<std::vector<int32_t>> greedy_tokens(const LoadedModel& reference,
     return invalid_argument("greedy generation needs a prompt and at most {} tokens. Given: {}",
                             reference.config.max_position_embeddings, length);
   }
-  Stepper stepper(reference, length);
+  Stepper stepper(reference, length, DType::kF32);
   std::vector<int32_t> tokens = std::move(prompt);
   for (size_t i = 0; static_cast<int64_t>(tokens.size()) < length; ++i) {
     const std::vector<float>& logits = stepper.step(tokens[i]);

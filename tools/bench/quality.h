@@ -24,9 +24,11 @@ struct QualityReport {
 };
 
 // Teacher-forced logits: row i is the distribution over the token after tokens[0..i],
-// for i < tokens.size() − 1, one decode step per position (the path serving takes).
+// for i < tokens.size() − 1, one decode step per position (the path serving takes), with
+// the KV cache in `kv_dtype`.
 StatusOr<std::vector<std::vector<float>>> teacher_forced_logits(const LoadedModel& model,
-                                                               std::span<const int32_t> tokens);
+                                                               std::span<const int32_t> tokens,
+                                                               DType kv_dtype = DType::kF32);
 
 // Compares two sets of teacher-forced logits over `tokens` (row i predicts tokens[i + 1]).
 QualityReport compare_logits(const std::vector<std::vector<float>>& reference,

@@ -100,12 +100,27 @@ struct CostChoice {
   int64_t blocks = 0;
 };
 
+// The KV dtype the simulated engine stores: --kv-cache-dtype, "auto" being the weights'
+// (--dtype, else the roofline's dtype; bf16 where that is fp8, which no cache holds).
+StatusOr<DType> simulated_kv_dtype(const SimulateOptions& o) {
+  const std::string& weights = o.worker.load.dtype.empty() ? o.dtype : o.worker.load.dtype;
+  const std::optional<DType> kv = o.worker.server.engine.kv_dtype(parse_dtype(weights).value_or(DType::kBF16));
+  if (!kv) {
+    return invalid_argument("--kv-cache-dtype must be auto, bf16, fp16, fp32 or int8. Given: {}",
+                            o.worker.server.engine.kv_cache_dtype);
+  }
+  return *kv;
+}
+
 StatusOr<CostChoice> roofline_choice(const SimulateOptions& o, const ModelConfig& shape,
                                      int32_t block_size) {
   STRATA_ASSIGN_OR_RETURN(const bench::RooflineDtype dtype, bench::parse_roofline_dtype(o.dtype));
   STRATA_ASSIGN_OR_RETURN(const bench::HardwareSpec hw,
                           bench::load_hardware(o.hardware, resolve_hardware_dir(o.hardware_dir)));
-  const bench::ModelCosts costs = bench::model_costs(shape, dtype, dtype);
+  STRATA_ASSIGN_OR_RETURN(const DType kv_dtype, simulated_kv_dtype(o));
+  bench::ModelCosts costs = bench::model_costs(shape, dtype, dtype);
+  // What the engine's cache stores per token (int8 included, with its scales).
+  costs.kv_bytes_per_token = static_cast<double>(KvCache::bytes_per_block(shape, 1, kv_dtype));
   CostChoice c{.cost = sim::roofline_cost_model(costs, hw, dtype, o.worker.tp, o.roofline_efficiency),
                .blocks = o.num_blocks};
   if (c.blocks == 0) {
@@ -139,7 +154,10 @@ StatusOr<CostChoice> choose_cost_model(const SimulateOptions& o, const ModelConf
   } else {
     STRATA_ASSIGN_OR_RETURN(c.cost, sim::load_cost_model(o.cost_model));
   }
-  if (c.blocks == 0) c.blocks = engine_kv_blocks(shape, ShardPlan::full(shape), engine_config);
+  if (c.blocks == 0) {
+    STRATA_ASSIGN_OR_RETURN(const DType kv_dtype, simulated_kv_dtype(o));
+    c.blocks = engine_kv_blocks(shape, ShardPlan::full(shape), engine_config, kv_dtype);
+  }
   return c;
 }
 

@@ -71,8 +71,7 @@ StatusOr<int64_t> agree_on_kv_blocks(const LoadedModel& model, const EngineConfi
   if (num_blocks < 1) {
     return invalid_argument("the KV cache holds no block of {} tokens ({} bytes each); raise "
                             "`kv_cache_bytes` or `kv_cache_memory_fraction`",
-                            config.scheduler.block_size,
-                            KvCache::bytes_per_block(model.config, model.weights.shard, config.scheduler.block_size));
+                            config.scheduler.block_size, kv_block_bytes(model, config));
   }
   return num_blocks;
 }
@@ -88,13 +87,12 @@ StatusOr<std::unique_ptr<ModelRunner>> make_runner(const LoadedModel& model, Eng
   std::unique_ptr<ModelRunner> runner;
   try {
     runner = std::make_unique<ModelRunner>(model, parallel, config.scheduler.block_size,
-                                           num_blocks + (padded ? 1 : 0));
+                                           num_blocks + (padded ? 1 : 0), kv_dtype(model, config));
   } catch (const std::bad_alloc&) {
     return Status(StatusCode::kResourceExhausted,
                   fmt::format("the KV cache of {} blocks ({} bytes each) does not fit {}; lower "
                               "`kv_cache_bytes` (--kv-cache-mb) or raise --gpu-memory-fraction",
-                              num_blocks, KvCache::bytes_per_block(model.config, model.weights.shard,
-                                                                   config.scheduler.block_size),
+                              num_blocks, kv_block_bytes(model, config),
                               config.device.to_string()));
   }
   if (padded) {
@@ -115,6 +113,10 @@ StatusOr<std::unique_ptr<ModelRunner>> make_runner(const LoadedModel& model, Eng
 Status EngineConfig::validate() const {
   STRATA_RETURN_IF_ERROR(scheduler.validate());
   if (kv_cache_bytes < 0) return invalid_argument("`kv_cache_bytes` must be >= 0. Given: {}", kv_cache_bytes);
+  if (!kv_dtype(DType::kF32)) {
+    return invalid_argument("`kv_cache_dtype` (--kv-cache-dtype) must be auto, bf16, fp16, fp32 "
+                            "or int8. Given: {}", kv_cache_dtype);
+  }
   if (!(kv_cache_memory_fraction > 0.0 && kv_cache_memory_fraction <= 0.95)) {
     return invalid_argument("`kv_cache_memory_fraction` must be in (0, 0.95]. Given: {}",
                             kv_cache_memory_fraction);
@@ -124,6 +126,18 @@ Status EngineConfig::validate() const {
                             "Given: {}", gpu_memory_fraction);
   }
   return ok_status();
+}
+
+std::optional<DType> resolve_kv_cache_dtype(std::string_view name, DType weights_dtype) {
+  if (name == "auto") return weights_dtype;
+  if (name == "int8") return DType::kI8;
+  const std::optional<DType> dtype = parse_dtype(name);
+  if (dtype && *dtype != DType::kF32 && *dtype != DType::kBF16 && *dtype != DType::kF16) return std::nullopt;
+  return dtype;
+}
+
+std::optional<DType> EngineConfig::kv_dtype(DType weights_dtype) const {
+  return resolve_kv_cache_dtype(kv_cache_dtype, weights_dtype);
 }
 
 StatusOr<std::unique_ptr<Engine>> Engine::create(const LoadedModel& model, EngineConfig config,

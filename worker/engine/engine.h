@@ -51,6 +51,7 @@ class Engine {
   double last_collective_seconds() const { return runner_->last_collective_seconds(); }
   const EngineStepStats& last_step() const { return last_step_; }
   int64_t num_kv_blocks() const { return scheduler_.blocks().num_total(); }
+  DType kv_cache_dtype() const { return runner_->cache().dtype(); }
   const EngineConfig& config() const { return config_; }
   const LoadedModel& model() const { return model_; }
 

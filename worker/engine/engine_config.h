@@ -2,6 +2,9 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
 
 #include "common/config_fields.h"
 #include "common/status.h"
@@ -10,6 +13,10 @@
 
 namespace strata {
 
+// The KV cache dtype `name` (--kv-cache-dtype) stands for with weights of `weights_dtype`
+// ("auto": theirs), or nullopt for a name other than auto, bf16, fp16, fp32 and int8.
+std::optional<DType> resolve_kv_cache_dtype(std::string_view name, DType weights_dtype);
+
 struct EngineConfig {
   SchedulerConfig scheduler;
   // KV cache size: kv_cache_bytes if > 0, else kv_cache_memory_fraction of the memory
@@ -17,6 +24,9 @@ struct EngineConfig {
   // could ever use.
   int64_t kv_cache_bytes = 0;
   double kv_cache_memory_fraction = 0.3;
+  // What the KV cache stores: "auto" (the weights' dtype), "bf16", "fp16", "fp32" or "int8"
+  // (group-quantized, kernels/kv_cache_format.h: about twice bf16's blocks in the same bytes).
+  std::string kv_cache_dtype = "auto";
   // With several ranks: a step running longer than this aborts the group (a rank died or hung).
   int64_t step_timeout_ms = 120000;
   // Where the forward pass runs: the device the model's weights were loaded onto
@@ -35,11 +45,15 @@ struct EngineConfig {
   void visit_fields(V& v) {
     using config::Range;
     scheduler.visit_fields(v);
+    v("kv_cache_dtype", kv_cache_dtype, "KV-cache element type: auto (the weights'), bf16, fp16, fp32 or int8");
     v("step_timeout_ms", step_timeout_ms, "multi-rank: a step longer than this aborts the group", Range{100, 86400000});
     v("gpu_memory_fraction", gpu_memory_fraction, "share of the GPU's memory for weights, activations and the KV cache", Range{0.01, 1.0});
     v("cuda_graphs", cuda_graphs, "GPU: replay decode steps from CUDA graphs (--no-cuda-graphs runs them eagerly)");
   }
   Status validate() const;
+  // The cache dtype kv_cache_dtype names for weights of `weights_dtype` (the dense dtype of a
+  // quantized model), or nullopt for a name validate() rejects.
+  std::optional<DType> kv_dtype(DType weights_dtype) const;
 };
 
 }  // namespace strata

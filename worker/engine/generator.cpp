@@ -4,6 +4,8 @@
 #include <chrono>
 #include <random>
 
+#include "worker/engine/kv_capacity.h"
+
 namespace strata {
 
 SequenceGenerator::SequenceGenerator(const LoadedModel& model, GeneratorConfig config)
@@ -25,7 +27,7 @@ StatusOr<GenerationResult> SequenceGenerator::generate(
   config.device = model_.weights.device;
   // One more block when decode runs padded on a GPU: the padding rows' scratch block.
   const int64_t scratch_blocks = !config.device.is_cpu() && config.cuda_graphs ? 1 : 0;
-  config.kv_cache_bytes = KvCache::bytes_per_block(model_.config, block_size) *
+  config.kv_cache_bytes = kv_block_bytes(model_, config) *
                           (KvBlockManager::blocks_for_tokens(positions, block_size) + 1 +
                            scratch_blocks);
   STRATA_ASSIGN_OR_RETURN(auto engine, Engine::create(model_, config));

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <string>
 
+#include "common/check.h"
 #include "kernels/device.h"
 #include "kernels/device_plan.h"
 #include "worker/kv/kv_cache.h"
@@ -28,7 +29,7 @@ int64_t available_memory_bytes() {
 StatusOr<int64_t> gpu_kv_blocks(const LoadedModel& model, const EngineConfig& config) {
   const SchedulerConfig& s = config.scheduler;
   const ShardPlan& shard = model.weights.shard;
-  const int64_t per_block = KvCache::bytes_per_block(model.config, shard, s.block_size);
+  const int64_t per_block = kv_block_bytes(model, config);
   const int64_t scratch = uses_padded_decode(config) ? 1 : 0;
   if (config.kv_cache_bytes > 0) return config.kv_cache_bytes / per_block - scratch;
   const int64_t max_tokens = std::max<int64_t>(s.max_num_batched_tokens, s.max_num_seqs);
@@ -62,9 +63,21 @@ bool uses_padded_decode(const EngineConfig& config) {
   return !config.device.is_cpu() && config.cuda_graphs;
 }
 
-int64_t engine_kv_blocks(const ModelConfig& model, const ShardPlan& shard, const EngineConfig& config) {
+DType kv_dtype(const LoadedModel& model, const EngineConfig& config) {
+  const std::optional<DType> dtype = config.kv_dtype(model.weights.dtype);
+  STRATA_CHECK(dtype.has_value());
+  return *dtype;
+}
+
+int64_t kv_block_bytes(const LoadedModel& model, const EngineConfig& config) {
+  return KvCache::bytes_per_block(model.config, model.weights.shard, config.scheduler.block_size,
+                                  kv_dtype(model, config));
+}
+
+int64_t engine_kv_blocks(const ModelConfig& model, const ShardPlan& shard, const EngineConfig& config,
+                         DType kv_dtype) {
   const int32_t block_size = config.scheduler.block_size;
-  const int64_t per_block = KvCache::bytes_per_block(model, shard, block_size);
+  const int64_t per_block = KvCache::bytes_per_block(model, shard, block_size, kv_dtype);
   if (config.kv_cache_bytes > 0) return config.kv_cache_bytes / per_block;
   const int64_t useful = int64_t{config.scheduler.max_num_seqs} *
                          KvBlockManager::blocks_for_tokens(config.scheduler.max_model_len, block_size);
@@ -74,7 +87,9 @@ int64_t engine_kv_blocks(const ModelConfig& model, const ShardPlan& shard, const
 }
 
 StatusOr<int64_t> schedulable_kv_blocks(const LoadedModel& model, const EngineConfig& config) {
-  if (config.device.is_cpu()) return engine_kv_blocks(model.config, model.weights.shard, config);
+  if (config.device.is_cpu()) {
+    return engine_kv_blocks(model.config, model.weights.shard, config, kv_dtype(model, config));
+  }
   return gpu_kv_blocks(model, config);
 }
 

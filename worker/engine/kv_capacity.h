@@ -12,8 +12,15 @@
 
 namespace strata {
 
-// The number of KV blocks `config` gives `model` on the CPU.
-int64_t engine_kv_blocks(const ModelConfig& model, const ShardPlan& shard, const EngineConfig& config);
+// The dtype of `model`'s KV cache under `config` (kv_cache_dtype, "auto" resolved to the
+// weights' dtype). Precondition: config.validate() passed.
+DType kv_dtype(const LoadedModel& model, const EngineConfig& config);
+// Bytes one block of that cache takes on this rank.
+int64_t kv_block_bytes(const LoadedModel& model, const EngineConfig& config);
+
+// The number of KV blocks of `kv_dtype` that `config` gives `model` on the CPU.
+int64_t engine_kv_blocks(const ModelConfig& model, const ShardPlan& shard, const EngineConfig& config,
+                         DType kv_dtype);
 
 // Blocks the scheduler may hand out on config.device (the CPU's or the GPU's rule above);
 // a padded-decode scratch block, where the engine needs one, comes on top of these.

@@ -11,11 +11,12 @@
 namespace strata {
 
 ModelRunner::ModelRunner(const LoadedModel& model, ParallelContext* parallel, int block_size,
-                         int64_t num_cache_blocks)
+                         int64_t num_cache_blocks, DType cache_dtype)
     : model_(model),
       parallel_(parallel),
       forward_(model.config, model.weights, backend_for(model.weights.device), parallel),
-      cache_(model.config, model.weights.shard, block_size, num_cache_blocks, model.weights.device) {}
+      cache_(model.config, model.weights.shard, block_size, num_cache_blocks, cache_dtype,
+             model.weights.device) {}
 
 bool ModelRunner::samples_here() const {
   return parallel_ == nullptr || parallel_->topology.world_rank == parallel_->topology.last_stage_leader();

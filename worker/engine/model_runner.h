@@ -21,15 +21,16 @@ class ModelRunner {
  public:
   // `model` and `parallel` must outlive the runner; `parallel` is null for a one-rank group.
   // `num_cache_blocks` counts every block of the cache, a padded-decode scratch block
-  // included.
+  // included; `cache_dtype` is what the cache stores (kernels/kv_cache_format.h).
   ModelRunner(const LoadedModel& model, ParallelContext* parallel, int block_size,
-              int64_t num_cache_blocks);
+              int64_t num_cache_blocks, DType cache_dtype);
 
   // Precondition: every rank of the group executes the same plans in the same order.
   StepResult execute(const StepPlan& plan);
 
   LlamaModel& forward() { return forward_; }
   KvCache& cache() { return cache_; }
+  const KvCache& cache() const { return cache_; }
   const RequestStates& requests() const { return requests_; }
   // The last step's logits, [rows that wanted one, vocab] in plan order; empty on ranks
   // outside the last pipeline stage.

@@ -34,7 +34,7 @@ LlamaModel::LlamaModel(const ModelConfig& config, const ModelWeights& weights,
       device_(weights.device),
       parallel_(parallel) {
   // Packed weights need the backend that packed them (pack_weights picks the layout).
-  STRATA_CHECK(weights.lm_head_layout == kernels::WeightLayout::kRowMajor ||
+  STRATA_CHECK(weights.lm_head.layout == kernels::WeightLayout::kRowMajor ||
                backend.pack_weights != nullptr);
   const std::vector<double> inv_freq = config.rope_inv_freq();
   const auto bytes = static_cast<int64_t>(inv_freq.size() * sizeof(double));
@@ -95,9 +95,7 @@ void LlamaModel::ensure_workspace(int64_t num_tokens, int64_t num_logit_rows) {
 // matrices; the LM head reads the final norm's fp32 rows).
 int64_t LlamaModel::gemm_workspace_bytes(int64_t m) const {
   int64_t bytes = 0;
-  if (weights_.lm_head.defined()) {
-    bytes = backend_.gemm_workspace_bytes(weights_.lm_head.dtype(), m, config_.hidden_size);
-  }
+  if (weights_.lm_head.defined()) bytes = matmul_workspace_bytes(backend_, weights_.lm_head, m);
   if (weights_.layers.empty()) return bytes;
   const LayerWeights& l = weights_.layers.front();
   for (const Matrix* w : {&l.wqkv, &l.wo, &l.w_gate_up, &l.w_down}) {
@@ -133,11 +131,9 @@ void LlamaModel::lm_head(int64_t rows) {
   const ShardPlan& sh = weights_.shard;
   const int64_t h = config_.hidden_size;
   if (rows == 0) return;
-  backend_.gemm({.x = x_norm_.data<float>(), .ldx = h, .w = weights_.lm_head.raw(),
-                 .w_dtype = weights_.lm_head.dtype(), .w_layout = weights_.lm_head_layout,
-                 .bias = nullptr, .y = logits_local_.data<float>(), .ldy = sh.vocab_rows,
-                 .m = rows, .n = sh.vocab_rows, .k = h, .accumulate = false,
-                 .workspace = gemm_workspace_.raw()});
+  matmul(backend_, weights_.lm_head,
+         {.in = {.x = x_norm_.data<float>(), .ldx = h}, .y = logits_local_.data<float>(),
+          .ldy = sh.vocab_rows, .m = rows, .workspace = gemm_workspace_.raw()});
   if (sh.tp_size == 1) return;
   const auto t0 = std::chrono::steady_clock::now();
   parallel_->tp->all_gather(logits_local_.data<float>(), static_cast<size_t>(rows * sh.vocab_rows),
@@ -234,7 +230,7 @@ void LlamaModel::attention_block(int layer, const StepArgs& args, KvCache& cache
                  .head_dim = hd});
   backend_.kv_cache_write({.k = k_ptr, .v = v_ptr, .k_stride = qkv_width, .v_stride = qkv_width,
                            .k_cache = cache.k(layer), .v_cache = cache.v(layer),
-                           .slot_mapping = args.slots, .t = num_tokens,
+                           .cache_dtype = cache.dtype(), .slot_mapping = args.slots, .t = num_tokens,
                            .num_kv_heads = sh.num_kv_heads, .head_dim = hd,
                            .block_size = cache.block_size()});
   attend(layer, cache, q_ptr, qkv_width);
@@ -249,7 +245,7 @@ void LlamaModel::attend(int layer, KvCache& cache, const float* q_ptr, int64_t q
   const int hd = config_.head_dim;
   const kernels::PagedAttentionParams attention{
       .q = q_ptr, .q_stride = q_stride, .k_cache = cache.k(layer), .v_cache = cache.v(layer),
-      .out = attn_.data<float>(), .out_stride = sh.q_size(hd), .plan = &attention_plan_,
+      .cache_dtype = cache.dtype(), .out = attn_.data<float>(), .out_stride = sh.q_size(hd), .plan = &attention_plan_,
       .workspace = attention_workspace_.defined() ? attention_workspace_.raw() : nullptr,
       .num_q_heads = sh.num_heads, .num_kv_heads = sh.num_kv_heads, .head_dim = hd,
       .block_size = cache.block_size(),

@@ -16,7 +16,7 @@ namespace strata {
 
 size_t ModelWeights::bytes() const {
   size_t total = (embedding.defined() ? embedding.nbytes() : 0) + (final_norm.defined() ? final_norm.nbytes() : 0);
-  if (lm_head.defined() && lm_head.raw() != embedding.raw()) total += lm_head.nbytes();
+  if (lm_head.defined() && lm_head.data.raw() != embedding.raw()) total += lm_head.nbytes();
   for (const LayerWeights& l : layers) {
     total += l.attn_norm.nbytes() + l.wqkv.nbytes() + l.wo.nbytes() + l.ffn_norm.nbytes() +
              l.w_gate_up.nbytes() + l.w_down.nbytes() + (l.bqkv.defined() ? l.bqkv.nbytes() : 0);
@@ -187,6 +187,27 @@ Status finish_layer_matrices(LayerWeights& layer, int l, const WeightBuildOption
   return ok_status();
 }
 
+// The LM head under W4A16 when its shape allows, else dense. A dense tied table is packed
+// once for the LM head's gemm (the embedding lookup reads either layout); a quantized one
+// is quantized from a copy, the lookup keeping the dense rows.
+Status finish_lm_head(ModelWeights& w, const ModelConfig& config, Builder& builder,
+                      const WeightBuildOptions& options, std::vector<char>& scratch) {
+  const bool tied = config.tie_word_embeddings;
+  Tensor dense;
+  if (tied) {
+    dense = w.embedding;
+  } else {
+    STRATA_ASSIGN_OR_RETURN(dense, builder.vocab_rows(WeightRole::kLmHead));
+  }
+  Quantization scheme = options.quantization == Quantization::kW4A16 ? Quantization::kW4A16
+                                                                     : Quantization::kNone;
+  if (!quantization_fits(scheme, dense.dim(0), dense.dim(1))) scheme = Quantization::kNone;
+  STRATA_ASSIGN_OR_RETURN(w.lm_head, make_matrix(std::move(dense), scheme, options.pack_for,
+                                                 scratch, "lm_head"));
+  if (tied && scheme == Quantization::kNone) w.embedding_layout = w.lm_head.layout;
+  return ok_status();
+}
+
 }  // namespace
 
 StatusOr<ModelWeights> build_model_weights(const ModelConfig& config, WeightSource& source,
@@ -215,15 +236,7 @@ StatusOr<ModelWeights> build_model_weights(const ModelConfig& config, WeightSour
   if (shard.last_stage) {
     const kernels::KernelBackend* pack_for = options.pack_for;
     STRATA_ASSIGN_OR_RETURN(w.final_norm, builder.replicated(WeightRole::kFinalNorm, 0, config.hidden_size));
-    if (config.tie_word_embeddings) {
-      // The shared table is packed for the LM head's gemm; the embedding lookup reads
-      // either layout.
-      w.embedding_layout = w.lm_head_layout = pack_dense_in_place(pack_for, w.embedding, pack_scratch);
-      w.lm_head = w.embedding;
-    } else {
-      STRATA_ASSIGN_OR_RETURN(w.lm_head, builder.vocab_rows(WeightRole::kLmHead));
-      w.lm_head_layout = pack_dense_in_place(pack_for, w.lm_head, pack_scratch);
-    }
+    STRATA_RETURN_IF_ERROR(finish_lm_head(w, config, builder, options, pack_scratch));
   }
   return w;
 }
@@ -238,7 +251,8 @@ StatusOr<ModelWeights> copy_model_weights(const ModelWeights& weights, Device de
     return l.wqkv.layout != kernels::WeightLayout::kRowMajor ||
            l.wqkv.int4_layout != kernels::Int4Layout::kBlocks;
   });
-  if (packed_matrix || weights.lm_head_layout != kernels::WeightLayout::kRowMajor ||
+  if (packed_matrix || weights.lm_head.layout != kernels::WeightLayout::kRowMajor ||
+      weights.lm_head.int4_layout != kernels::Int4Layout::kBlocks ||
       weights.embedding_layout != kernels::WeightLayout::kRowMajor) {
     return invalid_argument("weights packed for the CPU cannot move to {}; load them with "
                             "--device {}", device.to_string(), device.to_string());
@@ -262,8 +276,12 @@ StatusOr<ModelWeights> copy_model_weights(const ModelWeights& weights, Device de
       }
     }
     w.final_norm = copy(weights.final_norm);
-    const bool tied = weights.lm_head.defined() && weights.lm_head.raw() == weights.embedding.raw();
-    w.lm_head = tied ? w.embedding : copy(weights.lm_head);
+    const bool tied = weights.lm_head.defined() && weights.lm_head.data.raw() == weights.embedding.raw();
+    if (tied) {
+      w.lm_head.data = w.embedding;
+    } else {
+      for (Tensor* t : w.lm_head.tensors()) *t = copy(*t);
+    }
   } catch (const std::bad_alloc&) {
     return Status(StatusCode::kResourceExhausted,
                   fmt::format("the weights ({:.2f} GiB) do not fit {}'s budget; raise "

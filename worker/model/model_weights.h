@@ -39,10 +39,9 @@ struct ModelWeights {
   Tensor embedding;           // [vocab rows, hidden]; first stage (and last, when tied)
   std::vector<LayerWeights> layers;
   Tensor final_norm;          // [hidden] fp32; last stage
-  Tensor lm_head;             // [vocab rows, hidden]; last stage; the embedding when tied
-  // Where the elements of lm_head sit (GemmParams::w_layout): whatever the backend's
-  // pack_weights wrote, else row-major (the layer matrices say their own layout).
-  kernels::WeightLayout lm_head_layout = kernels::WeightLayout::kRowMajor;
+  // [vocab rows, hidden]; last stage. Dense (the embedding's own tensor when tied) or, under
+  // W4A16, int4 like the layers (a tied table then keeps a dense copy for the lookup).
+  Matrix lm_head;
   kernels::WeightLayout embedding_layout = kernels::WeightLayout::kRowMajor;
   size_t bytes() const;
 };
@@ -76,7 +75,8 @@ struct WeightBuildOptions {
   DType dtype = DType::kF32;  // of the dense matrices: kF32, kBF16 or kF16
   // W8A8: the QKV, gate/up and down projections (their inputs come from the fused
   // RMSNorm / SiLU·mul quantization); the o-projection and the LM head stay dense. W4A16:
-  // every layer matrix whose k is a multiple of its group; the LM head stays dense.
+  // every layer matrix whose k is a multiple of its group, and the LM head (the largest
+  // single matrix a decode step reads) on the same condition.
   Quantization quantization = Quantization::kNone;
   // Packs the matrices for this backend (its pack ops, when it has them; nullptr keeps them
   // row-major). The forward pass must then run on a backend that reads that layout.

@@ -192,11 +192,11 @@ Status WorkerServer::run(const LoadedModel& model, const WorkerServerConfig& con
   if (!config.step_log.empty()) {
     STRATA_ASSIGN_OR_RETURN(step_log_, StepLog::open(config.step_log));
   }
-  spdlog::info("worker {}: model {} warmed up in {:.2f} s; {} KV blocks of {} tokens, context {}",
+  spdlog::info("worker {}: model {} warmed up in {:.2f} s; {} {} KV blocks of {} tokens, context {}",
                config.group_id, model.config.name,
                std::chrono::duration<double>(Clock::now() - warm_start).count(),
-               engine_->num_kv_blocks(), engine_->config().scheduler.block_size,
-               engine_->config().scheduler.max_model_len);
+               engine_->num_kv_blocks(), dtype_name(engine_->kv_cache_dtype()),
+               engine_->config().scheduler.block_size, engine_->config().scheduler.max_model_len);
   loop.hello = hello(model, parallel);
   Status status;
   try {
