@@ -18,8 +18,9 @@
 
 #include "kernels/ops.h"
 #include "tools/bench/bench_model_flags.h"
-#include "worker/engine/engine.h"
 #include "tools/bench/trace.h"
+#include "worker/engine/engine.h"
+#include "worker/engine/kv_capacity.h"
 
 namespace {
 
@@ -38,6 +39,8 @@ struct RunReport {
   int64_t preemptions = 0;
   int64_t decode_tokens = 0;
   double decode_seconds = 0;  // time of steps that ran decode tokens only
+  int32_t peak_sequences = 0;  // most sequences one step ran: what the KV cache let run at once
+  int64_t kv_blocks = 0;
 };
 
 double percentile(std::vector<double> v, double q) {
@@ -83,6 +86,7 @@ RunReport run(const LoadedModel& model, const EngineConfig& config, const Worklo
     const auto outputs = engine.step();
     const double t = now();
     const EngineStepStats& st = engine.last_step();
+    report.peak_sequences = std::max(report.peak_sequences, st.num_sequences);
     if (st.num_prefill_tokens == 0 && st.num_decode_tokens > 0) {
       report.decode_tokens += st.num_decode_tokens;
       report.decode_seconds += st.seconds;
@@ -102,6 +106,7 @@ RunReport run(const LoadedModel& model, const EngineConfig& config, const Worklo
   }
   report.seconds = now();
   report.preemptions = engine.stats().num_preemptions;
+  report.kv_blocks = engine.num_kv_blocks();
   return report;
 }
 
@@ -141,6 +146,8 @@ int main(int argc, char** argv) {
   app.add_option("--max-num-seqs", config.scheduler.max_num_seqs)->capture_default_str();
   app.add_option("--max-num-batched-tokens", config.scheduler.max_num_batched_tokens)->capture_default_str();
   app.add_option("--kv-cache-mb", kv_cache_mb, "KV cache size (0 = engine default)")->capture_default_str();
+  app.add_option("--kv-cache-dtype", config.kv_cache_dtype, "auto (the weights'), bf16, fp16, fp32 or int8")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   auto loaded = model_flags.load();
@@ -164,8 +171,12 @@ int main(int argc, char** argv) {
       w.output_tokens.push_back(output);
     }
     const RunReport r = run(model, config, w);
-    std::cout << fmt::format("| {} | {} | {}+{} | {:.1f} | {:.1f} |\n", model.config.name, num_seqs, prompt,
-                             output, r.decode_tokens / r.decode_seconds, r.output_tokens / r.seconds);
+    // model | sequences | prompt+output | decode tok/s | overall tok/s | KV dtype | KV blocks |
+    // most sequences in one step | preemptions
+    std::cout << fmt::format("| {} | {} | {}+{} | {:.1f} | {:.1f} | {} | {} | {} | {} |\n", model.config.name,
+                             num_seqs, prompt, output, r.decode_tokens / r.decode_seconds,
+                             r.output_tokens / r.seconds, dtype_name(kv_dtype(model, config)), r.kv_blocks,
+                             r.peak_sequences, r.preemptions);
     return 0;
   }
 

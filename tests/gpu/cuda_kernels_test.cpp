@@ -142,70 +142,47 @@ void expect_embedding_twins(EmbeddingParams p, const void* device_table, const s
   EXPECT_EQ(dout.to_host(), want) << what;
 }
 
-// bf16 and fp16 round the same way, and int8 quantizes to the same values and fp16 scales:
-// the GPU's cache bytes equal the CPU twin's.
+// fp32 copies, bf16 and fp16 round the same way, and int8 quantizes to the same values and
+// fp16 scales: the GPU's cache bytes equal the CPU twin's.
 TEST_F(GpuKernels, KvCacheWriteMatchesCpuInEveryCacheDtype) {
-  for (DType dtype : {DType::kBF16, DType::kF16, DType::kI8}) {
+  for (DType dtype : {DType::kF32, DType::kBF16, DType::kF16, DType::kI8}) {
     for (int hd : {32, 64, 128, 72}) {
-      SCOPED_TRACE(::testing::Message() << dtype_name(dtype) << " hd=" << hd);
-      const int hk = 2, bs = 16, t = 37, blocks = 6;
-      auto k = random_floats(static_cast<size_t>(t * hk * hd), 23);
-      const auto v = random_floats(static_cast<size_t>(t * hk * hd), 24);
-      for (size_t i = 0; i < k.size(); ++i) k[i] *= static_cast<float>(1 + i % 7) * 3.0f;
-      std::vector<int32_t> slots(static_cast<size_t>(t));
-      for (int i = 0; i < t; ++i) slots[i] = i % 9 == 4 ? -1 : (i * 5) % (blocks * bs);
-      const auto bytes = static_cast<size_t>(blocks * hk * kv_tile_bytes(dtype, bs, hd));
-      std::vector<unsigned char> kc(bytes), vc(bytes);
-      KvCacheWriteParams p{.k = k.data(), .v = v.data(), .k_stride = hk * hd,
-                           .v_stride = hk * hd, .k_cache = kc.data(), .v_cache = vc.data(),
-                           .cache_dtype = dtype, .slot_mapping = slots.data(), .t = t,
-                           .num_kv_heads = hk, .head_dim = hd, .block_size = bs};
-      cpu_backend().kv_cache_write(p);
-      DeviceArray<float> dk(k), dv(v);
-      DeviceArray<unsigned char> dkc(bytes), dvc(bytes);
-      DeviceArray<int32_t> dslots(slots);
-      p.k = dk.get();
-      p.v = dv.get();
-      p.k_cache = dkc.get();
-      p.v_cache = dvc.get();
-      p.slot_mapping = dslots.get();
-      cuda_backend().kv_cache_write(p);
-      EXPECT_EQ(dkc.to_host(), kc);
-      EXPECT_EQ(dvc.to_host(), vc);
+      for (int bs : {16, 32}) {
+        for (int64_t t : kAwkwardRows) {
+          SCOPED_TRACE(::testing::Message() << dtype_name(dtype) << " hd=" << hd << " bs=" << bs
+                                            << " t=" << t);
+          const int hk = 2;
+          const int64_t blocks = (2 * t + bs) / bs;
+          auto k = random_floats(static_cast<size_t>(t * hk * hd), 23);
+          const auto v = random_floats(static_cast<size_t>(t * hk * hd), 24);
+          for (size_t i = 0; i < k.size(); ++i) k[i] *= static_cast<float>(1 + i % 7) * 3.0f;
+          std::vector<int32_t> slots(static_cast<size_t>(t));
+          for (int64_t i = 0; i < t; ++i) slots[i] = i % 5 == 3 ? -1 : static_cast<int32_t>(2 * i + 1);
+          const auto bytes = static_cast<size_t>(blocks * hk * kv_tile_bytes(dtype, bs, hd));
+          std::vector<unsigned char> kc(bytes), vc(bytes);
+          KvCacheWriteParams p{.k = k.data(), .v = v.data(), .k_stride = hk * hd,
+                               .v_stride = hk * hd, .k_cache = kc.data(), .v_cache = vc.data(),
+                               .cache_dtype = dtype, .slot_mapping = slots.data(), .t = t,
+                               .num_kv_heads = hk, .head_dim = hd, .block_size = bs};
+          cpu_backend().kv_cache_write(p);
+          DeviceArray<float> dk(k), dv(v);
+          DeviceArray<unsigned char> dkc(bytes), dvc(bytes);
+          DeviceArray<int32_t> dslots(slots);
+          p.k = dk.get();
+          p.v = dv.get();
+          p.k_cache = dkc.get();
+          p.v_cache = dvc.get();
+          p.slot_mapping = dslots.get();
+          cuda_backend().kv_cache_write(p);
+          EXPECT_EQ(dkc.to_host(), kc);
+          EXPECT_EQ(dvc.to_host(), vc);
+        }
+      }
     }
   }
 }
 
-TEST_F(GpuKernels, KvCacheWriteAndEmbeddingMatchCpu) {
-  for (int hd : {64, 128}) {
-    for (int bs : {16, 32}) {
-      for (int64_t t : kAwkwardRows) {
-        SCOPED_TRACE(::testing::Message() << "hd=" << hd << " bs=" << bs << " t=" << t);
-        const int hk = 2, blocks = static_cast<int>((t + bs - 1) / bs) * 2;
-        const auto k = random_floats(static_cast<size_t>(t * hk * hd), 13);
-        const auto v = random_floats(static_cast<size_t>(t * hk * hd), 14);
-        std::vector<int32_t> slots(static_cast<size_t>(t));
-        for (int64_t i = 0; i < t; ++i) slots[i] = i % 5 == 3 ? -1 : static_cast<int32_t>(2 * i + 1);
-        const size_t cache = static_cast<size_t>(blocks) * hk * bs * hd;
-        std::vector<float> kc(cache), vc(cache);
-        KvCacheWriteParams p{.k = k.data(), .v = v.data(), .k_stride = hk * hd,
-                             .v_stride = hk * hd, .k_cache = kc.data(), .v_cache = vc.data(),
-                             .slot_mapping = slots.data(), .t = t, .num_kv_heads = hk,
-                             .head_dim = hd, .block_size = bs};
-        cpu_backend().kv_cache_write(p);
-        DeviceArray<float> dk(k), dv(v), dkc(cache), dvc(cache);
-        DeviceArray<int32_t> dslots(slots);
-        p.k = dk.get();
-        p.v = dv.get();
-        p.k_cache = dkc.get();
-        p.v_cache = dvc.get();
-        p.slot_mapping = dslots.get();
-        cuda_backend().kv_cache_write(p);
-        EXPECT_EQ(dkc.to_host(), kc);
-        EXPECT_EQ(dvc.to_host(), vc);
-      }
-    }
-  }
+TEST_F(GpuKernels, EmbeddingMatchesCpu) {
   const int64_t vocab = 1000, dim = 136;
   const auto table = random_floats(static_cast<size_t>(vocab * dim), 15);
   for (DType dtype : {DType::kF32, DType::kBF16, DType::kF16}) {

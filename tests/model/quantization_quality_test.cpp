@@ -1,6 +1,6 @@
-// Quality loss of --quantization w8a8 and w4a16 against the fp32 forward of the same
-// checkpoint, teacher-forced along the fp32 model's long greedy generation and along the
-// published run.c generations (reference-greedy.json): per-position KL divergence, top-1
+// Quality loss of --quantization w8a8 and w4a16 and of the int8 KV cache against the fp32
+// forward of the same checkpoint, teacher-forced along the fp32 model's long greedy
+// generation and along the published run.c generations (reference-greedy.json): per-position KL divergence, top-1
 // agreement and perplexity (tools/bench/quality.h; bench_quality prints the same figures).
 //
 // Thresholds. W8A8 rounds weights per channel and activations per token to 8 bits (≈0.4%
@@ -12,7 +12,11 @@
 // aidreams260K (measured 0.013, 94%). stories260K does not survive 4-bit weights at all
 // (KL 1.7, the same when its int4 weights are dequantized into an fp32 forward, so it is
 // the model's sensitivity, not the kernel); it is only required to stay a distribution
-// (finite KL, perplexity below its vocabulary).
+// (finite KL, perplexity below its vocabulary). The int8 KV cache (one fp16 scale per 64
+// channels of a token's K or V head, ≈0.4% of the group's largest value) measures a mean
+// KL of 0.0022 (stories260K, 97.7% top-1) and 2e-5 (aidreams260K, 99.2%): it is held to
+// KL < 0.01, top-1 ≥ 95% and perplexity within 2%, and together with W8A8 or W4A16 to
+// that scheme's own bounds.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -77,7 +81,7 @@ std::vector<std::pair<std::string, std::vector<int32_t>>> published_texts() {
 
 constexpr Bound kW8A8{0.1, 0.85, 1.1};
 constexpr Bound kW4A16{0.05, 0.90, 1.1};
-constexpr Bound kInt8Kv{0.05, 0.90, 1.05};
+constexpr Bound kInt8Kv{0.01, 0.95, 1.02};
 
 TEST(QuantizationQuality, W8A8StaysCloseToFp32OnTheTrainedModels) {
   STRATA_REQUIRE_SHARED_FILE(stories, "models/stories260K/stories260K.bin");

@@ -38,7 +38,8 @@ StatusOr<int64_t> gpu_kv_blocks(const LoadedModel& model, const EngineConfig& co
       .max_gemm_k = std::max({int64_t{model.config.hidden_size}, shard.q_size(model.config.head_dim),
                               shard.ffn_size()}),
       .max_gemm_n = std::max({2 * shard.ffn_size(), int64_t{model.config.hidden_size},
-                              shard.q_size(model.config.head_dim) + 2 * shard.kv_size(model.config.head_dim)}),
+                              shard.q_size(model.config.head_dim) + 2 * shard.kv_size(model.config.head_dim),
+                              int64_t{shard.vocab_rows}}),  // the LM head, quantized like the layers
       .int8_gemms = model.weights.quantization == Quantization::kW8A8,
       .int4_gemms = model.weights.quantization == Quantization::kW4A16,
       .max_seqs = s.max_num_seqs, .max_context_len = static_cast<int>(s.max_model_len),

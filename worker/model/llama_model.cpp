@@ -127,13 +127,26 @@ void LlamaModel::embed(const StepArgs& args) {
 // Vocab-parallel LM head: each TP rank computes its vocabulary rows' logits, and an
 // all-gather gives every rank all of them ([rank][row][local vocab]; see
 // copy_logits_to_host for the transpose).
+// The final norm of the gathered rows (in x_norm_) as the LM head multiplies them, then the
+// LM head.
 void LlamaModel::lm_head(int64_t rows) {
   const ShardPlan& sh = weights_.shard;
   const int64_t h = config_.hidden_size;
   if (rows == 0) return;
+  float* x_norm = x_norm_.data<float>();
+  MatrixInput in{.x = x_norm, .ldx = h};
+  if (weights_.lm_head.scheme == Quantization::kW8A8) {
+    backend_.rmsnorm_quant({.x = x_norm, .ldx = h, .weight = weights_.final_norm.data<float>(),
+                            .out = xq_.data<int8_t>(), .ldo = h, .scale = xq_scale_.data<float>(),
+                            .m = rows, .n = h, .eps = config_.rms_norm_eps});
+    in = {.xq = xq_.data<int8_t>(), .x_scale = xq_scale_.data<float>(), .ldx = h};
+  } else {
+    backend_.rmsnorm({.x = x_norm, .ldx = h, .weight = weights_.final_norm.data<float>(),
+                      .out = x_norm, .ldo = h, .m = rows, .n = h, .eps = config_.rms_norm_eps});
+  }
   matmul(backend_, weights_.lm_head,
-         {.in = {.x = x_norm_.data<float>(), .ldx = h}, .y = logits_local_.data<float>(),
-          .ldy = sh.vocab_rows, .m = rows, .workspace = gemm_workspace_.raw()});
+         {.in = in, .y = logits_local_.data<float>(), .ldy = sh.vocab_rows, .m = rows,
+          .workspace = gemm_workspace_.raw()});
   if (sh.tp_size == 1) return;
   const auto t0 = std::chrono::steady_clock::now();
   parallel_->tp->all_gather(logits_local_.data<float>(), static_cast<size_t>(rows * sh.vocab_rows),
@@ -299,9 +312,6 @@ void LlamaModel::finish(const StepArgs& args) {
   }
   backend_.gather_rows({.x = x, .ldx = h, .rows = args.logit_rows, .out = x_norm, .ldo = h,
                         .m = args.num_logit_rows, .n = h});
-  backend_.rmsnorm({.x = x_norm, .ldx = h, .weight = weights_.final_norm.data<float>(),
-                    .out = x_norm, .ldo = h, .m = args.num_logit_rows, .n = h,
-                    .eps = config_.rms_norm_eps});
   lm_head(args.num_logit_rows);
 }
 

@@ -27,8 +27,17 @@ std::string_view quantization_name(Quantization q) {
 }
 
 bool quantization_fits(Quantization scheme, int64_t n, int64_t k) {
-  if (scheme != Quantization::kW4A16) return true;
-  return kernels::int4_shape_error(n, k, kW4A16GroupSize).empty();
+  switch (scheme) {
+    case Quantization::kNone: return true;
+    case Quantization::kW8A8: return n % 4 == 0 && k % 4 == 0;
+    case Quantization::kW4A16: return kernels::int4_shape_error(n, k, kW4A16GroupSize).empty();
+  }
+  return false;
+}
+
+std::string_view quantization_shape_rule(Quantization scheme) {
+  return scheme == Quantization::kW8A8 ? "n and k multiples of 4, as cuBLASLt's int8 GEMM needs"
+                                       : "k a multiple of the int4 group of 32";
 }
 
 kernels::WeightLayout pack_dense_in_place(const kernels::KernelBackend* backend, Tensor& w,

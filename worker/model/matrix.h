@@ -42,9 +42,12 @@ struct Matrix {
   std::vector<Tensor*> tensors() { return {&data, &scales}; }
 };
 
-// Whether an [n, k] matrix can take the scheme (W4A16 needs k a multiple of its group);
-// one that cannot stays dense, and the loader says so.
+// Whether an [n, k] matrix can take the scheme (W4A16 needs k a multiple of its group,
+// W8A8 n and k multiples of 4 on every backend, so a checkpoint quantizes the same way for
+// the CPU and the GPU); one that cannot stays dense, and the loader says so, quoting
+// quantization_shape_rule.
 bool quantization_fits(Quantization scheme, int64_t n, int64_t k);
+std::string_view quantization_shape_rule(Quantization scheme);
 
 // Rewrites a row-major dense matrix in place in the layout `backend` reads fastest and
 // returns that layout (kRowMajor without a pack_weights). `scratch` holds the row-major

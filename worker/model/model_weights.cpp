@@ -175,9 +175,9 @@ Status finish_layer_matrices(LayerWeights& layer, int l, const WeightBuildOption
     if (w8a8 && m == &layer.wo) scheme = Quantization::kNone;
     if (!quantization_fits(scheme, m->data.dim(0), m->data.dim(1))) {
       if (l == 0) {
-        spdlog::warn("--quantization {}: {} [{}, {}] stays {} (k is not a multiple of the "
-                     "int4 group of {})", quantization_name(scheme), name, m->data.dim(0),
-                     m->data.dim(1), dtype_name(m->data.dtype()), kW4A16GroupSize);
+        spdlog::warn("--quantization {}: {} [{}, {}] stays {} (the scheme needs {})",
+                     quantization_name(scheme), name, m->data.dim(0), m->data.dim(1),
+                     dtype_name(m->data.dtype()), quantization_shape_rule(scheme));
       }
       scheme = Quantization::kNone;
     }
@@ -187,7 +187,8 @@ Status finish_layer_matrices(LayerWeights& layer, int l, const WeightBuildOption
   return ok_status();
 }
 
-// The LM head under W4A16 when its shape allows, else dense. A dense tied table is packed
+// The LM head in the layers' scheme when its shape allows (W8A8's input is the final norm's
+// int8 rows), else dense. A dense tied table is packed
 // once for the LM head's gemm (the embedding lookup reads either layout); a quantized one
 // is quantized from a copy, the lookup keeping the dense rows.
 Status finish_lm_head(ModelWeights& w, const ModelConfig& config, Builder& builder,
@@ -199,8 +200,7 @@ Status finish_lm_head(ModelWeights& w, const ModelConfig& config, Builder& build
   } else {
     STRATA_ASSIGN_OR_RETURN(dense, builder.vocab_rows(WeightRole::kLmHead));
   }
-  Quantization scheme = options.quantization == Quantization::kW4A16 ? Quantization::kW4A16
-                                                                     : Quantization::kNone;
+  Quantization scheme = options.quantization;
   if (!quantization_fits(scheme, dense.dim(0), dense.dim(1))) scheme = Quantization::kNone;
   STRATA_ASSIGN_OR_RETURN(w.lm_head, make_matrix(std::move(dense), scheme, options.pack_for,
                                                  scratch, "lm_head"));
