@@ -1,7 +1,7 @@
 // The element formats of the paged KV cache, shared by the KV-write kernels (which convert
 // or quantize each token's K and V once, as they store it) and the attention kernels (which
-// convert each block back to fp32 inside the kernel, a block at a time, in L1 or shared
-// memory). Plain arithmetic on sizes and the int8 rule, compiled for host and device.
+// convert it back to fp32 inside the kernel: in registers or a block at a time in L1 on the
+// CPU, kernels/cpu/kv_rows.h; in shared memory on CUDA). Plain arithmetic on sizes and the int8 rule, compiled for host and device.
 //
 // A layer's K (or V) cache is an array of tiles, one per (block, KV head), tile i at byte
 // i · kv_tile_bytes(...), i = block · num_kv_heads + kv_head. A tile holds block_size rows

@@ -175,8 +175,8 @@ int64_t attention_metadata_bytes_bound(int num_decode_seqs, int num_prefill_seqs
 struct PagedAttentionParams {
   const float* q = nullptr;        // [num_tokens, num_q_heads, head_dim], row stride q_stride
   int64_t q_stride = 0;
-  // Tiles of kv_cache_format.h in cache_dtype, converted to fp32 inside the kernel one
-  // block at a time; the arithmetic after that conversion is the fp32 cache's.
+  // Tiles of kv_cache_format.h in cache_dtype, converted (exactly) to fp32 inside the
+  // kernel; the arithmetic after that conversion is the fp32 cache's.
   const void* k_cache = nullptr;
   const void* v_cache = nullptr;
   DType cache_dtype = DType::kF32;

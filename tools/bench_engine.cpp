@@ -123,6 +123,26 @@ std::string default_trace() {
           "AzureLLMInferenceTrace_conv_2023.csv").string();
 }
 
+// --mode decode: num_seqs sequences of prompt + output tokens, all at t = 0; one Markdown row
+// (model | sequences | prompt+output | decode tok/s | overall tok/s | KV dtype | KV blocks |
+// most sequences in one step | preemptions).
+void run_decode_mode(const LoadedModel& model, EngineConfig config, int num_seqs, int prompt,
+                     int output) {
+  config.scheduler.max_num_seqs = num_seqs;
+  config.scheduler.max_num_batched_tokens = std::max(config.scheduler.max_num_batched_tokens, prompt * num_seqs);
+  Workload w;
+  for (int i = 0; i < num_seqs; ++i) {
+    w.arrival_s.push_back(0);
+    w.prompt_tokens.push_back(prompt);
+    w.output_tokens.push_back(output);
+  }
+  const RunReport r = run(model, config, w);
+  std::cout << fmt::format("| {} | {} | {}+{} | {:.1f} | {:.1f} | {} | {} | {} | {} |\n", model.config.name,
+                           num_seqs, prompt, output, r.decode_tokens / r.decode_seconds,
+                           r.output_tokens / r.seconds, dtype_name(kv_dtype(model, config)), r.kv_blocks,
+                           r.peak_sequences, r.preemptions);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -161,25 +181,12 @@ int main(int argc, char** argv) {
   std::cerr << model.config.summary() << ", " << dtype_name(model.weights.dtype) << ", " << kernels::cpu_isa_name() << " × "
             << kernels::cpu_threads() << " threads\n";
 
-  Workload w;
   if (mode == "decode") {
-    config.scheduler.max_num_seqs = num_seqs;
-    config.scheduler.max_num_batched_tokens = std::max(config.scheduler.max_num_batched_tokens, prompt * num_seqs);
-    for (int i = 0; i < num_seqs; ++i) {
-      w.arrival_s.push_back(0);
-      w.prompt_tokens.push_back(prompt);
-      w.output_tokens.push_back(output);
-    }
-    const RunReport r = run(model, config, w);
-    // model | sequences | prompt+output | decode tok/s | overall tok/s | KV dtype | KV blocks |
-    // most sequences in one step | preemptions
-    std::cout << fmt::format("| {} | {} | {}+{} | {:.1f} | {:.1f} | {} | {} | {} | {} |\n", model.config.name,
-                             num_seqs, prompt, output, r.decode_tokens / r.decode_seconds,
-                             r.output_tokens / r.seconds, dtype_name(kv_dtype(model, config)), r.kv_blocks,
-                             r.peak_sequences, r.preemptions);
+    run_decode_mode(model, config, num_seqs, prompt, output);
     return 0;
   }
 
+  Workload w;
   auto rows = load_trace_csv(trace);
   if (!rows.ok()) {
     std::cerr << rows.status().message() << "\n";

@@ -10,6 +10,8 @@
 #include "kernels/cpu/attention_impl.h"
 #include "kernels/cpu/decode_attention_impl.h"
 #include "kernels/cpu/isa.h"
+#include "kernels/cpu/kv_rows.h"
+#include "kernels/kv_cache_format.h"
 
 namespace strata::kernels::cpu {
 namespace {
@@ -36,22 +38,43 @@ float exp_poly(float x) {
   return poly * two_n;
 }
 
+// Rows of a KV tile (kv_rows.h), one value at a time.
+template <DType D>
+struct ScalarRows {
+  detail::KvTile t;
+  float at(int64_t j, int c) const {
+    const int64_t i = j * t.head_dim + c;
+    if constexpr (D == DType::kF32) {
+      return reinterpret_cast<const float*>(t.values)[i];
+    } else if constexpr (D == DType::kBF16) {
+      return bf16_to_f32(reinterpret_cast<const uint16_t*>(t.values)[i]);
+    } else if constexpr (D == DType::kF16) {
+      return f16_to_f32(reinterpret_cast<const uint16_t*>(t.values)[i]);
+    } else {
+      return static_cast<float>(reinterpret_cast<const int8_t*>(t.values)[i]) *
+             t.scales[j * t.groups + c / kKvScaleGroup];
+    }
+  }
+};
+
 struct Scalar {
-  static void scores(const float* q, const float* k, int n, int hd, float scale, float* s) {
+  template <DType D>
+  using Rows = ScalarRows<D>;
+  template <class R>
+  static void scores(const float* q, const R& k, int n, int hd, float scale, float* s) {
     for (int j = 0; j < n; ++j) {
-      const float* kr = k + static_cast<int64_t>(j) * hd;
       float acc = 0.0f;
-      for (int i = 0; i < hd; ++i) acc += q[i] * kr[i];
+      for (int i = 0; i < hd; ++i) acc += q[i] * k.at(j, i);
       s[j] = acc * scale;
     }
   }
   static void scale(float* acc, float alpha, int n) {
     for (int i = 0; i < n; ++i) acc[i] *= alpha;
   }
-  static void accumulate(float* acc, const float* e, const float* v, int n, int hd) {
+  template <class R>
+  static void accumulate(float* acc, const float* e, const R& v, int n, int hd) {
     for (int j = 0; j < n; ++j) {
-      const float* vr = v + static_cast<int64_t>(j) * hd;
-      for (int i = 0; i < hd; ++i) acc[i] += e[j] * vr[i];
+      for (int i = 0; i < hd; ++i) acc[i] += e[j] * v.at(j, i);
     }
   }
   static void store_scaled(float* out, const float* acc, float s, int n) {
@@ -68,15 +91,6 @@ struct Scalar {
     return sum;
   }
   static float exp1(float x) { return exp_poly(x); }
-  static void widen_bf16(const uint16_t* x, int64_t n, float* out) {
-    for (int64_t i = 0; i < n; ++i) out[i] = bf16_to_f32(x[i]);
-  }
-  static void widen_f16(const uint16_t* x, int64_t n, float* out) {
-    for (int64_t i = 0; i < n; ++i) out[i] = f16_to_f32(x[i]);
-  }
-  static void dequantize_i8(const int8_t* q, float scale, int n, float* out) {
-    for (int i = 0; i < n; ++i) out[i] = static_cast<float>(q[i]) * scale;
-  }
 };
 
 }  // namespace

@@ -25,7 +25,7 @@ void paged_attention(const PagedAttentionParams& p);
 inline constexpr int kAttentionMaxRows = 64;
 
 // Floats of one item's row state (accumulators, running max and sum, scores), at the start
-// of its workspace; the fp32 images of a K and a V block (kv_rows.h) follow.
+// of its workspace; the fp32 images of an int8 K and V block (kv_rows.h) follow.
 inline int64_t attention_row_state_floats(int head_dim, int block_size) {
   return static_cast<int64_t>(kAttentionMaxRows) * (head_dim + block_size + 2) + 16;
 }

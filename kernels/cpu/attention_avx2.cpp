@@ -4,6 +4,7 @@
 
 #include "kernels/cpu/attention_impl.h"
 #include "kernels/cpu/decode_attention_impl.h"
+#include "kernels/cpu/kv_rows.h"
 
 namespace strata::kernels::cpu {
 namespace {
@@ -39,29 +40,76 @@ inline __m256 exp8(__m256 x) {
   return _mm256_andnot_ps(under, y);
 }
 
+// Rows of a KV tile (kv_rows.h), eight channels at a time converted to fp32 in registers.
+// AVX2 has no masked 8- or 16-bit loads: a tail of rem < 8 channels is converted one value
+// at a time (the same exact conversions) into zero-padded lanes.
+template <DType D>
+struct Avx2Rows {
+  KvTile t;
+  __m256 load(int64_t j, int c) const {
+    const int64_t i = j * t.head_dim + c;
+    if constexpr (D == DType::kF32) {
+      return _mm256_loadu_ps(reinterpret_cast<const float*>(t.values) + i);
+    } else if constexpr (D == DType::kBF16) {
+      const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(
+          reinterpret_cast<const uint16_t*>(t.values) + i));
+      return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    } else if constexpr (D == DType::kF16) {
+      return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(
+          reinterpret_cast<const uint16_t*>(t.values) + i)));
+    } else {
+      const __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(
+          reinterpret_cast<const int8_t*>(t.values) + i));
+      return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)),
+                           _mm256_set1_ps(t.scales[j * t.groups + c / kKvScaleGroup]));
+    }
+  }
+  // Channels [c, c + rem), rem in 1..8; the other lanes zero.
+  __m256 load_tail(int64_t j, int c, int rem) const {
+    const int64_t i = j * t.head_dim + c;
+    if constexpr (D == DType::kF32) {
+      return _mm256_maskload_ps(reinterpret_cast<const float*>(t.values) + i, tail_mask(rem));
+    } else {
+      alignas(32) float lanes[8] = {};
+      for (int l = 0; l < rem; ++l) {
+        if constexpr (D == DType::kI8) {
+          lanes[l] = static_cast<float>(reinterpret_cast<const int8_t*>(t.values)[i + l]) *
+                     t.scales[j * t.groups + c / kKvScaleGroup];
+        } else {
+          const uint16_t bits = reinterpret_cast<const uint16_t*>(t.values)[i + l];
+          lanes[l] = D == DType::kBF16 ? bf16_to_f32(bits) : _cvtsh_ss(bits);
+        }
+      }
+      return _mm256_load_ps(lanes);
+    }
+  }
+};
+
 struct Avx2 {
+  template <DType D>
+  using Rows = Avx2Rows<D>;
+
   // Eight positions at a time, each into its own 8-lane accumulator, then one transposing
   // reduction for all eight; every position meets the same tree (t_i = a_i + a_{i+4},
   // u_i = t_i + t_{i+2}, u_0 + u_1) whatever its slot (see attention_avx512.cpp).
-  static void scores(const float* q, const float* k, int n, int hd, float scale, float* s) {
+  template <class R>
+  static void scores(const float* q, const R& k, int n, int hd, float scale, float* s) {
     for (int j0 = 0; j0 < n; j0 += 8) {
       const int m = n - j0 < 8 ? n - j0 : 8;
       __m256 a[8];
       for (int j = 0; j < 8; ++j) a[j] = _mm256_setzero_ps();
       // Always 8 slots, so the accumulators live in registers; slots past n re-read
       // position j0 and their results are not stored.
-      const float* kr[8];
-      for (int j = 0; j < 8; ++j) kr[j] = k + static_cast<int64_t>(j0 + (j < m ? j : 0)) * hd;
+      int64_t row[8];
+      for (int j = 0; j < 8; ++j) row[j] = j0 + (j < m ? j : 0);
       int c = 0;
       for (; c + 8 <= hd; c += 8) {
         const __m256 qc = _mm256_loadu_ps(q + c);
-        for (int j = 0; j < 8; ++j) a[j] = _mm256_fmadd_ps(qc, _mm256_loadu_ps(kr[j] + c), a[j]);
+        for (int j = 0; j < 8; ++j) a[j] = _mm256_fmadd_ps(qc, k.load(row[j], c), a[j]);
       }
       if (c < hd) {
-        const __m256i tm = tail_mask(hd - c);
-        const __m256 qc = _mm256_maskload_ps(q + c, tm);
-        for (int j = 0; j < 8; ++j)
-          a[j] = _mm256_fmadd_ps(qc, _mm256_maskload_ps(kr[j] + c, tm), a[j]);
+        const __m256 qc = _mm256_maskload_ps(q + c, tail_mask(hd - c));
+        for (int j = 0; j < 8; ++j) a[j] = _mm256_fmadd_ps(qc, k.load_tail(row[j], c, hd - c), a[j]);
       }
       __m256 b[4], cc[2];
       for (int i = 0; i < 4; ++i) {
@@ -94,18 +142,18 @@ struct Avx2 {
   static void scale(float* acc, float alpha, int n) { store_scaled(acc, acc, alpha, n); }
   // Column chunks outer, positions inner (see attention_avx512.cpp): per element the fused
   // multiply-adds still run in position order; four chunks give four chains.
-  static void accumulate(float* acc, const float* e, const float* v, int n, int hd) {
+  template <class R>
+  static void accumulate(float* acc, const float* e, const R& v, int n, int hd) {
     int c = 0;
     for (; c + 32 <= hd; c += 32) {
       __m256 a0 = _mm256_loadu_ps(acc + c), a1 = _mm256_loadu_ps(acc + c + 8);
       __m256 a2 = _mm256_loadu_ps(acc + c + 16), a3 = _mm256_loadu_ps(acc + c + 24);
       for (int j = 0; j < n; ++j) {
-        const float* vr = v + static_cast<int64_t>(j) * hd + c;
         const __m256 ej = _mm256_set1_ps(e[j]);
-        a0 = _mm256_fmadd_ps(ej, _mm256_loadu_ps(vr), a0);
-        a1 = _mm256_fmadd_ps(ej, _mm256_loadu_ps(vr + 8), a1);
-        a2 = _mm256_fmadd_ps(ej, _mm256_loadu_ps(vr + 16), a2);
-        a3 = _mm256_fmadd_ps(ej, _mm256_loadu_ps(vr + 24), a3);
+        a0 = _mm256_fmadd_ps(ej, v.load(j, c), a0);
+        a1 = _mm256_fmadd_ps(ej, v.load(j, c + 8), a1);
+        a2 = _mm256_fmadd_ps(ej, v.load(j, c + 16), a2);
+        a3 = _mm256_fmadd_ps(ej, v.load(j, c + 24), a3);
       }
       _mm256_storeu_ps(acc + c, a0);
       _mm256_storeu_ps(acc + c + 8, a1);
@@ -113,11 +161,12 @@ struct Avx2 {
       _mm256_storeu_ps(acc + c + 24, a3);
     }
     for (; c < hd; c += 8) {
-      const __m256i m = tail_mask(hd - c >= 8 ? 8 : hd - c);
+      const int rem = hd - c >= 8 ? 8 : hd - c;
+      const __m256i m = tail_mask(rem);
       __m256 a = _mm256_maskload_ps(acc + c, m);
       for (int j = 0; j < n; ++j) {
-        a = _mm256_fmadd_ps(_mm256_set1_ps(e[j]),
-                            _mm256_maskload_ps(v + static_cast<int64_t>(j) * hd + c, m), a);
+        const __m256 vj = rem == 8 ? v.load(j, c) : v.load_tail(j, c, rem);
+        a = _mm256_fmadd_ps(_mm256_set1_ps(e[j]), vj, a);
       }
       _mm256_maskstore_ps(acc + c, m, a);
     }
@@ -150,30 +199,6 @@ struct Avx2 {
     return _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
   }
   static float exp1(float x) { return _mm256_cvtss_f32(exp8(_mm256_set1_ps(x))); }
-  static void widen_bf16(const uint16_t* x, int64_t n, float* out) {
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-      const __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i)));
-      _mm256_storeu_ps(out + i, _mm256_castsi256_ps(_mm256_slli_epi32(w, 16)));
-    }
-    for (; i < n; ++i) out[i] = bf16_to_f32(x[i]);
-  }
-  static void widen_f16(const uint16_t* x, int64_t n, float* out) {
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-      _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i))));
-    }
-    for (; i < n; ++i) out[i] = f16_to_f32(x[i]);
-  }
-  static void dequantize_i8(const int8_t* q, float scale, int n, float* out) {
-    const __m256 s = _mm256_set1_ps(scale);
-    int i = 0;
-    for (; i + 8 <= n; i += 8) {
-      const __m256i w = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(q + i)));
-      _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_cvtepi32_ps(w), s));
-    }
-    for (; i < n; ++i) out[i] = static_cast<float>(q[i]) * scale;
-  }
 };
 
 }  // namespace

@@ -8,11 +8,12 @@
 
 #include "kernels/cpu/attention_impl.h"
 #include "kernels/cpu/decode_attention_impl.h"
+#include "kernels/cpu/kv_rows.h"
 
 namespace strata::kernels::cpu {
 namespace {
 
-using namespace detail;  // the kExp* constants
+using namespace detail;  // the kExp* constants, KvTile
 
 // rem in 0..16.
 inline __mmask16 tail_mask(int rem) { return _cvtu32_mask16((1u << rem) - 1u); }
@@ -41,31 +42,56 @@ inline __m512 exp16(__m512 x) {
   return _mm512_mask_blend_ps(under, y, _mm512_setzero_ps());
 }
 
+// Rows of a KV tile (kv_rows.h), sixteen channels at a time converted to fp32 in registers;
+// lanes outside `m` are zero, as a masked fp32 load gives.
+template <DType D>
+struct Avx512Rows {
+  KvTile t;
+  __m512 load(int64_t j, int c, __mmask16 m = 0xffff) const {
+    const int64_t i = j * t.head_dim + c;
+    if constexpr (D == DType::kF32) {
+      return _mm512_maskz_loadu_ps(m, reinterpret_cast<const float*>(t.values) + i);
+    } else if constexpr (D == DType::kBF16) {
+      const __m256i h = _mm256_maskz_loadu_epi16(m, reinterpret_cast<const uint16_t*>(t.values) + i);
+      return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    } else if constexpr (D == DType::kF16) {
+      return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, reinterpret_cast<const uint16_t*>(t.values) + i));
+    } else {
+      const __m128i q = _mm_maskz_loadu_epi8(m, reinterpret_cast<const int8_t*>(t.values) + i);
+      return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)),
+                           _mm512_set1_ps(t.scales[j * t.groups + c / kKvScaleGroup]));
+    }
+  }
+};
+
 struct Avx512 {
+  template <DType D>
+  using Rows = Avx512Rows<D>;
+
   // Sixteen positions at a time: each position's products go into its own 16-lane
   // accumulator (q chunks loaded once for all sixteen), then one transposing reduction
   // sums all sixteen accumulators at once. Every position's lanes meet in the same tree,
   // t_i = a_i + a_{i+8}, u_i = t_i + t_{i+4}, w_i = u_i + u_{i+2}, w_0 + w_1, whatever its
   // slot and however many positions the call has, so its score has one value.
-  static void scores(const float* q, const float* k, int n, int hd, float scale, float* s) {
+  template <class R>
+  static void scores(const float* q, const R& k, int n, int hd, float scale, float* s) {
     for (int j0 = 0; j0 < n; j0 += 16) {
       const int m = n - j0 < 16 ? n - j0 : 16;
       __m512 a[16];
       for (int j = 0; j < 16; ++j) a[j] = _mm512_setzero_ps();
       // Always 16 slots, so the accumulators live in registers; slots past n re-read
       // position j0 and their results are not stored.
-      const float* kr[16];
-      for (int j = 0; j < 16; ++j) kr[j] = k + static_cast<int64_t>(j0 + (j < m ? j : 0)) * hd;
+      int64_t row[16];
+      for (int j = 0; j < 16; ++j) row[j] = j0 + (j < m ? j : 0);
       int c = 0;
       for (; c + 16 <= hd; c += 16) {
         const __m512 qc = _mm512_loadu_ps(q + c);
-        for (int j = 0; j < 16; ++j) a[j] = _mm512_fmadd_ps(qc, _mm512_loadu_ps(kr[j] + c), a[j]);
+        for (int j = 0; j < 16; ++j) a[j] = _mm512_fmadd_ps(qc, k.load(row[j], c), a[j]);
       }
       if (c < hd) {
         const __mmask16 tm = tail_mask(hd - c);
         const __m512 qc = _mm512_maskz_loadu_ps(tm, q + c);
-        for (int j = 0; j < 16; ++j)
-          a[j] = _mm512_fmadd_ps(qc, _mm512_maskz_loadu_ps(tm, kr[j] + c), a[j]);
+        for (int j = 0; j < 16; ++j) a[j] = _mm512_fmadd_ps(qc, k.load(row[j], c, tm), a[j]);
       }
       __m512 b[8], cc[4], d[2];
       for (int i = 0; i < 8; ++i) {
@@ -104,18 +130,18 @@ struct Avx512 {
   // Column chunks outer, positions inner: acc stays in registers across the block, and each
   // element still sees its fused multiply-adds in position order. Four chunks at a time
   // give four independent dependency chains.
-  static void accumulate(float* acc, const float* e, const float* v, int n, int hd) {
+  template <class R>
+  static void accumulate(float* acc, const float* e, const R& v, int n, int hd) {
     int c = 0;
     for (; c + 64 <= hd; c += 64) {
       __m512 a0 = _mm512_loadu_ps(acc + c), a1 = _mm512_loadu_ps(acc + c + 16);
       __m512 a2 = _mm512_loadu_ps(acc + c + 32), a3 = _mm512_loadu_ps(acc + c + 48);
       for (int j = 0; j < n; ++j) {
-        const float* vr = v + static_cast<int64_t>(j) * hd + c;
         const __m512 ej = _mm512_set1_ps(e[j]);
-        a0 = _mm512_fmadd_ps(ej, _mm512_loadu_ps(vr), a0);
-        a1 = _mm512_fmadd_ps(ej, _mm512_loadu_ps(vr + 16), a1);
-        a2 = _mm512_fmadd_ps(ej, _mm512_loadu_ps(vr + 32), a2);
-        a3 = _mm512_fmadd_ps(ej, _mm512_loadu_ps(vr + 48), a3);
+        a0 = _mm512_fmadd_ps(ej, v.load(j, c), a0);
+        a1 = _mm512_fmadd_ps(ej, v.load(j, c + 16), a1);
+        a2 = _mm512_fmadd_ps(ej, v.load(j, c + 32), a2);
+        a3 = _mm512_fmadd_ps(ej, v.load(j, c + 48), a3);
       }
       _mm512_storeu_ps(acc + c, a0);
       _mm512_storeu_ps(acc + c + 16, a1);
@@ -125,10 +151,7 @@ struct Avx512 {
     for (; c < hd; c += 16) {
       const __mmask16 m = hd - c >= 16 ? _cvtu32_mask16(0xffffu) : tail_mask(hd - c);
       __m512 a = _mm512_maskz_loadu_ps(m, acc + c);
-      for (int j = 0; j < n; ++j) {
-        a = _mm512_fmadd_ps(_mm512_set1_ps(e[j]),
-                            _mm512_maskz_loadu_ps(m, v + static_cast<int64_t>(j) * hd + c), a);
-      }
+      for (int j = 0; j < n; ++j) a = _mm512_fmadd_ps(_mm512_set1_ps(e[j]), v.load(j, c, m), a);
       _mm512_mask_storeu_ps(acc + c, m, a);
     }
   }
@@ -159,30 +182,6 @@ struct Avx512 {
     return _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
   }
   static float exp1(float x) { return _mm512_cvtss_f32(exp16(_mm512_set1_ps(x))); }
-  static void widen_bf16(const uint16_t* x, int64_t n, float* out) {
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-      const __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i)));
-      _mm512_storeu_ps(out + i, _mm512_castsi512_ps(_mm512_slli_epi32(w, 16)));
-    }
-    for (; i < n; ++i) out[i] = bf16_to_f32(x[i]);
-  }
-  static void widen_f16(const uint16_t* x, int64_t n, float* out) {
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-      _mm512_storeu_ps(out + i, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i))));
-    }
-    for (; i < n; ++i) out[i] = f16_to_f32(x[i]);
-  }
-  static void dequantize_i8(const int8_t* q, float scale, int n, float* out) {
-    const __m512 s = _mm512_set1_ps(scale);
-    int i = 0;
-    for (; i + 16 <= n; i += 16) {
-      const __m512i w = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + i)));
-      _mm512_storeu_ps(out + i, _mm512_mul_ps(_mm512_cvtepi32_ps(w), s));
-    }
-    for (; i < n; ++i) out[i] = static_cast<float>(q[i]) * scale;
-  }
 };
 
 }  // namespace

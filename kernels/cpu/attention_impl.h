@@ -14,7 +14,7 @@
 
 namespace strata::kernels::cpu::detail {
 
-template <class V>
+template <class V, DType D, DType Read>
 void attend_item(const PagedAttentionParams& p, const AttentionWorkItem& item, int kv_head,
                  float* ws) {
   const AttentionSequence& seq = p.plan->prefill_seqs[item.seq];
@@ -27,8 +27,8 @@ void attend_item(const PagedAttentionParams& p, const AttentionWorkItem& item, i
   float* row_max = acc + rows * hd;  // [rows]
   float* row_sum = row_max + rows;   // [rows]
   float* score = row_sum + rows;     // [bs]
-  float* k_scratch = ws + attention_row_state_floats(hd, bs);  // [bs, hd]
-  float* v_scratch = k_scratch + static_cast<int64_t>(bs) * hd;  // [bs, hd]
+  float* k_scratch = ws + attention_row_state_floats(hd, bs);  // int8 (kv_rows.h)
+  float* v_scratch = k_scratch + kv_tile_scratch_floats(bs, hd);
   for (int i = 0; i < rows * hd; ++i) acc[i] = 0.0f;
   for (int r = 0; r < rows; ++r) {
     row_max[r] = -__builtin_inff();
@@ -47,8 +47,9 @@ void attend_item(const PagedAttentionParams& p, const AttentionWorkItem& item, i
     const int64_t tile = static_cast<int64_t>(seq.block_table[b]) * p.num_kv_heads + kv_head;
     // Positions the item's last row sees in this block: what any row reads of it.
     const int seen = last_pos + 1 - p0 < bs ? last_pos + 1 - p0 : bs;
-    const float* k_block = kv_rows<V>(p.k_cache, p.cache_dtype, tile, bs, hd, seen, k_scratch);
-    const float* v_block = kv_rows<V>(p.v_cache, p.cache_dtype, tile, bs, hd, seen, v_scratch);
+    using Rows = typename V::template Rows<Read>;
+    const Rows k_block{kv_tile<D, Read>(p.k_cache, tile, bs, hd, seen, k_scratch)};
+    const Rows v_block{kv_tile<D, Read>(p.v_cache, tile, bs, hd, seen, v_scratch)};
     // Rows of queries before p0 are causally masked from the whole block. The block stays
     // in L1 while every remaining row of the item reads it.
     const int q_first = p0 - first_pos - item.q_begin;
@@ -73,17 +74,22 @@ void attend_item(const PagedAttentionParams& p, const AttentionWorkItem& item, i
 
 // Work item i is the plan's item i / num_kv_heads for KV head i % num_kv_heads. Tiles of
 // later queries see more positions; dynamic scheduling balances them.
-template <class V>
-void attend_all(const PagedAttentionParams& p, int threads) {
+template <class V, DType D, DType Read>
+void attend_all_as(const PagedAttentionParams& p, int threads) {
   const AttentionPlan& plan = *p.plan;
   const int64_t num_items = static_cast<int64_t>(plan.prefill_items.size()) * p.num_kv_heads;
   const int64_t ws_floats = attention_workspace_floats(p.head_dim, p.block_size);
   float* workspace = static_cast<float*>(p.workspace);
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
   for (int64_t i = 0; i < num_items; ++i) {
-    attend_item<V>(p, plan.items[i / p.num_kv_heads], static_cast<int>(i % p.num_kv_heads),
-                   workspace + omp_get_thread_num() * ws_floats);
+    attend_item<V, D, Read>(p, plan.items[i / p.num_kv_heads], static_cast<int>(i % p.num_kv_heads),
+                      workspace + omp_get_thread_num() * ws_floats);
   }
+}
+
+template <class V>
+void attend_all(const PagedAttentionParams& p, int threads) {
+  with_cache_dtype(p, [&]<DType D, DType Read>() { attend_all_as<V, D, Read>(p, threads); });
 }
 
 }  // namespace strata::kernels::cpu::detail

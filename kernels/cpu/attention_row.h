@@ -14,13 +14,14 @@
 // batch-invariance guarantee: recomputation after preemption goes through prefill). Nothing
 // here depends on which other rows, items or threads exist.
 //
-// V (one type per ISA file, see isa.h) provides, each in one fixed order:
-//   void scores(const float* q, const float* k, int n, int hd, float scale, float* s);
-//                     // s[j] = dot(q, k[j·hd ..]) · scale; a position's value must not
+// V (one type per ISA file, see isa.h) provides, each in one fixed order, over rows R of a
+// KV tile (V::Rows<D>, kv_rows.h: fp32 values whatever the cache dtype):
+//   template <class R> void scores(const float* q, const R& k, int n, int hd, float scale, float* s);
+//                     // s[j] = dot(q, k row j) · scale; a position's value must not
 //                     // depend on n or on its index j
 //   void scale(float* acc, float alpha, int n);             // acc ·= alpha
-//   void accumulate(float* acc, const float* e, const float* v, int n, int hd);
-//                     // for j < n in order: acc += e[j] · v[j·hd ..] (fused, per element)
+//   template <class R> void accumulate(float* acc, const float* e, const R& v, int n, int hd);
+//                     // for j < n in order: acc += e[j] · v row j (fused, per element)
 //   float max(const float* s, int n);
 //   float exp_sum(float* s, int n, float shift);  // s[j] = exp(s[j] − shift); returns their
 //                     // sum in a fixed order that may depend on n but not on anything else
@@ -63,11 +64,11 @@ __attribute__((noinline)) void softmax_block(float* s, int n, float* row_max, fl
   V::scale(acc, alpha, hd);
 }
 
-// One (row, block) step: the row's first n positions of a KV block (k, v: [n, hd]).
+// One (row, block) step: the row's first n positions of a KV block (k, v: rows of a tile).
 // s is scratch of at least n floats. The decode kernel runs the same three calls, phased
 // across the rows of its group.
-template <class V>
-inline void attend_row_block(const float* q, const float* k, const float* v, int n, int hd,
+template <class V, class R>
+inline void attend_row_block(const float* q, const R& k, const R& v, int n, int hd,
                              float scale, float* s, float* row_max, float* row_sum, float* acc) {
   V::scores(q, k, n, hd, scale, s);
   softmax_block<V>(s, n, row_max, row_sum, acc, hd);

@@ -17,7 +17,7 @@ namespace strata::kernels::cpu::detail {
 
 inline constexpr int kPrefetchBlocks = 2;
 
-template <class V>
+template <class V, DType D, DType Read>
 void decode_item(const PagedAttentionParams& p, int seq_index, int kv_head, float* ws) {
   const AttentionSequence& seq = p.plan->decode_seqs[seq_index];
   const int group = p.num_q_heads / p.num_kv_heads;
@@ -27,8 +27,8 @@ void decode_item(const PagedAttentionParams& p, int seq_index, int kv_head, floa
   float* row_max = acc + group * hd;  // [group]
   float* row_sum = row_max + group;   // [group]
   float* score = row_sum + group;     // [group, bs]
-  float* k_scratch = ws + attention_row_state_floats(hd, bs);  // [bs, hd]
-  float* v_scratch = k_scratch + static_cast<int64_t>(bs) * hd;  // [bs, hd]
+  float* k_scratch = ws + attention_row_state_floats(hd, bs);  // int8 (kv_rows.h)
+  float* v_scratch = k_scratch + kv_tile_scratch_floats(bs, hd);
   for (int i = 0; i < group * hd; ++i) acc[i] = 0.0f;
   for (int r = 0; r < group; ++r) {
     row_max[r] = -__builtin_inff();
@@ -63,8 +63,9 @@ void decode_item(const PagedAttentionParams& p, int seq_index, int kv_head, floa
     }
     const int remaining = seq.context_len - b * bs;
     const int n = remaining < bs ? remaining : bs;
-    const float* k_block = kv_rows<V>(p.k_cache, p.cache_dtype, tile_of(b), bs, hd, n, k_scratch);
-    const float* v_block = kv_rows<V>(p.v_cache, p.cache_dtype, tile_of(b), bs, hd, n, v_scratch);
+    using Rows = typename V::template Rows<Read>;
+    const Rows k_block{kv_tile<D, Read>(p.k_cache, tile_of(b), bs, hd, n, k_scratch)};
+    const Rows v_block{kv_tile<D, Read>(p.v_cache, tile_of(b), bs, hd, n, v_scratch)};
     // attend_row_block's three steps, each over all rows before the next, so the rows'
     // independent dependency chains (score reductions, softmax, accumulation) overlap.
     for (int r = 0; r < group; ++r) {
@@ -87,16 +88,22 @@ void decode_item(const PagedAttentionParams& p, int seq_index, int kv_head, floa
 
 // Items (sequence, KV head) in parallel; equal contexts make static chunks even, and
 // dynamic scheduling absorbs mixed lengths at one atomic per item.
-template <class V>
-void decode_all(const PagedAttentionParams& p, int threads) {
+template <class V, DType D, DType Read>
+void decode_all_as(const PagedAttentionParams& p, int threads) {
   const int64_t num_items = static_cast<int64_t>(p.plan->num_decode_seqs) * p.num_kv_heads;
   const int64_t ws_floats = attention_workspace_floats(p.head_dim, p.block_size);
   float* workspace = static_cast<float*>(p.workspace);
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
   for (int64_t i = 0; i < num_items; ++i) {
-    decode_item<V>(p, static_cast<int>(i / p.num_kv_heads), static_cast<int>(i % p.num_kv_heads),
-                   workspace + omp_get_thread_num() * ws_floats);
+    decode_item<V, D, Read>(p, static_cast<int>(i / p.num_kv_heads),
+                      static_cast<int>(i % p.num_kv_heads),
+                      workspace + omp_get_thread_num() * ws_floats);
   }
+}
+
+template <class V>
+void decode_all(const PagedAttentionParams& p, int threads) {
+  with_cache_dtype(p, [&]<DType D, DType Read>() { decode_all_as<V, D, Read>(p, threads); });
 }
 
 }  // namespace strata::kernels::cpu::detail
