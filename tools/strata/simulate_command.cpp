@@ -104,12 +104,8 @@ struct CostChoice {
 // (--dtype, else the roofline's dtype; bf16 where that is fp8, which no cache holds).
 StatusOr<DType> simulated_kv_dtype(const SimulateOptions& o) {
   const std::string& weights = o.worker.load.dtype.empty() ? o.dtype : o.worker.load.dtype;
-  const std::optional<DType> kv = o.worker.server.engine.kv_dtype(parse_dtype(weights).value_or(DType::kBF16));
-  if (!kv) {
-    return invalid_argument("--kv-cache-dtype must be auto, bf16, fp16, fp32 or int8. Given: {}",
-                            o.worker.server.engine.kv_cache_dtype);
-  }
-  return *kv;
+  STRATA_RETURN_IF_ERROR(o.worker.server.engine.validate_kv_cache_dtype());
+  return *o.worker.server.engine.kv_dtype(parse_dtype(weights).value_or(DType::kBF16));
 }
 
 StatusOr<CostChoice> roofline_choice(const SimulateOptions& o, const ModelConfig& shape,
@@ -292,7 +288,7 @@ CommandRunner add_simulate_command(CLI::App& app) {
   o->scheduling.visit_fields(router_flags);
   config::CliBinder worker_flags(*cmd, "Worker group (as in strata serve)");
   auto worker_binder = config::only(worker_flags, {"max_num_seqs", "max_num_batched_tokens", "block_size",
-                                                   "kv_cache_mb", "max_model_len", "dtype", "threads", "tp",
+                                                   "kv_cache_mb", "kv_cache_dtype", "max_model_len", "dtype", "threads", "tp",
                                                    "gpu_memory_fraction"});
   o->worker.visit_fields(worker_binder);
   return [o] { return run_simulate(*o); };

@@ -113,10 +113,7 @@ StatusOr<std::unique_ptr<ModelRunner>> make_runner(const LoadedModel& model, Eng
 Status EngineConfig::validate() const {
   STRATA_RETURN_IF_ERROR(scheduler.validate());
   if (kv_cache_bytes < 0) return invalid_argument("`kv_cache_bytes` must be >= 0. Given: {}", kv_cache_bytes);
-  if (!kv_dtype(DType::kF32)) {
-    return invalid_argument("`kv_cache_dtype` (--kv-cache-dtype) must be auto, bf16, fp16, fp32 "
-                            "or int8. Given: {}", kv_cache_dtype);
-  }
+  STRATA_RETURN_IF_ERROR(validate_kv_cache_dtype());
   if (!(kv_cache_memory_fraction > 0.0 && kv_cache_memory_fraction <= 0.95)) {
     return invalid_argument("`kv_cache_memory_fraction` must be in (0, 0.95]. Given: {}",
                             kv_cache_memory_fraction);
@@ -134,6 +131,12 @@ std::optional<DType> resolve_kv_cache_dtype(std::string_view name, DType weights
   const std::optional<DType> dtype = parse_dtype(name);
   if (dtype && *dtype != DType::kF32 && *dtype != DType::kBF16 && *dtype != DType::kF16) return std::nullopt;
   return dtype;
+}
+
+Status EngineConfig::validate_kv_cache_dtype() const {
+  if (kv_dtype(DType::kF32)) return ok_status();
+  return invalid_argument("`kv_cache_dtype` (--kv-cache-dtype) must be auto, bf16, fp16, fp32 or "
+                          "int8. Given: {}", kv_cache_dtype);
 }
 
 std::optional<DType> EngineConfig::kv_dtype(DType weights_dtype) const {

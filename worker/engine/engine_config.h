@@ -51,6 +51,7 @@ struct EngineConfig {
     v("cuda_graphs", cuda_graphs, "GPU: replay decode steps from CUDA graphs (--no-cuda-graphs runs them eagerly)");
   }
   Status validate() const;
+  Status validate_kv_cache_dtype() const;  // part of validate(), for callers before normalizing
   // The cache dtype kv_cache_dtype names for weights of `weights_dtype` (the dense dtype of a
   // quantized model), or nullopt for a name validate() rejects.
   std::optional<DType> kv_dtype(DType weights_dtype) const;

@@ -27,6 +27,7 @@ StatusOr<GenerationResult> SequenceGenerator::generate(
   config.device = model_.weights.device;
   // One more block when decode runs padded on a GPU: the padding rows' scratch block.
   const int64_t scratch_blocks = !config.device.is_cpu() && config.cuda_graphs ? 1 : 0;
+  STRATA_RETURN_IF_ERROR(config.validate_kv_cache_dtype());
   config.kv_cache_bytes = kv_block_bytes(model_, config) *
                           (KvBlockManager::blocks_for_tokens(positions, block_size) + 1 +
                            scratch_blocks);

@@ -24,7 +24,7 @@ struct GeneratorConfig {
   void visit_fields(V& v) {
     using config::Range;
     v("prefill_chunk", prefill_chunk_tokens, "prompt tokens per forward pass", Range{1, 1 << 20});
-    auto used = config::only(v, {"block_size", "gpu_memory_fraction", "cuda_graphs"});
+    auto used = config::only(v, {"block_size", "kv_cache_dtype", "gpu_memory_fraction", "cuda_graphs"});
     engine.visit_fields(used);
   }
 };
