@@ -53,6 +53,16 @@ ApiError queue_full_error(size_t queue_limit) {
                   .code = "rate_limit_exceeded"};
 }
 
+ApiError model_not_found_error(std::string_view given, std::string_view served) {
+  return ApiError{.http_status = 404,
+                  .message = utf8::to_valid_lossy(fmt::format(
+                      "The model `{}` does not exist. This server serves `{}`; see GET /v1/models.",
+                      given, served)),
+                  .type = "invalid_request_error",
+                  .param = "model",
+                  .code = "model_not_found"};
+}
+
 ApiError no_worker_error() {
   return ApiError{.http_status = 503,
                   .message =

@@ -23,6 +23,9 @@ ApiError context_length_error(int64_t prompt_tokens, int64_t max_tokens, int64_t
 ApiError body_too_large_error(size_t body_bytes, size_t limit_bytes);
 // 429, type "requests", code "rate_limit_exceeded": the admission queue is full.
 ApiError queue_full_error(size_t queue_limit);
+// 404, code "model_not_found", param "model": `given` is not the served model, as OpenAI
+// answers for an unknown model.
+ApiError model_not_found_error(std::string_view given, std::string_view served);
 // 503, type "server_error", code "service_unavailable": no live worker group.
 ApiError no_worker_error();
 // 500, type "server_error", code "internal_error": a strata bug; `what` is logged detail.

@@ -8,7 +8,6 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
-#include "common/utf8.h"
 #include "router/json_body.h"
 #include "router/json_fields.h"
 
@@ -21,13 +20,7 @@ using nlohmann::json;
 MaybeError check_model(const json& body, const ApiLimits& limits, std::string* model) {
   STRATA_RETURN_IF_API_ERROR(get_string(body, "model", model));
   if (model->empty() || *model == limits.served_model_name) return std::nullopt;
-  return ApiError{.http_status = 404,
-                  .message = utf8::to_valid_lossy(fmt::format(
-                      "The model `{}` does not exist. This server serves `{}`; see GET /v1/models.",
-                      *model, limits.served_model_name)),
-                  .type = "invalid_request_error",
-                  .param = "model",
-                  .code = "model_not_found"};
+  return model_not_found_error(*model, limits.served_model_name);
 }
 
 MaybeError require_object(const json& body) {
@@ -62,14 +55,13 @@ MaybeError parse_prompt(const json& body, const ApiLimits& limits, GenerationReq
                "`prompt` is required: a string, an array of one string, or an array of token "
                "ids");
   }
-  auto text_prompt = [&](const json& s, const std::string& name) -> MaybeError {
-    if (s.get_ref<const std::string&>().empty()) {
-      return bad(name, fmt::format("`{}` must not be empty", name));
-    }
+  // "" is a prompt, as OpenAI and llama.cpp's server take it: generation starts from the
+  // BOS token (a tokenizer without one gets "encodes to no tokens" after tokenizing).
+  auto text_prompt = [&](const json& s) -> MaybeError {
     req->prompt_text = s.get<std::string>();
     return std::nullopt;
   };
-  if (p->is_string()) return text_prompt(*p, "prompt");
+  if (p->is_string()) return text_prompt(*p);
   if (!p->is_array()) {
     return type_error("prompt", "a string, an array of one string, or an array of token ids", *p);
   }
@@ -82,7 +74,7 @@ MaybeError parse_prompt(const json& body, const ApiLimits& limits, GenerationReq
                              "Given: an array of {} prompts",
                              p->size()));
     }
-    if (first.is_string()) return text_prompt(first, "prompt[0]");
+    if (first.is_string()) return text_prompt(first);
     std::vector<int32_t> ids;
     STRATA_RETURN_IF_API_ERROR(to_token_ids(first, "prompt[0]", limits, false, &ids));
     req->prompt_ids = std::move(ids);
@@ -265,9 +257,13 @@ MaybeError reject_unsupported(const json& body, Route route, int32_t n) {
   if (const json* v = field(body, "best_of")) {
     int64_t best_of = 0;
     STRATA_RETURN_IF_API_ERROR(to_int(*v, "best_of", 1, 1 << 20, &best_of));
-    if (best_of != 1 && best_of != n) {
-      return bad("best_of", fmt::format("`best_of` other than 1 or `n` is not supported. "
-                                        "Given: {} with n = {}",
+    if (best_of < n) {
+      return bad("best_of", fmt::format("`best_of` must be >= `n`. Given: {} with n = {}",
+                                        best_of, n));
+    }
+    if (best_of > n) {
+      return bad("best_of", fmt::format("`best_of` greater than `n` is not supported. Given: "
+                                        "{} with n = {}",
                                         best_of, n));
     }
   }

@@ -236,8 +236,9 @@ std::string sse_event(std::string_view json_text) {
 
 std::string sse_done() { return "data: [DONE]\n\n"; }
 
-std::string models_response(std::string_view served_model_name, int64_t created,
-                            int64_t max_model_len) {
+namespace {
+
+ojson model_object(std::string_view served_model_name, int64_t created, int64_t max_model_len) {
   ojson model;
   model["id"] = text(served_model_name);
   model["object"] = "model";
@@ -246,10 +247,22 @@ std::string models_response(std::string_view served_model_name, int64_t created,
   model["root"] = text(served_model_name);
   model["parent"] = nullptr;
   model["max_model_len"] = max_model_len;
+  return model;
+}
+
+}  // namespace
+
+std::string models_response(std::string_view served_model_name, int64_t created,
+                            int64_t max_model_len) {
   ojson j;
   j["object"] = "list";
-  j["data"] = ojson::array({std::move(model)});
+  j["data"] = ojson::array({model_object(served_model_name, created, max_model_len)});
   return dump(j);
+}
+
+std::string model_response(std::string_view served_model_name, int64_t created,
+                           int64_t max_model_len) {
+  return dump(model_object(served_model_name, created, max_model_len));
 }
 
 std::string tokenize_response(std::span<const int32_t> token_ids, int64_t max_model_len) {

@@ -76,6 +76,9 @@ std::string sse_done();
 // root, parent, max_model_len}]}.
 std::string models_response(std::string_view served_model_name, int64_t created,
                             int64_t max_model_len);
+// GET /v1/models/{id}: that list's one model object.
+std::string model_response(std::string_view served_model_name, int64_t created,
+                           int64_t max_model_len);
 // POST /tokenize → {"tokens": [...], "count": n, "max_model_len": m}
 std::string tokenize_response(std::span<const int32_t> token_ids, int64_t max_model_len);
 // POST /detokenize → {"prompt": text}

@@ -227,6 +227,9 @@ void RouterServer::install_routes() {
     handle_detokenize(req, res);
   }));
   s.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) { handle_models(res); });
+  s.Get(R"(/v1/models/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
+    handle_model(req.matches[1].str(), res);
+  });
   s.Get("/health", [this](const httplib::Request&, httplib::Response& res) { handle_health(res); });
   s.Get("/ready", [this](const httplib::Request&, httplib::Response& res) { handle_ready(res); });
   s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) { handle_metrics(res); });
@@ -438,6 +441,15 @@ void RouterServer::handle_models(httplib::Response& res) {
   std::string model_name;
   if (!current_limits(limits, model_name)) return send_error(res, no_worker_error());
   send_json(res, models_response(model_name, started_unix_s_, limits.max_model_len));
+}
+
+// GET /v1/models/{id} (the openai client's models.retrieve): the served model, else 404.
+void RouterServer::handle_model(const std::string& id, httplib::Response& res) {
+  ApiLimits limits;
+  std::string model_name;
+  if (!current_limits(limits, model_name)) return send_error(res, no_worker_error());
+  if (id != model_name) return send_error(res, model_not_found_error(id, model_name));
+  send_json(res, model_response(model_name, started_unix_s_, limits.max_model_len));
 }
 
 void RouterServer::handle_health(httplib::Response& res) {

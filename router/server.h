@@ -78,6 +78,7 @@ class RouterServer {
   void handle_health(httplib::Response& res);
   void handle_ready(httplib::Response& res);
   void handle_models(httplib::Response& res);
+  void handle_model(const std::string& id, httplib::Response& res);
   void handle_metrics(httplib::Response& res);
   // Limits from the first ready worker group; false when none is ready.
   bool current_limits(ApiLimits& limits, std::string& model_name) const;

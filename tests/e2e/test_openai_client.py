@@ -314,6 +314,31 @@ def test_models_lists_the_served_model(tiny):
     assert models[0].object == "model"
 
 
+def test_empty_prompt_starts_from_bos(tiny):
+    """OpenAI and llama.cpp's server accept prompt "": the model continues from BOS alone."""
+    empty = tiny.completions.create(model="builtin:tiny", prompt="", max_tokens=6, temperature=0,
+                                    extra_body={"ignore_eos": True})
+    bos = tiny.completions.create(model="builtin:tiny", prompt=[1], max_tokens=6, temperature=0,
+                                  extra_body={"ignore_eos": True})
+    assert empty.usage.prompt_tokens == 1
+    assert empty.choices[0].text == bos.choices[0].text
+
+
+def test_best_of_below_n_is_rejected_as_openai_does(tiny):
+    with pytest.raises(openai.BadRequestError) as e:
+        tiny.completions.create(model="builtin:tiny", prompt="x", max_tokens=2, n=2, best_of=1)
+    assert e.value.body["param"] == "best_of"
+    assert "must be >= `n`" in e.value.body["message"]
+
+
+def test_models_retrieve_names_the_served_model_and_404s_others(tiny):
+    m = tiny.models.retrieve("builtin:tiny")
+    assert m.id == "builtin:tiny" and m.object == "model"
+    with pytest.raises(openai.NotFoundError) as e:
+        tiny.models.retrieve("gpt-4")
+    assert e.value.body["code"] == "model_not_found"
+
+
 def test_health_and_ready(tiny_server):
     h = httpx.get(tiny_server.url("/health"), timeout=5)
     assert h.status_code == 200 and h.json()["status"] == "ok"

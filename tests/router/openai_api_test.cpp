@@ -149,6 +149,7 @@ const std::vector<BadCase>& bad_cases() {
       // Unsupported known fields.
       {kC, R"({"prompt": "x", "logit_bias": {"50256": -100}})", 400, "logit_bias", "not supported"},
       {kC, R"({"prompt": "x", "best_of": 3})", 400, "best_of", "not supported"},
+      {kC, R"({"prompt": "x", "n": 3, "best_of": 1})", 400, "best_of", "must be >= `n`. Given: 1 with n = 3"},
       {kC, R"({"prompt": "x", "suffix": "tail"})", 400, "suffix", "not supported"},
       {kChat,
        R"({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function"}]})", 400,
@@ -160,9 +161,7 @@ const std::vector<BadCase>& bad_cases() {
       // Prompts.
       {kC, R"({"max_tokens": 5})", 400, "prompt", "`prompt` is required"},
       {kC, R"({"prompt": null})", 400, "prompt", "`prompt` is required"},
-      {kC, R"({"prompt": ""})", 400, "prompt", "must not be empty"},
       {kC, R"({"prompt": []})", 400, "prompt", "must not be empty"},
-      {kC, R"({"prompt": [""]})", 400, "prompt[0]", "must not be empty"},
       {kC, R"({"prompt": [[]]})", 400, "prompt[0]", "must not be empty"},
       {kC, R"({"prompt": ["a", "b"]})", 400, "prompt",
        "batched prompts are not supported; send one prompt per request"},
@@ -261,6 +260,15 @@ GenerationRequest ok(std::variant<GenerationRequest, ApiError> r) {
     return GenerationRequest{};
   }
   return std::get<GenerationRequest>(std::move(r));
+}
+
+// OpenAI and llama.cpp's server take an empty prompt and start from BOS.
+TEST(OpenAiApiTest, EmptyTextPromptIsAccepted) {
+  for (const char* body : {R"({"prompt": ""})", R"({"prompt": [""]})"}) {
+    const GenerationRequest r = ok(parse_generation_request(body, kC, test_limits()));
+    ASSERT_TRUE(r.prompt_text.has_value()) << body;
+    EXPECT_EQ(*r.prompt_text, "") << body;
+  }
 }
 
 TEST(OpenAiApiTest, FullCompletionsRequestIsParsedFieldByField) {
