@@ -1,8 +1,7 @@
 // How the attention kernels read a KV tile (kernels/kv_cache_format.h): converted to fp32
 // inside the kernel, in registers or one block at a time in L1 (kInt8InPlaceMaxGroup), never
-// as a copy of the cache. The
-// conversions are exact (bf16 and fp16 widen, an int8 value times its fp16 scale fits
-// fp32), so every kernel on every ISA path sees the values an fp32 cache of the decoded
+// as a copy of the cache. The conversions are exact (bf16 and fp16 widen, an int8 value
+// times its fp16 scale fits fp32), so every kernel on every ISA path sees the values an fp32 cache of the decoded
 // tile would hold, and runs that cache's arithmetic on them: the dtype never changes a row's
 // operations, only where its operands come from.
 //

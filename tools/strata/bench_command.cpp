@@ -130,6 +130,64 @@ StatusOr<std::vector<LoadPlan>> make_plans(const BenchOptions& o, bench::PromptS
   return plans;
 }
 
+// Each plan's load point in turn, with a progress bar and (when asked) the server's metrics.
+void run_plans(const BenchOptions& o, const bench::Endpoint& endpoint, const bench::ClientOptions& client,
+               std::vector<LoadPlan>& plans, std::vector<bench::LoadPointResult>& points,
+               std::vector<bench::LoadPointSummary>& summaries) {
+  const bench::Slo slo{.ttft_ms = o.slo_ttft_ms, .itl_ms = o.slo_itl_ms};
+  for (LoadPlan& plan : plans) {
+    bench::ProgressBar bar(plan.label);
+    std::optional<bench::ServerMetricsSampler> sampler;
+    if (o.server_metrics) sampler.emplace(endpoint);
+    bench::LoadPointResult r = bench::run_load_point(
+        endpoint, client, std::move(plan.requests), plan.num_clients,
+        [&bar](int done, int failed, int total) { bar.update(done, failed, total); });
+    bar.finish();
+    r.label = plan.label;
+    r.load = plan.load;
+    summaries.push_back(bench::summarize(r, slo));
+    if (sampler) summaries.back().server = sampler->finish();
+    points.push_back(std::move(r));
+  }
+}
+
+// The usage-mismatch warning, then the Markdown, JSON and plot files the options ask for.
+void write_reports(const BenchOptions& o, const std::string& model, const std::string& md,
+                   const std::string& load_name, const std::vector<bench::LoadPointResult>& points,
+                   const std::vector<bench::LoadPointSummary>& summaries) {
+  int mismatches = 0;
+  for (const auto& s : summaries) mismatches += s.usage_mismatches;
+  if (mismatches > 0) {
+    std::cerr << "strata bench: warning: " << mismatches
+              << " requests' server usage differs from the tokens bench counted (see the JSON)\n";
+  }
+  if (!o.output_md.empty()) std::ofstream(o.output_md) << md;
+  if (!o.output_json.empty()) {
+    nlohmann::json settings = {{"url", o.url},
+                               {"model", model},
+                               {"mode", o.mode},
+                               {"num_requests", o.num_requests},
+                               {"input_tokens", o.input_tokens},
+                               {"output_tokens", o.output_tokens},
+                               {"prompt_source", o.prompt_source},
+                               {"trace", o.replay.trace},
+                               {"trace_length_scale", o.replay.shaping.length_scale},
+                               {"max_tokens_cap", o.replay.shaping.max_tokens_cap},
+                               {"slo_ttft_ms", o.slo_ttft_ms},
+                               {"slo_itl_ms", o.slo_itl_ms},
+                               {"seed", o.seed}};
+    std::ofstream(o.output_json) << bench::report_json(settings, points, summaries).dump(1) << "\n";
+  }
+  if (!o.plot_dir.empty()) {
+    auto plots = bench::write_plots(o.plot_dir, load_name, points, summaries);
+    if (!plots.ok()) {
+      std::cerr << "strata bench: warning: " << plots.status().message() << "\n";
+    } else {
+      for (const std::string& f : *plots) std::cerr << "strata bench: wrote " << f << "\n";
+    }
+  }
+}
+
 int run_bench(const BenchOptions& o) {
   if (Status st = config::check_ranges(o.replay); !st.ok()) return fail(st);
   auto endpoint = bench::parse_endpoint(o.url);
@@ -159,58 +217,13 @@ int run_bench(const BenchOptions& o) {
     }
   }
 
-  const bench::Slo slo{.ttft_ms = o.slo_ttft_ms, .itl_ms = o.slo_itl_ms};
   std::vector<bench::LoadPointResult> points;
   std::vector<bench::LoadPointSummary> summaries;
-  for (LoadPlan& plan : *plans) {
-    bench::ProgressBar bar(plan.label);
-    std::optional<bench::ServerMetricsSampler> sampler;
-    if (o.server_metrics) sampler.emplace(*endpoint);
-    bench::LoadPointResult r = bench::run_load_point(
-        *endpoint, client, std::move(plan.requests), plan.num_clients,
-        [&bar](int done, int failed, int total) { bar.update(done, failed, total); });
-    bar.finish();
-    r.label = plan.label;
-    r.load = plan.load;
-    summaries.push_back(bench::summarize(r, slo));
-    if (sampler) summaries.back().server = sampler->finish();
-    points.push_back(std::move(r));
-  }
-
+  run_plans(o, *endpoint, client, *plans, points, summaries);
   const std::string load_name = o.mode == "closed" ? "concurrency" : o.mode == "open" ? "rate (req/s)" : "time scale";
   const std::string md = bench::report_markdown(load_name, summaries);
   std::cout << md;
-  int mismatches = 0;
-  for (const auto& s : summaries) mismatches += s.usage_mismatches;
-  if (mismatches > 0) {
-    std::cerr << "strata bench: warning: " << mismatches
-              << " requests' server usage differs from the tokens bench counted (see the JSON)\n";
-  }
-  if (!o.output_md.empty()) std::ofstream(o.output_md) << md;
-  if (!o.output_json.empty()) {
-    nlohmann::json settings = {{"url", o.url},
-                               {"model", client.model},
-                               {"mode", o.mode},
-                               {"num_requests", o.num_requests},
-                               {"input_tokens", o.input_tokens},
-                               {"output_tokens", o.output_tokens},
-                               {"prompt_source", o.prompt_source},
-                               {"trace", o.replay.trace},
-                               {"trace_length_scale", o.replay.shaping.length_scale},
-                               {"max_tokens_cap", o.replay.shaping.max_tokens_cap},
-                               {"slo_ttft_ms", o.slo_ttft_ms},
-                               {"slo_itl_ms", o.slo_itl_ms},
-                               {"seed", o.seed}};
-    std::ofstream(o.output_json) << bench::report_json(settings, points, summaries).dump(1) << "\n";
-  }
-  if (!o.plot_dir.empty()) {
-    auto plots = bench::write_plots(o.plot_dir, load_name, points, summaries);
-    if (!plots.ok()) {
-      std::cerr << "strata bench: warning: " << plots.status().message() << "\n";
-    } else {
-      for (const std::string& f : *plots) std::cerr << "strata bench: wrote " << f << "\n";
-    }
-  }
+  write_reports(o, client.model, md, load_name, points, summaries);
   return 0;
 }
 
