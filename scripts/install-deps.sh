@@ -31,7 +31,8 @@ fi
 if [ "${STRATA_SKIP_PYTHON_DEPS:-0}" != 1 ]; then
   python_packages=(numpy==1.26.4 safetensors==0.4.5 sentencepiece==0.2.0 tokenizers==0.20.3
                    transformers==4.46.3 protobuf==5.28.3
-                   openai==1.55.3 httpx==0.27.2 pytest==8.3.3)
+                   openai==1.55.3 httpx==0.27.2 pytest==8.3.3
+                   gguf==0.16.3 jinja2==3.1.6 pyyaml==6.0.3)
   python3 - "${python_packages[@]}" <<'PY' || python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore "${python_packages[@]}"
 import sys
 from importlib.metadata import version, PackageNotFoundError
