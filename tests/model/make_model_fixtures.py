@@ -162,10 +162,9 @@ def hf_config(cfg, arch):
     return out
 
 
-def main():
-    root = os.path.join(sys.argv[1], "models")
-    os.makedirs(root, exist_ok=True)
-    cases = {
+def fixture_cases():
+    """name -> (HF architecture, config) of every random case."""
+    return {
         "llama_gqa_untied": ("LlamaForCausalLM", dict(
             model_type="llama", hidden_size=72, intermediate_size=172, num_hidden_layers=2,
             num_attention_heads=6, num_key_value_heads=3, vocab_size=97, max_position_embeddings=64,
@@ -181,6 +180,12 @@ def main():
             rope_scaling=dict(rope_type="llama3", factor=8.0, low_freq_factor=1.0,
                               high_freq_factor=4.0, original_max_position_embeddings=16))),
     }
+
+
+def main():
+    root = os.path.join(sys.argv[1], "models")
+    os.makedirs(root, exist_ok=True)
+    cases = fixture_cases()
     for i, (name, (arch, cfg)) in enumerate(cases.items()):
         native, hf = random_case(cfg, seed=100 + i)
         case_dir = os.path.join(root, name)

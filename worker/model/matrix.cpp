@@ -6,6 +6,7 @@
 
 #include "common/check.h"
 #include "kernels/quant_int4.h"
+#include "kernels/dtype.h"
 #include "kernels/w8a8.h"
 
 namespace strata {
@@ -63,6 +64,20 @@ Matrix dense_matrix(Tensor w, const kernels::KernelBackend* backend, std::vector
 
 // Per output channel: the scheme's activations are quantized per token, so one weight
 // scale per row keeps the GEMM a single int32 sum per output.
+// int8 values and scales in the backend's layout (row-major as they are without a pack_w8a8).
+Matrix finish_w8a8(Matrix m, Tensor q, const kernels::KernelBackend* backend) {
+  if (backend == nullptr || backend->pack_w8a8 == nullptr) {
+    m.data = std::move(q);
+    return m;
+  }
+  m.data = Tensor::empty(DType::kU8, {backend->w8a8_packed_bytes(m.n, m.k, m.w8a8_group)});
+  m.layout = backend->pack_w8a8({.q = q.data<int8_t>(), .scales = m.scales.data<float>(),
+                                 .dst = m.data.raw(), .n = m.n, .k = m.k,
+                                 .group_size = m.w8a8_group});
+  m.scales = Tensor();  // packed with the weights
+  return m;
+}
+
 Matrix w8a8_matrix(const Tensor& w, const kernels::KernelBackend* backend) {
   Matrix m{.scheme = Quantization::kW8A8, .n = w.dim(0), .k = w.dim(1)};
   Tensor q = Tensor::empty(DType::kI8, {m.n, m.k});
@@ -70,14 +85,37 @@ Matrix w8a8_matrix(const Tensor& w, const kernels::KernelBackend* backend) {
   kernels::quantize_weights_int8({.w = w.raw(), .w_dtype = w.dtype(), .n = m.n, .k = m.k,
                                   .group_size = 0, .q = q.data<int8_t>(),
                                   .scales = m.scales.data<float>()});
-  if (backend == nullptr || backend->pack_w8a8 == nullptr) {
-    m.data = std::move(q);
+  return finish_w8a8(std::move(m), std::move(q), backend);
+}
+
+// Q8_0 block: fp16 scale d, then 32 int8 values; the value is q · d.
+Matrix w8a8_from_q8_0(const Tensor& blocks, int64_t n, int64_t k,
+                      const kernels::KernelBackend* backend) {
+  constexpr int64_t kBlock = 32, kBlockBytes = 34;
+  Matrix m{.scheme = Quantization::kW8A8, .w8a8_group = kBlock, .n = n, .k = k};
+  Tensor q = Tensor::empty(DType::kI8, {n, k});
+  m.scales = Tensor::empty(DType::kF32, {n, k / kBlock});
+  const auto* src = static_cast<const uint8_t*>(blocks.raw());
+  int8_t* values = q.data<int8_t>();
+  float* scales = m.scales.data<float>();
+  for (int64_t b = 0; b < n * (k / kBlock); ++b) {
+    uint16_t d;
+    std::memcpy(&d, src + b * kBlockBytes, 2);
+    scales[b] = f16_to_f32(d);
+    std::memcpy(values + b * kBlock, src + b * kBlockBytes + 2, kBlock);
+  }
+  return finish_w8a8(std::move(m), std::move(q), backend);
+}
+
+Matrix w4a16_from_blocks(Tensor blocks, int64_t n, int64_t k, const kernels::KernelBackend* backend) {
+  Matrix m{.scheme = Quantization::kW4A16, .n = n, .k = k};
+  if (backend == nullptr || backend->pack_w4a16 == nullptr) {
+    m.data = std::move(blocks);
     return m;
   }
-  m.data = Tensor::empty(DType::kU8, {backend->w8a8_packed_bytes(m.n, m.k, 0)});
-  m.layout = backend->pack_w8a8({.q = q.data<int8_t>(), .scales = m.scales.data<float>(),
-                                 .dst = m.data.raw(), .n = m.n, .k = m.k, .group_size = 0});
-  m.scales = Tensor();  // packed with the weights
+  m.data = Tensor::empty(DType::kU8, {kernels::int4_tiled_bytes(n, k, kW4A16GroupSize)});
+  m.int4_layout = backend->pack_w4a16({.src = blocks.raw(), .dst = m.data.raw(),
+                                       .group_size = kW4A16GroupSize, .n = n, .k = k});
   return m;
 }
 
@@ -90,14 +128,7 @@ StatusOr<Matrix> w4a16_matrix(const Tensor& w, const kernels::KernelBackend* bac
                                             .dst = blocks.raw(), .group_size = kW4A16GroupSize,
                                             .n = m.n, .k = m.k});
   if (!st.ok()) return st.with_context(fmt::format("--quantization w4a16 of {}", name));
-  if (backend == nullptr || backend->pack_w4a16 == nullptr) {
-    m.data = std::move(blocks);
-    return m;
-  }
-  m.data = Tensor::empty(DType::kU8, {kernels::int4_tiled_bytes(m.n, m.k, kW4A16GroupSize)});
-  m.int4_layout = backend->pack_w4a16({.src = blocks.raw(), .dst = m.data.raw(),
-                                       .group_size = kW4A16GroupSize, .n = m.n, .k = m.k});
-  return m;
+  return w4a16_from_blocks(std::move(blocks), m.n, m.k, backend);
 }
 
 }  // namespace
@@ -114,6 +145,14 @@ StatusOr<Matrix> make_matrix(Tensor dense, Quantization scheme,
   return Matrix{};
 }
 
+Matrix make_matrix_from_blocks(const Tensor& blocks, Quantization scheme, int64_t n, int64_t k,
+                               const kernels::KernelBackend* pack_for) {
+  STRATA_CHECK(k % 32 == 0 && quantization_fits(scheme, n, k));
+  if (scheme == Quantization::kW8A8) return w8a8_from_q8_0(blocks, n, k, pack_for);
+  STRATA_CHECK(scheme == Quantization::kW4A16);
+  return w4a16_from_blocks(blocks, n, k, pack_for);
+}
+
 void matmul(const kernels::KernelBackend& backend, const Matrix& w, const MatmulArgs& a) {
   switch (w.scheme) {
     case Quantization::kNone:
@@ -126,7 +165,7 @@ void matmul(const kernels::KernelBackend& backend, const Matrix& w, const Matmul
       backend.gemm_w8a8({.x = a.in.xq, .ldx = a.in.ldx, .x_scale = a.in.x_scale,
                          .w = w.data.raw(),
                          .w_scale = w.scales.defined() ? w.scales.data<float>() : nullptr,
-                         .w_layout = w.layout, .group_size = 0, .bias = a.bias, .y = a.y,
+                         .w_layout = w.layout, .group_size = w.w8a8_group, .bias = a.bias, .y = a.y,
                          .ldy = a.ldy, .m = a.m, .n = w.n, .k = w.k,
                          .accumulate = a.accumulate, .workspace = a.workspace});
       return;
@@ -142,7 +181,7 @@ void matmul(const kernels::KernelBackend& backend, const Matrix& w, const Matmul
 int64_t matmul_workspace_bytes(const kernels::KernelBackend& backend, const Matrix& w, int64_t m) {
   switch (w.scheme) {
     case Quantization::kNone: return backend.gemm_workspace_bytes(w.data.dtype(), m, w.k);
-    case Quantization::kW8A8: return backend.gemm_w8a8_workspace_bytes(m, w.n, w.k, 0);
+    case Quantization::kW8A8: return backend.gemm_w8a8_workspace_bytes(m, w.n, w.k, w.w8a8_group);
     case Quantization::kW4A16: return backend.gemm_w4a16_workspace_bytes(m, w.k);
   }
   return 0;

@@ -31,7 +31,8 @@ struct Matrix {
   // kW8A8:  the CPU's kInt8Packed bytes (scales inside), or int8 [n, k] (kRowMajor).
   // kW4A16: Int4Layout::kTiled bytes (CPU) or kBlocks bytes (CUDA), scales inside.
   Tensor data;
-  Tensor scales;  // kW8A8 kRowMajor only: fp32 [n, w8a8_num_groups(k, 0)]
+  Tensor scales;  // kW8A8 kRowMajor only: fp32 [n, w8a8_num_groups(k, w8a8_group)]
+  int64_t w8a8_group = 0;  // kW8A8: 0 per output channel, 32 for GGUF Q8_0's blocks
   kernels::WeightLayout layout = kernels::WeightLayout::kRowMajor;
   kernels::Int4Layout int4_layout = kernels::Int4Layout::kBlocks;
   int64_t n = 0, k = 0;
@@ -62,6 +63,13 @@ kernels::WeightLayout pack_dense_in_place(const kernels::KernelBackend* backend,
 StatusOr<Matrix> make_matrix(Tensor dense, Quantization scheme,
                              const kernels::KernelBackend* pack_for, std::vector<char>& scratch,
                              std::string_view name);
+
+// A matrix from GGUF blocks kept as the file holds them: `blocks` is [n, k] in Q8_0
+// (kW8A8: its int8 values and fp16 block scales become a group-32 W8A8 matrix, exactly) or
+// Q4_0 (kW4A16: Q4_0 is Int4Layout::kBlocks with G = 32), laid out for `pack_for` as
+// make_matrix does. Precondition: k a multiple of 32 and quantization_fits.
+Matrix make_matrix_from_blocks(const Tensor& blocks, Quantization scheme, int64_t n, int64_t k,
+                               const kernels::KernelBackend* pack_for);
 
 // What a matrix multiplies: m rows of fp32 activations, and for a W8A8 matrix the same rows
 // quantized per token by the op that produced them (rmsnorm_quant, silu_mul_quant).

@@ -42,6 +42,9 @@ std::vector<double> ModelConfig::rope_inv_freq() const {
       f = (1.0 - smooth) * f / rope_scaling.factor + smooth * f;
     }
   }
+  for (size_t i = 0; i < rope_scaling.freq_factors.size() && i < inv_freq.size(); ++i) {
+    inv_freq[i] /= rope_scaling.freq_factors[i];
+  }
   return inv_freq;
 }
 

@@ -22,6 +22,9 @@ struct RopeScaling {
   double low_freq_factor = 1.0;
   double high_freq_factor = 4.0;
   int64_t original_max_position_embeddings = 8192;
+  // GGUF's rope_freqs.weight (how llama.cpp stores Llama 3.1's scaling): pair i's inverse
+  // frequency is divided by factors[i]. Empty: none.
+  std::vector<double> freq_factors;
 };
 
 struct ModelConfig {

@@ -2,6 +2,7 @@
 
 #include <filesystem>
 
+#include "common/gguf/gguf_file.h"
 #include "kernels/device.h"
 
 namespace strata {
@@ -11,6 +12,20 @@ StatusOr<std::unique_ptr<LoadedModel>> load_builtin_model(const std::string& nam
 
 namespace {
 
+// The one .gguf file of a directory without config.json ("" otherwise).
+std::string single_gguf_in(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::exists(fs::path(dir) / "config.json", ec)) return "";
+  std::string found;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    if (entry.path().extension() != ".gguf") continue;
+    if (!found.empty()) return "";
+    found = entry.path().string();
+  }
+  return found;
+}
+
 StatusOr<std::unique_ptr<LoadedModel>> load_on_host(const std::string& path,
                                                     const ModelLoadOptions& options) {
   namespace fs = std::filesystem;
@@ -18,11 +33,15 @@ StatusOr<std::unique_ptr<LoadedModel>> load_on_host(const std::string& path,
   if (path.rfind(kBuiltin, 0) == 0) return load_builtin_model(path.substr(kBuiltin.size()), options);
   std::error_code ec;
   if (!fs::exists(path, ec)) {
-    return not_found("model `{}` does not exist; give a llama2.c .bin file, an HF directory with "
-                     "config.json, or builtin:tiny",
+    return not_found("model `{}` does not exist; give a GGUF file, an HF directory with "
+                     "config.json, a llama2.c .bin file, or builtin:tiny",
                      path);
   }
-  if (fs::is_directory(path, ec)) return load_hf_model(path, options);
+  if (gguf::is_gguf_file(path)) return load_gguf_model(path, options);
+  if (fs::is_directory(path, ec)) {
+    if (const std::string only = single_gguf_in(path); !only.empty()) return load_gguf_model(only, options);
+    return load_hf_model(path, options);
+  }
   if (fs::path(path).filename() == "config.json" || fs::path(path).extension() == ".safetensors") {
     return load_hf_model(fs::path(path).parent_path().string(), options);
   }
@@ -52,12 +71,14 @@ StatusOr<ModelLoadOptions> ModelSettings::load_options(const Topology& topology,
     o.dtype = parse_dtype(dtype);
     if (!o.dtype) return invalid_argument("`dtype` (--dtype) must be fp32, bf16 or fp16. Given: {}", dtype);
   }
-  const std::optional<Quantization> scheme = parse_quantization(quantization);
-  if (!scheme) {
-    return invalid_argument("`quantization` (--quantization) must be none, w8a8 or w4a16. Given: {}",
-                            quantization);
+  if (quantization != "auto") {
+    const std::optional<Quantization> scheme = parse_quantization(quantization);
+    if (!scheme) {
+      return invalid_argument(
+          "`quantization` (--quantization) must be auto, none, w8a8 or w4a16. Given: {}", quantization);
+    }
+    o.quantization = *scheme;
   }
-  o.quantization = *scheme;
   STRATA_ASSIGN_OR_RETURN(o.device, parse_device(device));
   o.gpu_memory_fraction = gpu_memory_fraction;
   return o;

@@ -22,7 +22,9 @@ struct ModelLoadOptions {
   // gpu_memory_fraction of its memory); its weights stay row-major, the CPU's are packed.
   Device device;
   double gpu_memory_fraction = 0.9;
-  Quantization quantization = Quantization::kNone;  // of the layer matrices (see WeightBuildOptions)
+  // Of the layer matrices (see WeightBuildOptions); nullopt: the checkpoint's own — W8A8
+  // for a GGUF whose layers are Q8_0, W4A16 for Q4_0, none otherwise.
+  std::optional<Quantization> quantization;
 
   // The backend the loaders pack the matrices for (nullptr: row-major).
   const kernels::KernelBackend* pack_for() const {
@@ -30,17 +32,18 @@ struct ModelLoadOptions {
   }
   // What the loaders pass to build_model_weights, for dense matrices of `matrix_dtype`.
   WeightBuildOptions build_options(DType matrix_dtype) const {
-    return {.dtype = matrix_dtype, .quantization = quantization, .pack_for = pack_for()};
+    return {.dtype = matrix_dtype, .quantization = quantization.value_or(Quantization::kNone),
+            .pack_for = pack_for()};
   }
 };
 
 struct LoadedModel {
   ModelConfig config;
   ModelWeights weights;
-  std::string format;            // "llama2c", "hf" or "builtin"
+  std::string format;            // "llama2c", "hf", "gguf" or "builtin"
   // The tokenizer that goes with the model when one is found next to it ("" if none):
   // tokenizer.json in an HF directory, tokenizer.bin / tok*.bin beside a llama2.c file,
-  // "builtin:bytes" for builtin models.
+  // the GGUF file itself, "builtin:bytes" for builtin models.
   std::string default_tokenizer;
   // llama2.c models end generation on BOS (as run.c does); HF models on their EOS ids.
   std::vector<int32_t> stop_token_ids;
@@ -54,16 +57,17 @@ StatusOr<std::unique_ptr<LoadedModel>> load_model(const std::string& path,
 struct ModelSettings {
   std::string model = "builtin:tiny";
   std::string dtype;  // "" ⇒ the checkpoint's own
-  std::string quantization = "none";
+  std::string quantization = "auto";
   std::string device = "cpu";
   int threads = 0;
 
   template <typename V>
   void visit_fields(V& v) {
-    v("model", model, "the model: llama2.c .bin, HF directory, or builtin:NAME");
+    v("model", model, "the model: a GGUF file, an HF directory, a llama2.c .bin, or builtin:NAME");
     v("dtype", dtype, "weight dtype: fp32, bf16 or fp16 (default: the checkpoint's)");
     v("quantization", quantization,
-      "none, w8a8 (int8 weights and activations) or w4a16 (int4 weights), applied at load");
+      "auto (the checkpoint's own: w8a8 for a Q8_0 GGUF, w4a16 for Q4_0, else none), none, "
+      "w8a8 (int8 weights and activations) or w4a16 (int4 weights), applied at load");
     v("threads", threads, "CPU kernel threads (0 = all cores)", config::Range{0, 4096});
     v("device", device, "where the model runs: cpu, cuda or cuda:N (needs a build with -DSTRATA_CUDA=ON)");
   }
@@ -77,5 +81,7 @@ StatusOr<std::unique_ptr<LoadedModel>> load_llama2c_model(const std::string& pat
                                                           const ModelLoadOptions& options);
 StatusOr<std::unique_ptr<LoadedModel>> load_hf_model(const std::string& dir,
                                                      const ModelLoadOptions& options);
+StatusOr<std::unique_ptr<LoadedModel>> load_gguf_model(const std::string& path,
+                                                       const ModelLoadOptions& options);
 
 }  // namespace strata

@@ -7,10 +7,13 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <span>
+#include <tuple>
 #include <utility>
 
 #include "common/check.h"
 #include "kernels/device.h"
+#include "worker/model/gguf_dequantize.h"
 
 namespace strata {
 
@@ -71,140 +74,252 @@ int64_t adjacent_pair_source_row(int64_t row, int head_dim) {
   return head * head_dim + (within % 2 == 0 ? pair : pair + head_dim / 2);
 }
 
+// Rows [src_row, src_row + rows) × columns [col, col + cols) of one checkpoint tensor
+// whose full shape must be `shape`: one piece of a fused matrix (q|k|v, gate|up), a
+// vocabulary shard, or a row-parallel slice of columns. 1-D tensors are one column wide.
+struct TensorPart {
+  WeightRole role;
+  std::vector<int64_t> shape;
+  int64_t src_row = 0, rows = 0, col = 0, cols = 0;
+  bool rope_rows = false;  // q/k rows: reordered from rotate-half when the source uses it
+};
+
 class Builder {
  public:
-  Builder(const ModelConfig& config, WeightSource& source, DType dtype, const ShardPlan& shard)
-      : config_(config), source_(source), dtype_(dtype), shard_(shard) {}
+  Builder(const ModelConfig& config, WeightSource& source, const WeightBuildOptions& options,
+          const ShardPlan& shard)
+      : config_(config), source_(source), options_(options), dtype_(options.dtype), shard_(shard) {}
 
-  // Copies rows [src_row, src_row + rows) × columns [col, col + cols) of `role`, whose full
-  // shape must be `shape`, into `dst` from row dst_row on. Source rows past the tensor's end
-  // (vocabulary padding) are left zero. 1-D tensors are one column wide.
-  Status copy_block(WeightRole role, int layer, const std::vector<int64_t>& shape, Tensor& dst,
-                    int64_t dst_row, int64_t src_row, int64_t rows, int64_t col, int64_t cols,
-                    bool permute_rows_for_rope) {
-    STRATA_ASSIGN_OR_RETURN(SourceTensor src, source_.get(role, layer));
-    if (src.shape != shape) {
-      return invalid_argument("{}: tensor `{}` has shape {}, expected {} for this config",
-                              source_.description(), src.name, shape_str(src.shape),
-                              shape_str(shape));
-    }
+  // Copies `part` into `dst` from row dst_row on, in dst's dtype. Source rows past the
+  // tensor's end (vocabulary padding) are left zero.
+  Status copy_part(const TensorPart& part, int layer, Tensor& dst, int64_t dst_row) {
+    STRATA_ASSIGN_OR_RETURN(SourceTensor src, fetch(part, layer));
+    if (src.gguf_type) return copy_widened_rows(src, part, dst, dst_row);
     if (src.dtype != DType::kF32 && src.dtype != DType::kBF16 && src.dtype != DType::kF16) {
       return unimplemented("{}: tensor `{}` has dtype {}; strata loads fp32, bf16 and fp16",
                            source_.description(), src.name, dtype_name(src.dtype));
     }
-    const int64_t src_cols = shape.size() > 1 ? shape[1] : 1;
-    const bool permute = permute_rows_for_rope && source_.rotate_half_layout();
-    if (!permute && col == 0 && cols == src_cols && src_row + rows <= shape[0]) {
-      convert_elements(src.data, src.dtype, src_row * src_cols, dst.raw(), dst.dtype(),
-                       dst_row * cols, rows * cols);
+    const int64_t src_cols = part.shape.size() > 1 ? part.shape[1] : 1;
+    if (!permutes(part) && part.col == 0 && part.cols == src_cols &&
+        part.src_row + part.rows <= part.shape[0]) {
+      convert_elements(src.data, src.dtype, part.src_row * src_cols, dst.raw(), dst.dtype(),
+                       dst_row * part.cols, part.rows * part.cols);
       return ok_status();
     }
-    for (int64_t r = 0; r < rows; ++r) {
-      int64_t from = src_row + r;
-      if (from >= shape[0]) break;
-      if (permute) from = adjacent_pair_source_row(from, config_.head_dim);
-      convert_elements(src.data, src.dtype, from * src_cols + col, dst.raw(), dst.dtype(),
-                       (dst_row + r) * cols, cols);
-    }
+    for_each_row(part, [&](int64_t r, int64_t from) {
+      convert_elements(src.data, src.dtype, from * src_cols + part.col, dst.raw(), dst.dtype(),
+                       (dst_row + r) * part.cols, part.cols);
+    });
     return ok_status();
   }
 
   StatusOr<Tensor> replicated(WeightRole role, int layer, int64_t n) {
     Tensor t = Tensor::empty(DType::kF32, {n});
-    STRATA_RETURN_IF_ERROR(copy_block(role, layer, {n}, t, 0, 0, n, 0, 1, false));
+    STRATA_RETURN_IF_ERROR(copy_part({role, {n}, 0, n, 0, 1}, layer, t, 0));
     return t;
+  }
+
+  TensorPart vocab_part(WeightRole role) const {
+    const int64_t h = config_.hidden_size;
+    return {role, {config_.vocab_size, h}, shard_.vocab_begin, shard_.vocab_rows, 0, h};
   }
 
   // This rank's vocabulary rows of the embedding or the LM head, padded with zeros.
   StatusOr<Tensor> vocab_rows(WeightRole role) {
-    const int64_t h = config_.hidden_size;
-    Tensor t = Tensor::empty(dtype_, {shard_.vocab_rows, h});
-    STRATA_RETURN_IF_ERROR(copy_block(role, 0, {config_.vocab_size, h}, t, 0, shard_.vocab_begin,
-                                      shard_.vocab_rows, 0, h, false));
+    Tensor t = Tensor::empty(dtype_, {shard_.vocab_rows, config_.hidden_size});
+    STRATA_RETURN_IF_ERROR(copy_part(vocab_part(role), 0, t, 0));
     return t;
   }
 
-  StatusOr<LayerWeights> layer(int l) {
-    const int hd = config_.head_dim;
-    const int64_t h = config_.hidden_size, q = config_.q_size(), kv = config_.kv_size();
-    const int64_t ffn = config_.intermediate_size;
-    const int64_t q_local = shard_.q_size(hd), kv_local = shard_.kv_size(hd);
-    const int64_t q_begin = q_local * shard_.tp_rank, kv_begin = int64_t{shard_.kv_head_begin} * hd;
-    const int64_t f_local = shard_.ffn_size(), f_begin = shard_.ffn_begin;
-    LayerWeights w;
-    STRATA_ASSIGN_OR_RETURN(w.attn_norm, replicated(WeightRole::kAttnNorm, l, h));
-    STRATA_ASSIGN_OR_RETURN(w.ffn_norm, replicated(WeightRole::kFfnNorm, l, h));
-    // Column parallel: this rank's query heads, KV heads, and MLP columns.
-    Tensor& wqkv = w.wqkv.data = Tensor::empty(dtype_, {q_local + 2 * kv_local, h});
-    STRATA_RETURN_IF_ERROR(copy_block(WeightRole::kWq, l, {q, h}, wqkv, 0, q_begin, q_local, 0, h, true));
-    STRATA_RETURN_IF_ERROR(copy_block(WeightRole::kWk, l, {kv, h}, wqkv, q_local, kv_begin, kv_local, 0, h, true));
-    STRATA_RETURN_IF_ERROR(copy_block(WeightRole::kWv, l, {kv, h}, wqkv, q_local + kv_local, kv_begin, kv_local, 0, h, false));
-    if (config_.attention_bias) {
-      w.bqkv = Tensor::empty(DType::kF32, {q_local + 2 * kv_local});
-      STRATA_RETURN_IF_ERROR(copy_block(WeightRole::kBq, l, {q}, w.bqkv, 0, q_begin, q_local, 0, 1, true));
-      STRATA_RETURN_IF_ERROR(copy_block(WeightRole::kBk, l, {kv}, w.bqkv, q_local, kv_begin, kv_local, 0, 1, true));
-      STRATA_RETURN_IF_ERROR(copy_block(WeightRole::kBv, l, {kv}, w.bqkv, q_local + kv_local, kv_begin, kv_local, 0, 1, false));
+  // One matrix from its parts (stacked by rows), in `scheme`. A GGUF matrix whose parts are
+  // all the scheme's own block type keeps the file's blocks as they are (no second
+  // rounding); any other matrix is widened to the dense dtype and quantized by make_matrix.
+  StatusOr<Matrix> matrix(std::span<const TensorPart> parts, int layer, Quantization scheme,
+                          const std::string& name) {
+    int64_t n = 0;
+    for (const TensorPart& p : parts) n += p.rows;
+    const int64_t k = parts[0].cols;
+    STRATA_ASSIGN_OR_RETURN(const bool keep_blocks, parts_keep_blocks(parts, layer, scheme));
+    if (keep_blocks) {
+      const int64_t row_bytes = k / 32 * gguf::ggml_block_shape(native_blocks(scheme))->bytes;
+      // Allocation zeroes it: vocabulary padding rows are zero blocks, which read as 0.
+      Tensor blocks = Tensor::empty(DType::kU8, {n * row_bytes});
+      int64_t row = 0;
+      for (const TensorPart& p : parts) {
+        STRATA_RETURN_IF_ERROR(copy_block_rows(p, layer, blocks, row, row_bytes));
+        row += p.rows;
+      }
+      return make_matrix_from_blocks(blocks, scheme, n, k, options_.pack_for);
     }
-    Tensor& gate_up = w.w_gate_up.data = Tensor::empty(dtype_, {2 * f_local, h});
-    STRATA_RETURN_IF_ERROR(copy_block(WeightRole::kWGate, l, {ffn, h}, gate_up, 0, f_begin, f_local, 0, h, false));
-    STRATA_RETURN_IF_ERROR(copy_block(WeightRole::kWUp, l, {ffn, h}, gate_up, f_local, f_begin, f_local, 0, h, false));
-    // Row parallel: the input columns matching this rank's heads and MLP columns.
-    Tensor& wo = w.wo.data = Tensor::empty(dtype_, {h, q_local});
-    STRATA_RETURN_IF_ERROR(copy_block(WeightRole::kWo, l, {h, q}, wo, 0, 0, h, q_begin, q_local, false));
-    Tensor& down = w.w_down.data = Tensor::empty(dtype_, {h, f_local});
-    STRATA_RETURN_IF_ERROR(copy_block(WeightRole::kWDown, l, {h, ffn}, down, 0, 0, h, f_begin, f_local, false));
-    return w;
+    Tensor dense = Tensor::empty(dtype_, {n, k});
+    int64_t row = 0;
+    for (const TensorPart& p : parts) {
+      STRATA_RETURN_IF_ERROR(copy_part(p, layer, dense, row));
+      row += p.rows;
+    }
+    return make_matrix(std::move(dense), scheme, options_.pack_for, scratch_, name);
   }
+
+  StatusOr<LayerWeights> layer(int l);
 
  private:
+  StatusOr<SourceTensor> fetch(const TensorPart& part, int layer) {
+    STRATA_ASSIGN_OR_RETURN(SourceTensor src, source_.get(part.role, layer));
+    if (src.shape != part.shape) {
+      return invalid_argument("{}: tensor `{}` has shape {}, expected {} for this config",
+                              source_.description(), src.name, shape_str(src.shape),
+                              shape_str(part.shape));
+    }
+    return src;
+  }
+
+  bool permutes(const TensorPart& part) const {
+    return part.rope_rows && source_.rotate_half_layout();
+  }
+
+  // Calls fn(r, source row) for r = 0 .. rows − 1 while the source row exists.
+  template <typename Fn>
+  void for_each_row(const TensorPart& part, Fn&& fn) const {
+    for (int64_t r = 0; r < part.rows; ++r) {
+      int64_t from = part.src_row + r;
+      if (from >= part.shape[0]) break;
+      if (permutes(part)) from = adjacent_pair_source_row(from, config_.head_dim);
+      fn(r, from);
+    }
+  }
+
+  // A block-quantized tensor: each source row widened to fp32, then its columns converted.
+  Status copy_widened_rows(const SourceTensor& src, const TensorPart& part, Tensor& dst,
+                           int64_t dst_row) {
+    const gguf::GgmlType type = *src.gguf_type;
+    if (part.shape.size() != 2) {
+      return unimplemented("{}: tensor `{}` is {}; strata reads 1-D tensors (norms, biases) in "
+                           "F32, F16 or BF16 only", source_.description(), src.name,
+                           gguf::ggml_type_name(type));
+    }
+    if (!can_dequantize(type)) {
+      return unimplemented("{}: tensor `{}` is {}, which strata cannot read; re-quantize the "
+                           "model to Q8_0, Q4_0, Q4_K, Q5_K or Q6_K (or F16/BF16)",
+                           source_.description(), src.name, gguf::ggml_type_name(type));
+    }
+    const int64_t src_cols = part.shape[1];
+    const int64_t row_bytes = src_cols / gguf::ggml_block_shape(type)->elements *
+                              gguf::ggml_block_shape(type)->bytes;
+    std::vector<float> row(static_cast<size_t>(src_cols));
+    for_each_row(part, [&](int64_t r, int64_t from) {
+      dequantize_gguf(type, static_cast<const uint8_t*>(src.data) + from * row_bytes, src_cols, row.data());
+      convert_elements(row.data(), DType::kF32, part.col, dst.raw(), dst.dtype(),
+                       (dst_row + r) * part.cols, part.cols);
+    });
+    return ok_status();
+  }
+
+  static gguf::GgmlType native_blocks(Quantization scheme) {
+    return scheme == Quantization::kW8A8 ? gguf::GgmlType::kQ8_0 : gguf::GgmlType::kQ4_0;
+  }
+
+  StatusOr<bool> parts_keep_blocks(std::span<const TensorPart> parts, int layer, Quantization scheme) {
+    if (scheme == Quantization::kNone) return false;
+    for (const TensorPart& p : parts) {
+      STRATA_ASSIGN_OR_RETURN(SourceTensor src, fetch(p, layer));
+      if (src.gguf_type != native_blocks(scheme) || p.col % 32 != 0 || p.cols % 32 != 0) return false;
+    }
+    return true;
+  }
+
+  Status copy_block_rows(const TensorPart& part, int layer, Tensor& dst, int64_t dst_row,
+                         int64_t row_bytes) {
+    STRATA_ASSIGN_OR_RETURN(SourceTensor src, fetch(part, layer));
+    const int64_t block_bytes = gguf::ggml_block_shape(*src.gguf_type)->bytes;
+    const int64_t src_row_bytes = part.shape[1] / 32 * block_bytes;
+    const auto* from_base = static_cast<const uint8_t*>(src.data) + part.col / 32 * block_bytes;
+    for_each_row(part, [&](int64_t r, int64_t from) {
+      std::memcpy(static_cast<uint8_t*>(dst.raw()) + (dst_row + r) * row_bytes,
+                  from_base + from * src_row_bytes, static_cast<size_t>(row_bytes));
+    });
+    return ok_status();
+  }
+
   const ModelConfig& config_;
   WeightSource& source_;
+  const WeightBuildOptions& options_;
   DType dtype_;
   const ShardPlan& shard_;
+  std::vector<char> scratch_;  // make_matrix's packing copy, reused across matrices
 };
 
-// The layer matrices in the form the forward pass multiplies by (see WeightBuildOptions
-// for which take the quantization); a matrix the scheme cannot hold stays dense.
-Status finish_layer_matrices(LayerWeights& layer, int l, const WeightBuildOptions& options,
-                             std::vector<char>& scratch) {
-  const bool w8a8 = options.quantization == Quantization::kW8A8;
-  const std::pair<Matrix*, const char*> matrices[] = {
-      {&layer.wqkv, "wqkv"}, {&layer.wo, "wo"}, {&layer.w_gate_up, "w_gate_up"}, {&layer.w_down, "w_down"}};
-  for (auto [m, name] : matrices) {
-    Quantization scheme = options.quantization;
-    if (w8a8 && m == &layer.wo) scheme = Quantization::kNone;
-    if (!quantization_fits(scheme, m->data.dim(0), m->data.dim(1))) {
-      if (l == 0) {
-        spdlog::warn("--quantization {}: {} [{}, {}] stays {} (the scheme needs {})",
-                     quantization_name(scheme), name, m->data.dim(0), m->data.dim(1),
-                     dtype_name(m->data.dtype()), quantization_shape_rule(scheme));
-      }
-      scheme = Quantization::kNone;
-    }
-    STRATA_ASSIGN_OR_RETURN(*m, make_matrix(std::move(m->data), scheme, options.pack_for, scratch,
-                                            fmt::format("layer {} {}", l, name)));
+// The scheme one matrix takes (see WeightBuildOptions): W8A8 leaves the o-projection dense
+// (its input is not quantized), and a matrix the scheme cannot hold stays dense, said once.
+Quantization matrix_scheme(Quantization scheme, bool is_wo, int64_t n, int64_t k,
+                           const char* name, int layer) {
+  if (scheme == Quantization::kW8A8 && is_wo) return Quantization::kNone;
+  if (quantization_fits(scheme, n, k)) return scheme;
+  if (layer == 0) {
+    spdlog::warn("--quantization {}: {} [{}, {}] stays dense (the scheme needs {})",
+                 quantization_name(scheme), name, n, k, quantization_shape_rule(scheme));
   }
-  return ok_status();
+  return Quantization::kNone;
+}
+
+StatusOr<LayerWeights> Builder::layer(int l) {
+  const int hd = config_.head_dim;
+  const int64_t h = config_.hidden_size, q = config_.q_size(), kv = config_.kv_size();
+  const int64_t ffn = config_.intermediate_size;
+  const int64_t q_local = shard_.q_size(hd), kv_local = shard_.kv_size(hd);
+  const int64_t q_begin = q_local * shard_.tp_rank, kv_begin = int64_t{shard_.kv_head_begin} * hd;
+  const int64_t f_local = shard_.ffn_size(), f_begin = shard_.ffn_begin;
+  LayerWeights w;
+  STRATA_ASSIGN_OR_RETURN(w.attn_norm, replicated(WeightRole::kAttnNorm, l, h));
+  STRATA_ASSIGN_OR_RETURN(w.ffn_norm, replicated(WeightRole::kFfnNorm, l, h));
+  // Column parallel: this rank's query heads, KV heads, and MLP columns.
+  const TensorPart qkv[] = {{WeightRole::kWq, {q, h}, q_begin, q_local, 0, h, true},
+                            {WeightRole::kWk, {kv, h}, kv_begin, kv_local, 0, h, true},
+                            {WeightRole::kWv, {kv, h}, kv_begin, kv_local, 0, h, false}};
+  const TensorPart gate_up[] = {{WeightRole::kWGate, {ffn, h}, f_begin, f_local, 0, h},
+                                {WeightRole::kWUp, {ffn, h}, f_begin, f_local, 0, h}};
+  // Row parallel: the input columns matching this rank's heads and MLP columns.
+  const TensorPart wo[] = {{WeightRole::kWo, {h, q}, 0, h, q_begin, q_local}};
+  const TensorPart down[] = {{WeightRole::kWDown, {h, ffn}, 0, h, f_begin, f_local}};
+  const std::tuple<std::span<const TensorPart>, Matrix*, const char*> matrices[] = {
+      {qkv, &w.wqkv, "wqkv"}, {wo, &w.wo, "wo"}, {gate_up, &w.w_gate_up, "w_gate_up"},
+      {down, &w.w_down, "w_down"}};
+  for (auto [parts, m, name] : matrices) {
+    int64_t n = 0;
+    for (const TensorPart& p : parts) n += p.rows;
+    const Quantization scheme = matrix_scheme(options_.quantization, m == &w.wo, n, parts[0].cols, name, l);
+    STRATA_ASSIGN_OR_RETURN(*m, matrix(parts, l, scheme, fmt::format("layer {} {}", l, name)));
+  }
+  if (config_.attention_bias) {
+    w.bqkv = Tensor::empty(DType::kF32, {q_local + 2 * kv_local});
+    const TensorPart biases[] = {{WeightRole::kBq, {q}, q_begin, q_local, 0, 1, true},
+                                 {WeightRole::kBk, {kv}, kv_begin, kv_local, 0, 1, true},
+                                 {WeightRole::kBv, {kv}, kv_begin, kv_local, 0, 1, false}};
+    int64_t row = 0;
+    for (const TensorPart& p : biases) {
+      STRATA_RETURN_IF_ERROR(copy_part(p, l, w.bqkv, row));
+      row += p.rows;
+    }
+  }
+  return w;
 }
 
 // The LM head in the layers' scheme when its shape allows (W8A8's input is the final norm's
-// int8 rows), else dense. A dense tied table is packed
-// once for the LM head's gemm (the embedding lookup reads either layout); a quantized one
-// is quantized from a copy, the lookup keeping the dense rows.
+// int8 rows), else dense. A dense tied table is packed once for the LM head's gemm (the
+// embedding lookup reads either layout); a quantized one is quantized from a copy, the
+// lookup keeping the dense rows. An untied head is built like a layer matrix, so a GGUF
+// Q8_0 / Q4_0 head keeps its blocks.
 Status finish_lm_head(ModelWeights& w, const ModelConfig& config, Builder& builder,
                       const WeightBuildOptions& options, std::vector<char>& scratch) {
   const bool tied = config.tie_word_embeddings;
-  Tensor dense;
-  if (tied) {
-    dense = w.embedding;
-  } else {
-    STRATA_ASSIGN_OR_RETURN(dense, builder.vocab_rows(WeightRole::kLmHead));
-  }
   Quantization scheme = options.quantization;
-  if (!quantization_fits(scheme, dense.dim(0), dense.dim(1))) scheme = Quantization::kNone;
-  STRATA_ASSIGN_OR_RETURN(w.lm_head, make_matrix(std::move(dense), scheme, options.pack_for,
-                                                 scratch, "lm_head"));
-  if (tied && scheme == Quantization::kNone) w.embedding_layout = w.lm_head.layout;
+  const TensorPart head = builder.vocab_part(WeightRole::kLmHead);
+  if (!quantization_fits(scheme, head.rows, head.cols)) scheme = Quantization::kNone;
+  if (!tied) {
+    STRATA_ASSIGN_OR_RETURN(w.lm_head, builder.matrix({&head, 1}, 0, scheme, "lm_head"));
+    return ok_status();
+  }
+  STRATA_ASSIGN_OR_RETURN(w.lm_head, make_matrix(w.embedding, scheme, options.pack_for, scratch, "lm_head"));
+  if (scheme == Quantization::kNone) w.embedding_layout = w.lm_head.layout;
   return ok_status();
 }
 
@@ -217,7 +332,7 @@ StatusOr<ModelWeights> build_model_weights(const ModelConfig& config, WeightSour
   if (dtype != DType::kF32 && dtype != DType::kBF16 && dtype != DType::kF16) {
     return invalid_argument("weight dtype must be fp32, bf16 or fp16. Given: {}", dtype_name(dtype));
   }
-  Builder builder(config, source, dtype, shard);
+  Builder builder(config, source, options, shard);
   ModelWeights w;
   w.dtype = dtype;
   w.quantization = options.quantization;
@@ -230,11 +345,9 @@ StatusOr<ModelWeights> build_model_weights(const ModelConfig& config, WeightSour
   std::vector<char> pack_scratch;
   for (int l = shard.layers.begin; l < shard.layers.end; ++l) {
     STRATA_ASSIGN_OR_RETURN(LayerWeights layer, builder.layer(l));
-    STRATA_RETURN_IF_ERROR(finish_layer_matrices(layer, l, options, pack_scratch));
     w.layers.push_back(std::move(layer));
   }
   if (shard.last_stage) {
-    const kernels::KernelBackend* pack_for = options.pack_for;
     STRATA_ASSIGN_OR_RETURN(w.final_norm, builder.replicated(WeightRole::kFinalNorm, 0, config.hidden_size));
     STRATA_RETURN_IF_ERROR(finish_lm_head(w, config, builder, options, pack_scratch));
   }

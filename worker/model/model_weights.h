@@ -6,9 +6,11 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "common/gguf/gguf_file.h"
 #include "common/status.h"
 #include "kernels/ops.h"
 #include "kernels/tensor.h"
@@ -56,8 +58,12 @@ enum class WeightRole {
 struct SourceTensor {
   std::string name;             // as the checkpoint names it, for messages
   const void* data = nullptr;   // valid until the next get() of the same source
-  DType dtype = DType::kF32;
+  DType dtype = DType::kF32;    // of the elements, unless gguf_type is set
   std::vector<int64_t> shape;
+  // A GGUF block-quantized tensor (Q8_0, Q4_K, ...): each row is whole blocks of that type.
+  // Rows are widened to fp32 as they are copied, except where a matrix keeps the blocks
+  // (Q8_0 under W8A8, Q4_0 under W4A16: the layouts those kernels read).
+  std::optional<gguf::GgmlType> gguf_type;
 };
 
 class WeightSource {
