@@ -242,16 +242,10 @@ StatusOr<std::unique_ptr<Tokenizer>> load_hf_tokenizer(const std::string& path) 
   if (std::filesystem::exists(config_path)) {
     STRATA_ASSIGN_OR_RETURN(config, read_json(config_path.string()));
   }
-  return parse_hf_tokenizer(path, j, config);
-}
-
-StatusOr<std::unique_ptr<Tokenizer>> parse_hf_tokenizer(const std::string& name,
-                                                        const nlohmann::json& tokenizer,
-                                                        const nlohmann::json& config) {
   try {
-    return parse_hf(name, tokenizer, config);
+    return parse_hf(path, j, config);
   } catch (const nlohmann::json::exception& e) {
-    return invalid_argument("{}: unexpected JSON structure: {}", name, e.what());
+    return invalid_argument("{}: unexpected JSON structure: {}", path, e.what());
   }
 }
 
