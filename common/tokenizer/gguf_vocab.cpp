@@ -60,27 +60,37 @@ Status read_scores(const gguf::GgufFile& file, GgufVocab& vocab) {
 Status read_special_ids(const gguf::GgufFile& file, const VocabDefaults& defaults,
                         GgufVocab& vocab) {
   const size_t n = vocab.tokens.size();
-  STRATA_ASSIGN_OR_RETURN(vocab.bos_id, read_id(file, "tokenizer.ggml.bos_token_id", n, defaults.bos_id));
-  STRATA_ASSIGN_OR_RETURN(vocab.eos_id, read_id(file, "tokenizer.ggml.eos_token_id", n, defaults.eos_id));
-  STRATA_ASSIGN_OR_RETURN(vocab.unk_id, read_id(file, "tokenizer.ggml.unknown_token_id", n, defaults.unk_id));
-  STRATA_ASSIGN_OR_RETURN(vocab.pad_id, read_id(file, "tokenizer.ggml.padding_token_id", n, std::nullopt));
+  STRATA_ASSIGN_OR_RETURN(vocab.bos_id,
+                          read_id(file, "tokenizer.ggml.bos_token_id", n, defaults.bos_id));
+  STRATA_ASSIGN_OR_RETURN(vocab.eos_id,
+                          read_id(file, "tokenizer.ggml.eos_token_id", n, defaults.eos_id));
+  STRATA_ASSIGN_OR_RETURN(vocab.unk_id,
+                          read_id(file, "tokenizer.ggml.unknown_token_id", n, defaults.unk_id));
+  STRATA_ASSIGN_OR_RETURN(vocab.pad_id,
+                          read_id(file, "tokenizer.ggml.padding_token_id", n, std::nullopt));
   STRATA_ASSIGN_OR_RETURN(auto eot, read_id(file, "tokenizer.ggml.eot_token_id", n, std::nullopt));
   STRATA_ASSIGN_OR_RETURN(auto eom, read_id(file, "tokenizer.ggml.eom_token_id", n, std::nullopt));
-  STRATA_ASSIGN_OR_RETURN(vocab.add_bos, file.get_bool_or("tokenizer.ggml.add_bos_token", defaults.add_bos));
+  STRATA_ASSIGN_OR_RETURN(vocab.add_bos,
+                          file.get_bool_or("tokenizer.ggml.add_bos_token", defaults.add_bos));
   STRATA_ASSIGN_OR_RETURN(vocab.add_eos, file.get_bool_or("tokenizer.ggml.add_eos_token", false));
   if (vocab.add_bos && !vocab.bos_id) {
     if (file.contains("tokenizer.ggml.add_bos_token")) {
-      return invalid_argument("{}: metadata `tokenizer.ggml.add_bos_token` is true but the file "
-                              "has no `tokenizer.ggml.bos_token_id`", file.path());
+      return invalid_argument(
+          "{}: metadata `tokenizer.ggml.add_bos_token` is true but the file "
+          "has no `tokenizer.ggml.bos_token_id`",
+          file.path());
     }
     vocab.add_bos = false;  // only a default asked for it
   }
   if (vocab.add_eos && !vocab.eos_id) {
-    return invalid_argument("{}: metadata `tokenizer.ggml.add_eos_token` is true but the file has "
-                            "no `tokenizer.ggml.eos_token_id`", file.path());
+    return invalid_argument(
+        "{}: metadata `tokenizer.ggml.add_eos_token` is true but the file has "
+        "no `tokenizer.ggml.eos_token_id`",
+        file.path());
   }
   auto add_stop = [&](std::optional<int32_t> id) {
-    if (id && std::find(vocab.stop_ids.begin(), vocab.stop_ids.end(), *id) == vocab.stop_ids.end()) {
+    if (id &&
+        std::find(vocab.stop_ids.begin(), vocab.stop_ids.end(), *id) == vocab.stop_ids.end()) {
       vocab.stop_ids.push_back(*id);
     }
   };

@@ -37,6 +37,22 @@ TEST(GgufTokenizer, LlamaMatchesSentencepieceOnCorpus) {
   expect_streaming_over_cases(*tok, ref["cases"]);
 }
 
+// As llama.cpp (tokenizer_st_partition, then a "▁" prefix on the fragment after a special
+// token): control tokens written in the text become their ids.
+TEST(GgufTokenizer, LlamaControlTokensInTextBecomeTheirIds) {
+  STRATA_REQUIRE_SHARED_FILE(model, "models/llama2-tokenizer/tokenizer.model");
+  STRATA_REQUIRE_TEST_DATA(gguf_path, "gguf_tokenizer/llama.gguf");
+  auto tok = must_load(gguf_path);
+  ASSERT_TRUE(tok);
+  std::vector<int32_t> expected = {1};
+  for (int32_t id : tok->encode("Hello", false)) expected.push_back(id);
+  expected.push_back(2);
+  for (int32_t id : tok->encode("world", false)) expected.push_back(id);
+  EXPECT_EQ(tok->encode("<s>Hello</s>world", false), expected);
+  EXPECT_EQ(tok->decode(expected, true), "Hello world");
+  EXPECT_EQ(tok->decode(expected, false), "<s> Hello</s> world");
+}
+
 // The GGUF tokenizer and the llama2.c tokenizer.bin of the same vocabulary share ScoreBpe;
 // they must agree wherever llama2.c's conventions do not differ (no special tokens in text).
 TEST(GgufTokenizer, LlamaAgreesWithLlama2cTokenizerBin) {

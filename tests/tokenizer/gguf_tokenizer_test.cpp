@@ -8,7 +8,9 @@
 
 #include <gtest/gtest.h>
 
+#include "common/tokenizer/gguf_bpe_tokenizer.h"
 #include "common/tokenizer/gguf_tokenizer.h"
+#include "common/tokenizer/regex.h"
 #include "common/tokenizer/tokenizer.h"
 #include "common/tokenizer/tokenizer_discovery.h"
 #include "tests/test_support.h"
@@ -54,6 +56,27 @@ STRATA_GGUF_BPE_CASE(DefaultPreMatchesTokenizersSplitSequence, "default")
 STRATA_GGUF_BPE_CASE(LlamaBpePreMatchesTokenizersLlama3Split, "llama_bpe")
 STRATA_GGUF_BPE_CASE(Qwen2PreMatchesTokenizersQwen2Split, "qwen2")
 STRATA_GGUF_BPE_CASE(SmaugBpePreMatchesTokenizersLlama3Split, "smaug_bpe")
+
+// Every name llama.cpp knows has regexes PCRE2 compiles (only the tested ones run above).
+TEST(GgufTokenizer, EveryKnownPreTokenizerCompiles) {
+  const std::string names = gguf_tok::known_pre_tokenizer_names();
+  size_t count = 0;
+  for (size_t begin = 0; begin < names.size(); ++count) {
+    size_t end = names.find(", ", begin);
+    if (end == std::string::npos) end = names.size();
+    const std::string name = names.substr(begin, end - begin);
+    begin = end + 2;
+    const auto spec = gguf_tok::find_pre_tokenizer(name);
+    ASSERT_TRUE(spec) << name;
+    EXPECT_FALSE(spec->regexes.empty()) << name;
+    for (const std::string& regex : spec->regexes) {
+      auto compiled = Regex::compile(regex);
+      EXPECT_TRUE(compiled.ok()) << name << ": " << compiled.status().to_string();
+    }
+  }
+  EXPECT_GE(count, 40u);
+  EXPECT_FALSE(gguf_tok::find_pre_tokenizer("no-such-pre"));
+}
 
 TEST(GgufTokenizer, ChatTemplateMarkersBecomeSingleIds) {
   STRATA_REQUIRE_TEST_DATA(gguf_path, "gguf_tokenizer/qwen2.gguf");
