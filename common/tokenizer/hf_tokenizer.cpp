@@ -4,13 +4,13 @@
 #include "common/tokenizer/hf_tokenizer.h"
 
 #include <algorithm>
-#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <unordered_map>
 #include <unordered_set>
 
+#include "common/tokenizer/added_tokens.h"
 #include "common/tokenizer/hf_bpe_model.h"
 #include "common/tokenizer/hf_decoder.h"
 #include "common/tokenizer/hf_normalizer.h"
@@ -19,25 +19,6 @@
 
 namespace strata {
 namespace {
-
-struct AddedToken {
-  int32_t id;
-  std::string content;
-  bool special, normalized, lstrip, rstrip, single_word;
-};
-
-struct Segment {
-  std::string text;
-  int32_t added_id = -1;  // >= 0: an added token, not to be tokenized further
-  bool at_start = false;
-};
-
-bool is_word_char(char c) {
-  const auto u = static_cast<unsigned char>(c);
-  return std::isalnum(u) || c == '_' || u >= 0x80;
-}
-
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
 class HfTokenizer final : public Tokenizer {
  public:
@@ -56,15 +37,11 @@ class HfTokenizer final : public Tokenizer {
   }
   std::string_view kind() const override { return "hf-bpe"; }
 
-  // Leftmost-longest, non-overlapping matches of the given added tokens, as HF's
-  // AddedVocabulary::find_matches (lstrip/rstrip widen a match; single_word may reject one).
-  void split_added(std::vector<Segment>& segments, bool normalized) const;
-
   std::optional<hf::Normalizer> normalizer_;
   std::optional<hf::PreTokenizer> pre_tokenizer_;
   std::optional<hf::Decoder> decoder_;
   std::optional<hf::BpeModel> model_;
-  std::vector<AddedToken> added_;
+  AddedTokenMatcher added_;
   std::unordered_set<int32_t> special_ids_;
   std::vector<int32_t> prefix_ids_, suffix_ids_;  // post-processor template around $A
   std::vector<std::string> pieces_;
@@ -73,71 +50,15 @@ class HfTokenizer final : public Tokenizer {
   std::vector<int32_t> stop_ids_;
 };
 
-void HfTokenizer::split_added(std::vector<Segment>& segments, bool normalized) const {
-  std::vector<const AddedToken*> tokens;
-  for (const auto& token : added_) {
-    if (token.normalized == normalized && !token.content.empty()) tokens.push_back(&token);
-  }
-  if (tokens.empty()) return;
-  std::vector<Segment> out;
-  for (Segment& segment : segments) {
-    if (segment.added_id >= 0) {
-      out.push_back(std::move(segment));
-      continue;
-    }
-    const std::string& s = segment.text;
-    size_t start_offset = 0, pos = 0;
-    while (pos < s.size()) {
-      const AddedToken* best = nullptr;
-      for (const AddedToken* token : tokens) {
-        if (s.compare(pos, token->content.size(), token->content) == 0 &&
-            (!best || token->content.size() > best->content.size())) {
-          best = token;
-        }
-      }
-      if (!best) {
-        ++pos;
-        continue;
-      }
-      size_t start = pos, stop = pos + best->content.size();
-      pos = stop;
-      if (best->single_word) {
-        const bool start_ok = start == 0 || !is_word_char(s[start - 1]);
-        const bool stop_ok = stop == s.size() || !is_word_char(s[stop]);
-        if (!start_ok || !stop_ok) continue;
-      }
-      if (best->lstrip) {
-        size_t new_start = start;
-        while (new_start > start_offset && is_space(s[new_start - 1])) --new_start;
-        start = new_start;
-      }
-      if (best->rstrip) {
-        while (stop < s.size() && is_space(s[stop])) ++stop;
-        pos = stop;
-      }
-      if (start_offset < start) {
-        out.push_back({s.substr(start_offset, start - start_offset), -1,
-                       segment.at_start && start_offset == 0});
-      }
-      out.push_back({s.substr(start, stop - start), best->id, false});
-      start_offset = stop;
-    }
-    if (start_offset < s.size()) {
-      out.push_back({s.substr(start_offset), -1, segment.at_start && start_offset == 0});
-    }
-  }
-  segments = std::move(out);
-}
-
 std::vector<int32_t> HfTokenizer::encode(std::string_view text, bool add_special_tokens) const {
   std::vector<Segment> segments{{utf8::to_valid_lossy(text), -1, true}};
-  split_added(segments, /*normalized=*/false);
+  added_.split(segments, /*normalized=*/false);
   if (normalizer_) {
     for (Segment& segment : segments) {
       if (segment.added_id < 0) segment.text = (*normalizer_)(segment.text);
     }
   }
-  split_added(segments, /*normalized=*/true);
+  added_.split(segments, /*normalized=*/true);
   std::vector<int32_t> ids;
   if (add_special_tokens) ids = prefix_ids_;
   for (const Segment& segment : segments) {
@@ -240,6 +161,7 @@ StatusOr<std::unique_ptr<Tokenizer>> parse_hf(const std::string& path, const nlo
     tok->ids_[piece] = id;
   }
   tok->model_ = std::move(bpe);
+  std::vector<AddedToken> added;
   if (j.contains("added_tokens") && j["added_tokens"].is_array()) {
     for (const auto& t : j["added_tokens"]) {
       AddedToken token{t.value("id", -1), t.value("content", ""), t.value("special", false),
@@ -250,9 +172,10 @@ StatusOr<std::unique_ptr<Tokenizer>> parse_hf(const std::string& path, const nlo
       tok->pieces_[token.id] = token.content;
       tok->ids_[token.content] = token.id;
       if (token.special) tok->special_ids_.insert(token.id);
-      tok->added_.push_back(std::move(token));
+      added.push_back(std::move(token));
     }
   }
+  tok->added_ = AddedTokenMatcher(std::move(added));
   auto present = [](const nlohmann::json& node, const char* key) {
     return node.contains(key) && !node[key].is_null();
   };

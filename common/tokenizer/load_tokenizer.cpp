@@ -1,7 +1,10 @@
-// load_tokenizer: picks the format from the path (builtin name, directory, file extension).
+// load_tokenizer: picks the format from the path (builtin name, directory, GGUF magic, file
+// extension).
 #include <filesystem>
 
+#include "common/gguf/gguf_file.h"
 #include "common/tokenizer/byte_tokenizer.h"
+#include "common/tokenizer/gguf_tokenizer.h"
 #include "common/tokenizer/hf_tokenizer.h"
 #include "common/tokenizer/llama2c_tokenizer.h"
 
@@ -19,7 +22,11 @@ StatusOr<std::unique_ptr<Tokenizer>> load_tokenizer(const std::string& path) {
   }
   if (!fs::exists(path, ec)) {
     return not_found("{}: no such tokenizer file (expected a tokenizer.json, a llama2.c .bin, "
-                     "a directory holding one, or \"builtin:bytes\")", path);
+                     "a .gguf model, a directory holding one, or \"builtin:bytes\")", path);
+  }
+  // By content as well as by name: a GGUF model need not be called *.gguf.
+  if (fs::path(path).extension() == ".gguf" || gguf::is_gguf_file(path)) {
+    return load_gguf_tokenizer(path);
   }
   if (fs::path(path).extension() == ".json") return load_hf_tokenizer(path);
   return load_llama2c_tokenizer(path);

@@ -1,7 +1,10 @@
 // Tokenizer: text ⇄ token ids. Implementations: llama2.c tokenizer.bin, HF tokenizer.json
 // (byte-level BPE with regex pre-tokenizers, SentencePiece-style BPE with byte fallback),
-// and the built-in byte tokenizer of the builtin: models. Each matches its reference
-// implementation exactly (run.c, HF `tokenizers`, `sentencepiece`), which the tests check.
+// GGUF metadata (tokenizer.ggml.model `llama`: SentencePiece BPE by score with byte
+// fallback; `gpt2`: byte-level BPE with merges and llama.cpp's pre-tokenizer named by
+// tokenizer.ggml.pre), and the built-in byte tokenizer of the builtin: models. Each matches
+// its reference implementation exactly (run.c, HF `tokenizers`, `sentencepiece`; for GGUF
+// the one its file was converted from, as llama.cpp tokenizes), which the tests check.
 #pragma once
 
 #include <cstdint>
@@ -35,11 +38,13 @@ class Tokenizer {
   // The piece as stored in the vocabulary ("▁the", "<0x0A>", "Ġthe"); for logs and tests.
   virtual std::string id_to_piece(int32_t id) const = 0;
   virtual std::optional<int32_t> piece_to_id(std::string_view piece) const = 0;
-  virtual std::string_view kind() const = 0;  // "llama2c", "hf-bpe", "byte"
+  // "llama2c", "hf-bpe", "gguf-llama", "gguf-gpt2", "byte"
+  virtual std::string_view kind() const = 0;
 };
 
-// Loads by path: a llama2.c `.bin`, a `tokenizer.json`, a directory holding
-// `tokenizer.json` (or `tokenizer.bin`), or "builtin:bytes". Errors name the file and field.
+// Loads by path: a llama2.c `.bin`, a `tokenizer.json`, a GGUF model (`.gguf`, or any file
+// starting with the "GGUF" magic), a directory holding `tokenizer.json` (or
+// `tokenizer.bin`), or "builtin:bytes". Errors name the file and field.
 StatusOr<std::unique_ptr<Tokenizer>> load_tokenizer(const std::string& path);
 
 // Streams text one token at a time without ever splitting a UTF-8 character: it decodes a

@@ -1,6 +1,8 @@
 // Which tokenizer goes with a model path, found without loading the model (the router
 // holds no weights but tokenizes): "builtin:bytes" for builtin: models, tokenizer.json in
-// an HF directory, tokenizer.bin or the only tok*.bin beside a llama2.c checkpoint.
+// an HF directory, the .gguf file itself for a GGUF model (or for a directory holding
+// exactly one .gguf and no tokenizer.json/config.json), tokenizer.bin or the only tok*.bin
+// beside a llama2.c checkpoint.
 #pragma once
 
 #include <string>

@@ -1,51 +1,17 @@
 // Tokenizers against their references: llama2.c tokenizer.bin and the converted Llama 2
 // tokenizer.json against `sentencepiece`; trained tokenizer.json files against `tokenizers`.
-#include <fstream>
-
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "common/tokenizer/tokenizer.h"
 #include "tests/test_support.h"
+#include "tests/tokenizer/tokenizer_test_util.h"
 
 namespace strata {
 namespace {
 
-nlohmann::json read_json(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  return nlohmann::json::parse(in);
-}
-
-std::unique_ptr<Tokenizer> must_load(const std::filesystem::path& path) {
-  auto tok = load_tokenizer(path.string());
-  EXPECT_TRUE(tok.ok()) << tok.status().to_string();
-  return tok.ok() ? std::move(*tok) : nullptr;
-}
-
-// Streaming every id after `context` must give exactly the suffix a full decode gives.
-void expect_streaming_matches(const Tokenizer& tok, const std::vector<int32_t>& context,
-                              const std::vector<int32_t>& out, bool skip_special) {
-  std::vector<int32_t> all = context;
-  all.insert(all.end(), out.begin(), out.end());
-  const std::string full = tok.decode(all, skip_special);
-  const std::string head = tok.decode(context, skip_special);
-  ASSERT_EQ(full.compare(0, head.size(), head), 0);
-  IncrementalDecoder decoder(tok, context, skip_special);
-  std::string streamed;
-  for (int32_t id : out) streamed += decoder.push(id);
-  streamed += decoder.flush();
-  EXPECT_EQ(streamed, full.substr(head.size()));
-}
-
-void expect_streaming_over_cases(const Tokenizer& tok, const nlohmann::json& cases) {
-  std::vector<int32_t> previous = tok.encode("Prompt:", true);
-  for (const auto& c : cases) {
-    const auto text = c["text"].get<std::string>();
-    const std::vector<int32_t> ids = tok.encode(text, false);
-    expect_streaming_matches(tok, previous, ids, true);
-    expect_streaming_matches(tok, {}, ids, false);
-  }
-}
+using testing::expect_streaming_over_cases;
+using testing::must_load;
+using testing::read_json;
 
 TEST(Llama2cTokenizer, MatchesSentencepieceOnMultilingualCorpus) {
   STRATA_REQUIRE_SHARED_FILE(bin, "models/llama2-tokenizer/tokenizer.bin");
