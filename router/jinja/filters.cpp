@@ -95,9 +95,6 @@ Value tojson(const Value& v, const CallArgs& a) {
   }
   f.sort_keys = flag(a, 3, "sort_keys");
   std::string out = to_json(v, f);
-  if (f.indent && f.item_separator.empty()) {
-    // json.dumps with an indent and default separators uses "," at line ends: already so.
-  }
   return Value(flag(a, 0, "ensure_ascii") ? ascii_json(out) : out);
 }
 
