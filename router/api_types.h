@@ -26,7 +26,14 @@ enum class Route { kCompletions, kChatCompletions };
 
 struct ChatMessage {
   std::string role;     // system | developer | user | assistant | tool (as given)
-  std::string content;  // text parts joined
+  std::string content;  // text parts joined with "\n" ("" when content was null or absent)
+  // What a model's Jinja template also sees (vLLM's conversation message):
+  std::vector<std::string> content_parts;  // the text parts when content was an array
+  bool content_is_parts = false;
+  bool content_given = true;   // false: null or absent (assistant turns with tool calls)
+  std::string tool_calls_json;  // assistant: the `tool_calls` array as given (JSON text), or ""
+  std::string tool_call_id;     // tool: the call it answers, or ""
+  std::string name;             // optional participant name, or ""
 };
 
 // A validated request. Token ids are filled by the router after tokenizing.
@@ -37,6 +44,12 @@ struct GenerationRequest {
   std::optional<std::string> prompt_text;
   std::optional<std::vector<int32_t>> prompt_ids;
   std::vector<ChatMessage> messages;          // chat
+  // Chat, for the model's Jinja template (JSON text with the request's key order, "" when
+  // absent): `tools` (an array) and `chat_template_kwargs` (an object of extra template
+  // variables, as in vLLM).
+  std::string tools_json;
+  std::string chat_template_kwargs_json;
+  bool add_generation_prompt = true;          // chat: vLLM's extension, default true
   SamplingParams sampling;                    // max_tokens, temperature, seed, ... validated
   bool max_tokens_given = false;              // false: router fills in "rest of the context"
   std::vector<std::string> stop_strings;      // ≤ 16, each non-empty

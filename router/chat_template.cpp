@@ -4,9 +4,11 @@
 
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <sstream>
 
 #include "common/utf8.h"
+#include "router/jinja/template.h"
 
 namespace strata::router {
 namespace {
@@ -191,6 +193,106 @@ void collect_special_tokens(const json& j, std::vector<std::string>* out) {
   }
 }
 
+// vLLM's content-format detection: a template that loops over a message's content wants the
+// OpenAI list of parts; every other template gets a string.
+bool template_iterates_content(const std::string& source) {
+  static const std::regex loop_over_content(
+      R"(\{%[-+]?\s*for\s+\w+\s+in\s+\w+(\[\s*['"]content['"]\s*\]|\.content)\s*(\||[-+]?%\}|if\b))");
+  return std::regex_search(source, loop_over_content);
+}
+
+StatusOr<nlohmann::ordered_json> parse_ordered(const std::string& text, std::string_view what) {
+  auto j = nlohmann::ordered_json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return invalid_argument("{} is not valid JSON", what);
+  return j;
+}
+
+// vLLM parses each tool call's JSON `function.arguments` into a mapping before rendering
+// (transformers' tool-use templates expect a dict there).
+StatusOr<jinja::Value> tool_calls_value(const ChatMessage& m, size_t index) {
+  STRATA_ASSIGN_OR_RETURN(nlohmann::ordered_json calls,
+                          parse_ordered(m.tool_calls_json, fmt::format("`messages[{}].tool_calls`", index)));
+  for (auto& call : calls) {
+    if (!call.is_object()) continue;
+    auto function = call.find("function");
+    if (function == call.end() || !function->is_object()) continue;
+    auto arguments = function->find("arguments");
+    if (arguments == function->end() || !arguments->is_string()) continue;
+    auto parsed = nlohmann::ordered_json::parse(arguments->get<std::string>(), nullptr, false);
+    if (parsed.is_discarded()) {
+      return invalid_argument(
+          "`messages[{}].tool_calls[].function.arguments` must be a JSON text (it is parsed for the "
+          "chat template, as vLLM does); fix or re-serialize the arguments",
+          index);
+    }
+    *arguments = std::move(parsed);
+  }
+  return jinja::from_json(calls);
+}
+
+StatusOr<jinja::Value> message_value(const ChatMessage& m, size_t index, bool content_as_parts) {
+  jinja::Object o;
+  o.set("role", jinja::Value(m.role));
+  if (content_as_parts) {
+    jinja::Array parts;
+    std::vector<std::string> texts = m.content_is_parts ? m.content_parts : std::vector<std::string>{};
+    if (!m.content_is_parts && m.content_given) texts.push_back(m.content);
+    for (std::string& text : texts) {
+      jinja::Object part;
+      part.set("type", jinja::Value("text"));
+      part.set("text", jinja::Value(std::move(text)));
+      parts.emplace_back(std::move(part));
+    }
+    o.set("content", jinja::Value(std::move(parts)));
+  } else {
+    o.set("content", jinja::Value(m.content));
+  }
+  if (m.role == "assistant" && !m.tool_calls_json.empty()) {
+    STRATA_ASSIGN_OR_RETURN(jinja::Value calls, tool_calls_value(m, index));
+    o.set("tool_calls", std::move(calls));
+  }
+  if (m.role == "tool" && !m.tool_call_id.empty()) o.set("tool_call_id", jinja::Value(m.tool_call_id));
+  if (!m.name.empty()) o.set("name", jinja::Value(m.name));
+  return jinja::Value(std::move(o));
+}
+
+StatusOr<jinja::Value> jinja_context(const ChatTemplate& t, std::span<const ChatMessage> messages,
+                                     const ChatRenderOptions& options) {
+  jinja::Array list;
+  for (size_t i = 0; i < messages.size(); ++i) {
+    STRATA_ASSIGN_OR_RETURN(jinja::Value m, message_value(messages[i], i, t.content_as_parts));
+    list.push_back(std::move(m));
+  }
+  jinja::Object context;
+  context.set("messages", jinja::Value(std::move(list)));
+  jinja::Value tools = jinja::Value::none();
+  if (!options.tools_json.empty()) {
+    STRATA_ASSIGN_OR_RETURN(nlohmann::ordered_json j, parse_ordered(options.tools_json, "`tools`"));
+    tools = jinja::from_json(j);
+  }
+  context.set("tools", std::move(tools));
+  context.set("documents", jinja::Value::none());
+  context.set("add_generation_prompt", jinja::Value(options.add_generation_prompt));
+  context.set("bos_token", jinja::Value(t.bos_token));
+  context.set("eos_token", jinja::Value(t.eos_token));
+  if (!options.chat_template_kwargs_json.empty()) {
+    STRATA_ASSIGN_OR_RETURN(nlohmann::ordered_json kwargs,
+                            parse_ordered(options.chat_template_kwargs_json, "`chat_template_kwargs`"));
+    if (!kwargs.is_object()) return invalid_argument("`chat_template_kwargs` must be an object");
+    for (auto it = kwargs.begin(); it != kwargs.end(); ++it) context.set(it.key(), jinja::from_json(it.value()));
+  }
+  return jinja::Value(std::move(context));
+}
+
+StatusOr<RenderedChat> render_jinja(const ChatTemplate& t, std::span<const ChatMessage> messages,
+                                    const ChatRenderOptions& options) {
+  STRATA_ASSIGN_OR_RETURN(jinja::Value context, jinja_context(t, messages, options));
+  STRATA_ASSIGN_OR_RETURN(std::string text, t.jinja->render(context));
+  RenderedChat out{.text = std::move(text), .contains_bos = false, .add_special_tokens = false};
+  out.contains_bos = !t.bos_token.empty() && out.text.starts_with(t.bos_token);
+  return out;
+}
+
 }  // namespace
 
 std::string_view chat_template_name(ChatTemplateKind kind) {
@@ -254,6 +356,16 @@ ChatTemplateKind detect_chat_template_kind(std::string_view source,
   return ChatTemplateKind::kPlain;
 }
 
+StatusOr<ChatTemplate> chat_template_from_jinja(std::string source, std::string bos_token,
+                                                std::string eos_token) {
+  STRATA_ASSIGN_OR_RETURN(jinja::Template parsed, jinja::Template::parse(source));
+  return ChatTemplate{.kind = detect_chat_template_kind(source),
+                      .bos_token = std::move(bos_token),
+                      .eos_token = std::move(eos_token),
+                      .jinja = std::make_shared<const jinja::Template>(std::move(parsed)),
+                      .content_as_parts = template_iterates_content(source)};
+}
+
 StatusOr<ChatTemplate> load_chat_template(const std::filesystem::path& model_path,
                                           std::string_view override_name) {
   std::error_code ec;
@@ -284,8 +396,19 @@ StatusOr<ChatTemplate> load_chat_template(const std::filesystem::path& model_pat
         source = buffer.str();
       }
     }
+    if (!source.empty()) {
+      auto t = chat_template_from_jinja(source, token_string(config, "bos_token").value_or(""),
+                                        token_string(config, "eos_token").value_or(""));
+      if (!t.ok()) {
+        return invalid_argument(
+            "the chat template of {} does not parse: {}; fix it, or pass --chat-template NAME to "
+            "use a built-in format",
+            dir.string(), t.status().message());
+      }
+      return t;
+    }
     std::vector<std::string> special;
-    if (source.empty()) {
+    {
       collect_special_tokens(config, &special);
       const auto tokenizer_path = dir / "tokenizer.json";
       if (std::filesystem::exists(tokenizer_path, ec)) {
@@ -308,6 +431,19 @@ StatusOr<ChatTemplate> load_chat_template(const std::filesystem::path& model_pat
 
 StatusOr<RenderedChat> render_chat(const ChatTemplate& t, std::span<const ChatMessage> messages,
                                    bool add_generation_prompt) {
+  return render_chat(t, messages, ChatRenderOptions{.add_generation_prompt = add_generation_prompt});
+}
+
+StatusOr<RenderedChat> render_chat(const ChatTemplate& t, std::span<const ChatMessage> messages,
+                                   const ChatRenderOptions& options) {
+  if (t.jinja) return render_jinja(t, messages, options);
+  if (!options.tools_json.empty() && options.tools_json != "[]") {
+    return invalid_argument(
+        "`tools` needs the model's own chat template, and this model is served with the built-in "
+        "{} format (no template shipped, or --chat-template forces it); remove `tools`",
+        chat_template_name(t.kind));
+  }
+  const bool add_generation_prompt = options.add_generation_prompt;
   bool has_turn = false;
   for (const ChatMessage& m : messages) has_turn |= role_of(m) != "system";
   if (!has_turn) {

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "router/chat_request.h"
 #include "router/json_body.h"
 #include "router/json_fields.h"
 
@@ -83,84 +84,6 @@ MaybeError parse_prompt(const json& body, const ApiLimits& limits, GenerationReq
   std::vector<int32_t> ids;
   STRATA_RETURN_IF_API_ERROR(to_token_ids(*p, "prompt", limits, false, &ids));
   req->prompt_ids = std::move(ids);
-  return std::nullopt;
-}
-
-bool is_known_role(const std::string& role) {
-  return role == "system" || role == "user" || role == "assistant" || role == "tool" ||
-         role == "developer";
-}
-
-// A chat message's `content` given as an array of {type: "text", text} parts, joined with
-// "\n" (as vLLM joins text parts).
-MaybeError parse_content_parts(const json& content, const std::string& content_name,
-                               std::string* out) {
-  for (size_t j = 0; j < content.size(); ++j) {
-    const json& part = content[j];
-    const std::string part_name = fmt::format("{}[{}]", content_name, j);
-    if (!part.is_object()) {
-      return type_error(part_name, "an object {\"type\": \"text\", \"text\": ...}", part);
-    }
-    const json* type = field(part, "type");
-    if (!type || !type->is_string() || type->get<std::string>() != "text") {
-      return bad(part_name + ".type",
-                 fmt::format("`{}.type` must be \"text\" (strata serves text-only models). "
-                             "Given: {}",
-                             part_name, type ? describe_json(*type) : "nothing"));
-    }
-    const json* text = field(part, "text");
-    if (!text || !text->is_string()) {
-      return bad(part_name + ".text",
-                 fmt::format("`{}.text` must be a string. Given: {}", part_name,
-                             text ? describe_json(*text) : "nothing"));
-    }
-    if (j > 0) *out += '\n';
-    *out += text->get<std::string>();
-  }
-  return std::nullopt;
-}
-
-// Chat `messages`: a non-empty array of {role, content}; content is a string or an array of
-// text parts (parse_content_parts).
-MaybeError parse_messages(const json& body, std::vector<ChatMessage>* out) {
-  const json* m = field(body, "messages");
-  if (!m) {
-    return bad("messages",
-               "`messages` is required: a non-empty array of {\"role\", \"content\"} objects");
-  }
-  if (!m->is_array()) return type_error("messages", "an array of message objects", *m);
-  if (m->empty()) return bad("messages", "`messages` must not be empty");
-  out->clear();
-  for (size_t i = 0; i < m->size(); ++i) {
-    const json& msg = (*m)[i];
-    const std::string name = fmt::format("messages[{}]", i);
-    if (!msg.is_object()) return type_error(name, "an object with `role` and `content`", msg);
-    ChatMessage parsed;
-    const json* role = field(msg, "role");
-    if (!role) return bad(name + ".role", fmt::format("`{}.role` is required", name));
-    if (!role->is_string() || !is_known_role(role->get<std::string>())) {
-      return bad(name + ".role",
-                 fmt::format("`{}.role` must be one of \"system\", \"user\", \"assistant\", "
-                             "\"tool\", \"developer\". Given: {}",
-                             name, describe_json(*role)));
-    }
-    parsed.role = role->get<std::string>();
-    const json* content = field(msg, "content");
-    const std::string content_name = name + ".content";
-    if (!content) {
-      // Assistant turns that only carried tool calls have no content.
-      if (parsed.role != "assistant") {
-        return bad(content_name, fmt::format("`{}` is required", content_name));
-      }
-    } else if (content->is_string()) {
-      parsed.content = content->get<std::string>();
-    } else if (content->is_array()) {
-      STRATA_RETURN_IF_API_ERROR(parse_content_parts(*content, content_name, &parsed.content));
-    } else {
-      return type_error(content_name, "a string or an array of text parts", *content);
-    }
-    out->push_back(std::move(parsed));
-  }
   return std::nullopt;
 }
 
@@ -267,12 +190,6 @@ MaybeError reject_unsupported(const json& body, Route route, int32_t n) {
                                         best_of, n));
     }
   }
-  if (const json* v = field(body, "tools")) {
-    if (!v->is_array()) return type_error("tools", "an array", *v);
-    if (!v->empty()) {
-      return bad("tools", "`tools` (function calling) is not supported; remove it");
-    }
-  }
   if (const json* v = field(body, "response_format")) {
     const json* type = v->is_object() ? field(*v, "type") : nullptr;
     if (!type || !type->is_string() || type->get<std::string>() != "text") {
@@ -369,7 +286,12 @@ std::variant<GenerationRequest, ApiError> parse_generation_impl(std::string_view
   if (route == Route::kCompletions) {
     STRATA_RETURN_IF_API_ERROR(parse_prompt(body, limits, &req));
   } else {
-    STRATA_RETURN_IF_API_ERROR(parse_messages(body, &req.messages));
+    ChatFields chat;
+    STRATA_RETURN_IF_API_ERROR(parse_chat_fields(body, body_text, &chat));
+    req.messages = std::move(chat.messages);
+    req.tools_json = std::move(chat.tools_json);
+    req.chat_template_kwargs_json = std::move(chat.chat_template_kwargs_json);
+    req.add_generation_prompt = chat.add_generation_prompt;
   }
   STRATA_RETURN_IF_API_ERROR(parse_sampling(body, route, &req));
   std::optional<int64_t> n;
@@ -436,11 +358,15 @@ std::variant<TokenizeRequest, ApiError> parse_tokenize_impl(std::string_view bod
     STRATA_RETURN_IF_API_ERROR(get_string(body, "prompt", &prompt));
     req.prompt = std::move(prompt);
   } else {
-    STRATA_RETURN_IF_API_ERROR(parse_messages(body, &req.messages));
+    ChatFields chat;
+    STRATA_RETURN_IF_API_ERROR(parse_chat_fields(body, body_text, &chat));
+    req.messages = std::move(chat.messages);
+    req.tools_json = std::move(chat.tools_json);
+    req.chat_template_kwargs_json = std::move(chat.chat_template_kwargs_json);
+    req.add_generation_prompt = chat.add_generation_prompt;
     req.add_special_tokens = false;
   }
   STRATA_RETURN_IF_API_ERROR(get_bool(body, "add_special_tokens", &req.add_special_tokens));
-  STRATA_RETURN_IF_API_ERROR(get_bool(body, "add_generation_prompt", &req.add_generation_prompt));
   return req;
 }
 

@@ -63,10 +63,14 @@ std::optional<ApiError> fit_to_context(GenerationRequest& request, int64_t promp
 
 // POST /tokenize: {"prompt": str} or {"messages": [...]} (exactly one), optional "model",
 // "add_special_tokens" (default true for a prompt, false for messages, whose chat template
-// carries the special tokens, as vLLM), "add_generation_prompt" (messages; default true).
+// carries the special tokens, as vLLM), and for messages the chat fields of
+// router/chat_request.h ("add_generation_prompt" default true, "tools",
+// "chat_template_kwargs"), rendered as /v1/chat/completions renders them.
 struct TokenizeRequest {
   std::optional<std::string> prompt;  // set for the prompt form (may be "")
   std::vector<ChatMessage> messages;  // set for the messages form (non-empty)
+  std::string tools_json;                 // messages form: as GenerationRequest's
+  std::string chat_template_kwargs_json;  // messages form: as GenerationRequest's
   bool add_special_tokens = true;
   bool add_generation_prompt = true;
 };

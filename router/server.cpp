@@ -343,7 +343,10 @@ std::variant<std::vector<int32_t>, ApiError> RouterServer::tokenize_prompt(
   auto tokenized = tokenizer_pool_->run(next_engine_id_.load(), [&]() -> StatusOr<std::vector<int32_t>> {
     if (request.prompt_ids) return *request.prompt_ids;
     if (route == Route::kChatCompletions) {
-      STRATA_ASSIGN_OR_RETURN(RenderedChat chat, render_chat(chat_template_, request.messages, true));
+      const ChatRenderOptions options{.add_generation_prompt = request.add_generation_prompt,
+                                      .tools_json = request.tools_json,
+                                      .chat_template_kwargs_json = request.chat_template_kwargs_json};
+      STRATA_ASSIGN_OR_RETURN(RenderedChat chat, render_chat(chat_template_, request.messages, options));
       return tokenizer_->encode(chat.text, chat.add_special_tokens);
     }
     return tokenizer_->encode(*request.prompt_text, true);
@@ -418,7 +421,10 @@ void RouterServer::handle_tokenize(const httplib::Request& req, httplib::Respons
   const TokenizeRequest& t = std::get<TokenizeRequest>(parsed);
   auto ids = tokenizer_pool_->run(0, [&]() -> StatusOr<std::vector<int32_t>> {
     if (t.prompt) return tokenizer_->encode(*t.prompt, t.add_special_tokens);
-    STRATA_ASSIGN_OR_RETURN(RenderedChat chat, render_chat(chat_template_, t.messages, t.add_generation_prompt));
+    const ChatRenderOptions options{.add_generation_prompt = t.add_generation_prompt,
+                                    .tools_json = t.tools_json,
+                                    .chat_template_kwargs_json = t.chat_template_kwargs_json};
+    STRATA_ASSIGN_OR_RETURN(RenderedChat chat, render_chat(chat_template_, t.messages, options));
     return tokenizer_->encode(chat.text, chat.add_special_tokens && t.add_special_tokens);
   });
   if (!ids.ok()) return send_error(res, api_error_from_status(ids.status(), "messages"));

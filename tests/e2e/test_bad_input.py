@@ -147,7 +147,9 @@ CASES = [
     ("chat_image_part", post(CHAT, {"messages": [{"role": "user", "content": [
         {"type": "image_url", "image_url": {"url": "http://x"}}]}]}), 400, "messages[0].content[0].type"),
     ("chat_top_logprobs_without_logprobs", post(CHAT, chat(top_logprobs=3)), 400, "top_logprobs"),
-    ("chat_tools_unsupported", post(CHAT, chat(tools=[{"type": "function"}])), 400, "tools"),
+    ("chat_tool_without_function", post(CHAT, chat(tools=[{"type": "function"}])), 400, "tools[0].function"),
+    ("chat_template_kwargs_not_object", post(CHAT, chat(chat_template_kwargs=[1])), 400, "chat_template_kwargs"),
+    ("chat_tool_choice_required", post(CHAT, chat(tool_choice="required")), 400, "tool_choice"),
     ("chat_unknown_model", post(CHAT, chat(model="nope")), 404, "model"),
     ("tokenize_prompt_number", post("/tokenize", {"prompt": 5}), 400, "prompt"),
     ("tokenize_prompt_and_messages", post("/tokenize", {"prompt": "a", "messages": []}), 400, None),

@@ -172,10 +172,12 @@ TEST_F(ChatTemplateDirTest, ReadsTemplateAndSpecialTokensFromTokenizerConfig) {
   EXPECT_EQ(t->kind, ChatTemplateKind::kMistral);
   EXPECT_EQ(t->bos_token, "<BOS>");
   EXPECT_EQ(t->eos_token, "<EOS>");
-  auto r = render_chat(*t, std::vector<ChatMessage>{{"user", "a"}, {"assistant", "b"}});
+  ASSERT_NE(t->jinja, nullptr);  // the model's own template is what renders
+  auto r = render_chat(*t, std::vector<ChatMessage>{{.role = "user", .content = "a"}, {.role = "assistant", .content = "b"}});
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->text, "<BOS>[INST] a [/INST]b<EOS>");
+  EXPECT_EQ(r->text, "<BOS>[INST] a [/INST][INST] b [/INST]");
   EXPECT_TRUE(r->contains_bos);
+  EXPECT_FALSE(r->add_special_tokens);
 }
 
 TEST_F(ChatTemplateDirTest, TemplateListPicksDefaultAndOverrideWins) {
@@ -205,6 +207,50 @@ TEST_F(ChatTemplateDirTest, SpecialTokensAndMissingFiles) {
   EXPECT_EQ(from_tokens->kind, ChatTemplateKind::kChatml);
   write("tokenizer_config.json", "{ not json");
   EXPECT_FALSE(load_chat_template(dir_).ok());
+}
+
+}  // namespace
+}  // namespace strata::router
+
+namespace strata::router {
+namespace {
+
+TEST(JinjaChatTemplate, KwargsToolsAndParsedToolCallArgumentsReachTheTemplate) {
+  auto t = chat_template_from_jinja(
+      "{{ bos_token }}{% for m in messages %}{{ m.role }}:{{ m.content }}"
+      "{% for c in m.tool_calls or [] %}{{ c.function.arguments.city }}{% endfor %};{% endfor %}"
+      "{{ tools | length }}{{ flavour }}{% if add_generation_prompt %}>{% endif %}",
+      "<s>", "</s>");
+  ASSERT_TRUE(t.ok()) << t.status().message();
+  ChatMessage call{.role = "assistant", .content = "", .content_given = false,
+                   .tool_calls_json = R"([{"id": "1", "type": "function", "function": {"name": "w", "arguments": "{\"city\": \"Oslo\"}"}}])"};
+  const std::vector<ChatMessage> msgs = {{.role = "user", .content = "hi"}, call};
+  auto r = render_chat(*t, msgs,
+                       ChatRenderOptions{.add_generation_prompt = false,
+                                         .tools_json = R"([{"type": "function", "function": {"name": "w"}}])",
+                                         .chat_template_kwargs_json = R"({"flavour": "mint"})"});
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->text, "<s>user:hi;assistant:Oslo;1mint");
+  EXPECT_TRUE(r->contains_bos);
+  EXPECT_FALSE(r->add_special_tokens);
+}
+
+TEST(JinjaChatTemplate, TemplateErrorsAreInvalidArgumentWithTheTemplatesMessage) {
+  auto t = chat_template_from_jinja("{{ raise_exception('Only user and assistant roles are supported!') }}", "", "");
+  ASSERT_TRUE(t.ok());
+  auto r = render_chat(*t, std::vector<ChatMessage>{{.role = "user", .content = "a"}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(r.status().message(), "Only user and assistant roles are supported!");
+  EXPECT_FALSE(chat_template_from_jinja("{% if %}", "", "").ok());
+}
+
+TEST(JinjaChatTemplate, BuiltInFormatsRefuseTools) {
+  auto r = render_chat(default_chat_template(ChatTemplateKind::kChatml),
+                       std::vector<ChatMessage>{{.role = "user", .content = "a"}},
+                       ChatRenderOptions{.tools_json = R"([{"type": "function", "function": {"name": "w"}}])"});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("`tools`"), std::string::npos);
 }
 
 }  // namespace

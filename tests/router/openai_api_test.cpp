@@ -153,7 +153,7 @@ const std::vector<BadCase>& bad_cases() {
       {kC, R"({"prompt": "x", "suffix": "tail"})", 400, "suffix", "not supported"},
       {kChat,
        R"({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function"}]})", 400,
-       "tools", "not supported"},
+       "tools[0].function", "must be an object"},
       {kChat,
        R"({"messages": [{"role": "user", "content": "x"}], )"
        R"("response_format": {"type": "json_object"}})",
