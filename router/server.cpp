@@ -161,6 +161,10 @@ Status RouterServer::start_http() {
   http_->new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
   http_->set_read_timeout(config_.read_timeout_s, 0);
   http_->set_write_timeout(config_.read_timeout_s, 0);
+  // An idle keep-alive connection (or one whose request timed out, which cpp-httplib answers
+  // and keeps open) holds a thread; it gets no longer than a slow request would, and never
+  // more than httplib's 5 s default.
+  http_->set_keep_alive_timeout(std::min<time_t>(config_.read_timeout_s, 5));
   http_->set_payload_max_length(static_cast<size_t>(config_.max_body_bytes));
   install_routes();
   port_ = config_.port == 0 ? http_->bind_to_any_port(config_.host)
