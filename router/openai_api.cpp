@@ -15,6 +15,18 @@
 namespace strata::router {
 namespace {
 
+// The chat fields a generation and a tokenize request both carry.
+template <typename Request>
+MaybeError parse_chat_fields_into(const nlohmann::json& body, std::string_view body_text, Request& req) {
+  ChatFields chat;
+  STRATA_RETURN_IF_API_ERROR(parse_chat_fields(body, body_text, &chat));
+  req.messages = std::move(chat.messages);
+  req.tools_json = std::move(chat.tools_json);
+  req.chat_template_kwargs_json = std::move(chat.chat_template_kwargs_json);
+  req.add_generation_prompt = chat.add_generation_prompt;
+  return std::nullopt;
+}
+
 using nlohmann::json;
 
 // `model`: optional; when given it must name the served model. OpenAI answers 404.
@@ -286,12 +298,7 @@ std::variant<GenerationRequest, ApiError> parse_generation_impl(std::string_view
   if (route == Route::kCompletions) {
     STRATA_RETURN_IF_API_ERROR(parse_prompt(body, limits, &req));
   } else {
-    ChatFields chat;
-    STRATA_RETURN_IF_API_ERROR(parse_chat_fields(body, body_text, &chat));
-    req.messages = std::move(chat.messages);
-    req.tools_json = std::move(chat.tools_json);
-    req.chat_template_kwargs_json = std::move(chat.chat_template_kwargs_json);
-    req.add_generation_prompt = chat.add_generation_prompt;
+    STRATA_RETURN_IF_API_ERROR(parse_chat_fields_into(body, body_text, req));
   }
   STRATA_RETURN_IF_API_ERROR(parse_sampling(body, route, &req));
   std::optional<int64_t> n;
@@ -358,12 +365,7 @@ std::variant<TokenizeRequest, ApiError> parse_tokenize_impl(std::string_view bod
     STRATA_RETURN_IF_API_ERROR(get_string(body, "prompt", &prompt));
     req.prompt = std::move(prompt);
   } else {
-    ChatFields chat;
-    STRATA_RETURN_IF_API_ERROR(parse_chat_fields(body, body_text, &chat));
-    req.messages = std::move(chat.messages);
-    req.tools_json = std::move(chat.tools_json);
-    req.chat_template_kwargs_json = std::move(chat.chat_template_kwargs_json);
-    req.add_generation_prompt = chat.add_generation_prompt;
+    STRATA_RETURN_IF_API_ERROR(parse_chat_fields_into(body, body_text, req));
     req.add_special_tokens = false;
   }
   STRATA_RETURN_IF_API_ERROR(get_bool(body, "add_special_tokens", &req.add_special_tokens));

@@ -71,39 +71,27 @@ void k_scale_min(const uint8_t* s, int j, int& scale, int& min) {
 }
 
 // Q4_K: fp16 d, fp16 dmin, 12 scale bytes, 128 bytes of nibbles; sub-block j of 32 takes
-// the low (j even) or high nibbles of bytes 32·(j/2) ...
-void q4_k_block(const uint8_t* b, float* out) {
+// the low (j even) or high nibbles of bytes 32·(j/2) ... Q5_K has 32 bytes of fifth bits
+// (bit j of byte i for sub-block j) between the scales and the nibbles.
+void k_quant_block(const uint8_t* b, float* out, bool fifth_bit) {
   const float d = half_at(b), dmin = half_at(b + 2);
-  const uint8_t* qs = b + 16;
+  const uint8_t* qh = b + 16;
+  const uint8_t* qs = fifth_bit ? b + 48 : b + 16;
   for (int j = 0; j < 8; ++j) {
     int sc, m;
     k_scale_min(b + 4, j, sc, m);
     const float dj = d * static_cast<float>(sc), mj = dmin * static_cast<float>(m);
     const int shift = 4 * (j % 2);
     for (int i = 0; i < 32; ++i) {
-      const int q = (qs[32 * (j / 2) + i] >> shift) & 0x0F;
+      int q = (qs[32 * (j / 2) + i] >> shift) & 0x0F;
+      if (fifth_bit) q |= ((qh[i] >> j) & 1) << 4;
       out[32 * j + i] = dj * static_cast<float>(q) - mj;
     }
   }
 }
 
-// Q5_K: as Q4_K, with 32 bytes of fifth bits (bit j of byte i for sub-block j) before the
-// nibbles.
-void q5_k_block(const uint8_t* b, float* out) {
-  const float d = half_at(b), dmin = half_at(b + 2);
-  const uint8_t* qh = b + 16;
-  const uint8_t* qs = b + 48;
-  for (int j = 0; j < 8; ++j) {
-    int sc, m;
-    k_scale_min(b + 4, j, sc, m);
-    const float dj = d * static_cast<float>(sc), mj = dmin * static_cast<float>(m);
-    const int shift = 4 * (j % 2);
-    for (int i = 0; i < 32; ++i) {
-      const int q = ((qs[32 * (j / 2) + i] >> shift) & 0x0F) | (((qh[i] >> j) & 1) << 4);
-      out[32 * j + i] = dj * static_cast<float>(q) - mj;
-    }
-  }
-}
+void q4_k_block(const uint8_t* b, float* out) { k_quant_block(b, out, false); }
+void q5_k_block(const uint8_t* b, float* out) { k_quant_block(b, out, true); }
 
 // Q6_K: 128 bytes of low nibbles, 64 of high 2-bit pairs, 16 int8 scales (one per 16
 // elements), fp16 d last. Element v = 128·h + r: low nibble from byte 64·h + r % 64
