@@ -2,10 +2,8 @@
 
 #include <fmt/format.h>
 
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <regex>
-#include <sstream>
 
 #include "common/utf8.h"
 #include "router/jinja/template.h"
@@ -13,7 +11,6 @@
 namespace strata::router {
 namespace {
 
-using nlohmann::json;
 
 // Python's str.isspace() set, which Jinja's `trim` filter and str.strip() use.
 bool is_python_space(char32_t c) {
@@ -130,67 +127,6 @@ std::string render_plain(std::span<const ChatMessage> msgs, bool add_generation_
   }
   if (add_generation_prompt) out += "Assistant:";
   return out;
-}
-
-StatusOr<json> read_json_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return not_found("cannot open {}", path.string());
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  json j = json::parse(buffer.str(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return data_loss("{} is not valid JSON", path.string());
-  return j;
-}
-
-// tokenizer_config.json's bos_token/eos_token: a string or {"content": "..."}.
-std::optional<std::string> token_string(const json& config, const char* key) {
-  auto it = config.find(key);
-  if (it == config.end()) return std::nullopt;
-  if (it->is_string()) return it->get<std::string>();
-  if (it->is_object()) {
-    auto content = it->find("content");
-    if (content != it->end() && content->is_string()) return content->get<std::string>();
-  }
-  return std::nullopt;
-}
-
-// The `chat_template` field: a string, or a list of {name, template} ("default" wins).
-std::string template_source(const json& config) {
-  auto it = config.find("chat_template");
-  if (it == config.end()) return "";
-  if (it->is_string()) return it->get<std::string>();
-  if (it->is_array()) {
-    std::string fallback;
-    for (const json& entry : *it) {
-      if (!entry.is_object()) continue;
-      auto name = entry.find("name");
-      auto source = entry.find("template");
-      if (source == entry.end() || !source->is_string()) continue;
-      if (name != entry.end() && name->is_string() && name->get<std::string>() == "default") {
-        return source->get<std::string>();
-      }
-      if (fallback.empty()) fallback = source->get<std::string>();
-    }
-    return fallback;
-  }
-  return "";
-}
-
-void collect_special_tokens(const json& j, std::vector<std::string>* out) {
-  auto add = [&](const json& token) {
-    auto content = token.find("content");
-    if (content != token.end() && content->is_string()) out->push_back(content->get<std::string>());
-  };
-  if (auto it = j.find("added_tokens_decoder"); it != j.end() && it->is_object()) {
-    for (const json& token : *it) {
-      if (token.is_object()) add(token);
-    }
-  }
-  if (auto it = j.find("added_tokens"); it != j.end() && it->is_array()) {
-    for (const json& token : *it) {
-      if (token.is_object()) add(token);
-    }
-  }
 }
 
 // vLLM's content-format detection: a template that loops over a message's content wants the
@@ -364,69 +300,6 @@ StatusOr<ChatTemplate> chat_template_from_jinja(std::string source, std::string 
                       .eos_token = std::move(eos_token),
                       .jinja = std::make_shared<const jinja::Template>(std::move(parsed)),
                       .content_as_parts = template_iterates_content(source)};
-}
-
-StatusOr<ChatTemplate> load_chat_template(const std::filesystem::path& model_path,
-                                          std::string_view override_name) {
-  std::error_code ec;
-  const std::filesystem::path dir =
-      std::filesystem::is_directory(model_path, ec) ? model_path : model_path.parent_path();
-  json config = json::object();
-  const auto config_path = dir / "tokenizer_config.json";
-  if (std::filesystem::exists(config_path, ec)) {
-    STRATA_ASSIGN_OR_RETURN(config, read_json_file(config_path));
-    if (!config.is_object()) return data_loss("{} must hold a JSON object", config_path.string());
-  }
-  ChatTemplateKind kind = ChatTemplateKind::kPlain;
-  if (!override_name.empty()) {
-    auto named = chat_template_kind_from_name(override_name);
-    if (!named) {
-      return invalid_argument(
-          "unknown chat template `{}`; use one of llama-2, llama-3, chatml, mistral, plain",
-          override_name);
-    }
-    kind = *named;
-  } else {
-    std::string source = template_source(config);
-    if (source.empty()) {
-      std::ifstream in(dir / "chat_template.jinja", std::ios::binary);
-      if (in) {
-        std::stringstream buffer;
-        buffer << in.rdbuf();
-        source = buffer.str();
-      }
-    }
-    if (!source.empty()) {
-      auto t = chat_template_from_jinja(source, token_string(config, "bos_token").value_or(""),
-                                        token_string(config, "eos_token").value_or(""));
-      if (!t.ok()) {
-        return invalid_argument(
-            "the chat template of {} does not parse: {}; fix it, or pass --chat-template NAME to "
-            "use a built-in format",
-            dir.string(), t.status().message());
-      }
-      return t;
-    }
-    std::vector<std::string> special;
-    {
-      collect_special_tokens(config, &special);
-      const auto tokenizer_path = dir / "tokenizer.json";
-      if (std::filesystem::exists(tokenizer_path, ec)) {
-        STRATA_ASSIGN_OR_RETURN(json tokenizer, read_json_file(tokenizer_path));
-        collect_special_tokens(tokenizer, &special);
-      }
-    }
-    kind = detect_chat_template_kind(source, special);
-  }
-  ChatTemplate t = default_chat_template(kind);
-  if (kind == ChatTemplateKind::kLlama2 || kind == ChatTemplateKind::kLlama3 ||
-      kind == ChatTemplateKind::kMistral) {
-    if (auto bos = token_string(config, "bos_token")) t.bos_token = *bos;
-    if (kind != ChatTemplateKind::kLlama3) {
-      if (auto eos = token_string(config, "eos_token")) t.eos_token = *eos;
-    }
-  }
-  return t;
 }
 
 StatusOr<RenderedChat> render_chat(const ChatTemplate& t, std::span<const ChatMessage> messages,

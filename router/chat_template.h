@@ -79,7 +79,10 @@ ChatTemplate default_chat_template(ChatTemplateKind kind);
 ChatTemplateKind detect_chat_template_kind(std::string_view jinja_source,
                                            std::span<const std::string> special_tokens = {});
 
-// The template for a model directory (or a model file: its directory is used): the Jinja
+// The template for a model directory (or a model file: its directory is used). A GGUF model
+// (the .gguf file, or a directory whose only model file is one .gguf and which has no
+// tokenizer_config.json) uses its own `tokenizer.chat_template` with the vocabulary's BOS/EOS
+// strings, or without one a built-in kind detected from its control tokens. Otherwise the Jinja
 // source of tokenizer_config.json's `chat_template` (a string, or a list of {name, template}
 // from which "default" is taken), else of chat_template.jinja, with bos_token/eos_token from
 // tokenizer_config.json; a source that does not parse is an InvalidArgument saying so. With

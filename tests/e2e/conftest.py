@@ -57,6 +57,51 @@ def _child_env() -> dict:
     return env
 
 
+MPI_ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "OMP_NUM_THREADS": "1"}
+
+
+def spawn(argv, log_name):
+    """A process in a session of its own (so kill_group reaches its children), logging to a temp file."""
+    log = open(Path(tempfile.gettempdir()) / f"strata-e2e-{log_name}-{uuid.uuid4().hex[:6]}.log", "wb")
+    env = _child_env()
+    env.update(MPI_ENV)
+    return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            env=env, start_new_session=True)
+
+
+def kill_group(p):
+    if p.poll() is None:
+        try:
+            os.killpg(p.pid, signal.SIGTERM)
+            p.wait(timeout=10)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            p.wait(timeout=10)
+
+
+def wait_for(predicate, timeout_s, what):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def strata_generate(model: str, prompt: str, max_tokens: int) -> str:
+    """What `strata generate` prints for a greedy run: the single-process reference path."""
+    out = subprocess.run([str(BIN / "strata"), "generate", "--model", model, "--prompt", prompt,
+                          "--temperature", "0", "--max-tokens", str(max_tokens)],
+                         capture_output=True, timeout=60, check=True)
+    return out.stdout.decode("utf-8", errors="replace")
+
+
 class StrataServer:
     """A router and one worker group; use as a context manager or call stop()."""
 

@@ -9,7 +9,7 @@ import httpx
 import openai
 import pytest
 
-from conftest import AIDREAMS, BIN, REFERENCE_GREEDY, require_file
+from conftest import AIDREAMS, BIN, REFERENCE_GREEDY, require_file, strata_generate
 
 CHAT = [{"role": "user", "content": "Say something."}]
 
@@ -34,13 +34,6 @@ def tokenize(server, **body) -> dict:
     r = httpx.post(server.url("/tokenize"), json=body, timeout=10)
     assert r.status_code == 200, r.text
     return r.json()
-
-
-def strata_generate(model: str, prompt: str, max_tokens: int) -> str:
-    out = subprocess.run([str(BIN / "strata"), "generate", "--model", model, "--prompt", prompt,
-                          "--temperature", "0", "--max-tokens", str(max_tokens)],
-                         capture_output=True, timeout=60, check=True)
-    return out.stdout.decode("utf-8", errors="replace")
 
 
 # --- plain completions and chat ---------------------------------------------------------

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import tempfile
 import threading
 import time
@@ -20,43 +19,7 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from conftest import AIDREAMS, BIN, free_port, require_file, _child_env
-
-MPI_ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "OMP_NUM_THREADS": "1"}
-
-
-def spawn(argv, log_name):
-    log = open(Path(tempfile.gettempdir()) / f"strata-e2e-{log_name}-{uuid.uuid4().hex[:6]}.log", "wb")
-    env = _child_env()
-    env.update(MPI_ENV)
-    return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            env=env, start_new_session=True)
-
-
-def kill_group(p):
-    if p.poll() is None:
-        try:
-            os.killpg(p.pid, signal.SIGTERM)
-            p.wait(timeout=10)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            p.wait(timeout=10)
-
-
-def wait_for(predicate, timeout_s, what):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-
+from conftest import AIDREAMS, BIN, free_port, kill_group, require_file, spawn, strata_generate, wait_for
 
 def groups(base_url):
     return {g["id"]: g for g in httpx.get(base_url + "/health", timeout=2).json()["groups"]}
@@ -75,9 +38,7 @@ def test_serve_with_tp2_answers_the_openai_client_like_one_rank():
         prompts = ["Echoes of", "A gentle hum", "Contrast"]
         for prompt in prompts:
             got = client.completions.create(model="aidreams260K", prompt=prompt, max_tokens=40, temperature=0)
-            want = subprocess.run([str(BIN / "strata"), "generate", "--model", model, "--prompt", prompt,
-                                   "--max-tokens", "40", "--temperature", "0"],
-                                  capture_output=True, check=True, env=_child_env()).stdout.decode()
+            want = strata_generate(model, prompt, 40)
             assert got.choices[0].text == want, prompt
         # Streaming chat works through the group too.
         stream = client.chat.completions.create(model="aidreams260K", max_tokens=8, stream=True,

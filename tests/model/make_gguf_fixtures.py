@@ -9,6 +9,11 @@ test-data/gguf/:
   quant_types.gguf        one matrix per block type, plus <TYPE>.f32: gguf's dequantized values
   <model>.gguf            the trained llama2.c models of ../shared/models (fp32), with their
                           tokenizer in GGUF metadata (tokenizer.ggml.model = llama)
+  <model>_chat.gguf       the same with tokenizer.chat_template: zephyr's published template
+  templates/<case>/model.gguf  vocabulary and chat-template metadata only (no tensors), for
+                          the router's template discovery: zephyr (a template), llama3 (none,
+                          <|start_header_id|> among the control tokens), broken (one that does
+                          not parse)
   corrupt/*.gguf          truncated and corrupt files the loader must refuse (the fuzz corpus)
 """
 import json
@@ -25,6 +30,8 @@ import make_model_fixtures as mf  # noqa: E402
 
 QUANT_TYPES = ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q4_K", "Q5_K", "Q6_K"]
 K_QUANTS = {"Q4_K", "Q5_K", "Q6_K"}  # gguf-py decodes these but cannot encode them
+CHAT_TEMPLATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "router", "chat_templates",
+                             "HuggingFaceH4-zephyr-7b-beta.jinja")
 
 
 def unpermute_from_hf(w, n_heads):
@@ -254,6 +261,47 @@ def write_trained_models(root):
         cfg, tensors = read_llama2c(os.path.join(folder, bins[0]))
         writer = llama2c_vocab_writer(os.path.join(folder, tokenizer)) if tokenizer else None
         write_case(os.path.join(root, model + ".gguf"), cfg, tensors, tokenizer=writer)
+        if writer:
+            write_case(os.path.join(root, model + "_chat.gguf"), cfg, tensors,
+                       tokenizer=with_chat_template(writer, CHAT_TEMPLATE))
+
+
+def with_chat_template(vocab_writer, template_path):
+    """The vocabulary plus tokenizer.chat_template, as llama.cpp's converter stores it."""
+    with open(template_path, encoding="utf-8") as f:
+        source = f.read()
+
+    def write(w):
+        vocab_writer(w)
+        w.add_chat_template(source)
+    return write
+
+
+def write_template_cases(root):
+    """Metadata-only GGUFs whose vocabularies name their BOS/EOS pieces, for template lookup."""
+    with open(CHAT_TEMPLATE, encoding="utf-8") as f:
+        zephyr = f.read()
+    cases = {
+        "zephyr": (["<unk>", "<s>", "</s>", "a"], zephyr),
+        "llama3": (["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|eot_id|>", "a"], None),
+        "broken": (["<unk>", "<s>", "</s>", "a"], "{% for m in messages %}{{ m.content }"),
+    }
+    for name, (tokens, template) in cases.items():
+        folder = os.path.join(root, "templates", name)
+        os.makedirs(folder, exist_ok=True)
+        w = gguf.GGUFWriter(os.path.join(folder, "model.gguf"), "llama")
+        w.add_tokenizer_model("llama")
+        w.add_token_list(tokens)
+        w.add_token_scores([0.0] * len(tokens))
+        w.add_token_types([gguf.TokenType.CONTROL] * (len(tokens) - 1) + [gguf.TokenType.NORMAL])
+        w.add_bos_token_id(1 if name != "llama3" else 0)
+        w.add_eos_token_id(2 if name != "llama3" else 1)
+        if template:
+            w.add_chat_template(template)
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
 
 
 def header_fields(data):
@@ -369,6 +417,7 @@ def main():
     write_quantized_cases(root, "llama_kquants", kcfg, gguf_tensors(kcfg, hf), rng.integers(0, 64, 16), rng, ["KQUANTS"])
     write_quant_types(root, rng)
     write_trained_models(root)
+    write_template_cases(root)
     write_corrupt(root, os.path.join(root, "qwen2_bias_tied.gguf"))
 
 

@@ -1,5 +1,6 @@
 // `strata generate`: prompt in, text (or ids) out on stdout; timings and the model summary
 // on stderr, so stdout can be compared byte for byte with other implementations.
+#include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <memory>
@@ -57,11 +58,13 @@ int run_generate(const GenerateOptions& o) {
   auto load_options = o.load.load_options({}, o.generator.engine.gpu_memory_fraction);
   if (!load_options.ok()) return fail(load_options.status());
   const Device device = load_options->device;
+  const auto load_start = std::chrono::steady_clock::now();
   auto model = load_model(o.load.model, *load_options);
   if (!model.ok()) return fail(model.status());
+  const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
   const LoadedModel& m = **model;
   std::cerr << "model: " << m.config.summary() << ", weights " << dtype_name(m.weights.dtype)
-            << fmt::format(" ({:.1f} MB)", m.weights.bytes() / 1e6);
+            << fmt::format(" ({:.1f} MB, loaded in {:.2f} s)", m.weights.bytes() / 1e6, load_s);
   if (device.is_cpu()) {
     std::cerr << ", CPU kernels " << kernels::cpu_isa_name() << " × " << kernels::cpu_threads()
               << " threads\n";
