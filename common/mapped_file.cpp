@@ -43,6 +43,17 @@ StatusOr<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path) 
   return std::shared_ptr<MappedFile>(new MappedFile(path, data, size));
 }
 
+void MappedFile::release(const void* begin, size_t bytes) const {
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  auto first = reinterpret_cast<uintptr_t>(begin);
+  auto last = first + bytes;
+  const auto lo = reinterpret_cast<uintptr_t>(data_), hi = lo + size_;
+  if (data_ == nullptr || first < lo || last > hi) return;
+  first = (first + page - 1) / page * page;
+  last = last / page * page;
+  if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
+
 MappedFile::~MappedFile() {
   if (data_ != nullptr) ::munmap(const_cast<uint8_t*>(data_), size_);
 }

@@ -22,6 +22,12 @@ class MappedFile {
 
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
+
+  // Drops the whole pages inside [begin, begin + bytes) from this process's resident set:
+  // a loader that has copied a tensor out calls it, so peak memory is the copies, not the
+  // copies plus the file. The pages stay in the page cache and are read back if touched
+  // again (the mapping is read-only and file-backed, so the contents never change).
+  void release(const void* begin, size_t bytes) const;
   const std::string& path() const { return path_; }
 
  private:

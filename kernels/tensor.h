@@ -43,10 +43,12 @@ class Buffer {
   Device device() const { return device_; }
 
  private:
-  Buffer(Device device, void* data, size_t bytes) : device_(device), data_(data), bytes_(bytes) {}
+  Buffer(Device device, void* data, size_t bytes, bool mapped = false)
+      : device_(device), data_(data), bytes_(bytes), mapped_(mapped) {}
   Device device_;
   void* data_;
   size_t bytes_;
+  bool mapped_;  // a large CPU buffer from mmap (see allocate), released with munmap
 };
 
 class Tensor {

@@ -384,7 +384,14 @@ class GgufParser {
 StatusOr<GgufFile> GgufFile::open(const std::string& path) {
   STRATA_ASSIGN_OR_RETURN(std::shared_ptr<MappedFile> mapped, MappedFile::open(path));
   const std::span<const uint8_t> bytes(mapped->data(), mapped->size());
-  return parse(std::move(mapped), bytes, path);
+  std::shared_ptr<const MappedFile> mapping = mapped;
+  STRATA_ASSIGN_OR_RETURN(GgufFile file, parse(std::move(mapped), bytes, path));
+  file.mapping_ = std::move(mapping);
+  return file;
+}
+
+void GgufFile::release(const TensorInfo& tensor) const {
+  if (mapping_) mapping_->release(tensor.data, tensor.nbytes);
 }
 
 StatusOr<GgufFile> GgufFile::parse(std::shared_ptr<const void> owner, std::span<const uint8_t> bytes,

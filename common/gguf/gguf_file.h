@@ -117,11 +117,15 @@ class GgufFile {
 
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
   const TensorInfo* find_tensor(std::string_view name) const;
+  // Drops the tensor's pages from memory once its data has been copied out (see
+  // MappedFile::release); a no-op for bytes given to parse().
+  void release(const TensorInfo& tensor) const;
 
  private:
   GgufFile() = default;
   friend class GgufParser;
   std::shared_ptr<const void> owner_;
+  std::shared_ptr<const MappedFile> mapping_;  // set by open()
   std::string path_;
   uint32_t version_ = 0;
   uint64_t alignment_ = 32;

@@ -25,12 +25,23 @@ void pack_tile(const PackW8A8Params& p, const W8Layout& l, int64_t t, uint8_t* d
     uint8_t* group = dst + g * l.group_stride;
     const int64_t blocks = w8_group_blocks(l, g);
     auto* scales = reinterpret_cast<float*>(group + blocks * kW8BlockBytes);
+    const int64_t k_begin = g * l.group_k;
+    const int64_t k_end = k_begin + blocks * 4 < p.k ? k_begin + blocks * 4 : p.k;
+    const int64_t whole = (k_end - k_begin) / 4;  // blocks with all four bytes in range
     for (int64_t c = 0; c < c_end; ++c) {
       const int64_t j = t * kInt8TileCols + c;
-      for (int64_t kk = g * l.group_k; kk < g * l.group_k + blocks * 4 && kk < p.k; ++kk) {
-        const int64_t b = (kk - g * l.group_k) / 4;
-        group[b * kW8BlockBytes + 4 * c + kk % 4] =
-            static_cast<uint8_t>(p.q[j * p.k + kk] + 128);
+      const int8_t* row = p.q + j * p.k + k_begin;
+      // Four consecutive k of one column form a 32-bit lane of a block; +128 on each byte is
+      // a flip of its top bit. Word copies keep loading a model at memory speed.
+      for (int64_t b = 0; b < whole; ++b) {
+        uint32_t lane;
+        std::memcpy(&lane, row + 4 * b, 4);
+        lane ^= 0x80808080u;
+        std::memcpy(group + b * kW8BlockBytes + 4 * c, &lane, 4);
+      }
+      for (int64_t kk = k_begin + whole * 4; kk < k_end; ++kk) {
+        const int64_t b = (kk - k_begin) / 4;
+        group[b * kW8BlockBytes + 4 * c + kk % 4] = static_cast<uint8_t>(p.q[j * p.k + kk] + 128);
       }
       scales[c] = p.scales[j * l.groups + g];
     }

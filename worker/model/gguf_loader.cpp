@@ -27,7 +27,7 @@ class GgufSource final : public WeightSource {
     const std::string name = tensor_name(role, layer);
     const gguf::TensorInfo* t = file_.find_tensor(name);
     if (t == nullptr) return not_found("{}: tensor `{}` is missing", file_.path(), name);
-    SourceTensor s{.name = name, .data = t->data, .shape = t->shape()};
+    SourceTensor s{.name = name, .data = t->data, .shape = t->shape(), .nbytes = t->nbytes};
     switch (t->type) {
       case GgmlType::kF32: s.dtype = DType::kF32; break;
       case GgmlType::kF16: s.dtype = DType::kF16; break;
@@ -38,6 +38,9 @@ class GgufSource final : public WeightSource {
   }
   bool rotate_half_layout() const override { return rotate_half_; }
   std::string description() const override { return file_.path(); }
+  void release(const SourceTensor& t) override {
+    if (const gguf::TensorInfo* info = file_.find_tensor(t.name)) file_.release(*info);
+  }
 
   static std::string tensor_name(WeightRole role, int l) {
     const std::string p = fmt::format("blk.{}.", l);

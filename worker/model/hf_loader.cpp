@@ -20,10 +20,14 @@ class SafetensorsSource final : public WeightSource {
   StatusOr<SourceTensor> get(WeightRole role, int layer) override {
     const std::string name = tensor_name(role, layer);
     STRATA_ASSIGN_OR_RETURN(SafetensorView view, checkpoint_.get(name));
-    return SourceTensor{.name = name, .data = view.data, .dtype = view.dtype, .shape = view.shape};
+    return SourceTensor{.name = name, .data = view.data, .dtype = view.dtype, .shape = view.shape,
+                        .nbytes = view.nbytes};
   }
   bool rotate_half_layout() const override { return true; }
   std::string description() const override { return checkpoint_.path(); }
+  void release(const SourceTensor& t) override {
+    if (auto view = checkpoint_.get(t.name); view.ok()) checkpoint_.release(*view);
+  }
 
  private:
   static std::string tensor_name(WeightRole role, int l) {

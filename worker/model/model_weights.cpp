@@ -162,9 +162,17 @@ class Builder {
 
   StatusOr<LayerWeights> layer(int l);
 
+  // Hands every tensor fetched since the last call back to the source, which may drop its
+  // pages: called after each layer, so the file is never resident all at once.
+  void release_fetched() {
+    for (const SourceTensor& t : fetched_) source_.release(t);
+    fetched_.clear();
+  }
+
  private:
   StatusOr<SourceTensor> fetch(const TensorPart& part, int layer) {
     STRATA_ASSIGN_OR_RETURN(SourceTensor src, source_.get(part.role, layer));
+    fetched_.push_back(src);
     if (src.shape != part.shape) {
       return invalid_argument("{}: tensor `{}` has shape {}, expected {} for this config",
                               source_.description(), src.name, shape_str(src.shape),
@@ -246,6 +254,7 @@ class Builder {
   DType dtype_;
   const ShardPlan& shard_;
   std::vector<char> scratch_;  // make_matrix's packing copy, reused across matrices
+  std::vector<SourceTensor> fetched_;
 };
 
 // The scheme one matrix takes (see WeightBuildOptions): W8A8 leaves the o-projection dense
@@ -340,16 +349,19 @@ StatusOr<ModelWeights> build_model_weights(const ModelConfig& config, WeightSour
   // The embedding lives on the first stage, and on the last too when it is the LM head.
   if (shard.first_stage || (shard.last_stage && config.tie_word_embeddings)) {
     STRATA_ASSIGN_OR_RETURN(w.embedding, builder.vocab_rows(WeightRole::kEmbedding));
+    builder.release_fetched();
   }
   w.layers.reserve(static_cast<size_t>(shard.num_layers()));
   std::vector<char> pack_scratch;
   for (int l = shard.layers.begin; l < shard.layers.end; ++l) {
     STRATA_ASSIGN_OR_RETURN(LayerWeights layer, builder.layer(l));
     w.layers.push_back(std::move(layer));
+    builder.release_fetched();
   }
   if (shard.last_stage) {
     STRATA_ASSIGN_OR_RETURN(w.final_norm, builder.replicated(WeightRole::kFinalNorm, 0, config.hidden_size));
     STRATA_RETURN_IF_ERROR(finish_lm_head(w, config, builder, options, pack_scratch));
+    builder.release_fetched();
   }
   return w;
 }

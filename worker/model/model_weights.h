@@ -64,6 +64,7 @@ struct SourceTensor {
   // Rows are widened to fp32 as they are copied, except where a matrix keeps the blocks
   // (Q8_0 under W8A8, Q4_0 under W4A16: the layouts those kernels read).
   std::optional<gguf::GgmlType> gguf_type;
+  size_t nbytes = 0;  // of the stored tensor (set by sources that can release it)
 };
 
 class WeightSource {
@@ -74,6 +75,9 @@ class WeightSource {
   // HF checkpoints store q/k rows in rotate-half order; llama2.c in adjacent pairs.
   virtual bool rotate_half_layout() const = 0;
   virtual std::string description() const = 0;  // the file, for messages
+  // The builder is done with this tensor: a source reading a mapped file drops its pages
+  // (MappedFile::release), one that owns plain memory keeps it.
+  virtual void release(const SourceTensor&) {}
 };
 
 // What build_model_weights makes of a checkpoint besides its shapes.

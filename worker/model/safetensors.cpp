@@ -349,4 +349,10 @@ std::vector<std::string> SafetensorsCheckpoint::names() const {
   return out;
 }
 
+void SafetensorsCheckpoint::release(const SafetensorView& view) const {
+  for (const auto& file : files_) {
+    if (file->path() == view.file) file->release(view.data, view.nbytes);
+  }
+}
+
 }  // namespace strata

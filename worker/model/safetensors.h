@@ -40,6 +40,8 @@ class SafetensorsCheckpoint {
   // NotFound naming the tensor and the checkpoint when absent.
   StatusOr<SafetensorView> get(const std::string& name) const;
   std::vector<std::string> names() const;
+  // Drops the view's pages from memory once it has been copied out (MappedFile::release).
+  void release(const SafetensorView& view) const;
   const std::string& path() const { return path_; }
 
  private:

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Runs every libFuzzer target of the verification build (scripts/build-sanitizers.sh) for a
+# bounded time each, starting from its seeds (tests/fuzz/CMakeLists.txt defines them; the
+# build lists them in fuzz/targets.tsv) and growing a corpus kept in <build>/fuzz/corpus.
+# Prints executions, coverage and corpus size per target; exits non-zero on any crash, whose
+# input is left in <build>/fuzz/crashes/<target>/ — copy it into tests/fuzz/regressions/<target>/
+# so the replay tests keep it.
+#   bash scripts/fuzz.sh [seconds per target, default 60] [build dir, default build-asan]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds="${1:-60}"
+build="${2:-build-asan}"
+manifest="$build/fuzz/targets.tsv"
+[ -s "$manifest" ] || { echo "fuzz: $manifest is missing; run scripts/build-sanitizers.sh first" >&2; exit 2; }
+# The seeds some targets read are written by the tests' setup steps.
+ctest --test-dir "$build" -L setup -j "$(nproc)" >/dev/null
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+status=0
+printf '| target | seconds | executions | exec/s | coverage (edges) | corpus | crashes |\n|---|---|---|---|---|---|---|\n'
+while IFS=$'\t' read -r target dict seeds; do
+  corpus="$build/fuzz/corpus/$target" crashes="$build/fuzz/crashes/$target"
+  mkdir -p "$corpus" "$crashes"
+  args=(-max_total_time="$seconds" -rss_limit_mb=4096 -timeout=20 -print_final_stats=1
+        -artifact_prefix="$crashes/")
+  [ -n "$dict" ] && args+=(-dict="$dict")
+  read -r -a seed_dirs <<<"$seeds"
+  existing=()
+  for s in "${seed_dirs[@]}"; do [ -e "$s" ] && existing+=("$s"); done
+  log="$build/fuzz/$target.log"
+  if ! "$build/bin/$target" "${args[@]}" "$corpus" "${existing[@]}" >"$log" 2>&1; then status=1; fi
+  execs=$(grep -oE 'stat::number_of_executed_units: [0-9]+' "$log" | grep -oE '[0-9]+$' || echo 0)
+  rate=$(grep -oE 'stat::average_exec_per_sec: [0-9]+' "$log" | grep -oE '[0-9]+$' || echo 0)
+  cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -n 1 | grep -oE '[0-9]+' || echo 0)
+  found=$(find "$crashes" -type f | wc -l)
+  printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$target" "$seconds" "$execs" "$rate" "$cov" \
+    "$(find "$corpus" -type f | wc -l)" "$found"
+  if [ "$found" -gt 0 ]; then status=1; tail -n 30 "$log" >&2; fi
+done <"$manifest"
+exit "$status"
