@@ -1,6 +1,8 @@
 // Finding a model's chat template: the GGUF file's own tokenizer.chat_template, else
 // tokenizer_config.json's chat_template or chat_template.jinja beside the weights, else a
 // built-in kind guessed from the tokenizer's special tokens.
+#include <fmt/format.h>
+
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -76,6 +78,19 @@ void collect_special_tokens(const json& j, std::vector<std::string>* out) {
 }
 
 
+// A model's own template; `where` names its file for the error.
+StatusOr<ChatTemplate> parse_model_template(std::string source, std::string bos, std::string eos,
+                                            const std::string& where) {
+  auto t = chat_template_from_jinja(std::move(source), std::move(bos), std::move(eos));
+  if (!t.ok()) {
+    return invalid_argument(
+        "the chat template {} does not parse: {}; fix it, or pass --chat-template NAME to use a "
+        "built-in format",
+        where, t.status().message());
+  }
+  return t;
+}
+
 // The .gguf a model path names: the file itself, or the only .gguf in a directory that has
 // no tokenizer_config.json (an HF directory's own files win there).
 std::optional<std::filesystem::path> gguf_model_file(const std::filesystem::path& model_path) {
@@ -112,14 +127,8 @@ StatusOr<ChatTemplate> gguf_chat_template(const std::filesystem::path& path) {
   std::string eos = gguf_token_text(file, tokens, "tokenizer.ggml.eos_token_id");
   STRATA_ASSIGN_OR_RETURN(std::string source, file.get_string_or("tokenizer.chat_template", ""));
   if (!source.empty()) {
-    auto t = chat_template_from_jinja(std::move(source), std::move(bos), std::move(eos));
-    if (!t.ok()) {
-      return invalid_argument(
-          "the chat template in {} (tokenizer.chat_template) does not parse: {}; pass "
-          "--chat-template NAME to use a built-in format",
-          path.string(), t.status().message());
-    }
-    return t;
+    return parse_model_template(std::move(source), std::move(bos), std::move(eos),
+                                fmt::format("in {} (tokenizer.chat_template)", path.string()));
   }
   std::vector<std::string> control;
   if (auto types = file.get_int_array("tokenizer.ggml.token_type"); types.ok()) {
@@ -184,15 +193,9 @@ StatusOr<ChatTemplate> load_chat_template(const std::filesystem::path& model_pat
   std::string source = template_source(config);
   if (source.empty()) source = read_text_file(dir / "chat_template.jinja");
   if (!source.empty()) {
-    auto t = chat_template_from_jinja(source, token_string(config, "bos_token").value_or(""),
-                                      token_string(config, "eos_token").value_or(""));
-    if (!t.ok()) {
-      return invalid_argument(
-          "the chat template of {} does not parse: {}; fix it, or pass --chat-template NAME to "
-          "use a built-in format",
-          dir.string(), t.status().message());
-    }
-    return t;
+    return parse_model_template(std::move(source), token_string(config, "bos_token").value_or(""),
+                                token_string(config, "eos_token").value_or(""),
+                                fmt::format("of {}", dir.string()));
   }
   std::vector<std::string> special;
   collect_special_tokens(config, &special);
