@@ -6,6 +6,8 @@
 # input is left in <build>/fuzz/crashes/<target>/ — copy it into tests/fuzz/regressions/<target>/
 # so the replay tests keep it.
 #   bash scripts/fuzz.sh [seconds per target, default 60] [build dir, default build-asan]
+# FUZZ_RUNS=N runs N inputs per target from a fixed seed instead of a time: the same inputs
+# every time, which is what CI wants (a red CI must mean a real, reproducible crash).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-60}"
@@ -21,19 +23,25 @@ printf '| target | seconds | executions | exec/s | coverage (edges) | corpus | c
 while IFS=$'\t' read -r target dict seeds; do
   corpus="$build/fuzz/corpus/$target" crashes="$build/fuzz/crashes/$target"
   mkdir -p "$corpus" "$crashes"
-  args=(-max_total_time="$seconds" -rss_limit_mb=4096 -timeout=20 -print_final_stats=1
-        -artifact_prefix="$crashes/")
+  args=(-rss_limit_mb=4096 -timeout=20 -print_final_stats=1 -artifact_prefix="$crashes/")
+  if [ -n "${FUZZ_RUNS:-}" ]; then
+    args+=(-runs="$FUZZ_RUNS" -seed=1)
+  else
+    args+=(-max_total_time="$seconds")
+  fi
   [ -n "$dict" ] && args+=(-dict="$dict")
   read -r -a seed_dirs <<<"$seeds"
   existing=()
   for s in "${seed_dirs[@]}"; do [ -e "$s" ] && existing+=("$s"); done
   log="$build/fuzz/$target.log"
+  start=$SECONDS
   if ! "$build/bin/$target" "${args[@]}" "$corpus" "${existing[@]}" >"$log" 2>&1; then status=1; fi
   execs=$(grep -oE 'stat::number_of_executed_units: [0-9]+' "$log" | grep -oE '[0-9]+$' || echo 0)
   rate=$(grep -oE 'stat::average_exec_per_sec: [0-9]+' "$log" | grep -oE '[0-9]+$' || echo 0)
   cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -n 1 | grep -oE '[0-9]+' || echo 0)
   found=$(find "$crashes" -type f | wc -l)
-  printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$target" "$seconds" "$execs" "$rate" "$cov" \
+  elapsed=$((SECONDS - start))
+  printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$target" "$elapsed" "$execs" "$rate" "$cov" \
     "$(find "$corpus" -type f | wc -l)" "$found"
   if [ "$found" -gt 0 ]; then status=1; tail -n 30 "$log" >&2; fi
 done <"$manifest"
