@@ -17,6 +17,7 @@
 #include "router/request_stream.h"
 #include "router/sse_response.h"
 #include "router/scheduling/scheduler_config.h"
+#include "common/listen_address.h"
 #include "common/tokenizer/tokenizer_discovery.h"
 
 namespace strata::router {
@@ -167,11 +168,14 @@ Status RouterServer::start_http() {
   http_->set_keep_alive_timeout(std::min<time_t>(config_.read_timeout_s, 5));
   http_->set_payload_max_length(static_cast<size_t>(config_.max_body_bytes));
   install_routes();
+  // httplib says only that binding failed; the probe says why (see listen_address.h).
+  STRATA_RETURN_IF_ERROR(check_listen_address(config_.host, config_.port));
   port_ = config_.port == 0 ? http_->bind_to_any_port(config_.host)
                             : (http_->bind_to_port(config_.host, config_.port) ? config_.port : -1);
   if (port_ <= 0) {
     return Status(StatusCode::kUnavailable,
-                  fmt::format("cannot listen on {}:{}; is another server using the port?", config_.host, config_.port));
+                  fmt::format("cannot listen on {}:{} (taken since it was checked?); pick another --port",
+                              config_.host, config_.port));
   }
   raise_listen_backlog(port_);
   spdlog::info("router listening on http://{}:{}, worker groups connect to {}", config_.host, port_,
