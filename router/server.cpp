@@ -18,7 +18,7 @@
 #include "router/sse_response.h"
 #include "router/scheduling/scheduler_config.h"
 #include "common/listen_address.h"
-#include "common/tokenizer/tokenizer_discovery.h"
+#include "common/model_path.h"
 
 namespace strata::router {
 namespace {
@@ -115,11 +115,10 @@ Status RouterServer::start() {
 }
 
 Status RouterServer::load_tokenizer_and_template() {
-  const std::string tokenizer_path =
-      config_.tokenizer.empty() ? default_tokenizer_for_model(config_.model) : config_.tokenizer;
-  if (tokenizer_path.empty()) {
-    return invalid_argument("no tokenizer found next to model `{}`; pass --tokenizer PATH", config_.model);
-  }
+  // The model's own files give the tokenizer and the chat template: a wrong --model is
+  // reported as such, before either is looked for.
+  STRATA_ASSIGN_OR_RETURN(const std::string tokenizer_path,
+                          resolve_tokenizer_path(config_.model, config_.tokenizer));
   STRATA_ASSIGN_OR_RETURN(tokenizer_, load_tokenizer(tokenizer_path));
   if (config_.model.rfind("builtin:", 0) != 0) {
     STRATA_ASSIGN_OR_RETURN(chat_template_, load_chat_template(config_.model, config_.chat_template));
