@@ -50,18 +50,34 @@ class CliBinder {
   explicit CliBinder(CLI::App& app, std::string group = "") : app_(app), group_(std::move(group)) {}
   template <typename T>
   void operator()(std::string_view key, T& field, std::string_view help, Range = {}) {
-    CLI::Option* opt;
     if constexpr (std::is_same_v<T, bool>) {
-      opt = app_.add_flag(flag_name(key) + ",!" + flag_name(std::string("no_") + std::string(key)), field, std::string(help));
+      bind_switch(key, field, help);
     } else {
-      opt = app_.add_option(flag_name(key), field, std::string(help));
+      CLI::Option* opt = app_.add_option(flag_name(key), field, std::string(help));
       if constexpr (kIsList<T>) opt->delimiter(',');
+      opt->capture_default_str();
+      if (!group_.empty()) opt->group(group_);
     }
-    opt->capture_default_str();
-    if (!group_.empty()) opt->group(group_);
   }
 
  private:
+  // A boolean is two switches, --x and --no-x. CLI11's own pair ("--x,!--no-x") is listed as
+  // "--x,--no-x{false}", which reads as "off by default" whatever the default is; so --x shows
+  // the real default and --no-x gets a line of its own. Giving both is an error.
+  void bind_switch(std::string_view key, bool& field, std::string_view help) {
+    const std::string on = flag_name(key);
+    CLI::Option* yes = app_.add_flag(on, field, std::string(help));
+    yes->option_text(field ? "(default: on)" : "(default: off)");
+    CLI::Option* no = app_.add_flag_callback(
+        flag_name("no_" + std::string(key)), [&field] { field = false; }, "turn " + on + " off");
+    no->excludes(yes);
+    no->option_text(" ");  // instead of CLI11's "Excludes: --x" beside the name
+    if (!group_.empty()) {
+      yes->group(group_);
+      no->group(group_);
+    }
+  }
+
   CLI::App& app_;
   std::string group_;
 };

@@ -17,7 +17,8 @@
 #include "router/request_stream.h"
 #include "router/sse_response.h"
 #include "router/scheduling/scheduler_config.h"
-#include "common/tokenizer/tokenizer_discovery.h"
+#include "common/listen_address.h"
+#include "common/model_path.h"
 
 namespace strata::router {
 namespace {
@@ -114,11 +115,10 @@ Status RouterServer::start() {
 }
 
 Status RouterServer::load_tokenizer_and_template() {
-  const std::string tokenizer_path =
-      config_.tokenizer.empty() ? default_tokenizer_for_model(config_.model) : config_.tokenizer;
-  if (tokenizer_path.empty()) {
-    return invalid_argument("no tokenizer found next to model `{}`; pass --tokenizer PATH", config_.model);
-  }
+  // The model's own files give the tokenizer and the chat template: a wrong --model is
+  // reported as such, before either is looked for.
+  STRATA_ASSIGN_OR_RETURN(const std::string tokenizer_path,
+                          resolve_tokenizer_path(config_.model, config_.tokenizer));
   STRATA_ASSIGN_OR_RETURN(tokenizer_, load_tokenizer(tokenizer_path));
   if (config_.model.rfind("builtin:", 0) != 0) {
     STRATA_ASSIGN_OR_RETURN(chat_template_, load_chat_template(config_.model, config_.chat_template));
@@ -167,11 +167,14 @@ Status RouterServer::start_http() {
   http_->set_keep_alive_timeout(std::min<time_t>(config_.read_timeout_s, 5));
   http_->set_payload_max_length(static_cast<size_t>(config_.max_body_bytes));
   install_routes();
+  // httplib says only that binding failed; the probe says why (see listen_address.h).
+  STRATA_RETURN_IF_ERROR(check_listen_address(config_.host, config_.port));
   port_ = config_.port == 0 ? http_->bind_to_any_port(config_.host)
                             : (http_->bind_to_port(config_.host, config_.port) ? config_.port : -1);
   if (port_ <= 0) {
     return Status(StatusCode::kUnavailable,
-                  fmt::format("cannot listen on {}:{}; is another server using the port?", config_.host, config_.port));
+                  fmt::format("cannot listen on {}:{} (taken since it was checked?); pick another --port",
+                              config_.host, config_.port));
   }
   raise_listen_backlog(port_);
   spdlog::info("router listening on http://{}:{}, worker groups connect to {}", config_.host, port_,

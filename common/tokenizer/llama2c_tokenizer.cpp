@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <fstream>
 
+#include "common/llama2c_format.h"
 #include "common/tokenizer/score_bpe.h"
 
 namespace strata {
@@ -88,9 +89,7 @@ std::string Llama2cTokenizer::decode(std::span<const int32_t> ids,
   return out;
 }
 
-}  // namespace
-
-StatusOr<std::unique_ptr<Tokenizer>> load_llama2c_tokenizer(const std::string& path) {
+StatusOr<std::unique_ptr<Tokenizer>> parse_llama2c_tokenizer(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return not_found("{}: cannot open the llama2.c tokenizer file", path);
   int32_t max_token_length = 0;
@@ -125,6 +124,18 @@ StatusOr<std::unique_ptr<Tokenizer>> load_llama2c_tokenizer(const std::string& p
   const auto byte_ids = llama2c_byte_ids(pieces.size());
   return std::unique_ptr<Tokenizer>(std::make_unique<Llama2cTokenizer>(
       ScoreBpe(std::move(pieces), std::move(scores), byte_ids)));
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Tokenizer>> load_llama2c_tokenizer(const std::string& path) {
+  auto tokenizer = parse_llama2c_tokenizer(path);
+  // A checkpoint given as the tokenizer fails somewhere in its float arrays; say what it is.
+  if (!tokenizer.ok() && tokenizer.status().code() == StatusCode::kDataLoss &&
+      looks_like_llama2c_checkpoint(path)) {
+    return model_given_as_tokenizer(path);
+  }
+  return tokenizer;
 }
 
 }  // namespace strata

@@ -55,6 +55,36 @@ TEST(BenchReport, UsageMismatchIsCounted) {
   EXPECT_EQ(summarize(point, Slo{}).usage_mismatches, 1);
 }
 
+TEST(BenchReport, CostPerRequestIsCostPerHourTimesWallTimeOverCompletedRequests) {
+  LoadPointResult point{.label = "x", .load = 1, .duration_s = 90.0, .requests = {}};
+  for (int i = 0; i < 3; ++i) point.requests.push_back(ok_request(0.1, 0.01, 5));
+  RequestResult failed;
+  failed.failure = "http 503";
+  point.requests.push_back(failed);
+  // $4/hour for 90 s is $0.10, over 3 completed requests (the failed one costs too).
+  const LoadPointSummary s = summarize(point, Slo{}, 4.0);
+  ASSERT_TRUE(s.cost_per_request_usd.has_value());
+  EXPECT_DOUBLE_EQ(*s.cost_per_request_usd, 0.1 / 3);
+  EXPECT_NE(report_markdown("c", {s}).find("USD / request"), std::string::npos);
+  const LoadPointSummary free = summarize(point, Slo{});
+  EXPECT_FALSE(free.cost_per_request_usd.has_value());
+  EXPECT_EQ(report_markdown("c", {free}).find("USD / request"), std::string::npos);
+}
+
+TEST(BenchReport, RetriesAreCountedAndShown) {
+  LoadPointResult point{.label = "x", .load = 1, .duration_s = 1.0, .requests = {ok_request(0.1, 0.01, 5)}};
+  point.requests.push_back(ok_request(0.1, 0.01, 5));
+  point.requests[0].retries = 1;
+  point.requests[1].retries = 2;
+  const LoadPointSummary s = summarize(point, Slo{});
+  EXPECT_EQ(s.retries, 3);
+  EXPECT_NE(report_markdown("c", {s}).find("none (3 retries after the server closed the connection)"),
+            std::string::npos);
+  const nlohmann::json j = report_json({}, {point}, {s});
+  EXPECT_EQ(j["load_points"][0]["retries"], 3);
+  EXPECT_EQ(j["load_points"][0]["requests"][1]["retries"], 2);
+}
+
 }  // namespace
 }  // namespace strata::bench
 

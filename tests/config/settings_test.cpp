@@ -130,5 +130,42 @@ TEST(Settings, ListsTakeCommasOnTheCommandLine) {
   EXPECT_EQ(*(it + 1), "1,2.5,4");
 }
 
+// A switch with a default of off, to check both defaults read right in the help.
+struct Switches {
+  bool verbose = false;
+  template <typename V>
+  void visit_fields(V& v) {
+    v("verbose", verbose, "say more");
+  }
+};
+
+TEST(Settings, SwitchHelpShowsTheRealDefault) {
+  WorkerOptions w;  // cuda_graphs defaults to on
+  Switches s;
+  CLI::App app;
+  config::CliBinder binder(app);
+  w.visit_fields(binder);
+  s.visit_fields(binder);
+  const std::string help = app.help();
+  EXPECT_NE(help.find("--cuda-graphs (default: on)"), std::string::npos) << help;
+  EXPECT_NE(help.find("--verbose (default: off)"), std::string::npos) << help;
+  EXPECT_NE(help.find("--no-cuda-graphs"), std::string::npos) << help;
+  EXPECT_EQ(help.find("{false}"), std::string::npos) << help;
+}
+
+TEST(Settings, SwitchesSetBothWaysAndRefuseBoth) {
+  Switches s;
+  parse(s, {"--verbose"});
+  EXPECT_TRUE(s.verbose);
+  parse(s, {"--no-verbose"});
+  EXPECT_FALSE(s.verbose);
+  parse(s, {});
+  EXPECT_FALSE(s.verbose);
+  EXPECT_THROW(parse(s, {"--verbose", "--no-verbose"}), CLI::ExcludesError);
+  WorkerOptions w;
+  parse(w, {"--no-cuda-graphs"});
+  EXPECT_FALSE(w.server.engine.cuda_graphs);
+}
+
 }  // namespace
 }  // namespace strata

@@ -41,7 +41,7 @@ nlohmann::json percentiles_json(const Percentiles& p) {
 
 }  // namespace
 
-LoadPointSummary summarize(const LoadPointResult& point, const Slo& slo) {
+LoadPointSummary summarize(const LoadPointResult& point, const Slo& slo, double cost_per_hour_usd) {
   LoadPointSummary s;
   s.label = point.label;
   s.load = point.load;
@@ -50,6 +50,7 @@ LoadPointSummary summarize(const LoadPointResult& point, const Slo& slo) {
   std::vector<double> ttft, itl, e2e, tpot;
   int good = 0;
   for (const RequestResult& r : point.requests) {
+    s.retries += r.retries;
     if (!r.ok) {
       ++s.failures[r.failure];
       continue;
@@ -74,6 +75,9 @@ LoadPointSummary summarize(const LoadPointResult& point, const Slo& slo) {
     s.output_tokens_per_s = static_cast<double>(s.output_tokens) / s.duration_s;
     s.goodput_requests_per_s = good / s.duration_s;
   }
+  if (cost_per_hour_usd > 0 && s.num_ok > 0) {
+    s.cost_per_request_usd = cost_per_hour_usd * (s.duration_s / 3600) / s.num_ok;
+  }
   s.ttft_ms = percentiles(std::move(ttft));
   s.itl_ms = percentiles(std::move(itl));
   s.e2e_ms = percentiles(std::move(e2e));
@@ -91,7 +95,8 @@ nlohmann::json report_json(const nlohmann::json& settings, const std::vector<Loa
       nlohmann::json jr = {{"ok", r.ok},           {"failure", r.failure},
                            {"send_s", r.send_s},   {"ttft_s", r.ttft_s},
                            {"e2e_s", r.e2e_s},     {"itl_s", r.itl_s},
-                           {"input_tokens", r.input_tokens}, {"output_tokens", r.output_tokens}};
+                           {"input_tokens", r.input_tokens}, {"output_tokens", r.output_tokens},
+                           {"retries", r.retries}};
       jr["usage_prompt_tokens"] = r.usage_prompt_tokens ? nlohmann::json(*r.usage_prompt_tokens) : nullptr;
       jr["usage_completion_tokens"] =
           r.usage_completion_tokens ? nlohmann::json(*r.usage_completion_tokens) : nullptr;
@@ -109,6 +114,8 @@ nlohmann::json report_json(const nlohmann::json& settings, const std::vector<Loa
                                   {"input_tokens", s.input_tokens},
                                   {"output_tokens", s.output_tokens},
                                   {"usage_mismatches", s.usage_mismatches},
+                                  {"retries", s.retries},
+                                  {"cost_per_request_usd", s.cost_per_request_usd ? nlohmann::json(*s.cost_per_request_usd) : nullptr},
                                   {"ttft_ms", percentiles_json(s.ttft_ms)},
                                   {"itl_ms", percentiles_json(s.itl_ms)},
                                   {"tpot_ms", percentiles_json(s.tpot_ms)},
@@ -124,30 +131,45 @@ nlohmann::json report_json(const nlohmann::json& settings, const std::vector<Loa
   return out;
 }
 
+namespace {
+
+// The last cell: failures by reason, then the retries that hid a closed connection.
+std::string failures_cell(const LoadPointSummary& s) {
+  std::string cell;
+  for (const auto& [reason, n] : s.failures) cell += fmt::format("{}{}: {}", cell.empty() ? "" : ", ", reason, n);
+  if (cell.empty()) cell = "none";
+  if (s.retries > 0) cell += fmt::format(" ({} {} after the server closed the connection)", s.retries,
+                                         s.retries == 1 ? "retry" : "retries");
+  return cell;
+}
+
+}  // namespace
+
 std::string report_markdown(const std::string& load_name, const std::vector<LoadPointSummary>& summaries) {
   const bool server = std::any_of(summaries.begin(), summaries.end(),
                                   [](const LoadPointSummary& s) { return s.server.has_value(); });
+  const bool cost = std::any_of(summaries.begin(), summaries.end(),
+                                [](const LoadPointSummary& s) { return s.cost_per_request_usd.has_value(); });
   std::string md = fmt::format(
       "| {} | ok/sent | req/s | out tok/s | goodput req/s | TTFT p50 / p90 / p99 (mean) ms | "
-      "ITL p50 / p90 / p99 (mean) ms | E2E p50 / p90 / p99 (mean) ms |{} failures |\n",
-      load_name, server ? " preemptions | KV util mean / max |" : "");
-  md += fmt::format("|---:|---:|---:|---:|---:|---:|---:|---:|{}---|\n", server ? "---:|---:|" : "");
+      "ITL p50 / p90 / p99 (mean) ms | E2E p50 / p90 / p99 (mean) ms |{}{} failures |\n",
+      load_name, server ? " preemptions | KV util mean / max |" : "", cost ? " USD / request |" : "");
+  md += fmt::format("|---:|---:|---:|---:|---:|---:|---:|---:|{}{}---|\n", server ? "---:|---:|" : "",
+                    cost ? "---:|" : "");
   auto pct = [](const Percentiles& p) {
     return fmt::format("{:.1f} / {:.1f} / {:.1f} ({:.1f})", p.p50, p.p90, p.p99, p.mean);
   };
   for (const LoadPointSummary& s : summaries) {
-    std::string failures;
-    for (const auto& [reason, n] : s.failures) failures += fmt::format("{}{}: {}", failures.empty() ? "" : ", ", reason, n);
-    if (failures.empty()) failures = "none";
-    std::string server_cells;
+    std::string extra_cells;
     if (server) {
-      server_cells = s.server ? fmt::format(" {:g} | {:.0f}% / {:.0f}% |", s.server->preemptions,
-                                            100 * s.server->kv_utilization_mean, 100 * s.server->kv_utilization_max)
-                              : " - | - |";
+      extra_cells = s.server ? fmt::format(" {:g} | {:.0f}% / {:.0f}% |", s.server->preemptions,
+                                           100 * s.server->kv_utilization_mean, 100 * s.server->kv_utilization_max)
+                             : " - | - |";
     }
+    if (cost) extra_cells += s.cost_per_request_usd ? fmt::format(" {:.3g} |", *s.cost_per_request_usd) : " - |";
     md += fmt::format("| {:g} | {}/{} | {:.2f} | {:.1f} | {:.2f} | {} | {} | {} |{} {} |\n", s.load, s.num_ok,
                       s.num_requests, s.requests_per_s, s.output_tokens_per_s, s.goodput_requests_per_s,
-                      pct(s.ttft_ms), pct(s.itl_ms), pct(s.e2e_ms), server_cells, failures);
+                      pct(s.ttft_ms), pct(s.itl_ms), pct(s.e2e_ms), extra_cells, failures_cell(s));
   }
   return md;
 }

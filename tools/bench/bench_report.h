@@ -41,11 +41,16 @@ struct LoadPointSummary {
   double goodput_requests_per_s = 0;  // ok requests meeting the SLOs, per second
   int64_t input_tokens = 0, output_tokens = 0;
   int usage_mismatches = 0;  // ok requests whose server usage differs from what bench counted
+  int retries = 0;           // tries the server closed unanswered, then sent again (sse_client.h)
+  // llmperf's "cost per typical request": cost per hour × the load point's wall time ÷ its
+  // completed requests, in USD; only when a cost per hour was given and a request completed.
+  std::optional<double> cost_per_request_usd;
   Percentiles ttft_ms, itl_ms, e2e_ms, tpot_ms;
   std::optional<ServerStats> server;  // from the server's /metrics, when it has them
 };
 
-LoadPointSummary summarize(const LoadPointResult& point, const Slo& slo);
+// `cost_per_hour_usd` > 0 (what the server's machine costs) sets cost_per_request_usd.
+LoadPointSummary summarize(const LoadPointResult& point, const Slo& slo, double cost_per_hour_usd = 0);
 
 // The whole run as JSON: settings, one summary per load point, and every request.
 nlohmann::json report_json(const nlohmann::json& settings, const std::vector<LoadPointResult>& points,

@@ -187,9 +187,27 @@ struct StreamTally {
   }
 };
 
+// The server closed the connection before answering: nothing of the response was read and
+// the read ended before the timeout could have (see the retry contract in the header).
+bool closed_unanswered(const httplib::Result& result, int status, double elapsed_s, double timeout_s) {
+  const bool io = result.error() == httplib::Error::Read || result.error() == httplib::Error::Write;
+  return !result && io && status == 0 && elapsed_s < timeout_s;
+}
+
 }  // namespace
 
 RequestResult StreamClient::run(const RequestSpec& spec) {
+  constexpr int kMaxRetries = 2;
+  for (int retries = 0;; ++retries) {
+    bool retry = false;
+    RequestResult r = send_once(spec, retry);
+    r.retries = retries;
+    if (!retry || retries == kMaxRetries) return r;
+    // httplib has closed the failed socket: the next send connects afresh.
+  }
+}
+
+RequestResult StreamClient::send_once(const RequestSpec& spec, bool& retry) {
   RequestResult r;
   r.input_tokens = static_cast<int32_t>(spec.prompt_ids.size());
   SseParser parser;
@@ -219,6 +237,7 @@ RequestResult StreamClient::run(const RequestSpec& spec) {
   r.e2e_s = seconds_since(tally.t0);
   if (!result) {
     r.failure = "connection: " + httplib::to_string(result.error());
+    retry = closed_unanswered(result, status, r.e2e_s, impl_->options.timeout_s);
   } else if (status != 200) {
     r.failure = "http " + std::to_string(status);
   } else {

@@ -6,6 +6,12 @@
 // a steady clock; a token "arrives" when the SSE event carrying it has been read. A chunk
 // carrying k tokens (token_ids of length k) counts as k tokens arriving evenly over the
 // gap since the previous chunk.
+//
+// Retry contract: a request whose connection the server closed before any response arrived
+// (no status line; a kept-alive connection the server dropped as the request went out, as
+// llama.cpp's llama-server does) is sent again on a fresh connection, at most twice. Its
+// times are those of the try that was answered; `retries` counts the others. A refused
+// connection, a timeout, or a failure after the response began is never retried.
 #pragma once
 
 #include <cstdint>
@@ -44,6 +50,7 @@ struct RequestResult {
   std::vector<double> itl_s;        // every inter-token gap, output_tokens - 1 of them
   int32_t input_tokens = 0;         // what bench sent
   int32_t output_tokens = 0;        // what bench counted in the stream
+  int32_t retries = 0;              // tries closed unanswered before the one reported
   std::optional<int32_t> usage_prompt_tokens;      // the server's own count, if it sent usage
   std::optional<int32_t> usage_completion_tokens;
 };
@@ -66,6 +73,9 @@ class StreamClient {
   RequestResult run(const RequestSpec& spec);
 
  private:
+  // One try; `retry` is set when the server closed the connection unanswered.
+  RequestResult send_once(const RequestSpec& spec, bool& retry);
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

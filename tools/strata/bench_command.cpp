@@ -43,6 +43,7 @@ struct BenchOptions {
   int warmup_requests = 1;
   double slo_ttft_ms = 0;
   double slo_itl_ms = 0;
+  double cost_per_hour = 0;
   bool no_token_ids = false;
   double timeout_s = 600;
   uint64_t seed = 0;
@@ -145,7 +146,7 @@ void run_plans(const BenchOptions& o, const bench::Endpoint& endpoint, const ben
     bar.finish();
     r.label = plan.label;
     r.load = plan.load;
-    summaries.push_back(bench::summarize(r, slo));
+    summaries.push_back(bench::summarize(r, slo, o.cost_per_hour));
     if (sampler) summaries.back().server = sampler->finish();
     points.push_back(std::move(r));
   }
@@ -175,6 +176,7 @@ void write_reports(const BenchOptions& o, const std::string& model, const std::s
                                {"max_tokens_cap", o.replay.shaping.max_tokens_cap},
                                {"slo_ttft_ms", o.slo_ttft_ms},
                                {"slo_itl_ms", o.slo_itl_ms},
+                               {"cost_per_hour", o.cost_per_hour},
                                {"seed", o.seed}};
     std::ofstream(o.output_json) << bench::report_json(settings, points, summaries).dump(1) << "\n";
   }
@@ -268,6 +270,11 @@ CommandRunner add_bench_command(CLI::App& app) {
   cmd->add_option("--slo-ttft-ms", o->slo_ttft_ms, "goodput: TTFT limit in ms (0 = none)")->capture_default_str();
   cmd->add_option("--slo-itl-ms", o->slo_itl_ms, "goodput: limit on a request's mean inter-token gap in ms (0 = none)")
       ->capture_default_str();
+  cmd->add_option("--cost-per-hour", o->cost_per_hour,
+                  "USD an hour of the server costs: the report adds llmperf's cost per typical request, "
+                  "cost per hour x a load point's wall time / its completed requests (0 = leave it out)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--no-token-ids", o->no_token_ids,
                 "do not ask for return_token_ids (for servers that reject it); tokens are then counted per chunk");
   cmd->add_option("--timeout-s", o->timeout_s, "per-request read timeout in seconds")->capture_default_str();

@@ -1,17 +1,28 @@
 // `strata serve`: a router and one worker group on this machine, started together and
 // stopped together (Ctrl-C, SIGTERM, or either process exiting). The two processes talk
-// over a ZeroMQ ipc:// socket private to this launch.
+// over a ZeroMQ ipc:// socket private to this launch. What can be checked is checked before
+// either starts; "ready" is said only once the router's /ready answers 200.
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <mutex>
+#include <stop_token>
 #include <thread>
 
+#include <fmt/format.h>
+#include <httplib.h>
+
+#include "common/listen_address.h"
+#include "common/model_path.h"
 #include "router/router_config.h"
 #include "tools/strata/commands.h"
 #include "worker/server/worker_options.h"
@@ -46,7 +57,9 @@ pid_t spawn(const std::filesystem::path& program, const std::vector<std::string>
   _exit(127);
 }
 
-// The built binaries and the options' ranges; false after saying what is wrong.
+// What can be checked before anything starts: the built binaries, the options' ranges, the
+// model and its tokenizer, and the address to listen on. False after saying what is wrong,
+// so a bad flag never gets as far as a started process (or a banner).
 bool ready_to_serve(const std::filesystem::path& dir, const ServeOptions& o) {
   for (const char* name : {"strata-router", "strata-worker"}) {
     if (!std::filesystem::exists(dir / name)) {
@@ -54,7 +67,10 @@ bool ready_to_serve(const std::filesystem::path& dir, const ServeOptions& o) {
       return false;
     }
   }
-  for (const Status& st : {config::check_ranges(o.router), config::check_ranges(o.worker)}) {
+  const Status checks[] = {config::check_ranges(o.router), config::check_ranges(o.worker),
+                           resolve_tokenizer_path(o.worker.load.model, o.router.tokenizer).status(),
+                           check_listen_address(o.router.host, o.router.port)};
+  for (const Status& st : checks) {
     if (!st.ok()) {
       std::cerr << "strata serve: " << st.message() << "\n";
       return false;
@@ -95,9 +111,51 @@ Command worker_command(const std::filesystem::path& dir, ServeOptions& o) {
   return c;
 }
 
+// The address to reach a server listening on `host` from this machine.
+std::string local_address(const std::string& host) {
+  if (host == "0.0.0.0" || host.empty()) return "127.0.0.1";
+  if (host == "::") return "::1";
+  return host;
+}
+
+// Says "ready" once the router's /ready answers 200: the worker group has connected and
+// loaded the model, so requests will be served. Until then only "starting" has been said.
+class ReadyAnnouncer {
+ public:
+  explicit ReadyAnnouncer(const ServeOptions& o)
+      : thread_([this, host = o.router.host, port = o.router.port,
+                 model = o.worker.load.model](std::stop_token stop) { poll(stop, host, port, model); }) {}
+  bool ready() const { return ready_.load(); }
+
+ private:
+  void poll(std::stop_token stop, const std::string& host, int port, const std::string& model) {
+    const auto start = std::chrono::steady_clock::now();
+    httplib::Client client(local_address(host), port);
+    client.set_connection_timeout(std::chrono::seconds(1));
+    client.set_read_timeout(std::chrono::seconds(2));
+    std::mutex mu;
+    std::condition_variable_any wake;
+    while (!stop.stop_requested()) {
+      if (auto res = client.Get("/ready"); res && res->status == 200) {
+        ready_.store(true);
+        std::cerr << fmt::format("strata serve: ready on http://{}:{}, serving {} (started in {:.1f} s); "
+                                 "Ctrl-C stops it\n",
+                                 host, port, model,
+                                 std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+        return;
+      }
+      std::unique_lock lock(mu);
+      wake.wait_for(lock, stop, std::chrono::milliseconds(100), [] { return false; });
+    }
+  }
+
+  std::atomic<bool> ready_{false};
+  std::jthread thread_;  // last: it starts polling once the flag exists
+};
+
 // Waits for both children: when one exits (or Ctrl-C / SIGTERM arrives) the other is
 // stopped. Returns the first child's failure code (1 when it exited 0 unasked).
-int supervise(sigset_t& signals, pid_t router_pid, pid_t worker_pid) {
+int supervise(sigset_t& signals, pid_t router_pid, pid_t worker_pid, const ReadyAnnouncer& announcer) {
   int exit_code = 0;
   bool stopping = false;
   int alive = 2;
@@ -119,8 +177,13 @@ int supervise(sigset_t& signals, pid_t router_pid, pid_t worker_pid) {
       --alive;
       const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
       if (stopping) continue;
-      std::cerr << "strata serve: " << (pid == router_pid ? "the router" : "the worker group")
-                << " exited (" << code << "); stopping the other\n";
+      const char* who = pid == router_pid ? "the router" : "the worker group";
+      if (announcer.ready()) {
+        std::cerr << "strata serve: " << who << " exited (" << code << "); stopping the other\n";
+      } else {
+        std::cerr << "strata serve: startup failed: " << who << " exited (" << code
+                  << ") before the server was ready (its message is above)\n";
+      }
       exit_code = code == 0 ? 1 : code;
       stopping = true;
       kill(pid == router_pid ? worker_pid : router_pid, SIGTERM);
@@ -137,6 +200,8 @@ int run_serve(ServeOptions& o) {
   o.router.model = o.worker.load.model;
   o.worker.server.router_endpoint = endpoint;
 
+  // Blocked before any thread starts, so that every thread inherits the mask and only
+  // sigwait in supervise() takes these signals.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
@@ -147,10 +212,13 @@ int run_serve(ServeOptions& o) {
   const pid_t router_pid = spawn(dir / "strata-router", config::to_args(o.router));
   const Command worker = worker_command(dir, o);
   const pid_t worker_pid = spawn(worker.program, worker.args);
-  std::cerr << "strata serve: router pid " << router_pid << " on http://" << o.router.host << ":"
-            << o.router.port << ", worker group pid " << worker_pid << " serving " << o.worker.load.model
-            << "; Ctrl-C stops both\n";
-  const int exit_code = supervise(signals, router_pid, worker_pid);
+  std::cerr << "strata serve: starting the router (pid " << router_pid << ") and a worker group (pid "
+            << worker_pid << ") for " << o.worker.load.model << "\n";
+  int exit_code = 0;
+  {
+    ReadyAnnouncer announcer(o);
+    exit_code = supervise(signals, router_pid, worker_pid, announcer);
+  }
   std::filesystem::remove("/tmp/strata-" + std::to_string(getpid()) + ".sock");
   return exit_code;
 }

@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "common/gguf/gguf_file.h"
+#include "common/model_path.h"
 #include "kernels/device.h"
 
 namespace strata {
@@ -31,12 +32,8 @@ StatusOr<std::unique_ptr<LoadedModel>> load_on_host(const std::string& path,
   namespace fs = std::filesystem;
   constexpr std::string_view kBuiltin = "builtin:";
   if (path.rfind(kBuiltin, 0) == 0) return load_builtin_model(path.substr(kBuiltin.size()), options);
+  STRATA_RETURN_IF_ERROR(check_model_path(path));
   std::error_code ec;
-  if (!fs::exists(path, ec)) {
-    return not_found("model `{}` does not exist; give a GGUF file, an HF directory with "
-                     "config.json, a llama2.c .bin file, or builtin:tiny",
-                     path);
-  }
   if (gguf::is_gguf_file(path)) return load_gguf_model(path, options);
   if (fs::is_directory(path, ec)) {
     if (const std::string only = single_gguf_in(path); !only.empty()) return load_gguf_model(only, options);
