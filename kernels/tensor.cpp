@@ -49,8 +49,9 @@ std::shared_ptr<Buffer> Buffer::allocate(Device device, size_t bytes) {
     return std::shared_ptr<Buffer>(new Buffer(device, data, bytes));
   }
   if (bytes >= kMappedBufferBytes) {
-    // Weights are gigabytes: fresh anonymous pages come zeroed (no memset pass), and 2 MiB
-    // pages cut the page faults of the first write 512-fold, which dominated model loading.
+    // Weights are gigabytes: fresh anonymous pages come zeroed, so the memset pass over them
+    // goes, and where transparent huge pages are on, 2 MiB pages take far fewer faults. The
+    // pages are faulted in by their first write (packing, or a KV block's first use).
     void* data = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (data == MAP_FAILED) throw std::bad_alloc();
     ::madvise(data, bytes, MADV_HUGEPAGE);  // advice only: without THP it stays 4 KiB pages
