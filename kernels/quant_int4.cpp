@@ -39,8 +39,10 @@ bool quantize_group(const float* w, int g, uint8_t* block) {
   std::memcpy(block, &d16, 2);                 // little-endian, as GGUF stores it
   uint8_t* qs = block + 2;
   for (int i = 0; i < g / 2; ++i) {
-    const auto lo = static_cast<int8_t>(w[i] * id + 8.5f);
-    const auto hi = static_cast<int8_t>(w[i + g / 2] * id + 8.5f);
+    // NaN (a corrupt weight file) quantizes to 0 (code 8), not an undefined cast.
+    const float vlo = w[i] * id + 8.5f, vhi = w[i + g / 2] * id + 8.5f;
+    const auto lo = static_cast<int8_t>(vlo == vlo ? vlo : 8.5f);
+    const auto hi = static_cast<int8_t>(vhi == vhi ? vhi : 8.5f);
     qs[i] = static_cast<uint8_t>((lo < 15 ? lo : 15) | (hi < 15 ? hi : 15) << 4);
   }
   return true;

@@ -28,6 +28,7 @@ static inline int8_t quantize_int8(float v, float inv) {
   constexpr float kRound = 12582912.0f;
   float r = v * inv;
   r = (r + kRound) - kRound;
+  r = r == r ? r : 0.0f;  // NaN (a corrupt weight file) becomes 0, not an undefined cast
   r = r > 127.0f ? 127.0f : r;
   r = r < -127.0f ? -127.0f : r;
   return static_cast<int8_t>(r);

@@ -29,10 +29,12 @@ while IFS=$'\t' read -r target dict seeds; do
   else
     args+=(-max_total_time="$seconds")
   fi
-  [ -n "$dict" ] && args+=(-dict="$dict")
+  [ "$dict" != "-" ] && args+=(-dict="$dict")
   read -r -a seed_dirs <<<"$seeds"
   existing=()
-  for s in "${seed_dirs[@]}"; do [ -e "$s" ] && existing+=("$s"); done
+  for s in "${seed_dirs[@]}"; do
+    if [ -d "$s" ]; then existing+=("$s"); elif [ -f "$s" ]; then cp "$s" "$corpus/"; fi  # libFuzzer takes directories
+  done
   log="$build/fuzz/$target.log"
   start=$SECONDS
   if ! "$build/bin/$target" "${args[@]}" "$corpus" "${existing[@]}" >"$log" 2>&1; then status=1; fi

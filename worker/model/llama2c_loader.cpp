@@ -121,6 +121,13 @@ StatusOr<std::unique_ptr<LoadedModel>> load_llama2c_model(const std::string& pat
   c.bos_token_id = 1;
   c.eos_token_ids = {2};
   STRATA_RETURN_IF_ERROR(c.validate(path + " (llama2.c header)"));
+  // Bounded before the tensor sizes are multiplied out (a product of these stays in int64).
+  for (int32_t v : {hdr.dim, hdr.hidden_dim, hdr.n_layers, hdr.seq_len, hdr.vocab_size}) {
+    if (v > (1 << 20) || v < -(1 << 20)) {
+      return data_loss("{}: llama2.c header value {} is past 2^20; the file is not a llama2.c "
+                       "checkpoint", path, v);
+    }
+  }
   if (c.head_dim * c.num_heads != c.hidden_size) {
     return invalid_argument("{} (llama2.c header): dim {} is not a multiple of n_heads {}", path,
                             c.hidden_size, c.num_heads);
