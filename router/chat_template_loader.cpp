@@ -100,12 +100,8 @@ std::optional<std::filesystem::path> gguf_model_file(const std::filesystem::path
     return std::nullopt;
   }
   if (std::filesystem::exists(model_path / "tokenizer_config.json", ec)) return std::nullopt;
-  std::optional<std::filesystem::path> found;
-  for (const auto& entry : std::filesystem::directory_iterator(model_path, ec)) {
-    if (entry.path().extension() != ".gguf") continue;
-    if (found) return std::nullopt;  // two: ambiguous, the tokenizer discovery refuses too
-    found = entry.path();
-  }
+  const std::string found = gguf::only_gguf_file_in(model_path.string());
+  if (found.empty()) return std::nullopt;
   return found;
 }
 

@@ -52,6 +52,7 @@ class Cluster:
         self.logs = Path(tempfile.mkdtemp(prefix="strata-soak-"))
         self.procs: dict[str, subprocess.Popen] = {}
         self.down_since: float | None = None  # while a group is being restarted
+        self.last_restart_done = float("-inf")
 
     def spawn(self, name: str, argv: list[str]):
         log = open(self.logs / f"{name}.log", "ab")
@@ -137,7 +138,7 @@ class Traffic:
     def explained(self) -> bool:
         """A failure is explained while g1 is down or within 10 s after it came back."""
         c = self.cluster
-        return c.down_since is not None or time.monotonic() - getattr(c, "last_restart_done", -1e9) < 10
+        return c.down_since is not None or time.monotonic() - c.last_restart_done < 10
 
     def fail(self, what: str):
         if self.explained():

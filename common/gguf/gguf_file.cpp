@@ -6,6 +6,7 @@
 #include "common/gguf/gguf_file.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <cstring>
 #include <fstream>
 
@@ -418,6 +419,17 @@ bool is_gguf_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   char magic[4] = {};
   return in.read(magic, 4) && std::memcmp(magic, "GGUF", 4) == 0;
+}
+
+std::string only_gguf_file_in(const std::string& dir) {
+  std::error_code ec;
+  std::string found;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    if (entry.path().extension() != ".gguf") continue;
+    if (!found.empty()) return "";
+    found = entry.path().string();
+  }
+  return found;
 }
 
 }  // namespace strata::gguf

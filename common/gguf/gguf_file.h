@@ -138,4 +138,8 @@ class GgufFile {
 // be read).
 bool is_gguf_file(const std::string& path);
 
+// The only *.gguf file in directory `dir`, or "" when there is none or more than one (the
+// model a directory of one GGUF holds; two are ambiguous).
+std::string only_gguf_file_in(const std::string& dir);
+
 }  // namespace strata::gguf

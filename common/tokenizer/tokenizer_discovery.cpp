@@ -5,21 +5,6 @@
 #include "common/gguf/gguf_file.h"
 
 namespace strata {
-namespace {
-
-// The only .gguf file in `dir`, or "" when there is none or more than one.
-std::string only_gguf_in(const std::filesystem::path& dir) {
-  std::error_code ec;
-  std::string found;
-  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-    if (entry.path().extension() != ".gguf") continue;
-    if (!found.empty()) return "";
-    found = entry.path().string();
-  }
-  return found;
-}
-
-}  // namespace
 
 std::string default_tokenizer_for_model(const std::string& model_path) {
   namespace fs = std::filesystem;
@@ -30,7 +15,7 @@ std::string default_tokenizer_for_model(const std::string& model_path) {
     if (fs::exists(path / "tokenizer.json", ec)) return (path / "tokenizer.json").string();
     // A directory of one GGUF model (and no HF files) tokenizes with the GGUF's own.
     if (fs::exists(path / "config.json", ec)) return "";
-    return only_gguf_in(path);
+    return gguf::only_gguf_file_in(model_path);
   }
   // A GGUF model carries its tokenizer; the file is its own tokenizer path.
   if (path.extension() == ".gguf" || gguf::is_gguf_file(model_path)) return model_path;

@@ -7,7 +7,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -24,6 +27,10 @@ inline std::string_view as_text(const uint8_t* data, size_t size) {
 inline std::string scratch_file(const uint8_t* data, size_t size, std::string_view suffix) {
   const std::string dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
   std::string path = dir + "/strata-fuzz-" + std::to_string(::getpid()) + std::string(suffix);
+  // Removed at exit: one file per suffix this process used.
+  static std::set<std::string> written;
+  if (written.empty()) std::atexit([] { for (const auto& p : written) std::remove(p.c_str()); });
+  written.insert(path);
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
   return path;

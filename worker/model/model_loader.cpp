@@ -18,13 +18,7 @@ std::string single_gguf_in(const std::string& dir) {
   namespace fs = std::filesystem;
   std::error_code ec;
   if (fs::exists(fs::path(dir) / "config.json", ec)) return "";
-  std::string found;
-  for (const auto& entry : fs::directory_iterator(dir, ec)) {
-    if (entry.path().extension() != ".gguf") continue;
-    if (!found.empty()) return "";
-    found = entry.path().string();
-  }
-  return found;
+  return gguf::only_gguf_file_in(dir);
 }
 
 StatusOr<std::unique_ptr<LoadedModel>> load_on_host(const std::string& path,
