@@ -148,14 +148,29 @@ def test_serve_says_ready_only_when_the_router_answers_ready():
         kill_group(serve.proc)
 
 
-def test_serve_that_fails_after_starting_never_says_ready():
-    serve = Serve("--model", "builtin:no-such-preset")
+def test_unknown_builtin_preset_is_refused_before_anything_starts():
+    for argv in (["strata", "serve"], ["strata", "generate", "--prompt", "x"]):
+        out = run(*argv, "--model", "builtin:no-such-preset")
+        err = out.stderr.decode()
+        assert out.returncode != 0, (argv, err)
+        assert "unknown builtin model `builtin:no-such-preset`" in err, (argv, err)
+        assert "builtin:tiny" in err and "builtin:llama-110m" in err, (argv, err)
+        assert "starting the router" not in err and "pid" not in err, (argv, err)
+
+
+def test_serve_that_fails_after_starting_never_says_ready(tmp_path):
+    # A header of zeros passes every check made before start (it is no tokenizer) and fails
+    # only when the worker reads it.
+    model = tmp_path / "zeros.bin"
+    model.write_bytes(bytes(64))
+    serve = Serve("--model", str(model), "--tokenizer", "builtin:bytes")
     try:
         assert serve.proc.wait(timeout=60) != 0
         serve.reader.join(timeout=5)
         text = serve.text()
+        assert "starting the router" in text, text
         assert "startup failed: the worker group exited" in text, text
-        assert "no-such-preset" in text, text
+        assert "zeros.bin" in text, text
         assert "ready on" not in text, text
     finally:
         kill_group(serve.proc)

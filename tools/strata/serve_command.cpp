@@ -25,6 +25,7 @@
 #include "common/model_path.h"
 #include "router/router_config.h"
 #include "tools/strata/commands.h"
+#include "worker/model/builtin_models.h"
 #include "worker/server/worker_options.h"
 
 namespace strata::cli {
@@ -68,6 +69,7 @@ bool ready_to_serve(const std::filesystem::path& dir, const ServeOptions& o) {
     }
   }
   const Status checks[] = {config::check_ranges(o.router), config::check_ranges(o.worker),
+                           check_builtin_model_path(o.worker.load.model),
                            resolve_tokenizer_path(o.worker.load.model, o.router.tokenizer).status(),
                            check_listen_address(o.router.host, o.router.port)};
   for (const Status& st : checks) {

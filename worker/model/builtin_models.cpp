@@ -97,16 +97,24 @@ std::optional<ModelConfig> builtin_model_config(const std::string& name) {
   return std::nullopt;
 }
 
+StatusOr<ModelConfig> find_builtin_model(const std::string& name) {
+  if (auto config = builtin_model_config(name)) return *config;
+  std::string names;
+  for (const auto& p : builtin_model_presets()) names += (names.empty() ? "" : ", ") + ("builtin:" + p.name);
+  return not_found("unknown builtin model `builtin:{}`; choose one of {}", name, names);
+}
+
+Status check_builtin_model_path(const std::string& model) {
+  constexpr std::string_view kBuiltin = "builtin:";
+  if (model.rfind(kBuiltin, 0) != 0) return ok_status();
+  return find_builtin_model(model.substr(kBuiltin.size())).status();
+}
+
 StatusOr<std::unique_ptr<LoadedModel>> load_builtin_model(const std::string& name,
                                                           const ModelLoadOptions& options) {
-  auto config = builtin_model_config(name);
-  if (!config) {
-    std::string names;
-    for (const auto& p : builtin_model_presets()) names += (names.empty() ? "" : ", ") + ("builtin:" + p.name);
-    return not_found("unknown builtin model `builtin:{}`; choose one of {}", name, names);
-  }
+  STRATA_ASSIGN_OR_RETURN(ModelConfig config, find_builtin_model(name));
   auto model = std::make_unique<LoadedModel>();
-  model->config = *config;
+  model->config = std::move(config);
   BuiltinSource source(model->config);
   STRATA_ASSIGN_OR_RETURN(const ShardPlan shard, ShardPlan::make(model->config, options.topology));
   STRATA_ASSIGN_OR_RETURN(model->weights, build_model_weights(model->config, source, options.build_options(options.dtype.value_or(DType::kF32)), shard));

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "common/status.h"
 #include "worker/model/model_config.h"
 
 namespace strata {
@@ -19,5 +20,10 @@ struct BuiltinModelPreset {
 
 const std::vector<BuiltinModelPreset>& builtin_model_presets();
 std::optional<ModelConfig> builtin_model_config(const std::string& name);
+// The preset's config, or an error listing the presets.
+StatusOr<ModelConfig> find_builtin_model(const std::string& name);
+// Ok unless `model` is builtin:NAME with an unknown NAME, so `strata serve` can refuse it
+// before any worker starts (common/model_path.h checks only the prefix).
+Status check_builtin_model_path(const std::string& model);
 
 }  // namespace strata
