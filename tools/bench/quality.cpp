@@ -48,7 +48,7 @@ class Stepper {
   KvCache cache_;
   std::vector<int32_t> table_;
   std::vector<float> logits_;
-  int64_t position_ = 0;
+  int32_t position_ = 0;
 };
 
 }  // namespace
