@@ -4,6 +4,7 @@
 // every CPU path, against a double-precision reference over the decoded values, bit for bit
 // against themselves run on an fp32 cache holding those values, and decode against prefill.
 #include <gtest/gtest.h>
+#include <immintrin.h>
 
 #include <cmath>
 #include <cstring>
@@ -23,6 +24,17 @@ using testing::Problem;
 using testing::random_floats;
 using testing::SeqSpec;
 
+// An IEEE half reference nobody here wrote: the compiler's _Float16, or, under clang before
+// 15 (no _Float16 on x86, and no runtime for its __fp16), the CPU's own F16C conversions.
+#if defined(__clang__) && __clang_major__ < 15
+__attribute__((target("f16c"))) float half_bits_to_float(uint16_t bits) {
+  return _cvtsh_ss(bits);
+}
+
+__attribute__((target("f16c"))) uint16_t float_to_half_bits(float x) {
+  return static_cast<uint16_t>(_cvtss_sh(x, _MM_FROUND_TO_NEAREST_INT));
+}
+#else
 float half_bits_to_float(uint16_t bits) {
   _Float16 h;
   std::memcpy(&h, &bits, sizeof h);
@@ -35,6 +47,7 @@ uint16_t float_to_half_bits(float x) {
   std::memcpy(&bits, &h, sizeof bits);
   return bits;
 }
+#endif
 
 // The bf16 nearest to x (ties to the even pattern), chosen by distance in double.
 uint16_t nearest_bf16(float x) {
