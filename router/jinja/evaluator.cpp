@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <unordered_map>
 
@@ -27,6 +28,14 @@ class Evaluator {
     globals_ = make_globals();
     for (const auto& [k, v] : context.object()->items) root_.vars[k] = v;
   }
+  // `{% set ns.me = ns %}` makes a reference cycle that shared ownership never frees; no
+  // value outlives the render (its result is a string), so emptying every namespace that was
+  // assigned into breaks all such cycles.
+  ~Evaluator() {
+    for (const auto& ns : assigned_namespaces_) ns->items.clear();
+  }
+  Evaluator(const Evaluator&) = delete;
+  Evaluator& operator=(const Evaluator&) = delete;
 
   std::string run(const Body& body) {
     exec_body(body, root_);
@@ -143,6 +152,10 @@ class Evaluator {
         throw TemplateError(fmt::format("cannot assign attribute on non-namespace object (line {})", target.line));
       }
       ns.object()->set(target.name, std::move(v));
+      if (std::find(assigned_namespaces_.begin(), assigned_namespaces_.end(), ns.object()) ==
+          assigned_namespaces_.end()) {
+        assigned_namespaces_.push_back(ns.object());
+      }
       return;
     }
     const std::vector<Value> values = iterate(v);
@@ -281,6 +294,7 @@ class Evaluator {
   Object globals_;
   Frame root_;
   std::string out_;
+  std::vector<std::shared_ptr<Object>> assigned_namespaces_;  // cleared on exit, see ~Evaluator
   int64_t steps_ = 0;
   int call_depth_ = 0;
 };

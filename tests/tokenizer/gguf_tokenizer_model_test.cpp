@@ -62,7 +62,9 @@ TEST(GgufTokenizer, LlamaAgreesWithLlama2cTokenizerBin) {
   auto gguf_tok = must_load(gguf_path);
   auto bin_tok = must_load(bin);
   ASSERT_TRUE(gguf_tok && bin_tok);
-  for (const auto& c : read_json(ref_path)["cases"]) {
+  // Held in a variable: a range-for over a member of a temporary reads freed memory (until C++23).
+  const auto reference = read_json(ref_path);
+  for (const auto& c : reference["cases"]) {
     const auto text = c["text"].get<std::string>();
     EXPECT_EQ(gguf_tok->encode(text, true), bin_tok->encode(text, true)) << text;
   }

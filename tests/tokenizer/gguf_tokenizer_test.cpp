@@ -93,7 +93,9 @@ TEST(GgufTokenizer, ChatTemplateMarkersBecomeSingleIds) {
 
 TEST(GgufTokenizer, BrokenFilesGiveErrorsNamingTheKey) {
   STRATA_REQUIRE_TEST_DATA(ref_path, "gguf_tokenizer/errors.json");
-  for (const auto& c : read_json(ref_path)["cases"]) {
+  // Held in a variable: a range-for over a member of a temporary reads freed memory (until C++23).
+  const auto reference = read_json(ref_path);
+  for (const auto& c : reference["cases"]) {
     const fs::path path = ref_path.parent_path() / c["file"].get<std::string>();
     auto tok = load_tokenizer(path.string());
     ASSERT_FALSE(tok.ok()) << path;

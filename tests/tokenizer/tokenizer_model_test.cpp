@@ -20,7 +20,9 @@ TEST(Llama2cTokenizer, MatchesSentencepieceOnMultilingualCorpus) {
   ASSERT_TRUE(tok);
   EXPECT_EQ(tok->kind(), "llama2c");
   EXPECT_EQ(tok->vocab_size(), 32000);
-  for (const auto& c : read_json(ref)["cases"]) {
+  // Held in a variable: a range-for over a member of a temporary reads freed memory (until C++23).
+  const auto reference = read_json(ref);
+  for (const auto& c : reference["cases"]) {
     const auto text = c["text"].get<std::string>();
     std::vector<int32_t> expected = {1};
     for (const auto& id : c["ids"]) expected.push_back(id.get<int32_t>());
@@ -28,7 +30,7 @@ TEST(Llama2cTokenizer, MatchesSentencepieceOnMultilingualCorpus) {
     EXPECT_EQ(ids, expected) << text;
     EXPECT_EQ(tok->decode(ids, true), c["decoded"].get<std::string>()) << text;
   }
-  expect_streaming_over_cases(*tok, read_json(ref)["cases"]);
+  expect_streaming_over_cases(*tok, reference["cases"]);
 }
 
 TEST(HfTokenizer, ConvertedLlama2MatchesSentencepiece) {
@@ -38,7 +40,9 @@ TEST(HfTokenizer, ConvertedLlama2MatchesSentencepiece) {
   ASSERT_TRUE(tok);
   EXPECT_EQ(tok->kind(), "hf-bpe");
   EXPECT_EQ(tok->bos_id(), 1);
-  for (const auto& c : read_json(ref)["cases"]) {
+  // Held in a variable: a range-for over a member of a temporary reads freed memory (until C++23).
+  const auto reference = read_json(ref);
+  for (const auto& c : reference["cases"]) {
     const auto text = c["text"].get<std::string>();
     const auto expected = c["ids"].get<std::vector<int32_t>>();
     const std::vector<int32_t> ids = tok->encode(text, false);
