@@ -20,6 +20,14 @@ float load_weight(const void* src, DType dtype, int64_t i) {
   }
 }
 
+// The truncating cast and saturation at 15 of ggml, clamped in float first: a subnormal
+// group maximum makes 1/d infinite, and a NaN weight (a corrupt file) must give code 8 (the
+// value 0); casting either to an integer is undefined (UBSan found it through fuzz_gguf).
+uint8_t int4_code(float v) {
+  if (!(v == v)) return 8;
+  return static_cast<uint8_t>(std::fmin(std::fmax(v, 0.0f), 15.0f));
+}
+
 // ggml's quantize_row_q4_0_ref for one group of `g` weights (g = 32 there): the signed
 // weight of largest magnitude sets d = max / −8 (the first one on ties, as ggml scans), q
 // rounds w / d half up through the truncating int8 cast and saturates at 15. Returns false
@@ -39,11 +47,7 @@ bool quantize_group(const float* w, int g, uint8_t* block) {
   std::memcpy(block, &d16, 2);                 // little-endian, as GGUF stores it
   uint8_t* qs = block + 2;
   for (int i = 0; i < g / 2; ++i) {
-    // NaN (a corrupt weight file) quantizes to 0 (code 8), not an undefined cast.
-    const float vlo = w[i] * id + 8.5f, vhi = w[i + g / 2] * id + 8.5f;
-    const auto lo = static_cast<int8_t>(vlo == vlo ? vlo : 8.5f);
-    const auto hi = static_cast<int8_t>(vhi == vhi ? vhi : 8.5f);
-    qs[i] = static_cast<uint8_t>((lo < 15 ? lo : 15) | (hi < 15 ? hi : 15) << 4);
+    qs[i] = static_cast<uint8_t>(int4_code(w[i] * id + 8.5f) | int4_code(w[i + g / 2] * id + 8.5f) << 4);
   }
   return true;
 }

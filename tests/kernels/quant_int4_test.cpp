@@ -123,6 +123,25 @@ TEST(QuantInt4, ExactlyRepresentableWeightsRoundTripExactly) {
   }
 }
 
+TEST(QuantInt4, SubnormalAndNanGroupsQuantizeToValidCodes) {
+  // A subnormal maximum makes 1/d infinite; every code must still be one a kernel can
+  // read (the value then underflows to 0 in the fp16 scale), and NaN is the value 0.
+  const int64_t n = 2, k = 32;
+  std::vector<float> w(static_cast<size_t>(n * k), 0.0f);
+  for (int i = 0; i < 32; ++i) w[i] = static_cast<float>(i - 16) * 1e-40f;
+  for (int i = 32; i < 64; ++i) w[i] = static_cast<float>(i - 48) * 0.25f;
+  w[40] = std::nanf("");
+  std::vector<float> back(w.size());
+  dequantize_int4(quantize(w, n, k, 32).data(), 32, n, k, back.data());
+  for (int i = 0; i < 32; ++i) EXPECT_LE(std::fabs(back[i]), 1e-38f) << "at " << i;
+  EXPECT_EQ(back[40], 0.0f);
+  for (int i = 32; i < 64; ++i) {
+    if (i != 40) {
+      EXPECT_NEAR(back[i], w[i], 0.5f) << "at " << i;
+    }
+  }
+}
+
 TEST(QuantInt4, RefusesShapesDtypesAndScalesItCannotHoldWithMessagesNamingThem) {
   std::vector<float> w(1000, 0.5f);
   std::vector<uint8_t> dst(2048);
