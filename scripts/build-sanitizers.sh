@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir="${1:-build-asan}"
+bash scripts/install-deps.sh --sanitizers
 generator=()
 command -v ninja >/dev/null && [ ! -f "$dir/Makefile" ] && generator=(-G Ninja)
 # Line tables only: enough for the sanitizers' stack traces, much cheaper to compile than -g.

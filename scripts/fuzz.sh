@@ -47,6 +47,8 @@ while IFS=$'\t' read -r target dict seeds; do
   cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -n 1 | grep -oE '[0-9]+' || echo 0)
   found=$(find "$crashes" -type f | wc -l)
   elapsed=$((SECONDS - start))
+  # libFuzzer's own rate reads 0 on runs that end within its first seconds.
+  [ "$rate" = 0 ] && [ "$elapsed" -gt 0 ] && rate=$((execs / elapsed))
   printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$target" "$elapsed" "$execs" "$rate" "$cov" \
     "$(find "$corpus" -type f | wc -l)" "$found"
   if [ "$found" -gt 0 ]; then status=1; tail -n 30 "$log" >&2; fi

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Installs every Debian and Python package that strata's build and tests need.
+#   bash scripts/install-deps.sh [--sanitizers]
 # Idempotent: prints nothing and changes nothing when all is present.
 set -euo pipefail
 
@@ -12,6 +13,9 @@ debian_packages=(
   python3 python3-pip python3-venv
   gnuplot-nox
 )
+# The verification lanes (scripts/build-sanitizers.sh, scripts/test-sanitizers.sh) add clang
+# and its sanitizer and libFuzzer runtimes.
+[ "${1:-}" = --sanitizers ] && debian_packages+=(clang libclang-rt-dev)
 
 missing=()
 for p in "${debian_packages[@]}"; do

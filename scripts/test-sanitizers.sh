@@ -35,6 +35,7 @@ fuzz_lane() {
 
 tsan_lane() {
   local dir=build-tsan generator=()
+  bash scripts/install-deps.sh --sanitizers
   command -v ninja >/dev/null && [ ! -f "$dir/Makefile" ] && generator=(-G Ninja)
   cmake -S . -B "$dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
     -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DSTRATA_CUDA=OFF \

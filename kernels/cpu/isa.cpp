@@ -75,7 +75,9 @@ std::string_view cpu_isa_name(CpuIsa isa) {
 
 int num_threads() {
   const int t = g_threads.load(std::memory_order_relaxed);
-  return t > 0 ? t : omp_get_num_procs();
+  // omp_get_max_threads() is every core unless OMP_NUM_THREADS says otherwise, as users of
+  // OpenMP programs expect (the sanitizer lanes and MPI ranks sharing a host set it).
+  return t > 0 ? t : omp_get_max_threads();
 }
 
 }  // namespace strata::kernels::cpu

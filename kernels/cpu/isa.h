@@ -25,7 +25,8 @@ bool force_cpu_isa(CpuIsa isa);
 
 std::string_view cpu_isa_name(CpuIsa isa);
 
-// Threads for a parallel region: set_cpu_threads()'s value, or all cores when 0.
+// Threads for a parallel region: set_cpu_threads()'s value, or when 0 OMP_NUM_THREADS if
+// set, else all cores.
 int num_threads();
 
 }  // namespace strata::kernels::cpu

@@ -68,7 +68,7 @@ struct ModelSettings {
     v("quantization", quantization,
       "auto (the checkpoint's own: w8a8 for a Q8_0 GGUF, w4a16 for Q4_0, else none), none, "
       "w8a8 (int8 weights and activations) or w4a16 (int4 weights), applied at load");
-    v("threads", threads, "CPU kernel threads (0 = all cores)", config::Range{0, 4096});
+    v("threads", threads, "CPU kernel threads (0 = OMP_NUM_THREADS if set, else all cores)", config::Range{0, 4096});
     v("device", device, "where the model runs: cpu, cuda or cuda:N (needs a build with -DSTRATA_CUDA=ON)");
   }
   // The parsed dtype and device for this rank; fails naming the field on a value it cannot
