@@ -19,7 +19,7 @@ timing_bound='BenchFakeServer|e2e_admission|e2e_overload|e2e_load|e2e_soak_short
 export OMP_NUM_THREADS=1
 
 asan_lane() {
-  bash scripts/build-sanitizers.sh build-asan
+  bash scripts/build-sanitizers.sh asan
   ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1" \
   LSAN_OPTIONS="suppressions=$supp/lsan.supp:print_suppressions=0" \
   UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:suppressions=$supp/ubsan.supp" \
@@ -29,21 +29,15 @@ asan_lane() {
 }
 
 fuzz_lane() {
-  [ -s build-asan/fuzz/targets.tsv ] || bash scripts/build-sanitizers.sh build-asan
+  [ -s build-asan/fuzz/targets.tsv ] || bash scripts/build-sanitizers.sh asan
   FUZZ_RUNS="${FUZZ_RUNS:-20000}" bash scripts/fuzz.sh 0 build-asan
 }
 
 tsan_lane() {
-  local dir=build-tsan generator=()
-  bash scripts/install-deps.sh --sanitizers
-  command -v ninja >/dev/null && [ ! -f "$dir/Makefile" ] && generator=(-G Ninja)
-  cmake -S . -B "$dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
-    -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DSTRATA_CUDA=OFF \
-    -DCMAKE_C_FLAGS=-gline-tables-only -DCMAKE_CXX_FLAGS=-gline-tables-only \
-    -DSTRATA_SANITIZE=thread >/dev/null
+  local dir=build-tsan
   local tests=(dispatcher_test transport_e2e_test router_api_test router_scheduling_test
                scheduler_test step_inputs_test)
-  cmake --build "$dir" -j "$jobs" --target "${tests[@]}" strata strata-router strata-worker
+  bash scripts/build-sanitizers.sh tsan --target "${tests[@]}" strata strata-router strata-worker
   export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$supp/tsan.supp"
   # CTest knows the gtest cases as Suite.Case: select the suites of the binaries built here,
   # and e2e tests whose router, dispatcher and engine loop run as the TSan-built processes.

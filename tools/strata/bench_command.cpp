@@ -52,11 +52,6 @@ struct BenchOptions {
   std::string plot_dir;
 };
 
-int fail(const Status& st) {
-  std::cerr << "strata bench: " << st.message() << "\n";
-  return 2;
-}
-
 StatusOr<bench::PromptSource> make_prompt_source(const BenchOptions& o, const bench::Endpoint& endpoint) {
   if (o.prompt_source == "random") {
     if (o.random_token_min < 0 || o.random_token_max < o.random_token_min) {
@@ -191,31 +186,31 @@ void write_reports(const BenchOptions& o, const std::string& model, const std::s
 }
 
 int run_bench(const BenchOptions& o) {
-  if (Status st = config::check_ranges(o.replay); !st.ok()) return fail(st);
+  if (Status st = config::check_ranges(o.replay); !st.ok()) return report_failure("bench", st);
   auto endpoint = bench::parse_endpoint(o.url);
-  if (!endpoint.ok()) return fail(endpoint.status());
-  if (o.num_requests < 0) return fail(out_of_range("--num-requests must be >= 0, got {}", o.num_requests));
+  if (!endpoint.ok()) return report_failure("bench", endpoint.status());
+  if (o.num_requests < 0) return report_failure("bench", out_of_range("--num-requests must be >= 0, got {}", o.num_requests));
   if (o.input_tokens < 1 || o.output_tokens < 1) {
-    return fail(out_of_range("--input-tokens and --output-tokens must be >= 1, got {} and {}", o.input_tokens,
+    return report_failure("bench", out_of_range("--input-tokens and --output-tokens must be >= 1, got {} and {}", o.input_tokens,
                              o.output_tokens));
   }
   bench::ClientOptions client{.model = o.model, .return_token_ids = !o.no_token_ids, .timeout_s = o.timeout_s};
   if (client.model.empty()) {
     auto model = bench::fetch_first_model(*endpoint);
-    if (!model.ok()) return fail(model.status());
+    if (!model.ok()) return report_failure("bench", model.status());
     client.model = *model;
   }
   auto prompts = make_prompt_source(o, *endpoint);
-  if (!prompts.ok()) return fail(prompts.status());
+  if (!prompts.ok()) return report_failure("bench", prompts.status());
   auto plans = make_plans(o, *prompts);
-  if (!plans.ok()) return fail(plans.status());
+  if (!plans.ok()) return report_failure("bench", plans.status());
 
   std::cerr << "strata bench: " << o.url << ", model " << client.model << ", mode " << o.mode << "\n";
   if (o.warmup_requests > 0) {
     bench::StreamClient warm(*endpoint, client);
     for (int i = 0; i < o.warmup_requests; ++i) {
       const bench::RequestResult r = warm.run({.prompt_ids = prompts->next(o.input_tokens), .output_tokens = 4});
-      if (!r.ok) return fail(Status(StatusCode::kUnavailable, "the warm-up request failed: " + r.failure));
+      if (!r.ok) return report_failure("bench", Status(StatusCode::kUnavailable, "the warm-up request failed: " + r.failure));
     }
   }
 

@@ -4,8 +4,11 @@
 
 #include <functional>
 #include <string>
+#include <string_view>
 
 #include <CLI/CLI.hpp>
+
+#include "common/status.h"
 
 namespace strata::cli {
 
@@ -21,5 +24,9 @@ CommandRunner add_simulate_command(CLI::App& app);
 // A configs/hardware directory given relative to the working directory, or else found
 // beside the source tree of this binary.
 std::string resolve_hardware_dir(const std::string& dir);
+
+// Prints "strata <command>: <message>" to stderr and returns the exit code: 70 (EX_SOFTWARE)
+// for an internal error, 2 for anything the user can fix.
+int report_failure(std::string_view command, const Status& status);
 
 }  // namespace strata::cli

@@ -50,11 +50,6 @@ std::optional<std::vector<int32_t>> parse_ids(const std::string& text) {
   return ids;
 }
 
-int fail(const Status& status) {
-  std::cerr << "strata generate: " << status.message() << "\n";
-  return status.code() == StatusCode::kInternal ? 70 : 2;
-}
-
 // Asked for when neither --prompt nor --prompt-ids is given. llama.cpp's llama-cli asks for
 // input without a prompt; a one-shot command cannot ask, so it says what to give instead of
 // generating from BOS alone (which --prompt "" still does).
@@ -111,7 +106,7 @@ int generate_and_print(const LoadedModel& m, const GenerateOptions& o, const Tok
     first = false;
   };
   auto result = generator.generate(prompt, params, on_token);
-  if (!result.ok()) return fail(result.status());
+  if (!result.ok()) return report_failure("generate", result.status());
   if (decoder) std::cout << decoder->flush();
   if (o.output_ids) std::cout << "\n";
   std::cout.flush();
@@ -127,29 +122,29 @@ int generate_and_print(const LoadedModel& m, const GenerateOptions& o, const Tok
 
 int run_generate(const GenerateOptions& o) {
   if (!o.prompt_given && o.prompt_ids.empty()) return usage_without_prompt();
-  if (auto st = config::check_ranges(o.load); !st.ok()) return fail(st);
-  if (auto st = config::check_ranges(o.generator); !st.ok()) return fail(st);
+  if (auto st = config::check_ranges(o.load); !st.ok()) return report_failure("generate", st);
+  if (auto st = config::check_ranges(o.generator); !st.ok()) return report_failure("generate", st);
   // The tokenizer is found (or found missing) before the model loads, which may take long;
   // only token ids in and out need none.
   std::unique_ptr<Tokenizer> tokenizer;
   if (o.prompt_ids.empty() || !o.output_ids || !o.tokenizer.empty()) {
     auto path = resolve_tokenizer_path(o.load.model, o.tokenizer);
-    if (!path.ok()) return fail(path.status());
+    if (!path.ok()) return report_failure("generate", path.status());
     auto loaded = load_tokenizer(*path);
-    if (!loaded.ok()) return fail(loaded.status());
+    if (!loaded.ok()) return report_failure("generate", loaded.status());
     tokenizer = std::move(loaded).value();
   }
   kernels::set_cpu_threads(o.load.threads);
   auto load_options = o.load.load_options({}, o.generator.engine.gpu_memory_fraction);
-  if (!load_options.ok()) return fail(load_options.status());
+  if (!load_options.ok()) return report_failure("generate", load_options.status());
   const auto load_start = std::chrono::steady_clock::now();
   auto model = load_model(o.load.model, *load_options);
-  if (!model.ok()) return fail(model.status());
+  if (!model.ok()) return report_failure("generate", model.status());
   const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
   const LoadedModel& m = **model;
   print_model_summary(m, o, load_options->device, load_s);
   auto prompt_or = prompt_ids(o, tokenizer.get());
-  if (!prompt_or.ok()) return fail(prompt_or.status());
+  if (!prompt_or.ok()) return report_failure("generate", prompt_or.status());
   if (m.format == "builtin" && !o.output_ids && isatty(STDOUT_FILENO)) {
     std::cerr << "note: " << o.load.model << " has random weights, so its text is random bytes "
               << "(--output-ids prints token ids instead)\n";

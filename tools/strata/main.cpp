@@ -4,6 +4,15 @@
 
 #include "tools/strata/commands.h"
 
+namespace strata::cli {
+
+int report_failure(std::string_view command, const Status& status) {
+  std::cerr << "strata " << command << ": " << status.message() << "\n";
+  return status.code() == StatusCode::kInternal ? 70 : 2;
+}
+
+}  // namespace strata::cli
+
 int main(int argc, char** argv) {
   CLI::App app{"strata: LLM serving on CPUs and NVIDIA GPUs"};
   app.require_subcommand(1);

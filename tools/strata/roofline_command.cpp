@@ -43,26 +43,22 @@ struct RooflineOptions {
 std::string gb(double bytes) { return fmt::format("{:.2f} GB", bytes / 1e9); }
 
 int run_roofline(const RooflineOptions& o) {
-  auto fail = [](const Status& st) {
-    std::cerr << "strata roofline: " << st.message() << "\n";
-    return 2;
-  };
   auto model = bench::load_model_shape(o.model);
-  if (!model.ok()) return fail(model.status());
+  if (!model.ok()) return report_failure("roofline", model.status());
   auto hw = bench::load_hardware(o.hardware, resolve_hardware_dir(o.hardware_dir));
-  if (!hw.ok()) return fail(hw.status());
+  if (!hw.ok()) return report_failure("roofline", hw.status());
   auto dtype = bench::parse_roofline_dtype(o.dtype);
-  if (!dtype.ok()) return fail(dtype.status().with_context("--dtype"));
+  if (!dtype.ok()) return report_failure("roofline", dtype.status().with_context("--dtype"));
   auto kv_dtype = bench::parse_roofline_dtype(o.kv_dtype.empty() ? o.dtype : o.kv_dtype);
-  if (!kv_dtype.ok()) return fail(kv_dtype.status().with_context("--kv-dtype"));
+  if (!kv_dtype.ok()) return report_failure("roofline", kv_dtype.status().with_context("--kv-dtype"));
   if (!(o.memory_fraction > 0 && o.memory_fraction <= 1)) {
-    return fail(out_of_range("--memory-fraction must be in (0, 1], got {}", o.memory_fraction));
+    return report_failure("roofline", out_of_range("--memory-fraction must be in (0, 1], got {}", o.memory_fraction));
   }
   for (int64_t b : o.batch) {
-    if (b < 1) return fail(out_of_range("--batch must be >= 1, got {}", b));
+    if (b < 1) return report_failure("roofline", out_of_range("--batch must be >= 1, got {}", b));
   }
   for (int64_t c : o.context) {
-    if (c < 0) return fail(out_of_range("--context must be >= 0, got {}", c));
+    if (c < 0) return report_failure("roofline", out_of_range("--context must be >= 0, got {}", c));
   }
   const bench::ModelCosts costs = bench::model_costs(*model, *dtype, *kv_dtype);
   std::vector<bench::RooflinePoint> points;

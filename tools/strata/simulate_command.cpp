@@ -47,11 +47,6 @@ struct SimulateOptions {
   WorkerOptions worker;
 };
 
-int fail(const Status& st) {
-  std::cerr << "strata simulate: " << st.message() << "\n";
-  return 2;
-}
-
 std::vector<sim::SimRequest> to_sim_requests(const std::vector<bench::ShapedRequest>& shaped, double time_scale) {
   std::vector<sim::SimRequest> out;
   for (const bench::ShapedRequest& r : shaped) {
@@ -189,26 +184,26 @@ void report_point(double scale, const std::string& policy, size_t num_requests,
 }
 
 int run_simulate(SimulateOptions& o) {
-  if (Status st = config::check_ranges(o.replay); !st.ok()) return fail(st);
-  if (Status st = config::check_ranges(o.worker); !st.ok()) return fail(st);
-  if (Status st = config::check_ranges(o.scheduling); !st.ok()) return fail(st);
-  if (o.replay.trace.empty()) return fail(invalid_argument("--trace FILE (Azure CSV) is required"));
+  if (Status st = config::check_ranges(o.replay); !st.ok()) return report_failure("simulate", st);
+  if (Status st = config::check_ranges(o.worker); !st.ok()) return report_failure("simulate", st);
+  if (Status st = config::check_ranges(o.scheduling); !st.ok()) return report_failure("simulate", st);
+  if (o.replay.trace.empty()) return report_failure("simulate", invalid_argument("--trace FILE (Azure CSV) is required"));
   auto rows = load_trace_csv(o.replay.trace);
-  if (!rows.ok()) return fail(rows.status());
+  if (!rows.ok()) return report_failure("simulate", rows.status());
   const std::vector<bench::ShapedRequest> shaped = bench::shape_trace(*rows, o.replay.shaping);
 
   if (o.model_shape.empty()) o.model_shape = o.profile_model.empty() ? "builtin:llama-110m" : o.profile_model;
   auto shape = bench::load_model_shape(o.model_shape);
-  if (!shape.ok()) return fail(shape.status());
+  if (!shape.ok()) return report_failure("simulate", shape.status());
   auto server_config = o.worker.server_config();
-  if (!server_config.ok()) return fail(server_config.status());
+  if (!server_config.ok()) return report_failure("simulate", server_config.status());
   EngineConfig engine_config = server_config->engine;
   SchedulerConfig& worker = engine_config.scheduler;
   if (worker.max_model_len <= 0 || worker.max_model_len > shape->max_position_embeddings) {
     worker.max_model_len = shape->max_position_embeddings;
   }
   auto choice = choose_cost_model(o, *shape, engine_config, shaped);
-  if (!choice.ok()) return fail(choice.status());
+  if (!choice.ok()) return report_failure("simulate", choice.status());
   const auto& [cost, blocks] = *choice;
   std::cerr << fmt::format("strata simulate: {} requests, {} group(s) of {} KV blocks x {} positions; cost: {}\n",
                            shaped.size(), o.groups, blocks, worker.block_size, cost.source);
@@ -219,13 +214,13 @@ int run_simulate(SimulateOptions& o) {
       "mean / max | busy |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n";
   nlohmann::json json_points = nlohmann::json::array();
   for (double scale : o.replay.time_scale) {
-    if (!(scale > 0)) return fail(out_of_range("--trace-time-scale must be > 0, got {}", scale));
+    if (!(scale > 0)) return report_failure("simulate", out_of_range("--trace-time-scale must be > 0, got {}", scale));
     const std::vector<sim::SimRequest> requests = to_sim_requests(shaped, scale);
     for (const std::string& name : o.policies) {
       auto policy = sim::parse_sim_policy(name, o.scheduling);
-      if (!policy.ok()) return fail(policy.status());
+      if (!policy.ok()) return report_failure("simulate", policy.status());
       auto result = sim::simulate(config, *policy, requests);
-      if (!result.ok()) return fail(result.status());
+      if (!result.ok()) return report_failure("simulate", result.status());
       report_point(scale, name, requests.size(), *result, md, json_points);
     }
   }
