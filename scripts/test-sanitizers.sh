@@ -14,13 +14,14 @@ lanes=("$@")
 jobs="$(nproc)"
 supp="$PWD/tests/sanitizers"
 timing_bound='BenchFakeServer|e2e_admission|e2e_overload|e2e_load|e2e_soak_short|e2e_parallel|e2e_bench_other_server'
-# libgomp is not instrumented: one OpenMP thread keeps its runtime out of the reports, and
-# the kernels are the same code either way.
-export OMP_NUM_THREADS=1
+# The OpenMP runtime is not instrumented: one OpenMP thread keeps it out of the reports, and
+# the kernels are the same code either way. Only the tests get it (nproc obeys it too, and
+# the builds would run one job at a time).
+single_omp=(env OMP_NUM_THREADS=1)
 
 asan_lane() {
   bash scripts/build-sanitizers.sh asan
-  ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1" \
+  "${single_omp[@]}" ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1" \
   LSAN_OPTIONS="suppressions=$supp/lsan.supp:print_suppressions=0" \
   UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:suppressions=$supp/ubsan.supp" \
   STRATA_BINARY_DIR="$PWD/build-asan" \
@@ -30,7 +31,7 @@ asan_lane() {
 
 fuzz_lane() {
   [ -s build-asan/fuzz/targets.tsv ] || bash scripts/build-sanitizers.sh asan
-  FUZZ_RUNS="${FUZZ_RUNS:-20000}" bash scripts/fuzz.sh 0 build-asan
+  "${single_omp[@]}" FUZZ_RUNS="${FUZZ_RUNS:-20000}" bash scripts/fuzz.sh 0 build-asan
 }
 
 tsan_lane() {
@@ -47,15 +48,17 @@ tsan_lane() {
   done
   local pattern
   pattern="^(($(IFS='|'; echo "${suites[*]}"))\\..*|e2e_router_path|e2e_disconnect|e2e_bad_input)\$"
-  STRATA_BINARY_DIR="$PWD/$dir" ctest --test-dir "$dir" --output-on-failure --timeout 1200 \
+  "${single_omp[@]}" STRATA_BINARY_DIR="$PWD/$dir" ctest --test-dir "$dir" --output-on-failure --timeout 1200 \
     -j "$jobs" -R "$pattern" -E "$timing_bound"
 }
 
 for lane in "${lanes[@]}"; do
+  lane_start=$SECONDS
   case "$lane" in
     asan) asan_lane ;;
     fuzz) fuzz_lane ;;
     tsan) tsan_lane ;;
     *) echo "test-sanitizers: unknown lane '$lane' (asan, fuzz or tsan)" >&2; exit 2 ;;
   esac
+  echo "test-sanitizers: $lane lane done in $((SECONDS - lane_start)) s"
 done
