@@ -23,6 +23,9 @@
 namespace strata::router {
 namespace {
 
+// Requests one keep-alive connection may carry: in effect no cap (the idle timeout ends it).
+constexpr size_t kKeepAliveMaxRequests = 1'000'000'000;
+
 int64_t unix_seconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(
              std::chrono::system_clock::now().time_since_epoch()).count();
@@ -165,6 +168,19 @@ Status RouterServer::start_http() {
   // and keeps open) holds a thread; it gets no longer than a slow request would, and never
   // more than httplib's 5 s default.
   http_->set_keep_alive_timeout(std::min<time_t>(config_.read_timeout_s, 5));
+  // httplib closes a keep-alive connection after 5 requests by default; a client's connection
+  // pool should end only by going idle.
+  http_->set_keep_alive_max_count(kKeepAliveMaxRequests);
+  // Headers and body go out in separate writes: with Nagle on, the body waits for the
+  // client's delayed ACK, 40 ms on every non-streamed response of a reused connection.
+  // Linux gives accepted sockets the listening socket's TCP_NODELAY.
+  http_->set_tcp_nodelay(true);
+  // httplib's default options add SO_REUSEPORT, which lets a second server bind a busy port
+  // and share its traffic; SO_REUSEADDR alone only lets a restart bind past TIME_WAIT.
+  http_->set_socket_options([](socket_t sock) {
+    const int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
   http_->set_payload_max_length(static_cast<size_t>(config_.max_body_bytes));
   install_routes();
   // httplib says only that binding failed; the probe says why (see listen_address.h).
