@@ -8,7 +8,8 @@
 #   bash scripts/fuzz.sh [seconds per target, default 60] [build dir, default build-asan]
 # FUZZ_RUNS=N runs N inputs per target from a fixed seed instead of a time: the same inputs
 # every time, which is what CI wants (a red CI must mean a real, reproducible crash).
-# FUZZ_MAX_LEN caps input size (default 64 KiB).
+# FUZZ_MAX_LEN caps input size (default 64 KiB). FUZZ_TARGETS (an extended regex) picks
+# targets by name, e.g. to run two at once on two cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-60}"
@@ -22,6 +23,7 @@ export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 status=0
 printf '| target | seconds | executions | exec/s | coverage (edges) | corpus | crashes |\n|---|---|---|---|---|---|---|\n'
 while IFS=$'\t' read -r target dict seeds; do
+  [[ "$target" =~ ^(${FUZZ_TARGETS:-.*})$ ]] || continue
   corpus="$build/fuzz/corpus/$target" crashes="$build/fuzz/crashes/$target"
   mkdir -p "$corpus" "$crashes"
   # Inputs past 64 KiB only make each run slower (the megabyte model seeds ran ~100/s): the
