@@ -16,8 +16,9 @@ seconds="${1:-60}"
 build="${2:-build-asan}"
 manifest="$build/fuzz/targets.tsv"
 [ -s "$manifest" ] || { echo "fuzz: $manifest is missing; run scripts/build-sanitizers.sh first" >&2; exit 2; }
-# The seeds some targets read are written by the tests' setup steps.
-ctest --test-dir "$build" -L setup -j "$(nproc)" >/dev/null
+# The seeds some targets read are written by the tests' setup steps; the lock lets two runs
+# start at once.
+flock "$build/fuzz/setup.lock" ctest --test-dir "$build" -L setup -j "$(nproc)" >/dev/null
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 status=0
