@@ -99,6 +99,17 @@ TEST(LoaderErrors, ImpossibleLlama2cHeaderIsRejected) {
   EXPECT_NE(msg.find("m.bin"), std::string::npos) << msg;
 }
 
+// Every value within the per-field bound, yet the arrays they imply add up past int64 bytes
+// (fuzz_llama2c found it; UBSan reported the signed overflow).
+TEST(LoaderErrors, Llama2cHeaderImplyingMoreThanInt64BytesIsRejected) {
+  const fs::path dir = fresh_dir("huge");
+  const int32_t header[7] = {1 << 20, 1 << 20, 1 << 20, 1 << 16, 1 << 16, -(1 << 20), 1 << 20};
+  std::ofstream(dir / "m.bin", std::ios::binary).write(reinterpret_cast<const char*>(header), sizeof header);
+  const std::string msg = load_error(dir / "m.bin");
+  EXPECT_NE(msg.find("truncated or not a llama2.c"), std::string::npos) << msg;
+  EXPECT_EQ(msg.find("implies -"), std::string::npos) << msg;
+}
+
 TEST(LoaderErrors, TinyFileShorterThanHeader) {
   const fs::path dir = fresh_dir("short");
   std::ofstream(dir / "m.bin") << "abc";

@@ -2,6 +2,7 @@
 // fp32 arrays back to back. The format carries no names, so messages use the array's name
 // from run.c and its byte offset.
 #include <filesystem>
+#include <limits>
 
 #include "common/tokenizer/tokenizer_discovery.h"
 #include "worker/model/model_loader.h"
@@ -20,9 +21,12 @@ class Llama2cSource final : public WeightSource {
       : file_(std::move(file)), config_(config), shared_classifier_(shared_classifier) {}
 
   // Element count of each array in file order; the classifier is last and optional.
+  // Saturates at what no file can hold: each array's count fits in int64 (the header's
+  // values are at most 2^20), but their sum and the byte size need not.
   int64_t expected_floats() const {
+    constexpr int64_t kMaxFloats = (std::numeric_limits<int64_t>::max() - 28) / 4;
     int64_t total = 0;
-    for (const Array& a : arrays()) total += a.count;
+    for (const Array& a : arrays()) total = a.count > kMaxFloats - total ? kMaxFloats : total + a.count;
     return total;
   }
 
