@@ -15,12 +15,7 @@ StatusOr<BpeModel> BpeModel::parse(const JsonContext& ctx, const nlohmann::json&
     return invalid_argument("{}: model.vocab must be an object of piece -> id", ctx.file);
   }
   for (const auto& [piece, id] : model["vocab"].items()) {
-    // Checked before get<int32_t>: a float or a huge number would be cast out of range.
-    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > INT32_MAX) {
-      return invalid_argument("{}: model.vocab[\"{}\"] must be a token id from 0 to 2^31-1, got {}",
-                              ctx.file, piece, id.dump());
-    }
-    bpe.vocab_[piece] = id.get<int32_t>();
+    STRATA_ASSIGN_OR_RETURN(bpe.vocab_[piece], token_id(ctx, fmt::format("model.vocab[\"{}\"]", piece), id));
   }
   auto string_or_empty = [&](const char* key) {
     return model.contains(key) && model[key].is_string() ? model[key].get<std::string>()

@@ -123,7 +123,11 @@ Status parse_post_processor(const hf::JsonContext& ctx, const std::string& field
         return invalid_argument("{}: {}.special_tokens has no entry \"{}\"", ctx.file, field, name);
       }
       auto& target = after_sequence ? tok.suffix_ids_ : tok.prefix_ids_;
-      for (const auto& id : special[name]["ids"]) target.push_back(id.get<int32_t>());
+      for (const auto& id : special[name]["ids"]) {
+        STRATA_ASSIGN_OR_RETURN(const int32_t checked,
+                                hf::token_id(ctx, fmt::format("{}.special_tokens[\"{}\"].ids", field, name), id));
+        target.push_back(checked);
+      }
     }
     return ok_status();
   }
@@ -155,7 +159,6 @@ StatusOr<std::unique_ptr<Tokenizer>> parse_hf(const std::string& path, const nlo
   if (model_type != "BPE") return hf::unsupported_type(ctx, "model", model);
   STRATA_ASSIGN_OR_RETURN(hf::BpeModel bpe, hf::BpeModel::parse(ctx, model));
   for (const auto& [piece, id] : bpe.vocab()) {
-    if (id < 0) continue;
     if (static_cast<size_t>(id) >= tok->pieces_.size()) tok->pieces_.resize(id + 1);
     tok->pieces_[id] = piece;
     tok->ids_[piece] = id;
@@ -164,10 +167,11 @@ StatusOr<std::unique_ptr<Tokenizer>> parse_hf(const std::string& path, const nlo
   std::vector<AddedToken> added;
   if (j.contains("added_tokens") && j["added_tokens"].is_array()) {
     for (const auto& t : j["added_tokens"]) {
-      AddedToken token{t.value("id", -1), t.value("content", ""), t.value("special", false),
+      if (!t.is_object() || !t.contains("id")) continue;
+      STRATA_ASSIGN_OR_RETURN(const int32_t id, hf::token_id(ctx, "added_tokens[].id", t["id"]));
+      AddedToken token{id, t.value("content", ""), t.value("special", false),
                        t.value("normalized", false), t.value("lstrip", false),
                        t.value("rstrip", false), t.value("single_word", false)};
-      if (token.id < 0) continue;
       if (static_cast<size_t>(token.id) >= tok->pieces_.size()) tok->pieces_.resize(token.id + 1);
       tok->pieces_[token.id] = token.content;
       tok->ids_[token.content] = token.id;

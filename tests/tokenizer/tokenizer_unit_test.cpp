@@ -118,5 +118,34 @@ TEST(LoadTokenizer, UnknownModelTypeIsUnimplemented) {
   EXPECT_NE(tok.status().message().find("model.type \"WordPiece\""), std::string::npos);
 }
 
+// Ids that are not integers in range are refused by field path before any conversion (a 4e90
+// vocab id was an out-of-range cast that UBSan caught under fuzz_tokenizer_file).
+TEST(LoadTokenizer, TokenIdsOutOfRangeNameTheirField) {
+  const struct {
+    const char* json;
+    const char* field;
+  } cases[] = {
+      {R"({"model": {"type": "BPE", "vocab": {"a": 4.3e90}, "merges": []}})", R"(model.vocab["a"])"},
+      {R"({"model": {"type": "BPE", "vocab": {"a": 0.5}, "merges": []}})", R"(model.vocab["a"])"},
+      {R"({"model": {"type": "BPE", "vocab": {"a": 2147483647}, "merges": []}})", R"(model.vocab["a"])"},
+      {R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []},
+           "added_tokens": [{"id": -3, "content": "<s>"}]})", "added_tokens[].id"},
+      {R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []},
+           "post_processor": {"type": "TemplateProcessing",
+             "single": [{"SpecialToken": {"id": "<s>"}}, {"Sequence": {"id": "A"}}],
+             "special_tokens": {"<s>": {"ids": [1e12]}}}})", R"(post_processor.special_tokens["<s>"].ids)"},
+  };
+  int index = 0;
+  for (const auto& c : cases) {
+    const auto path = temp_dir() / ("bad_id_" + std::to_string(index++) + ".json");
+    std::ofstream(path) << c.json;
+    auto tok = load_tokenizer(path.string());
+    ASSERT_FALSE(tok.ok()) << c.json;
+    EXPECT_EQ(tok.status().code(), StatusCode::kInvalidArgument) << tok.status().message();
+    EXPECT_NE(tok.status().message().find(std::string(c.field) + " must be a token id"), std::string::npos)
+        << tok.status().message();
+  }
+}
+
 }  // namespace
 }  // namespace strata
