@@ -63,6 +63,15 @@ ApiError model_not_found_error(std::string_view given, std::string_view served) 
                   .code = "model_not_found"};
 }
 
+ApiError shutting_down_error() {
+  return ApiError{.http_status = 503,
+                  .message = "the server is shutting down and takes no new requests; retry the request "
+                             "(another replica will serve it)",
+                  .type = "server_error",
+                  .param = "",
+                  .code = "service_unavailable"};
+}
+
 ApiError no_worker_error() {
   return ApiError{.http_status = 503,
                   .message =

@@ -28,6 +28,8 @@ ApiError queue_full_error(size_t queue_limit);
 ApiError model_not_found_error(std::string_view given, std::string_view served);
 // 503, type "server_error", code "service_unavailable": no live worker group.
 ApiError no_worker_error();
+// 503, type "server_error", code "service_unavailable": the router is draining (SIGTERM).
+ApiError shutting_down_error();
 // 500, type "server_error", code "internal_error": a strata bug; `what` is logged detail.
 ApiError internal_server_error(std::string_view what);
 // The one mapping from Status codes to HTTP: kInvalidArgument/kOutOfRange/kNotFound → 400,

@@ -80,6 +80,7 @@ struct Dispatcher::State {
   std::unordered_map<uint64_t, std::shared_ptr<InFlight>> requests;
   std::vector<Delivery> local;  // finished without reaching a worker; delivered by the IO thread
   decltype(DispatcherConfig::on_step) on_step;  // the config's step observer
+  int64_t tokenizer_vocab_size = 0;              // the config's, for apply_hello
 
   // Requires `mu`. Wakes the IO thread at most once per pass.
   void wake() {
@@ -138,6 +139,7 @@ struct Dispatcher::State {
 Dispatcher::Dispatcher(DispatcherConfig config)
     : config_(std::move(config)), state_(std::make_unique<State>()) {
   state_->on_step = config_.on_step;
+  state_->tokenizer_vocab_size = config_.tokenizer_vocab_size;
 }
 
 Dispatcher::~Dispatcher() { stop(); }
@@ -209,6 +211,23 @@ Status Dispatcher::submit_to(const std::string& group_id, wire::WireRequest requ
   group.to_add.push_back(std::move(request));
   s.wake();
   return ok_status();
+}
+
+void Dispatcher::fail_in_flight(const std::string& message) {
+  State& s = *state_;
+  std::lock_guard lock(s.mu);
+  for (auto& [id, group] : s.groups) {
+    std::vector<uint64_t> sent;  // the ones a worker holds KV for
+    for (uint64_t request_id : group.in_flight) {
+      if (std::none_of(group.to_add.begin(), group.to_add.end(),
+                       [request_id](const wire::WireRequest& r) { return r.id == request_id; })) {
+        sent.push_back(request_id);
+      }
+    }
+    s.fail_group(group, message, s.local);  // delivered by the IO thread, like every output
+    group.to_abort = std::move(sent);
+  }
+  s.wake();
 }
 
 void Dispatcher::abort(uint64_t id) {
@@ -418,6 +437,16 @@ void Dispatcher::io_loop() {
 
 void Dispatcher::State::apply_hello(const std::string& identity, const wire::Hello& hello,
                                     std::vector<Delivery>& out) {
+  if (hello.vocab_size < tokenizer_vocab_size) {
+    const std::string reason = fmt::format(
+        "worker group {} serves {} with a vocabulary of {} tokens, but the router's tokenizer has {}: "
+        "its token ids would be out of the model's range. Give the router the model's own tokenizer "
+        "(--tokenizer), or serve the model this tokenizer belongs to", identity, hello.model_name,
+        hello.vocab_size, tokenizer_vocab_size);
+    spdlog::error("dispatcher: refusing worker group {}: {}", identity, reason);
+    send_to(identity, wire::Shutdown{.reason = reason});
+    return;
+  }
   if (hello.group_id != identity) {
     spdlog::warn("dispatcher: Hello names group `{}` but came from `{}`; using `{}`",
                  hello.group_id, identity, identity);

@@ -36,6 +36,9 @@ struct DispatcherConfig {
   // Workers send heartbeats from a thread of their own, so a long engine step does not
   // make a group look dead; the timeout covers a stalled or vanished worker.
   int heartbeat_timeout_ms = 5000;
+  // The router tokenizer's vocabulary size: a group whose model has fewer tokens is refused
+  // and told to shut down (its model would reject the tokenizer's ids). 0: not checked.
+  int64_t tokenizer_vocab_size = 0;
   // Called on the IO thread for every engine step a group reports (metrics); must be quick.
   std::function<void(const std::string& group_id, double step_seconds, int32_t num_batched_tokens)>
       on_step;
@@ -106,6 +109,9 @@ class Dispatcher {
   // Stops a request; its callback then gets a last output with finish_reason "abort" (or
   // whatever finish raced it). Unknown or finished ids are ignored.
   void abort(uint64_t id);
+  // Ends every request in flight with "error" and `message`, and tells the groups to drop
+  // them (a drain that ran out of time).
+  void fail_in_flight(const std::string& message);
   // Asks every live group to exit (wire::Shutdown).
   void shutdown_groups(std::string reason);
 

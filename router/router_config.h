@@ -9,6 +9,7 @@
 #include "common/config_fields.h"
 #include "common/log_settings.h"
 #include "router/dispatcher.h"
+#include "router/http_access.h"
 #include "router/scheduling/router_scheduler.h"
 
 namespace strata::router {
@@ -25,6 +26,8 @@ struct RouterConfig {
   int tokenizer_threads = 2;
   int detokenizer_threads = 2;
   int read_timeout_s = 10;              // slow clients are cut off after this
+  int drain_timeout_s = 30;             // SIGTERM: how long requests in flight may still run
+  AccessConfig access;                  // API keys, Host/Origin checks, header limits
   DispatcherConfig dispatcher;          // the worker-facing socket and heartbeat timeout
   // Router scheduling (router/scheduling/). With the defaults (on-demand, fcfs) requests go
   // straight to a worker group; any other choice queues them in the router's scheduler,
@@ -45,11 +48,13 @@ struct RouterConfig {
     v("served_model_name", served_model_name, "model name in the API (default: the model's name)");
     v("chat_template", chat_template, "chat template: llama-2, llama-3, chatml, mistral, plain (default: detect)");
     v("max_body_bytes", max_body_bytes, "largest request body accepted (413 beyond)", Range{1024, 1e9});
+    access.visit_fields(v);
     dispatcher.visit_fields(v);
     v("http_threads", http_threads, "HTTP connection threads (one per open stream)", Range{2, 4096});
     v("tokenizer_threads", tokenizer_threads, "tokenizer pool threads", Range{1, 256});
     v("detokenizer_threads", detokenizer_threads, "detokenizer pool threads", Range{1, 256});
     v("read_timeout_s", read_timeout_s, "seconds a client may take to send its request", Range{1, 3600});
+    v("drain_timeout_s", drain_timeout_s, "on SIGTERM, seconds the requests in flight may still take before they end with an error (keep it under Kubernetes' terminationGracePeriodSeconds)", Range{0, 3600});
     v("admission_policy", admission_policy, "when a group takes another request: on-demand (free blocks for the prompt, like vLLM), reserve-max (prompt + max_tokens reserved, like TGI), predicted (predicted peak KV use fits)");
     v("order", order, "queue order: fcfs, or sjf (shortest predicted output first, with aging)");
     scheduling.visit_fields(v);

@@ -62,7 +62,7 @@ void SchedulingLoop::save_snapshot() {
   }
 }
 
-void SchedulingLoop::stop() {
+void SchedulingLoop::stop(std::string error) {
   Ended ended;
   {
     std::lock_guard lock(mu_);
@@ -75,7 +75,8 @@ void SchedulingLoop::stop() {
         }
         scheduler_.cancel(it->first);
         ended.emplace_back(std::move(it->second.on_output),
-                           finished_output(it->first, wire::kFinishAbort));
+                           error.empty() ? finished_output(it->first, wire::kFinishAbort)
+                                         : finished_output(it->first, wire::kFinishError, error));
         it = held_.erase(it);
       }
     }

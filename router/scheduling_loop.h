@@ -65,8 +65,9 @@ class SchedulingLoop {
 
   // Starts the thread; fails only when the predictor snapshot exists but cannot be read.
   Status start();
-  // Stops the thread; every request still waiting finishes with "abort". Idempotent.
-  void stop();
+  // Stops the thread; every request still waiting finishes with "abort", or with "error"
+  // and `error` when one is given (a drain that ran out of time). Idempotent.
+  void stop(std::string error = "");
 
   // One engine request: what goes to the worker, what the scheduler weighs (features,
   // priority, timeout; its id is request.id) and where its outputs go.

@@ -6,9 +6,12 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <nlohmann/json.hpp>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
+#include <optional>
 #include <random>
+#include <thread>
 
 #include "router/api_error.h"
 #include "router/openai_api.h"
@@ -25,6 +28,20 @@ namespace {
 
 // Requests one keep-alive connection may carry: in effect no cap (the idle timeout ends it).
 constexpr size_t kKeepAliveMaxRequests = 1'000'000'000;
+
+// The paths served; /metrics labels requests by these, never by a client's raw path.
+constexpr std::string_view kServedPaths[] = {"/v1/completions", "/v1/chat/completions", "/v1/models",
+                                             "/v1/models/{id}", "/tokenize", "/detokenize",
+                                             "/health", "/ready", "/metrics"};
+
+// Bounded by kServedPaths: 20,000 random URLs are one label, not 20,000 series.
+std::string route_label(const std::string& path) {
+  if (path.rfind("/v1/models/", 0) == 0) return "/v1/models/{id}";
+  for (std::string_view p : kServedPaths) {
+    if (path == p) return path;
+  }
+  return "unmatched";
+}
 
 int64_t unix_seconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(
@@ -69,6 +86,12 @@ size_t declared_body_bytes(const httplib::Request& req) {
   return req.body.size();
 }
 
+RequestHead request_head(const httplib::Request& req) {
+  RequestHead head{.method = req.method, .path = req.path, .headers = {}};
+  head.headers.assign(req.headers.begin(), req.headers.end());
+  return head;
+}
+
 void send_json(httplib::Response& res, std::string body) {
   res.status = 200;
   res.set_content(std::move(body), "application/json");
@@ -110,6 +133,8 @@ RouterServer::~RouterServer() { stop(); }
 
 Status RouterServer::start() {
   started_unix_s_ = unix_seconds();
+  STRATA_ASSIGN_OR_RETURN(HttpAccess access, HttpAccess::create(config_.access, config_.host));
+  access_ = std::make_unique<HttpAccess>(std::move(access));
   STRATA_RETURN_IF_ERROR(load_tokenizer_and_template());
   tokenizer_pool_ = std::make_unique<OrderedPool>(config_.tokenizer_threads);
   detokenizer_pool_ = std::make_unique<OrderedPool>(config_.detokenizer_threads);
@@ -140,6 +165,7 @@ Status RouterServer::start_scheduling() {
   // Parsed first: a bad policy name stops the router before it binds anything.
   STRATA_ASSIGN_OR_RETURN(RouterSchedulerConfig scheduler_config, scheduler_config_from(config_));
   DispatcherConfig dispatcher_config = config_.dispatcher;
+  dispatcher_config.tokenizer_vocab_size = tokenizer_->vocab_size();
   dispatcher_config.on_step = [this](const std::string& group, double seconds, int32_t tokens) {
     metrics_.observe_step(group, seconds, tokens);
   };
@@ -201,9 +227,33 @@ Status RouterServer::start_http() {
 void RouterServer::run() { http_->listen_after_bind(); }
 
 void RouterServer::stop() {
+  // From a signal's thread and from drain() at once: their joins must not overlap.
+  std::lock_guard lock(stop_mu_);
   if (http_) http_->stop();
   if (scheduling_loop_) scheduling_loop_->stop();
   if (dispatcher_) dispatcher_->stop();
+}
+
+void RouterServer::drain() {
+  using namespace std::chrono_literals;
+  draining_.store(true);
+  const auto wait_until_answered = [this](Clock::time_point deadline) {
+    while (scheduling_loop_->num_unfinished() > 0 && Clock::now() < deadline) std::this_thread::sleep_for(20ms);
+    return scheduling_loop_->num_unfinished() == 0;
+  };
+  spdlog::info("router: draining: {} requests in flight may take up to {} s", scheduling_loop_->num_unfinished(),
+               config_.drain_timeout_s);
+  if (!wait_until_answered(Clock::now() + std::chrono::seconds(config_.drain_timeout_s))) {
+    const std::string message = fmt::format(
+        "the server is shutting down and the request did not finish within its drain time ({} s); "
+        "retry the request", config_.drain_timeout_s);
+    spdlog::warn("router: drain time over; ending {} requests with an error", scheduling_loop_->num_unfinished());
+    scheduling_loop_->stop(message);
+    dispatcher_->fail_in_flight(message);
+    // Their answers (an error event and [DONE] for a stream) still have to be written.
+    wait_until_answered(Clock::now() + 5s);
+  }
+  stop();
 }
 
 void RouterServer::abort_engine_request(uint64_t id) { scheduling_loop_->abort(id); }
@@ -256,25 +306,33 @@ void RouterServer::install_routes() {
   s.Get("/health", [this](const httplib::Request&, httplib::Response& res) { handle_health(res); });
   s.Get("/ready", [this](const httplib::Request&, httplib::Response& res) { handle_ready(res); });
   s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) { handle_metrics(res); });
+  // CORS preflight: the pre-routing check already refused an origin that is not allowed.
+  s.Options(".*", [](const httplib::Request&, httplib::Response& res) { res.status = 204; });
   install_error_handlers();
 }
 
 void RouterServer::install_error_handlers() {
   httplib::Server& s = *http_;
-  // A Content-Length that is not a decimal byte count would make httplib wait for the read
-  // timeout (it reads "-5" as 2^64 - 5); refuse it before the body is read.
-  s.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
-    if (!req.has_header("Content-Length")) return httplib::Server::HandlerResponse::Unhandled;
-    const std::string v = req.get_header_value("Content-Length");
-    if (!v.empty() && v.size() <= 19 && v.find_first_not_of("0123456789") == std::string::npos) {
-      return httplib::Server::HandlerResponse::Unhandled;
+  // Runs on the request's head, before its body is read: the access checks, and a
+  // Content-Length that is not a decimal byte count (httplib reads "-5" as 2^64 - 5 and
+  // would wait for the read timeout).
+  s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    const RequestHead head = request_head(req);
+    for (auto& [name, value] : access_->cors_headers(head)) res.set_header(name, value);
+    std::optional<ApiError> error = access_->check(head);
+    if (!error && req.has_header("Content-Length")) {
+      const std::string v = req.get_header_value("Content-Length");
+      if (v.empty() || v.size() > 19 || v.find_first_not_of("0123456789") != std::string::npos) {
+        error = ApiError{.message = fmt::format("the Content-Length header must be a decimal "
+                                                "byte count. Given: `{}`", v)};
+      }
     }
-    // The body was not read: the connection cannot carry another request.
-    if (req.get_header_value("Connection") != "close") res.set_header("Connection", "close");
-    send_error(res, ApiError{.http_status = 400,
-                             .message = fmt::format("the Content-Length header must be a decimal "
-                                                    "byte count. Given: `{}`", v),
-                             .type = "invalid_request_error", .param = "", .code = ""});
+    if (!error) return httplib::Server::HandlerResponse::Unhandled;
+    // A body left unread means the connection cannot carry another request.
+    const bool has_body = req.has_header("Content-Length") || req.has_header("Transfer-Encoding");
+    if (has_body && req.get_header_value("Connection") != "close") res.set_header("Connection", "close");
+    if (error->http_status == 401) res.set_header("WWW-Authenticate", "Bearer");
+    send_error(res, *error);
     return httplib::Server::HandlerResponse::Handled;
   });
 
@@ -286,9 +344,8 @@ void RouterServer::install_error_handlers() {
     if (res.status == 413) {
       e = body_too_large_error(declared_body_bytes(req), static_cast<size_t>(config_.max_body_bytes));
     } else if (res.status == 404) {
-      e.message = fmt::format("no route {} {}; strata serves /v1/completions, /v1/chat/completions, "
-                              "/v1/models, /tokenize, /detokenize, /health, /ready, /metrics",
-                              req.method, req.path);
+      e.message = fmt::format("no route {} {}; strata serves {}", req.method, req.path,
+                              fmt::join(kServedPaths, ", "));
       e.code = "not_found";
     } else {
       e.message = fmt::format("the HTTP request could not be processed (status {})", res.status);
@@ -307,7 +364,7 @@ void RouterServer::install_error_handlers() {
     send_error(res, internal_server_error(what));
   });
   s.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-    metrics_.count_http(req.path, res.status);
+    metrics_.count_http(route_label(req.path), res.status);
   });
 }
 
@@ -321,6 +378,7 @@ struct RouterServer::ParsedGeneration {
 void RouterServer::handle_generation(const httplib::Request& req, httplib::Response& res,
                                      int route_int) {
   const auto arrival = Clock::now();
+  if (draining_.load()) return send_error(res, shutting_down_error());
   auto parsed = parse_generation(req.body, static_cast<Route>(route_int));
   if (auto* error = std::get_if<ApiError>(&parsed)) return send_error(res, *error);
   ParsedGeneration& g = std::get<ParsedGeneration>(parsed);
@@ -498,9 +556,12 @@ void RouterServer::handle_health(httplib::Response& res) {
 }
 
 void RouterServer::handle_ready(httplib::Response& res) {
-  const bool ready = dispatcher_->any_ready();
+  const bool draining = draining_.load();
+  const bool ready = !draining && dispatcher_->any_ready();
   res.status = ready ? 200 : 503;
-  res.set_content(nlohmann::json{{"ready", ready}}.dump(), "application/json");
+  nlohmann::json body{{"ready", ready}};
+  if (draining) body["draining"] = true;
+  res.set_content(body.dump(), "application/json");
 }
 
 void RouterServer::handle_metrics(httplib::Response& res) {

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <variant>
 #include <vector>
@@ -23,6 +24,7 @@
 #include "router/api_types.h"
 #include "router/chat_template.h"
 #include "router/dispatcher.h"
+#include "router/http_access.h"
 #include "router/metrics.h"
 #include "router/router_config.h"
 #include "router/scheduling_loop.h"
@@ -49,6 +51,10 @@ class RouterServer {
   // Serves until stop() (from another thread or a signal handler's thread).
   void run();
   void stop();
+  // Graceful drain (SIGTERM): new generation requests get 503 and /ready says not ready,
+  // while the requests in flight run for up to --drain-timeout-s; those still running then
+  // end with an error (streams with an error event and [DONE]). Then stop().
+  void drain();
   int port() const { return port_; }
   std::string zmq_endpoint() const { return dispatcher_ ? dispatcher_->endpoint() : ""; }
 
@@ -87,6 +93,7 @@ class RouterServer {
   void abort_engine_request(uint64_t id);
 
   RouterConfig config_;
+  std::unique_ptr<HttpAccess> access_;
   std::unique_ptr<Tokenizer> tokenizer_;
   ChatTemplate chat_template_;
   RouterMetrics metrics_;
@@ -98,6 +105,8 @@ class RouterServer {
   std::unique_ptr<httplib::Server> http_;
   int port_ = 0;
   std::atomic<uint64_t> next_engine_id_{1};
+  std::atomic<bool> draining_{false};
+  std::mutex stop_mu_;
   int64_t started_unix_s_ = 0;
 };
 

@@ -1,5 +1,6 @@
 // strata-router: the HTTP front of strata (OpenAI API, no weights). Worker groups connect
 // to its ZeroMQ endpoint. SIGINT/SIGTERM stop it cleanly.
+#include <atomic>
 #include <csignal>
 #include <thread>
 
@@ -44,15 +45,26 @@ int main(int argc, char** argv) {
     spdlog::error("{}", st.message());
     return 2;
   }
+  // The first signal drains (what Kubernetes' SIGTERM asks for); a second one stops at once.
+  std::atomic<bool> returned{false};
+  std::thread drainer;
   std::thread waiter([&] {
     int sig = 0;
     sigwait(&signals, &sig);
-    spdlog::info("signal {}: stopping", sig);
+    if (returned.load()) return;
+    spdlog::info("signal {}: draining for up to {} s (a second signal stops at once)", sig,
+                 config.drain_timeout_s);
+    drainer = std::thread([&] { server.drain(); });
+    sigwait(&signals, &sig);
     server.stop();
   });
   server.run();
-  // run() also returns when the server stops for another reason; wake the waiter.
+  // run() also returns when the server stops for another reason; wake the waiter, twice
+  // with two kinds of signal (pending signals of one kind merge).
+  returned.store(true);
   kill(getpid(), SIGTERM);
+  kill(getpid(), SIGINT);
   waiter.join();
+  if (drainer.joinable()) drainer.join();
   return 0;
 }

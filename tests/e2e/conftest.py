@@ -105,8 +105,9 @@ def strata_generate(model: str, prompt: str, max_tokens: int) -> str:
 class StrataServer:
     """A router and one worker group; use as a context manager or call stop()."""
 
-    def __init__(self, model: str = "builtin:tiny", router_args=(), worker_args=()):
+    def __init__(self, model: str = "builtin:tiny", router_args=(), worker_args=(), probe_headers=None):
         self.model = model
+        self.probe_headers = probe_headers or {}  # e.g. the API key when probes are protected
         self.router_args = list(router_args)
         self.worker_args = list(worker_args)
         self.procs: list[subprocess.Popen] = []
@@ -158,7 +159,8 @@ class StrataServer:
                     raise RuntimeError(f"strata-{name} exited with {p.returncode} before /ready\n"
                                        + self.log_tail())
             try:
-                if httpx.get(self.base_url + "/ready", timeout=1.0).status_code == 200:
+                if httpx.get(self.base_url + "/ready", headers=self.probe_headers,
+                             timeout=1.0).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass

@@ -3,6 +3,7 @@ and an OpenAI error body, nothing is a 500, and the server keeps serving afterwa
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 import time
@@ -10,7 +11,7 @@ import time
 import httpx
 import pytest
 
-from conftest import StrataServer
+from conftest import StrataServer, metric_value
 
 READ_TIMEOUT_S = 2
 MAX_BODY_BYTES = 1 << 20
@@ -204,10 +205,20 @@ def test_unknown_fields_are_accepted(server):
     assert r.json()["choices"][0]["finish_reason"] in ("length", "stop")
 
 
-def test_escaped_nul_and_text_plain_content_type_are_accepted(server):
-    status, _, body = exchange(server, http_request("POST", C, b'{"prompt":"a\\u0000b","max_tokens":2}',
-                                                    {"Content-Type": "text/plain"}))
+def test_escaped_nul_is_accepted(server):
+    status, _, body = exchange(server, http_request("POST", C, b'{"prompt":"a\\u0000b","max_tokens":2}'))
     assert status == 200, body
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "text/plain;charset=UTF-8",
+                                          "application/x-www-form-urlencoded", "multipart/form-data"])
+def test_bodies_a_browser_posts_cross_site_unasked_are_refused(server, content_type):
+    """A web page may POST these types to any server without a CORS preflight; the API
+    takes JSON only, so a local page cannot drive a local server."""
+    status, _, body = exchange(server, http_request("POST", C, b'{"prompt":"a","max_tokens":2}',
+                                                    {"Content-Type": content_type}))
+    assert status == 415, body
+    assert "application/json" in json.loads(body)["error"]["message"]
 
 
 def test_truncated_body_is_dropped_after_read_timeout(server):
@@ -268,3 +279,18 @@ def test_server_still_serves_after_the_table(server):
     metrics = server.metrics()
     assert 'status="500"' not in metrics
     assert server.alive()
+
+
+def test_random_urls_do_not_grow_the_metrics(server):
+    """Every unknown path is one `unmatched` series: 20,000 random 404s leave /metrics small."""
+    before = server.metrics()
+    with httpx.Client(timeout=10) as client:
+        for i in range(20_000):
+            r = client.get(server.url(f"/no/such/{i:05d}-{os.urandom(6).hex()}"))
+            assert r.status_code == 404
+    after = server.metrics()
+    assert len(after.encode()) < 1_000_000, len(after)
+    assert len(after) - len(before) < 2_000, "each random path became a series"
+    unmatched = metric_value(after, "strata_http_requests_total", 'route="unmatched",status="404"')
+    assert unmatched is not None and unmatched >= 20_000, unmatched
+    assert "/no/such/" not in after

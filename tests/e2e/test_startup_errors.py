@@ -174,3 +174,21 @@ def test_serve_that_fails_after_starting_never_says_ready(tmp_path):
         assert "ready on" not in text, text
     finally:
         kill_group(serve.proc)
+
+
+def test_a_tokenizer_larger_than_the_models_vocabulary_is_a_startup_error():
+    """A 32,000-token tokenizer in front of a 512-token model would fail every request with
+    an id out of range; the router refuses the group instead, and serve never says ready."""
+    model = require_file(AIDREAMS)
+    tokenizer = require_file(AIDREAMS.parents[1] / "llama2-tokenizer" / "tokenizer.bin")
+    serve = Serve("--model", str(model), "--tokenizer", str(tokenizer))
+    try:
+        assert serve.proc.wait(timeout=60) != 0
+        serve.reader.join(timeout=5)
+        text = serve.text()
+        assert "startup failed: the worker group exited" in text, text
+        assert "a vocabulary of 512 tokens, but the router's tokenizer has 32000" in text, text
+        assert "--tokenizer" in text, text
+        assert "ready on" not in text, text
+    finally:
+        kill_group(serve.proc)

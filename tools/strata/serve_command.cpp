@@ -17,8 +17,10 @@
 #include <mutex>
 #include <stop_token>
 #include <thread>
+#include <utility>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <httplib.h>
 
 #include "common/listen_address.h"
@@ -71,6 +73,7 @@ bool ready_to_serve(const std::filesystem::path& dir, const ServeOptions& o) {
   const Status checks[] = {config::check_ranges(o.router), config::check_ranges(o.worker),
                            check_builtin_model_path(o.worker.load.model),
                            resolve_tokenizer_path(o.worker.load.model, o.router.tokenizer).status(),
+                           router::HttpAccess::create(o.router.access, o.router.host).status(),
                            check_listen_address(o.router.host, o.router.port)};
   for (const Status& st : checks) {
     if (!st.ok()) {
@@ -124,15 +127,17 @@ std::string local_address(const std::string& host) {
 // loaded the model, so requests will be served. Until then only "starting" has been said.
 class ReadyAnnouncer {
  public:
-  explicit ReadyAnnouncer(const ServeOptions& o)
-      : thread_([this, host = o.router.host, port = o.router.port,
-                 model = o.worker.load.model](std::stop_token stop) { poll(stop, host, port, model); }) {}
+  ReadyAnnouncer(const ServeOptions& o, std::string probe_key)
+      : thread_([this, host = o.router.host, port = o.router.port, model = o.worker.load.model,
+                 key = std::move(probe_key)](std::stop_token stop) { poll(stop, host, port, model, key); }) {}
   bool ready() const { return ready_.load(); }
 
  private:
-  void poll(std::stop_token stop, const std::string& host, int port, const std::string& model) {
+  void poll(std::stop_token stop, const std::string& host, int port, const std::string& model,
+            const std::string& probe_key) {
     const auto start = std::chrono::steady_clock::now();
     httplib::Client client(local_address(host), port);
+    if (!probe_key.empty()) client.set_bearer_token_auth(probe_key.c_str());
     client.set_connection_timeout(std::chrono::seconds(1));
     client.set_read_timeout(std::chrono::seconds(2));
     std::mutex mu;
@@ -155,30 +160,34 @@ class ReadyAnnouncer {
   std::jthread thread_;  // last: it starts polling once the flag exists
 };
 
-// Waits for both children: when one exits (or Ctrl-C / SIGTERM arrives) the other is
-// stopped. Returns the first child's failure code (1 when it exited 0 unasked).
+// Waits for both children: when one exits the other is stopped. Ctrl-C / SIGTERM drains:
+// the router alone is signalled, finishes what is in flight (--drain-timeout-s) and exits,
+// and only then is the worker group stopped; a second signal stops both at once. Returns
+// the first child's failure code (1 when it exited 0 unasked).
 int supervise(sigset_t& signals, pid_t router_pid, pid_t worker_pid, const ReadyAnnouncer& announcer) {
   int exit_code = 0;
+  int signals_seen = 0;
   bool stopping = false;
-  int alive = 2;
-  while (alive > 0) {
+  bool router_alive = true, worker_alive = true;
+  while (router_alive || worker_alive) {
     int sig = 0;
     sigwait(&signals, &sig);
     if (sig != SIGCHLD) {
-      if (!stopping) {
-        stopping = true;
-        kill(router_pid, SIGTERM);
-        kill(worker_pid, SIGTERM);
-      }
+      stopping = true;
+      if (router_alive) kill(router_pid, SIGTERM);
+      if (++signals_seen > 1 && worker_alive) kill(worker_pid, SIGTERM);
       continue;
     }
     int status = 0;
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
       if (pid != router_pid && pid != worker_pid) continue;
-      --alive;
+      (pid == router_pid ? router_alive : worker_alive) = false;
       const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      if (stopping) continue;
+      if (stopping) {
+        if (pid == router_pid && worker_alive) kill(worker_pid, SIGTERM);  // drained
+        continue;
+      }
       const char* who = pid == router_pid ? "the router" : "the worker group";
       if (announcer.ready()) {
         std::cerr << "strata serve: " << who << " exited (" << code << "); stopping the other\n";
@@ -188,7 +197,12 @@ int supervise(sigset_t& signals, pid_t router_pid, pid_t worker_pid, const Ready
       }
       exit_code = code == 0 ? 1 : code;
       stopping = true;
-      kill(pid == router_pid ? worker_pid : router_pid, SIGTERM);
+      if (pid == worker_pid) {
+        kill(router_pid, SIGTERM);  // with nothing to serve, no drain: a second signal
+        kill(router_pid, SIGINT);   // (of another kind, so the two are not merged)
+      } else {
+        kill(worker_pid, SIGTERM);
+      }
     }
   }
   return exit_code;
@@ -211,14 +225,21 @@ int run_serve(ServeOptions& o) {
   sigaddset(&signals, SIGCHLD);
   sigprocmask(SIG_BLOCK, &signals, nullptr);
 
+  // API keys given as flags reach the router through its environment, not its argv, which
+  // every local user can read in the process list.
+  const std::string probe_key = router::HttpAccess::create(o.router.access, o.router.host)->probe_key();
+  std::vector<std::string> keys = std::exchange(o.router.access.api_keys, {});
+  if (const char* env = std::getenv("STRATA_API_KEY"); env && *env) keys.emplace_back(env);
+  if (!keys.empty()) setenv("STRATA_API_KEY", fmt::format("{}", fmt::join(keys, ",")).c_str(), 1);
   const pid_t router_pid = spawn(dir / "strata-router", config::to_args(o.router));
+  unsetenv("STRATA_API_KEY");  // the worker group has no use for it
   const Command worker = worker_command(dir, o);
   const pid_t worker_pid = spawn(worker.program, worker.args);
   std::cerr << "strata serve: starting the router (pid " << router_pid << ") and a worker group (pid "
             << worker_pid << ") for " << o.worker.load.model << "\n";
   int exit_code = 0;
   {
-    ReadyAnnouncer announcer(o);
+    ReadyAnnouncer announcer(o, probe_key);
     exit_code = supervise(signals, router_pid, worker_pid, announcer);
   }
   std::filesystem::remove("/tmp/strata-" + std::to_string(getpid()) + ".sock");
