@@ -13,6 +13,9 @@
 #include <spdlog/spdlog.h>
 #include <zmq.hpp>
 
+#include "router/disconnect_watch.h"
+#include "router/hello_check.h"
+
 namespace strata::router {
 namespace {
 
@@ -71,6 +74,7 @@ struct Dispatcher::State {
   zmq::socket_t wake_in{context, zmq::socket_type::pair};     // IO thread only
   zmq::socket_t wake_out{context, zmq::socket_type::pair};    // under `mu`
   std::string bound_endpoint;
+  std::optional<DisconnectWatch> disconnects;  // IO thread only, after start()
 
   mutable std::mutex mu;
   bool running = false;
@@ -132,6 +136,10 @@ struct Dispatcher::State {
   std::vector<Outgoing> take_outgoing(std::chrono::milliseconds timeout,
                                       std::vector<Delivery>& deliveries, bool& stop);
   void send_outgoing(std::vector<Outgoing>& outgoing, std::vector<Delivery>& deliveries);
+  // Right after a disconnect: a group whose id no longer routes is dead now.
+  void probe_groups(std::vector<Delivery>& deliveries);
+  // Requires `mu`. Marks `group` dead and fails its requests with `message`.
+  void mark_dead(Group& group, const std::string& message, std::vector<Delivery>& deliveries);
   // Fails everything in flight and closes the sockets.
   void close(std::vector<Delivery>& deliveries);
 };
@@ -152,8 +160,14 @@ Status Dispatcher::start() {
   try {
     s.socket.set(zmq::sockopt::linger, 0);
     s.socket.set(zmq::sockopt::router_mandatory, 1);  // unroutable sends fail instead of vanishing
-    s.socket.set(zmq::sockopt::router_handover, 1);   // a restarted worker takes its id over
+    // A second connection with a live group's id is refused (no handover): an impostor
+    // cannot displace a group. ZMTP heartbeats retire a dead connection's id, so a
+    // restarted worker can take it then.
+    s.socket.set(zmq::sockopt::router_handover, 0);
+    s.socket.set(zmq::sockopt::heartbeat_ivl, std::max(100, config_.heartbeat_timeout_ms / 5));
+    s.socket.set(zmq::sockopt::heartbeat_timeout, config_.heartbeat_timeout_ms);
     s.socket.bind(config_.endpoint);
+    s.disconnects.emplace(s.context, s.socket, fmt::format("strata-dispatcher-monitor-{}", fmt::ptr(this)));
     s.bound_endpoint = s.socket.get(zmq::sockopt::last_endpoint);
     const std::string wake_endpoint = fmt::format("inproc://strata-dispatcher-wake-{}", fmt::ptr(this));
     s.wake_in.set(zmq::sockopt::linger, 0);
@@ -348,12 +362,8 @@ std::vector<Dispatcher::State::Outgoing> Dispatcher::State::take_outgoing(
   const auto now = Clock::now();
   for (auto& [id, group] : groups) {
     if (group.info.alive && now - group.last_seen > timeout) {
-      group.info.alive = false;
-      ++group.info.num_deaths;
-      spdlog::warn("dispatcher: worker group {} sent nothing for {} ms; marking it dead and "
-                   "failing its {} requests", id, timeout.count(), group.in_flight.size());
-      fail_group(group, fmt::format("worker group {} stopped answering; retry the request", id),
-                 deliveries);
+      spdlog::warn("dispatcher: worker group {} sent nothing for {} ms", id, timeout.count());
+      mark_dead(group, fmt::format("worker group {} stopped answering; retry the request", id), deliveries);
       continue;
     }
     if (group.to_add.empty() && group.to_abort.empty() && !group.shutdown) continue;
@@ -389,6 +399,41 @@ void Dispatcher::State::send_outgoing(std::vector<Outgoing>& outgoing,
   }
 }
 
+void Dispatcher::State::mark_dead(Group& group, const std::string& message, std::vector<Delivery>& deliveries) {
+  group.info.alive = false;
+  ++group.info.num_deaths;
+  spdlog::warn("dispatcher: marking worker group {} dead and failing its {} requests: {}",
+               group.info.group_id, group.in_flight.size(), message);
+  fail_group(group, message, deliveries);
+}
+
+void Dispatcher::State::probe_groups(std::vector<Delivery>& deliveries) {
+  std::vector<std::string> alive;
+  {
+    std::lock_guard lock(mu);
+    for (const auto& [id, group] : groups) {
+      if (group.info.alive) alive.push_back(id);
+    }
+  }
+  const std::string probe = wire::encode(wire::Abort{});  // aborts nothing
+  for (const std::string& id : alive) {
+    try {
+      if (socket.send(zmq::buffer(id), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+        socket.send(zmq::buffer(probe), zmq::send_flags::dontwait);
+      }
+      continue;  // routed (or only busy)
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EHOSTUNREACH) continue;
+    }
+    std::lock_guard lock(mu);
+    auto it = groups.find(id);
+    if (it == groups.end() || !it->second.info.alive) continue;
+    mark_dead(it->second, fmt::format("worker group {} failed: its connection to the router closed (the "
+                                      "process exited or was killed); retry the request", id),
+              deliveries);
+  }
+}
+
 void Dispatcher::State::close(std::vector<Delivery>& deliveries) {
   {
     std::lock_guard lock(mu);
@@ -400,6 +445,7 @@ void Dispatcher::State::close(std::vector<Delivery>& deliveries) {
   }
   deliver(deliveries);
   std::lock_guard lock(mu);
+  disconnects.reset();
   socket.close();
   wake_in.close();
   wake_out.close();
@@ -414,9 +460,9 @@ void Dispatcher::io_loop() {
   bool stopping = false;
   while (!stopping) {
     zmq::pollitem_t items[] = {{s.socket.handle(), 0, ZMQ_POLLIN, 0},
-                               {s.wake_in.handle(), 0, ZMQ_POLLIN, 0}};
+                               {s.wake_in.handle(), 0, ZMQ_POLLIN, 0}, s.disconnects->pollitem()};
     try {
-      zmq::poll(items, 2, tick);
+      zmq::poll(items, 3, tick);
     } catch (const zmq::error_t& e) {
       if (e.num() != EINTR) spdlog::error("dispatcher: poll failed: {}", e.what());
       continue;
@@ -426,7 +472,9 @@ void Dispatcher::io_loop() {
       while (s.wake_in.recv(drained, zmq::recv_flags::dontwait)) {
       }
     }
+    if (items[2].revents & ZMQ_POLLIN) s.disconnects->read_events();
     s.receive_all(deliveries);                   // 1. everything the groups sent
+    if (s.disconnects->probing()) s.probe_groups(deliveries);
     std::vector<State::Outgoing> outgoing =      // 2. what other threads queued; liveness
         s.take_outgoing(timeout, deliveries, stopping);
     s.send_outgoing(outgoing, deliveries);
@@ -437,19 +485,10 @@ void Dispatcher::io_loop() {
 
 void Dispatcher::State::apply_hello(const std::string& identity, const wire::Hello& hello,
                                     std::vector<Delivery>& out) {
-  if (hello.vocab_size < tokenizer_vocab_size) {
-    const std::string reason = fmt::format(
-        "worker group {} serves {} with a vocabulary of {} tokens, but the router's tokenizer has {}: "
-        "its token ids would be out of the model's range. Give the router the model's own tokenizer "
-        "(--tokenizer), or serve the model this tokenizer belongs to", identity, hello.model_name,
-        hello.vocab_size, tokenizer_vocab_size);
-    spdlog::error("dispatcher: refusing worker group {}: {}", identity, reason);
-    send_to(identity, wire::Shutdown{.reason = reason});
+  if (const std::string why = hello_refusal(identity, hello, tokenizer_vocab_size); !why.empty()) {
+    spdlog::error("dispatcher: refusing a worker group: {}", why);
+    send_to(identity, wire::Shutdown{.reason = why});  // it exits, saying why
     return;
-  }
-  if (hello.group_id != identity) {
-    spdlog::warn("dispatcher: Hello names group `{}` but came from `{}`; using `{}`",
-                 hello.group_id, identity, identity);
   }
   auto [it, is_new] = groups.try_emplace(identity);
   Group& group = it->second;
@@ -520,6 +559,9 @@ void Dispatcher::State::apply(const std::string& identity, wire::Message& messag
   // Heartbeats come from each worker's own heartbeat socket (identity "<group>/heartbeat",
   // so a long engine step cannot delay them); they name their group.
   const auto* heartbeat = std::get_if<wire::Heartbeat>(&message);
+  if (heartbeat != nullptr && identity != heartbeat->group_id + "/heartbeat" && identity != heartbeat->group_id) {
+    return;  // no connection keeps another group alive
+  }
   auto it = groups.find(heartbeat != nullptr ? heartbeat->group_id : identity);
   if (it == groups.end()) {
     // Not registered yet (e.g. this router restarted): its Hello is repeated every few

@@ -12,9 +12,14 @@
 // the dispatcher keeps what it needs for that choice (GroupInfo: liveness, KV reports, the
 // count in flight) and never places a request itself.
 //
-// Failure: a group silent for heartbeat_timeout_ms is marked dead and every request it
-// held finishes with finish_reason "error" and a message saying to retry; a group that comes
-// back (or restarts, seen as a new Hello::instance_id) serves new requests again.
+// Failure: a group whose connection closes (its process exited or was killed: seen through
+// the socket monitor, router/disconnect_watch.h) is marked dead at once, one silent for
+// heartbeat_timeout_ms too; every request it held finishes with finish_reason "error" and a
+// message naming the group and saying to retry. A group that comes back (or restarts, seen
+// as a new Hello::instance_id) serves new requests again. A second connection with a live
+// group's id is not taken (no ROUTER handover), a Hello naming another group than its
+// connection's is refused, and so is a model smaller than the router's tokenizer
+// (router/hello_check.h): those are told why with a Shutdown.
 #pragma once
 
 #include <cstdint>

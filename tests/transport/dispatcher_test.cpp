@@ -168,6 +168,72 @@ TEST_F(DispatcherTest, IgnoresGarbageRegistersOnHelloAndRoutesOutputs) {
   EXPECT_TRUE(dispatcher_.any_ready());
 }
 
+TEST_F(DispatcherTest, ASecondConnectionWithALiveGroupsIdNeitherDisplacesItNorGetsWork) {
+  FakeWorker real(endpoint_, "g0");
+  real.send(hello("g0", 1));
+  ASSERT_TRUE(wait_until([&] { return dispatcher_.any_ready(); }, milliseconds(2000)));
+
+  FakeWorker twin(endpoint_, "g0");
+  for (int i = 0; i < 20; ++i) {
+    twin.send(hello("g0", 2));  // as a restarted worker would: a new instance id
+    real.send(wire::Heartbeat{.group_id = "g0"});
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  // The real group is untouched: still the only one, the same instance, and it gets the work.
+  const auto groups = dispatcher_.groups();
+  ASSERT_EQ(groups.size(), 1u);
+  EXPECT_EQ(groups[0].group_id, "g0");
+  EXPECT_EQ(groups[0].instance_id, 1u);
+  EXPECT_TRUE(groups[0].alive);
+  ASSERT_TRUE(dispatcher_.submit_to("g0", request(7), outputs.callback()).ok());
+  bool delivered = false;
+  for (int i = 0; i < 20 && !delivered; ++i) {
+    auto m = real.receive(milliseconds(100));
+    auto* add = m ? std::get_if<wire::AddRequests>(&*m) : nullptr;
+    delivered = add != nullptr && !add->requests.empty() && add->requests[0].id == 7;
+  }
+  EXPECT_TRUE(delivered);
+  EXPECT_FALSE(twin.receive(milliseconds(200))) << "the twin was sent something";
+}
+
+TEST_F(DispatcherTest, AHelloNamingAnotherGroupIsRefusedAndToldWhy) {
+  FakeWorker worker(endpoint_, "a");
+  worker.send(hello("b", 1));
+  const auto reply = worker.receive(milliseconds(2000));
+  ASSERT_TRUE(reply);
+  const auto* bye = std::get_if<wire::Shutdown>(&*reply);
+  ASSERT_NE(bye, nullptr);
+  EXPECT_NE(bye->reason.find("`b`"), std::string::npos) << bye->reason;
+  EXPECT_TRUE(dispatcher_.groups().empty());
+}
+
+TEST_F(DispatcherTest, AModelWithFewerTokensThanTheTokenizerIsRefused) {
+  Dispatcher strict(DispatcherConfig{.endpoint = "tcp://127.0.0.1:*", .tokenizer_vocab_size = 101});
+  ASSERT_TRUE(strict.start().ok());
+  FakeWorker worker(strict.endpoint(), "g0");
+  worker.send(hello("g0", 1));  // vocab 100
+  const auto reply = worker.receive(milliseconds(2000));
+  ASSERT_TRUE(reply);
+  const auto* bye = std::get_if<wire::Shutdown>(&*reply);
+  ASSERT_NE(bye, nullptr);
+  EXPECT_NE(bye->reason.find("a vocabulary of 100 tokens, but the router's tokenizer has 101"), std::string::npos)
+      << bye->reason;
+  EXPECT_TRUE(strict.groups().empty());
+}
+
+TEST_F(DispatcherTest, HeartbeatsFromAnotherConnectionDoNotKeepAGroupAlive) {
+  FakeWorker real(endpoint_, "g0");
+  FakeWorker other(endpoint_, "x");
+  real.send(hello("g0", 1));
+  ASSERT_TRUE(wait_until([&] { return dispatcher_.any_ready(); }, milliseconds(2000)));
+  // `real` goes silent; `other` speaks for it, which must not count (timeout 400 ms).
+  const bool died = wait_until([&] {
+    other.send(wire::Heartbeat{.group_id = "g0"});
+    return !dispatcher_.groups().at(0).alive;
+  }, milliseconds(1500));
+  EXPECT_TRUE(died);
+}
+
 TEST_F(DispatcherTest, SilentGroupDiesAndRequestsGoWhereSubmitToSays) {
   FakeWorker a(endpoint_, "a");
   FakeWorker b(endpoint_, "b");

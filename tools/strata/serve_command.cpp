@@ -13,8 +13,10 @@
 #include <condition_variable>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <mutex>
+#include <optional>
 #include <stop_token>
 #include <thread>
 #include <utility>
@@ -160,53 +162,120 @@ class ReadyAnnouncer {
   std::jthread thread_;  // last: it starts polling once the flag exists
 };
 
-// Waits for both children: when one exits the other is stopped. Ctrl-C / SIGTERM drains:
-// the router alone is signalled, finishes what is in flight (--drain-timeout-s) and exits,
-// and only then is the worker group stopped; a second signal stops both at once. Returns
-// the first child's failure code (1 when it exited 0 unasked).
-int supervise(sigset_t& signals, pid_t router_pid, pid_t worker_pid, const ReadyAnnouncer& announcer) {
-  int exit_code = 0;
-  int signals_seen = 0;
-  bool stopping = false;
-  bool router_alive = true, worker_alive = true;
-  while (router_alive || worker_alive) {
-    int sig = 0;
-    sigwait(&signals, &sig);
-    if (sig != SIGCHLD) {
-      stopping = true;
-      if (router_alive) kill(router_pid, SIGTERM);
-      if (++signals_seen > 1 && worker_alive) kill(worker_pid, SIGTERM);
-      continue;
+// Runs the two children until the server stops. Ctrl-C / SIGTERM drains: the router alone
+// is signalled, finishes what is in flight (--drain-timeout-s) and exits, and only then is
+// the worker group stopped; a second signal stops both at once. A worker group that dies
+// while serving is restarted (1 s, 2 s, 4 s … 30 s apart; back to 1 s after a minute up)
+// and the router keeps serving meanwhile (it fails the dead group's requests at once). A
+// router that dies, or a worker group that dies before the server was ever ready, stops
+// everything; run() then returns that child's code (1 when it exited 0 unasked).
+class Supervisor {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  Supervisor(sigset_t& signals, pid_t router, std::function<pid_t()> start_worker, const ReadyAnnouncer& announcer)
+      : signals_(signals), router_(router), start_worker_(std::move(start_worker)), announcer_(announcer) {
+    worker_ = start_worker_();
+    worker_started_ = Clock::now();
+  }
+  pid_t worker_pid() const { return worker_; }
+
+  int run() {
+    while (router_ > 0 || worker_ > 0 || restart_at_) {
+      const int sig = next_signal();
+      if (sig == 0) {
+        restart_at_.reset();
+        worker_ = start_worker_();
+        worker_started_ = Clock::now();
+        std::cerr << "strata serve: restarted the worker group (pid " << worker_ << ")\n";
+      } else if (sig != SIGCHLD) {
+        stop_on_signal();
+      } else {
+        reap();
+      }
     }
+    return exit_code_;
+  }
+
+ private:
+  // The next signal; 0 when a pending restart is due first.
+  int next_signal() {
+    if (!restart_at_) {
+      int sig = 0;
+      sigwait(&signals_, &sig);
+      return sig;
+    }
+    const auto left = std::max(Clock::duration::zero(), *restart_at_ - Clock::now());
+    const auto s = std::chrono::duration_cast<std::chrono::seconds>(left);
+    const timespec wait{.tv_sec = s.count(),
+                        .tv_nsec = std::chrono::duration_cast<std::chrono::nanoseconds>(left - s).count()};
+    const int sig = sigtimedwait(&signals_, nullptr, &wait);
+    return sig > 0 ? sig : 0;
+  }
+
+  void stop_on_signal() {
+    stopping_ = true;
+    restart_at_.reset();
+    if (router_ > 0) kill(router_, SIGTERM);
+    if (++signals_seen_ > 1 && worker_ > 0) kill(worker_, SIGTERM);
+  }
+
+  void reap() {
     int status = 0;
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-      if (pid != router_pid && pid != worker_pid) continue;
-      (pid == router_pid ? router_alive : worker_alive) = false;
+      if (pid != router_ && pid != worker_) continue;
+      const bool was_router = pid == router_;
+      (was_router ? router_ : worker_) = -1;
       const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      if (stopping) {
-        if (pid == router_pid && worker_alive) kill(worker_pid, SIGTERM);  // drained
-        continue;
-      }
-      const char* who = pid == router_pid ? "the router" : "the worker group";
-      if (announcer.ready()) {
-        std::cerr << "strata serve: " << who << " exited (" << code << "); stopping the other\n";
+      if (stopping_) {
+        if (was_router && worker_ > 0) kill(worker_, SIGTERM);  // drained
+      } else if (!was_router && announcer_.ready()) {
+        schedule_restart(code);
       } else {
-        std::cerr << "strata serve: startup failed: " << who << " exited (" << code
-                  << ") before the server was ready (its message is above)\n";
-      }
-      exit_code = code == 0 ? 1 : code;
-      stopping = true;
-      if (pid == worker_pid) {
-        kill(router_pid, SIGTERM);  // with nothing to serve, no drain: a second signal
-        kill(router_pid, SIGINT);   // (of another kind, so the two are not merged)
-      } else {
-        kill(worker_pid, SIGTERM);
+        fail(was_router, code);
       }
     }
   }
-  return exit_code;
-}
+
+  void schedule_restart(int code) {
+    if (Clock::now() - worker_started_ > std::chrono::minutes(1)) backoff_ = std::chrono::seconds(1);
+    std::cerr << "strata serve: the worker group exited (" << code << "); restarting it in "
+              << backoff_.count() << " s (the router keeps serving)\n";
+    restart_at_ = Clock::now() + backoff_;
+    backoff_ = std::min(backoff_ * 2, std::chrono::seconds(30));
+  }
+
+  void fail(bool was_router, int code) {
+    const char* who = was_router ? "the router" : "the worker group";
+    if (announcer_.ready()) {
+      std::cerr << "strata serve: " << who << " exited (" << code << "); stopping the other\n";
+    } else {
+      std::cerr << "strata serve: startup failed: " << who << " exited (" << code
+                << ") before the server was ready (its message is above)\n";
+    }
+    exit_code_ = code == 0 ? 1 : code;
+    stopping_ = true;
+    if (!was_router && router_ > 0) {
+      kill(router_, SIGTERM);  // with nothing to serve, no drain: a second signal
+      kill(router_, SIGINT);   // (of another kind, so the two are not merged)
+    } else if (worker_ > 0) {
+      kill(worker_, SIGTERM);
+    }
+  }
+
+  sigset_t& signals_;
+  pid_t router_;
+  pid_t worker_ = -1;
+  const std::function<pid_t()> start_worker_;
+  const ReadyAnnouncer& announcer_;
+  Clock::time_point worker_started_;
+  std::optional<Clock::time_point> restart_at_;
+  std::chrono::seconds backoff_{1};
+  bool stopping_ = false;
+  int signals_seen_ = 0;
+  int exit_code_ = 0;
+};
 
 int run_serve(ServeOptions& o) {
   const auto dir = binary_dir();
@@ -217,7 +286,7 @@ int run_serve(ServeOptions& o) {
   o.worker.server.router_endpoint = endpoint;
 
   // Blocked before any thread starts, so that every thread inherits the mask and only
-  // sigwait in supervise() takes these signals.
+  // the Supervisor takes these signals.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
@@ -234,13 +303,14 @@ int run_serve(ServeOptions& o) {
   const pid_t router_pid = spawn(dir / "strata-router", config::to_args(o.router));
   unsetenv("STRATA_API_KEY");  // the worker group has no use for it
   const Command worker = worker_command(dir, o);
-  const pid_t worker_pid = spawn(worker.program, worker.args);
-  std::cerr << "strata serve: starting the router (pid " << router_pid << ") and a worker group (pid "
-            << worker_pid << ") for " << o.worker.load.model << "\n";
   int exit_code = 0;
   {
     ReadyAnnouncer announcer(o, probe_key);
-    exit_code = supervise(signals, router_pid, worker_pid, announcer);
+    Supervisor supervisor(signals, router_pid, [&worker] { return spawn(worker.program, worker.args); },
+                          announcer);
+    std::cerr << "strata serve: starting the router (pid " << router_pid << ") and a worker group (pid "
+              << supervisor.worker_pid() << ") for " << o.worker.load.model << "\n";
+    exit_code = supervisor.run();
   }
   std::filesystem::remove("/tmp/strata-" + std::to_string(getpid()) + ".sock");
   return exit_code;
