@@ -5,14 +5,18 @@
 #
 #   deploy/launch-worker-group.sh --hostfile deploy/hostfile.example --tp 2 --pp 2 \
 #       --router tcp://router-host:5557 --model /models/TinyLlama-1.1B --group-id g0 \
-#       [-- extra strata-worker flags, e.g. --dtype bf16 --kv-cache-mb 4096]
+#       [--mpi-interface eth1] [-- extra strata-worker flags, e.g. --kv-cache-mb 4096]
+#
+# --mpi-interface keeps the ranks' own traffic on one network, e.g. a private cluster
+# network (Open MPI's TCP transport and its out-of-band channel); by default Open MPI uses
+# every interface.
 #
 # The router must listen on an address the driver host can reach, e.g.
 #   strata-router --zmq-endpoint tcp://0.0.0.0:5557 --model /models/TinyLlama-1.1B
 set -euo pipefail
 
-usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
-hostfile="" tp=1 pp=1 router="" model="" group="g0" threads=0
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+hostfile="" tp=1 pp=1 router="" model="" group="g0" threads=0 interface=""
 strata_worker="$(cd "$(dirname "$0")/.." && pwd)/build/bin/strata-worker"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -23,6 +27,7 @@ while [ $# -gt 0 ]; do
     --model) model="$2"; shift 2 ;;
     --group-id) group="$2"; shift 2 ;;
     --threads) threads="$2"; shift 2 ;;
+    --mpi-interface) interface="$2"; shift 2 ;;
     --strata-worker) strata_worker="$2"; shift 2 ;;
     --) shift; break ;;
     -h|--help) usage ;;
@@ -37,6 +42,7 @@ done
 ranks=$((tp * pp))
 extra=()
 [ "$(id -u)" -eq 0 ] && extra+=(--allow-run-as-root)
+[ -n "$interface" ] && extra+=(--mca btl_tcp_if_include "$interface" --mca oob_tcp_if_include "$interface")
 # Consecutive ranks form a pipeline stage's TP group, so fill each host before the next
 # (--map-by slot): TP all-reduces then stay inside a host and pipeline sends cross hosts.
 exec mpirun --hostfile "$hostfile" -np "$ranks" --map-by slot --bind-to none "${extra[@]}" \

@@ -110,6 +110,11 @@ Command worker_command(const std::filesystem::path& dir, ServeOptions& o) {
   } else {
     mpi_args.insert(mpi_args.end(), {"--bind-to", "none", "--oversubscribe"});
   }
+  // Every rank runs on this machine, so nothing of theirs need be reachable from elsewhere:
+  // shared memory between ranks (no TCP transport listening on every interface), mpirun's
+  // own channel and NCCL's bootstrap on loopback.
+  mpi_args.insert(mpi_args.end(), {"--mca", "btl", "self,vader", "--mca", "oob_tcp_if_include", "lo",
+                                   "-x", "NCCL_SOCKET_IFNAME=lo"});
   if (geteuid() == 0) mpi_args.push_back("--allow-run-as-root");  // containers often run as root
   mpi_args.push_back(c.program.string());
   c.args.insert(c.args.begin(), mpi_args.begin(), mpi_args.end());
@@ -280,7 +285,15 @@ class Supervisor {
 int run_serve(ServeOptions& o) {
   const auto dir = binary_dir();
   if (!ready_to_serve(dir, o)) return 2;
-  const std::string endpoint = "ipc:///tmp/strata-" + std::to_string(getpid()) + ".sock";
+  // The socket lives in a directory only this user can enter, whatever the umask: no other
+  // local user can connect to it and pose as the worker group.
+  std::string private_dir = (std::filesystem::temp_directory_path() / "strata-XXXXXX").string();
+  if (mkdtemp(private_dir.data()) == nullptr) {
+    std::cerr << "strata serve: cannot create a private directory in " << std::filesystem::temp_directory_path()
+              << ": " << std::strerror(errno) << "; set TMPDIR to a writable directory\n";
+    return 2;
+  }
+  const std::string endpoint = "ipc://" + private_dir + "/router.sock";
   o.router.dispatcher.endpoint = endpoint;
   o.router.model = o.worker.load.model;
   o.worker.server.router_endpoint = endpoint;
@@ -312,7 +325,8 @@ int run_serve(ServeOptions& o) {
               << supervisor.worker_pid() << ") for " << o.worker.load.model << "\n";
     exit_code = supervisor.run();
   }
-  std::filesystem::remove("/tmp/strata-" + std::to_string(getpid()) + ".sock");
+  std::error_code ignored;
+  std::filesystem::remove_all(private_dir, ignored);
   return exit_code;
 }
 
