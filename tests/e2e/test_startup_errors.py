@@ -158,22 +158,27 @@ def test_unknown_builtin_preset_is_refused_before_anything_starts():
         assert "starting the router" not in err and "pid" not in err, (argv, err)
 
 
+def assert_serve_fails_after_starting(*argv: str, says: tuple[str, ...]):
+    """`strata serve argv` starts, fails once the worker group reads its model, says each of
+    `says` and never "ready"."""
+    serve = Serve(*argv)
+    try:
+        assert serve.proc.wait(timeout=60) != 0
+        serve.reader.join(timeout=5)
+        text = serve.text()
+        for expected in ("starting the router", "startup failed: the worker group exited", *says):
+            assert expected in text, text
+        assert "ready on" not in text, text
+    finally:
+        kill_group(serve.proc)
+
+
 def test_serve_that_fails_after_starting_never_says_ready(tmp_path):
     # A header of zeros passes every check made before start (it is no tokenizer) and fails
     # only when the worker reads it.
     model = tmp_path / "zeros.bin"
     model.write_bytes(bytes(64))
-    serve = Serve("--model", str(model), "--tokenizer", "builtin:bytes")
-    try:
-        assert serve.proc.wait(timeout=60) != 0
-        serve.reader.join(timeout=5)
-        text = serve.text()
-        assert "starting the router" in text, text
-        assert "startup failed: the worker group exited" in text, text
-        assert "zeros.bin" in text, text
-        assert "ready on" not in text, text
-    finally:
-        kill_group(serve.proc)
+    assert_serve_fails_after_starting("--model", str(model), "--tokenizer", "builtin:bytes", says=("zeros.bin",))
 
 
 def test_a_tokenizer_larger_than_the_models_vocabulary_is_a_startup_error():
@@ -181,14 +186,6 @@ def test_a_tokenizer_larger_than_the_models_vocabulary_is_a_startup_error():
     an id out of range; the router refuses the group instead, and serve never says ready."""
     model = require_file(AIDREAMS)
     tokenizer = require_file(AIDREAMS.parents[1] / "llama2-tokenizer" / "tokenizer.bin")
-    serve = Serve("--model", str(model), "--tokenizer", str(tokenizer))
-    try:
-        assert serve.proc.wait(timeout=60) != 0
-        serve.reader.join(timeout=5)
-        text = serve.text()
-        assert "startup failed: the worker group exited" in text, text
-        assert "a vocabulary of 512 tokens, but the router's tokenizer has 32000" in text, text
-        assert "--tokenizer" in text, text
-        assert "ready on" not in text, text
-    finally:
-        kill_group(serve.proc)
+    assert_serve_fails_after_starting(
+        "--model", str(model), "--tokenizer", str(tokenizer),
+        says=("a vocabulary of 512 tokens, but the router's tokenizer has 32000", "--tokenizer"))
