@@ -1,5 +1,5 @@
 // strata-router: the HTTP front of strata (OpenAI API, no weights). Worker groups connect
-// to its ZeroMQ endpoint. SIGINT/SIGTERM stop it cleanly.
+// to its ZeroMQ endpoint. SIGINT/SIGTERM drain it (RouterServer::drain); a second signal stops it.
 #include <atomic>
 #include <csignal>
 #include <thread>
