@@ -17,6 +17,7 @@ namespace strata::router {
 struct RouterConfig {
   std::string host = "127.0.0.1";
   int port = 8000;
+  int probe_port = 0;                   // 0: the probes are on `port` only
   std::string model = "builtin:tiny";   // what the workers serve; the router reads only its tokenizer
   std::string tokenizer;                // default: found next to the model
   std::string served_model_name;        // default: the model's name as the workers report it
@@ -43,6 +44,7 @@ struct RouterConfig {
     using config::Range;
     v("host", host, "address the HTTP server listens on");
     v("port", port, "HTTP port", Range{1, 65535});
+    v("probe_port", probe_port, "a second port for /health, /ready and /metrics alone, with threads of its own, so probes answer whatever holds --port's threads (0: none)", Range{0, 65535});
     v("model", model, "model the worker groups serve (llama2.c .bin, HF directory, builtin:NAME)");
     v("tokenizer", tokenizer, "tokenizer.bin / tokenizer.json (default: found next to the model)");
     v("served_model_name", served_model_name, "model name in the API (default: the model's name)");

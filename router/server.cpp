@@ -1,10 +1,6 @@
 #include "router/server.h"
 
-#include <arpa/inet.h>
-#include <dirent.h>
 #include <httplib.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <nlohmann/json.hpp>
 #include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
@@ -14,20 +10,17 @@
 #include <thread>
 
 #include "router/api_error.h"
+#include "router/http_listener.h"
 #include "router/openai_api.h"
 #include "router/openai_response.h"
 #include "router/request_features.h"
 #include "router/request_stream.h"
 #include "router/sse_response.h"
 #include "router/scheduling/scheduler_config.h"
-#include "common/listen_address.h"
 #include "common/model_path.h"
 
 namespace strata::router {
 namespace {
-
-// Requests one keep-alive connection may carry: in effect no cap (the idle timeout ends it).
-constexpr size_t kKeepAliveMaxRequests = 1'000'000'000;
 
 // The paths served; /metrics labels requests by these, never by a client's raw path.
 constexpr std::string_view kServedPaths[] = {"/v1/completions", "/v1/chat/completions", "/v1/models",
@@ -46,29 +39,6 @@ std::string route_label(const std::string& path) {
 int64_t unix_seconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(
              std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-// Debian's cpp-httplib is a compiled library built with a listen backlog of 5, so a burst of
-// a few hundred clients would be refused at connect. Linux lets a second listen() raise the
-// backlog of a listening socket; the socket is found by its bound port.
-void raise_listen_backlog(int port) {
-  DIR* dir = opendir("/proc/self/fd");
-  if (dir == nullptr) return;
-  while (dirent* entry = readdir(dir)) {
-    const int fd = std::atoi(entry->d_name);
-    if (fd <= 2) continue;
-    int listening = 0;
-    socklen_t len = sizeof listening;
-    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening) continue;
-    sockaddr_storage addr{};
-    socklen_t addr_len = sizeof addr;
-    if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &addr_len) != 0) continue;
-    const int bound = addr.ss_family == AF_INET ? ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port)
-                      : addr.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port)
-                                                   : -1;
-    if (bound == port) ::listen(fd, SOMAXCONN);
-  }
-  closedir(dir);
 }
 
 void send_error(httplib::Response& res, const ApiError& error) {
@@ -185,42 +155,22 @@ Status RouterServer::start_scheduling() {
 }
 
 Status RouterServer::start_http() {
-  http_ = std::make_unique<httplib::Server>();
-  const int threads = config_.http_threads;
-  http_->new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
-  http_->set_read_timeout(config_.read_timeout_s, 0);
-  http_->set_write_timeout(config_.read_timeout_s, 0);
-  // An idle keep-alive connection (or one whose request timed out, which cpp-httplib answers
-  // and keeps open) holds a thread; it gets no longer than a slow request would, and never
-  // more than httplib's 5 s default.
-  http_->set_keep_alive_timeout(std::min<time_t>(config_.read_timeout_s, 5));
-  // httplib closes a keep-alive connection after 5 requests by default; a client's connection
-  // pool should end only by going idle.
-  http_->set_keep_alive_max_count(kKeepAliveMaxRequests);
-  // Headers and body go out in separate writes: with Nagle on, the body waits for the
-  // client's delayed ACK, 40 ms on every non-streamed response of a reused connection.
-  // Linux gives accepted sockets the listening socket's TCP_NODELAY.
-  http_->set_tcp_nodelay(true);
-  // httplib's default options add SO_REUSEPORT, which lets a second server bind a busy port
-  // and share its traffic; SO_REUSEADDR alone only lets a restart bind past TIME_WAIT.
-  http_->set_socket_options([](socket_t sock) {
-    const int yes = 1;
-    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-  });
-  http_->set_payload_max_length(static_cast<size_t>(config_.max_body_bytes));
+  const HttpListenerSettings settings{.threads = config_.http_threads, .read_timeout_s = config_.read_timeout_s,
+                                      .max_body_bytes = config_.max_body_bytes};
+  http_ = make_http_server(settings);
   install_routes();
-  // httplib says only that binding failed; the probe says why (see listen_address.h).
-  STRATA_RETURN_IF_ERROR(check_listen_address(config_.host, config_.port));
-  port_ = config_.port == 0 ? http_->bind_to_any_port(config_.host)
-                            : (http_->bind_to_port(config_.host, config_.port) ? config_.port : -1);
-  if (port_ <= 0) {
-    return Status(StatusCode::kUnavailable,
-                  fmt::format("cannot listen on {}:{} (taken since it was checked?); pick another --port",
-                              config_.host, config_.port));
-  }
-  raise_listen_backlog(port_);
+  STRATA_ASSIGN_OR_RETURN(port_, bind_http_server(*http_, config_.host, config_.port, "--port"));
   spdlog::info("router listening on http://{}:{}, worker groups connect to {}", config_.host, port_,
                dispatcher_->endpoint());
+  if (config_.probe_port == 0) return ok_status();
+  // Threads of its own: a probe never waits behind the streams that hold --http-threads.
+  probe_http_ = make_http_server({.threads = 4, .read_timeout_s = config_.read_timeout_s, .max_body_bytes = 1024});
+  install_probe_routes(*probe_http_);
+  install_error_handlers(*probe_http_);
+  STRATA_ASSIGN_OR_RETURN(probe_port_, bind_http_server(*probe_http_, config_.host, config_.probe_port,
+                                                        "--probe-port"));
+  spdlog::info("router probes (/health, /ready, /metrics) also on http://{}:{}", config_.host, probe_port_);
+  probe_thread_ = std::thread([this] { probe_http_->listen_after_bind(); });
   return ok_status();
 }
 
@@ -230,6 +180,8 @@ void RouterServer::stop() {
   // From a signal's thread and from drain() at once: their joins must not overlap.
   std::lock_guard lock(stop_mu_);
   if (http_) http_->stop();
+  if (probe_http_) probe_http_->stop();
+  if (probe_thread_.joinable()) probe_thread_.join();
   if (scheduling_loop_) scheduling_loop_->stop();
   if (dispatcher_) dispatcher_->stop();
 }
@@ -303,16 +255,19 @@ void RouterServer::install_routes() {
   s.Get(R"(/v1/models/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
     handle_model(req.matches[1].str(), res);
   });
+  install_probe_routes(s);
+  // CORS preflight: the pre-routing check already refused an origin that is not allowed.
+  s.Options(".*", [](const httplib::Request&, httplib::Response& res) { res.status = 204; });
+  install_error_handlers(s);
+}
+
+void RouterServer::install_probe_routes(httplib::Server& s) {
   s.Get("/health", [this](const httplib::Request&, httplib::Response& res) { handle_health(res); });
   s.Get("/ready", [this](const httplib::Request&, httplib::Response& res) { handle_ready(res); });
   s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) { handle_metrics(res); });
-  // CORS preflight: the pre-routing check already refused an origin that is not allowed.
-  s.Options(".*", [](const httplib::Request&, httplib::Response& res) { res.status = 204; });
-  install_error_handlers();
 }
 
-void RouterServer::install_error_handlers() {
-  httplib::Server& s = *http_;
+void RouterServer::install_error_handlers(httplib::Server& s) {
   // Runs on the request's head, before its body is read: the access checks, and a
   // Content-Length that is not a decimal byte count (httplib reads "-5" as 2^64 - 5 and
   // would wait for the read timeout).

@@ -14,6 +14,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <variant>
 #include <vector>
 
@@ -56,6 +57,7 @@ class RouterServer {
   // end with an error (streams with an error event and [DONE]). Then stop().
   void drain();
   int port() const { return port_; }
+  int probe_port() const { return probe_port_; }
   std::string zmq_endpoint() const { return dispatcher_ ? dispatcher_->endpoint() : ""; }
 
  private:
@@ -66,7 +68,8 @@ class RouterServer {
   Status start_scheduling();  // the dispatcher and the scheduling loop
   Status start_http();
   void install_routes();
-  void install_error_handlers();
+  void install_probe_routes(httplib::Server& s);  // /health, /ready, /metrics
+  void install_error_handlers(httplib::Server& s);
 
   // POST /v1/completions and /v1/chat/completions, in the steps below.
   void handle_generation(const httplib::Request& req, httplib::Response& res, int route);
@@ -104,6 +107,9 @@ class RouterServer {
   std::unique_ptr<SchedulingLoop> scheduling_loop_;
   std::unique_ptr<httplib::Server> http_;
   int port_ = 0;
+  std::unique_ptr<httplib::Server> probe_http_;  // --probe-port, with threads of its own
+  std::thread probe_thread_;
+  int probe_port_ = 0;
   std::atomic<uint64_t> next_engine_id_{1};
   std::atomic<bool> draining_{false};
   std::mutex stop_mu_;
