@@ -6,6 +6,8 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 
@@ -88,6 +90,12 @@ Status check_listen_address(const std::string& host, int port) {
       return Status(StatusCode::kUnavailable,
                     fmt::format("cannot listen on {}:{}: {}", host, port, std::strerror(err)));
   }
+}
+
+bool is_loopback_host(std::string_view host) {
+  std::string h(host);
+  std::transform(h.begin(), h.end(), h.begin(), [](unsigned char c) { return std::tolower(c); });
+  return h == "localhost" || h == "::1" || h.rfind("127.", 0) == 0;
 }
 
 }  // namespace strata

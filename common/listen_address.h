@@ -6,6 +6,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "common/status.h"
 
@@ -14,5 +15,8 @@ namespace strata {
 // ok when a TCP socket can be bound to host:port now (port 0: any free port). Binds and
 // closes; the caller binds again, so a port taken in between still fails there.
 Status check_listen_address(const std::string& host, int port);
+
+// "localhost", "::1" or 127.x.y.z, in any case: reachable from this machine only.
+bool is_loopback_host(std::string_view host);
 
 }  // namespace strata

@@ -5,18 +5,21 @@
 #
 #   deploy/launch-worker-group.sh --hostfile deploy/hostfile.example --tp 2 --pp 2 \
 #       --router tcp://router-host:5557 --model /models/TinyLlama-1.1B --group-id g0 \
+#       --transport-key-file /secrets/strata-transport.key \
 #       [--mpi-interface eth1] [-- extra strata-worker flags, e.g. --kv-cache-mb 4096]
 #
 # --mpi-interface keeps the ranks' own traffic on one network, e.g. a private cluster
 # network (Open MPI's TCP transport and its out-of-band channel); by default Open MPI uses
 # every interface.
 #
-# The router must listen on an address the driver host can reach, e.g.
-#   strata-router --zmq-endpoint tcp://0.0.0.0:5557 --model /models/TinyLlama-1.1B
+# The router must listen on an address the driver host can reach, with the same key file
+# (`strata keygen FILE` writes one; only holders of it can register as worker groups):
+#   strata-router --zmq-endpoint tcp://0.0.0.0:5557 --model /models/TinyLlama-1.1B \
+#       --transport-key-file /secrets/strata-transport.key
 set -euo pipefail
 
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
-hostfile="" tp=1 pp=1 router="" model="" group="g0" threads=0 interface=""
+usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+hostfile="" tp=1 pp=1 router="" model="" group="g0" threads=0 interface="" key_file=""
 strata_worker="$(cd "$(dirname "$0")/.." && pwd)/build/bin/strata-worker"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -28,6 +31,7 @@ while [ $# -gt 0 ]; do
     --group-id) group="$2"; shift 2 ;;
     --threads) threads="$2"; shift 2 ;;
     --mpi-interface) interface="$2"; shift 2 ;;
+    --transport-key-file) key_file="$2"; shift 2 ;;
     --strata-worker) strata_worker="$2"; shift 2 ;;
     --) shift; break ;;
     -h|--help) usage ;;
@@ -43,9 +47,11 @@ ranks=$((tp * pp))
 extra=()
 [ "$(id -u)" -eq 0 ] && extra+=(--allow-run-as-root)
 [ -n "$interface" ] && extra+=(--mca btl_tcp_if_include "$interface" --mca oob_tcp_if_include "$interface")
+worker_flags=()
+[ -n "$key_file" ] && worker_flags+=(--transport-key-file "$key_file")
 # Consecutive ranks form a pipeline stage's TP group, so fill each host before the next
 # (--map-by slot): TP all-reduces then stay inside a host and pipeline sends cross hosts.
 exec mpirun --hostfile "$hostfile" -np "$ranks" --map-by slot --bind-to none "${extra[@]}" \
   -x OMP_NUM_THREADS -x OMP_WAIT_POLICY \
   "$strata_worker" --tp "$tp" --pp "$pp" --router "$router" --model "$model" \
-  --group-id "$group" --threads "$threads" "$@"
+  --group-id "$group" --threads "$threads" "${worker_flags[@]}" "$@"

@@ -5,29 +5,28 @@
 namespace strata::router {
 namespace {
 constexpr auto kProbeWindow = std::chrono::milliseconds(500);
+constexpr auto kRefusalLogInterval = std::chrono::seconds(5);
 }  // namespace
 
 DisconnectWatch::DisconnectWatch(zmq::context_t& context, zmq::socket_t& watched, const std::string& name)
-    : watched_(watched), monitor_(context, zmq::socket_type::pair) {
-  const std::string endpoint = "inproc://" + name;
-  if (zmq_socket_monitor(watched_.handle(), endpoint.c_str(), ZMQ_EVENT_DISCONNECTED) != 0) {
-    throw zmq::error_t();
-  }
-  monitor_.set(zmq::sockopt::linger, 0);
-  monitor_.connect(endpoint);
-}
-
-DisconnectWatch::~DisconnectWatch() {
-  zmq_socket_monitor(watched_.handle(), nullptr, 0);  // stops the monitor before its socket closes
-}
+    : monitor_(context, watched, ZMQ_EVENT_DISCONNECTED | kHandshakeFailedEvents, name) {}
 
 void DisconnectWatch::read_events() {
-  zmq::message_t frame;
-  // Each event is two frames: (event id, value) and the peer's address.
-  while (monitor_.recv(frame, zmq::recv_flags::dontwait)) {
-    while (frame.more() && monitor_.recv(frame, zmq::recv_flags::dontwait)) {
+  for (const SocketMonitor::Event& event : monitor_.read_events()) {
+    if (event.id == ZMQ_EVENT_DISCONNECTED) {
+      probe_until_ = Clock::now() + kProbeWindow;
+      continue;
     }
-    probe_until_ = Clock::now() + kProbeWindow;
+    if (Clock::now() < next_refusal_log_) {
+      ++refusals_not_logged_;
+      continue;
+    }
+    spdlog::warn("dispatcher: refused a connection on {}{}: it failed the handshake, so it is a worker "
+                 "without the router's transport key (--transport-key-file), with another one, or not a "
+                 "strata worker", event.address,
+                 refusals_not_logged_ ? fmt::format(" ({} more since the last report)", refusals_not_logged_) : "");
+    refusals_not_logged_ = 0;
+    next_refusal_log_ = Clock::now() + kRefusalLogInterval;
   }
 }
 

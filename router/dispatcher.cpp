@@ -13,8 +13,11 @@
 #include <spdlog/spdlog.h>
 #include <zmq.hpp>
 
+#include "common/listen_address.h"
+#include "common/transport_key.h"
 #include "router/disconnect_watch.h"
 #include "router/hello_check.h"
+#include "router/worker_auth.h"
 
 namespace strata::router {
 namespace {
@@ -55,6 +58,16 @@ void deliver(std::vector<Delivery>& deliveries) {
 
 Status DispatcherConfig::validate() const {
   if (endpoint.empty()) return invalid_argument("`zmq_endpoint` must be set (e.g. tcp://0.0.0.0:5557)");
+  if (transport_key_file.empty() && endpoint.rfind("tcp://", 0) == 0) {
+    const std::string host = endpoint.substr(6, endpoint.rfind(':') - 6);
+    if (!is_loopback_host(host == "[::1]" ? "::1" : host)) {
+      return invalid_argument(
+          "`zmq_endpoint` {} is reachable from other machines, so it needs a transport key: anyone "
+          "reaching it could register as a worker group and read prompts. Create one with `strata keygen "
+          "FILE` and give the file to the router and every worker (--transport-key-file), or bind a "
+          "loopback address", endpoint);
+    }
+  }
   return config::check_ranges(*this);
 }
 
@@ -75,6 +88,7 @@ struct Dispatcher::State {
   zmq::socket_t wake_out{context, zmq::socket_type::pair};    // under `mu`
   std::string bound_endpoint;
   std::optional<DisconnectWatch> disconnects;  // IO thread only, after start()
+  std::optional<WorkerAuthenticator> authenticator;  // with a transport key
 
   mutable std::mutex mu;
   bool running = false;
@@ -157,7 +171,15 @@ Status Dispatcher::start() {
   State& s = *state_;
   std::lock_guard lock(s.mu);
   if (s.running || s.stopping) return invalid_argument("the dispatcher was already started");
+  std::optional<TransportKey> key;
+  if (!config_.transport_key_file.empty()) {
+    STRATA_ASSIGN_OR_RETURN(key, load_transport_key(config_.transport_key_file));
+  }
   try {
+    if (key) {
+      s.authenticator.emplace(s.context, *key);  // before bind: libzmq admits anyone without it
+      use_as_curve_server(s.socket, *key);
+    }
     s.socket.set(zmq::sockopt::linger, 0);
     s.socket.set(zmq::sockopt::router_mandatory, 1);  // unroutable sends fail instead of vanishing
     // A second connection with a live group's id is refused (no handover): an impostor
@@ -447,6 +469,7 @@ void Dispatcher::State::close(std::vector<Delivery>& deliveries) {
   std::lock_guard lock(mu);
   disconnects.reset();
   socket.close();
+  authenticator.reset();
   wake_in.close();
   wake_out.close();
   running = false;

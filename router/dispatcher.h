@@ -19,7 +19,8 @@
 // as a new Hello::instance_id) serves new requests again. A second connection with a live
 // group's id is not taken (no ROUTER handover), a Hello naming another group than its
 // connection's is refused, and so is a model smaller than the router's tokenizer
-// (router/hello_check.h): those are told why with a Shutdown.
+// (router/hello_check.h): those are told why with a Shutdown. With a transport key, only
+// workers holding it get past the handshake (router/worker_auth.h).
 #pragma once
 
 #include <cstdint>
@@ -41,6 +42,9 @@ struct DispatcherConfig {
   // Workers send heartbeats from a thread of their own, so a long engine step does not
   // make a group look dead; the timeout covers a stalled or vanished worker.
   int heartbeat_timeout_ms = 5000;
+  // A CURVE key file (common/transport_key.h, `strata keygen`): only workers holding the same
+  // file can connect. "" ⇒ none, allowed on loopback and ipc endpoints only.
+  std::string transport_key_file;
   // The router tokenizer's vocabulary size: a group whose model has fewer tokens is refused
   // and told to shut down (its model would reject the tokenizer's ids). 0: not checked.
   int64_t tokenizer_vocab_size = 0;
@@ -51,6 +55,8 @@ struct DispatcherConfig {
   template <typename V>
   void visit_fields(V& v) {
     v("zmq_endpoint", endpoint, "ZeroMQ endpoint the router binds; worker groups connect to it");
+    v("transport_key_file", transport_key_file,
+      "CURVE key file (strata keygen) the worker groups must hold too; required off loopback");
     v("heartbeat_timeout_ms", heartbeat_timeout_ms, "a worker group silent this long is marked dead", config::Range{100, 600000});
   }
   Status validate() const;

@@ -8,6 +8,8 @@
 #include <cstdlib>
 #include <fstream>
 
+#include "common/listen_address.h"
+
 namespace strata::router {
 namespace {
 
@@ -37,11 +39,6 @@ std::string host_name(std::string_view authority) {
     return lower(authority.substr(1, end == std::string_view::npos ? authority.npos : end - 1));
   }
   return lower(authority.substr(0, authority.rfind(':')));
-}
-
-bool is_loopback_host(std::string_view host) {
-  const std::string h = lower(host);
-  return h == "localhost" || h == "::1" || h.rfind("127.", 0) == 0;
 }
 
 ApiError forbidden(std::string message, std::string code) {

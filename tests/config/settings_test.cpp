@@ -100,12 +100,13 @@ TEST(Settings, ServeBindsRouterAndWorkerFlagsWithoutClashes) {
   CLI::App app;
   config::CliBinder binder(app);
   auto router_flags = config::except(binder, {"model", "zmq_endpoint", "log_level"});
-  auto worker_flags = config::except(binder, {"router"});
+  auto worker_flags = config::except(binder, {"router", "transport_key_file"});
   EXPECT_NO_THROW(r.visit_fields(router_flags));
   EXPECT_NO_THROW(w.visit_fields(worker_flags));
   EXPECT_EQ(app.get_option_no_throw("--zmq-endpoint"), nullptr);
   EXPECT_NE(app.get_option_no_throw("--heartbeat-timeout-ms"), nullptr);
   EXPECT_NE(app.get_option_no_throw("--model"), nullptr);
+  EXPECT_NE(app.get_option_no_throw("--transport-key-file"), nullptr);  // the router's, handed to the worker
 }
 
 TEST(Settings, GenerateTakesOnlyTheEngineSettingsItUses) {

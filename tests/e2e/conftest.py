@@ -105,7 +105,8 @@ def strata_generate(model: str, prompt: str, max_tokens: int) -> str:
 class StrataServer:
     """A router and one worker group; use as a context manager or call stop()."""
 
-    def __init__(self, model: str = "builtin:tiny", router_args=(), worker_args=(), probe_headers=None):
+    def __init__(self, model: str = "builtin:tiny", router_args=(), worker_args=(), probe_headers=None,
+                 endpoint: str = ""):
         self.model = model
         self.probe_headers = probe_headers or {}  # e.g. the API key when probes are protected
         self.router_args = list(router_args)
@@ -114,6 +115,8 @@ class StrataServer:
         self.logs: list[Path] = []
         self.port = 0
         self.ipc_path = Path(tempfile.gettempdir()) / f"strata-e2e-{os.getpid()}-{uuid.uuid4().hex[:8]}.sock"
+        # Where the router binds and the worker connects; "" ⇒ ipc at ipc_path.
+        self.endpoint = endpoint
         self.base_url = ""
 
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
@@ -144,7 +147,7 @@ class StrataServer:
         return self
 
     def _start(self):
-        endpoint = f"ipc://{self.ipc_path}"
+        endpoint = self.endpoint or f"ipc://{self.ipc_path}"
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         router = self._spawn("router", [str(BIN / "strata-router"), "--port", str(self.port),

@@ -16,6 +16,7 @@ using CommandRunner = std::function<int()>;
 
 CommandRunner add_bench_command(CLI::App& app);
 CommandRunner add_generate_command(CLI::App& app);
+CommandRunner add_keygen_command(CLI::App& app);
 CommandRunner add_models_command(CLI::App& app);
 CommandRunner add_roofline_command(CLI::App& app);
 CommandRunner add_serve_command(CLI::App& app);

@@ -1,4 +1,4 @@
-// strata: one binary, one subcommand per job (bench, generate, models, roofline, serve, simulate).
+// strata: one binary, one subcommand per job (bench, generate, keygen, models, roofline, serve, simulate).
 #include <iostream>
 #include <map>
 
@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   };
   add(strata::cli::add_bench_command);
   add(strata::cli::add_generate_command);
+  add(strata::cli::add_keygen_command);
   add(strata::cli::add_models_command);
   add(strata::cli::add_roofline_command);
   add(strata::cli::add_serve_command);

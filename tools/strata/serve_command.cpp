@@ -1,6 +1,6 @@
 // `strata serve`: a router and one worker group on this machine, started together and
 // stopped together (Ctrl-C, SIGTERM, or either process exiting). The two processes talk
-// over a ZeroMQ ipc:// socket private to this launch. What can be checked is checked before
+// over a ZeroMQ ipc:// socket private to this launch, with a CURVE key of its own. What can be checked is checked before
 // either starts; "ready" is said only once the router's /ready answers 200.
 #include <signal.h>
 #include <sys/prctl.h>
@@ -27,6 +27,7 @@
 
 #include "common/listen_address.h"
 #include "common/model_path.h"
+#include "common/transport_key.h"
 #include "router/router_config.h"
 #include "tools/strata/commands.h"
 #include "worker/model/builtin_models.h"
@@ -76,6 +77,9 @@ bool ready_to_serve(const std::filesystem::path& dir, const ServeOptions& o) {
                            check_builtin_model_path(o.worker.load.model),
                            resolve_tokenizer_path(o.worker.load.model, o.router.tokenizer).status(),
                            router::HttpAccess::create(o.router.access, o.router.host).status(),
+                           o.router.dispatcher.transport_key_file.empty()
+                               ? ok_status()
+                               : load_transport_key(o.router.dispatcher.transport_key_file).status(),
                            check_listen_address(o.router.host, o.router.port)};
   for (const Status& st : checks) {
     if (!st.ok()) {
@@ -297,6 +301,17 @@ int run_serve(ServeOptions& o) {
   o.router.dispatcher.endpoint = endpoint;
   o.router.model = o.worker.load.model;
   o.worker.server.router_endpoint = endpoint;
+  // The two authenticate each other with a key made for this launch unless one is given.
+  std::string& key_file = o.router.dispatcher.transport_key_file;
+  if (key_file.empty()) {
+    key_file = private_dir + "/transport.key";
+    if (const Status st = write_transport_key(key_file, generate_transport_key()); !st.ok()) {
+      std::cerr << "strata serve: " << st.message() << "\n";
+      std::filesystem::remove_all(private_dir);
+      return 2;
+    }
+  }
+  o.worker.server.transport_key_file = key_file;
 
   // Blocked before any thread starts, so that every thread inherits the mask and only
   // the Supervisor takes these signals.
@@ -336,13 +351,14 @@ CommandRunner add_serve_command(CLI::App& app) {
   auto o = std::make_shared<ServeOptions>();
   CLI::App* cmd = app.add_subcommand("serve", "Start the HTTP router and one worker group; Ctrl-C stops both");
   // Router and worker settings come from their one definition each. The worker's model is
-  // the router's too, the endpoint between them is private to this launch (run_serve), and
-  // --log-level is the worker's (the router logs at its default, info).
+  // the router's too, the endpoint between them is private to this launch (run_serve), so is
+  // the transport key unless --transport-key-file names one (both get it), and --log-level
+  // is the worker's (the router logs at its default, info).
   config::CliBinder router_flags(*cmd, "Router");
   auto router_visitor = config::except(router_flags, {"model", "zmq_endpoint", "log_level"});
   o->router.visit_fields(router_visitor);
   config::CliBinder worker_flags(*cmd, "Worker group");
-  auto worker_visitor = config::except(worker_flags, {"router"});
+  auto worker_visitor = config::except(worker_flags, {"router", "transport_key_file"});
   o->worker.visit_fields(worker_visitor);
   return [o] { return run_serve(*o); };
 }

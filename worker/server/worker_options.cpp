@@ -1,5 +1,6 @@
 #include "worker/server/worker_options.h"
 
+#include "common/transport_key.h"
 #include "kernels/device.h"
 
 namespace strata {
@@ -8,6 +9,9 @@ StatusOr<WorkerServerConfig> WorkerOptions::server_config() const {
   WorkerServerConfig c = server;
   STRATA_ASSIGN_OR_RETURN(c.engine.device, parse_device(load.device));
   c.engine.kv_cache_bytes = kv_cache_mb * (int64_t{1} << 20);
+  if (!c.transport_key_file.empty()) {  // a bad key file fails before the model loads
+    STRATA_RETURN_IF_ERROR(load_transport_key(c.transport_key_file).status());
+  }
   return c;
 }
 

@@ -7,6 +7,7 @@
 #include <exception>
 #include <limits>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <thread>
 #include <utility>
@@ -14,6 +15,9 @@
 
 #include <spdlog/spdlog.h>
 #include <zmq.hpp>
+
+#include "common/socket_monitor.h"
+#include "common/transport_key.h"
 
 namespace strata {
 namespace {
@@ -55,6 +59,16 @@ wire::TokenOutput to_wire(const SequenceOutput& out) {
   return t;
 }
 
+// Both of the worker's sockets: no linger (close never waits for an absent router), the
+// routing id the router knows them by, the transport key when there is one.
+void connect_dealer(zmq::socket_t& socket, const WorkerServerConfig& config,
+                    const std::optional<TransportKey>& key, const std::string& routing_id) {
+  socket.set(zmq::sockopt::linger, 0);
+  socket.set(zmq::sockopt::routing_id, routing_id);
+  if (key) use_as_curve_client(socket, *key);
+  socket.connect(config.router_endpoint);
+}
+
 uint64_t random_instance_id() {
   std::random_device device;
   return (uint64_t{device()} << 32) ^ device() ^
@@ -82,12 +96,10 @@ Status WorkerServerConfig::validate() const {
 // statistics the serving loop last published.
 class Heartbeater {
  public:
-  Heartbeater(zmq::context_t& context, const WorkerServerConfig& config)
+  Heartbeater(zmq::context_t& context, const WorkerServerConfig& config, const std::optional<TransportKey>& key)
       : socket_(context, zmq::socket_type::dealer), group_id_(config.group_id),
         period_(config.heartbeat_ms) {
-    socket_.set(zmq::sockopt::linger, 0);
-    socket_.set(zmq::sockopt::routing_id, config.group_id + "/heartbeat");
-    socket_.connect(config.router_endpoint);
+    connect_dealer(socket_, config, key, config.group_id + "/heartbeat");
   }
   ~Heartbeater() { stop(); }
 
@@ -136,6 +148,8 @@ class Heartbeater {
 struct WorkerServer::Loop {
   zmq::context_t context{1};
   zmq::socket_t socket{context, zmq::socket_type::dealer};
+  std::optional<TransportKey> key;  // from config.transport_key_file
+  std::optional<SocketMonitor> handshakes;  // on `socket`: the router refusing our key
   std::unique_ptr<Heartbeater> heartbeater;
   wire::Hello hello;
   std::vector<wire::TokenOutput> refused;  // answered with the next StepOutputs, at once
@@ -166,11 +180,10 @@ wire::KvStats WorkerServer::kv_stats() const {
 
 // Connect first: a wrong endpoint fails before the (possibly long) warm-up. Nothing is
 // sent until Hello, so the router sees the group only once it is ready.
-static Status connect_to_router(zmq::socket_t& socket, const WorkerServerConfig& config) {
+static Status connect_to_router(zmq::socket_t& socket, const WorkerServerConfig& config,
+                                const std::optional<TransportKey>& key) {
   try {
-    socket.set(zmq::sockopt::linger, 0);  // close never waits for an absent router
-    socket.set(zmq::sockopt::routing_id, config.group_id);
-    socket.connect(config.router_endpoint);
+    connect_dealer(socket, config, key, config.group_id);
   } catch (const zmq::error_t& e) {
     return invalid_argument("worker {}: cannot connect to the router at `{}`: {}", config.group_id,
                             config.router_endpoint, e.what());
@@ -185,7 +198,11 @@ Status WorkerServer::run(const LoadedModel& model, const WorkerServerConfig& con
   config_ = &config;
   step_ = 0;
   Loop loop;
-  STRATA_RETURN_IF_ERROR(connect_to_router(loop.socket, config));
+  if (!config.transport_key_file.empty()) {
+    STRATA_ASSIGN_OR_RETURN(loop.key, load_transport_key(config.transport_key_file));
+  }
+  loop.handshakes.emplace(loop.context, loop.socket, kHandshakeFailedEvents, "strata-worker-handshakes");
+  STRATA_RETURN_IF_ERROR(connect_to_router(loop.socket, config, loop.key));
   STRATA_ASSIGN_OR_RETURN(engine_, Engine::create(model, config.engine, parallel));
   const auto warm_start = Clock::now();
   STRATA_RETURN_IF_ERROR(warm_up(*engine_, model));
@@ -200,7 +217,7 @@ Status WorkerServer::run(const LoadedModel& model, const WorkerServerConfig& con
   loop.hello = hello(model, parallel);
   Status status;
   try {
-    loop.heartbeater = std::make_unique<Heartbeater>(loop.context, config);
+    loop.heartbeater = std::make_unique<Heartbeater>(loop.context, config, loop.key);
     loop.heartbeater->publish(kv_stats());
     status = serve(loop, stop);
   } catch (const std::exception& e) {
@@ -245,6 +262,7 @@ void WorkerServer::leave(Loop& loop) {
     loop.hello.ready = false;
     loop.send(loop.hello);
     loop.socket.set(zmq::sockopt::linger, std::min(config.heartbeat_ms, 500));
+    loop.handshakes.reset();
     loop.socket.close();
   } catch (const std::exception& e) {
     spdlog::warn("worker {}: closing the socket: {}", config.group_id, e.what());
@@ -265,12 +283,19 @@ Status WorkerServer::serve(Loop& loop, std::atomic<bool>& stop) {
         loop.last_heartbeat + heartbeat - Clock::now());
     const auto timeout = busy ? std::chrono::milliseconds(0)
                               : std::clamp(until_heartbeat, std::chrono::milliseconds(0), heartbeat);
-    zmq::pollitem_t items[] = {{loop.socket.handle(), 0, ZMQ_POLLIN, 0}};
+    zmq::pollitem_t items[] = {{loop.socket.handle(), 0, ZMQ_POLLIN, 0}, loop.handshakes->pollitem()};
     try {
-      zmq::poll(items, 1, timeout);
+      zmq::poll(items, 2, timeout);
     } catch (const zmq::error_t& e) {
       if (e.num() == EINTR) continue;  // a signal: re-check `stop`
       throw;
+    }
+    if ((items[1].revents & ZMQ_POLLIN) && !loop.handshakes->read_events().empty()) {
+      return invalid_argument(
+          "worker {}: the router at {} refused the connection's handshake: it does not hold this worker's "
+          "transport key (here: {}); give the router and every worker the same --transport-key-file",
+          config_->group_id, config_->router_endpoint,
+          config_->transport_key_file.empty() ? "none" : config_->transport_key_file);
     }
     // Everything queued since the last step, in arrival order.
     while (!shutdown) {

@@ -30,6 +30,7 @@ struct WorkerServerConfig {
   int32_t heartbeat_ms = 200;   // also bounds how long `stop` goes unnoticed
   int32_t hello_interval_ms = 5000;  // Hello is repeated this often so a restarted router
                                      // learns about the group; [heartbeat_ms, 600000]
+  std::string transport_key_file;  // the router's CURVE key file (common/transport_key.h); "" ⇒ none
   EngineConfig engine;
   std::string step_log;  // "" or a CSV file: one line per step (worker/engine/step_log.h)
 
@@ -40,6 +41,7 @@ struct WorkerServerConfig {
     v("group_id", group_id, "this worker group's unique name (1 to 255 bytes)");
     v("model_name", model_name, "model name reported to the router (default: the model's)");
     v("heartbeat_ms", heartbeat_ms, "how often the worker tells the router it is alive", Range{10, 60000});
+    v("transport_key_file", transport_key_file, "the router's CURVE key file (strata keygen), if it has one");
     engine.visit_fields(v);
     v("step_log", step_log, "write one CSV line per engine step here (for `strata simulate --fit-steps`)");
   }
