@@ -23,6 +23,7 @@ struct RouterConfig {
   std::string served_model_name;        // default: the model's name as the workers report it
   std::string chat_template;            // llama-2 | llama-3 | chatml | mistral | plain | "" (detect)
   int64_t max_body_bytes = 4 << 20;
+  int64_t max_body_bytes_in_flight = 32 << 20;  // router/body_budget.h
   int http_threads = 64;
   int tokenizer_threads = 2;
   int detokenizer_threads = 2;
@@ -50,6 +51,7 @@ struct RouterConfig {
     v("served_model_name", served_model_name, "model name in the API (default: the model's name)");
     v("chat_template", chat_template, "chat template: llama-2, llama-3, chatml, mistral, plain (default: detect)");
     v("max_body_bytes", max_body_bytes, "largest request body accepted (413 beyond)", Range{1024, 1e9});
+    v("max_body_bytes_in_flight", max_body_bytes_in_flight, "request-body bytes read, parsed and tokenized at once; more waits up to --read-timeout-s, then 503 (a body over this is read alone)", Range{1024, 1e12});
     access.visit_fields(v);
     dispatcher.visit_fields(v);
     v("http_threads", http_threads, "HTTP connection threads (one per open stream)", Range{2, 4096});

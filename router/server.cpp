@@ -10,14 +10,17 @@
 #include <thread>
 
 #include "router/api_error.h"
+#include "router/body_budget.h"
 #include "router/http_listener.h"
 #include "router/openai_api.h"
 #include "router/openai_response.h"
+#include "router/request_body.h"
 #include "router/request_features.h"
 #include "router/request_stream.h"
 #include "router/sse_response.h"
 #include "router/scheduling/scheduler_config.h"
 #include "common/model_path.h"
+#include "common/tokenizer/bounded_encode.h"
 
 namespace strata::router {
 namespace {
@@ -45,15 +48,6 @@ void send_error(httplib::Response& res, const ApiError& error) {
   res.status = error.http_status;
   if (error.http_status == 429 || error.http_status == 503) res.set_header("Retry-After", "1");
   res.set_content(error_body(error), "application/json");
-}
-
-// The body size a client declared: its Content-Length, else what was read (chunked).
-size_t declared_body_bytes(const httplib::Request& req) {
-  const std::string v = req.get_header_value("Content-Length");
-  if (!v.empty() && v.size() <= 19 && v.find_first_not_of("0123456789") == std::string::npos) {
-    return static_cast<size_t>(std::stoull(v));
-  }
-  return req.body.size();
 }
 
 RequestHead request_head(const httplib::Request& req) {
@@ -158,6 +152,7 @@ Status RouterServer::start_http() {
   const HttpListenerSettings settings{.threads = config_.http_threads, .read_timeout_s = config_.read_timeout_s,
                                       .max_body_bytes = config_.max_body_bytes};
   http_ = make_http_server(settings);
+  body_budget_ = std::make_unique<BodyBudget>(config_.max_body_bytes_in_flight);
   install_routes();
   STRATA_ASSIGN_OR_RETURN(port_, bind_http_server(*http_, config_.host, config_.port, "--port"));
   spdlog::info("router listening on http://{}:{}, worker groups connect to {}", config_.host, port_,
@@ -228,29 +223,29 @@ bool RouterServer::current_limits(ApiLimits& limits, std::string& model_name) co
 
 void RouterServer::install_routes() {
   httplib::Server& s = *http_;
-  // httplib enforces the body limit only on Content-Length bodies; a chunked body is read
-  // whole, so its size is checked here before anything parses it.
-  const auto max_body_bytes = static_cast<size_t>(config_.max_body_bytes);
-  auto post = [max_body_bytes](auto handler) {
-    return [max_body_bytes, handler](const httplib::Request& req, httplib::Response& res) {
-      if (req.body.size() > max_body_bytes) {
-        return send_error(res, body_too_large_error(req.body.size(), max_body_bytes));
+  // Bodies are read by read_request_body, under the body budget, never before (httplib's
+  // content-reader handlers): their size is bounded one by one and all together.
+  const BodyLimits limits{.max_body_bytes = static_cast<size_t>(config_.max_body_bytes),
+                          .wait = std::chrono::seconds(config_.read_timeout_s)};
+  auto post = [this, limits](auto handler) -> httplib::Server::HandlerWithContentReader {
+    return [this, limits, handler](const httplib::Request& req, httplib::Response& res,
+                                   const httplib::ContentReader& reader) {
+      auto body = read_request_body(req, reader, *body_budget_, limits);
+      if (auto* error = std::get_if<ApiError>(&body)) {
+        res.set_header("Connection", "close");  // what is left of the body cannot be skipped
+        return send_error(res, *error);
       }
-      handler(req, res);
+      handler(std::get<IncomingBody>(body), res);
     };
   };
-  s.Post("/v1/completions", post([this](const httplib::Request& req, httplib::Response& res) {
-    handle_generation(req, res, static_cast<int>(Route::kCompletions));
+  s.Post("/v1/completions", post([this](IncomingBody& body, httplib::Response& res) {
+    handle_generation(body, res, static_cast<int>(Route::kCompletions));
   }));
-  s.Post("/v1/chat/completions", post([this](const httplib::Request& req, httplib::Response& res) {
-    handle_generation(req, res, static_cast<int>(Route::kChatCompletions));
+  s.Post("/v1/chat/completions", post([this](IncomingBody& body, httplib::Response& res) {
+    handle_generation(body, res, static_cast<int>(Route::kChatCompletions));
   }));
-  s.Post("/tokenize", post([this](const httplib::Request& req, httplib::Response& res) {
-    handle_tokenize(req, res);
-  }));
-  s.Post("/detokenize", post([this](const httplib::Request& req, httplib::Response& res) {
-    handle_detokenize(req, res);
-  }));
+  s.Post("/tokenize", post([this](IncomingBody& body, httplib::Response& res) { handle_tokenize(body, res); }));
+  s.Post("/detokenize", post([this](IncomingBody& body, httplib::Response& res) { handle_detokenize(body, res); }));
   s.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) { handle_models(res); });
   s.Get(R"(/v1/models/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
     handle_model(req.matches[1].str(), res);
@@ -275,12 +270,9 @@ void RouterServer::install_error_handlers(httplib::Server& s) {
     const RequestHead head = request_head(req);
     for (auto& [name, value] : access_->cors_headers(head)) res.set_header(name, value);
     std::optional<ApiError> error = access_->check(head);
-    if (!error && req.has_header("Content-Length")) {
-      const std::string v = req.get_header_value("Content-Length");
-      if (v.empty() || v.size() > 19 || v.find_first_not_of("0123456789") != std::string::npos) {
-        error = ApiError{.message = fmt::format("the Content-Length header must be a decimal "
-                                                "byte count. Given: `{}`", v)};
-      }
+    if (!error && req.has_header("Content-Length") && !declared_content_length(req)) {
+      error = ApiError{.message = fmt::format("the Content-Length header must be a decimal byte count. Given: `{}`",
+                                              req.get_header_value("Content-Length"))};
     }
     if (!error) return httplib::Server::HandlerResponse::Unhandled;
     // A body left unread means the connection cannot carry another request.
@@ -297,7 +289,8 @@ void RouterServer::install_error_handlers(httplib::Server& s) {
     if (!res.body.empty()) return;
     ApiError e{.http_status = res.status};
     if (res.status == 413) {
-      e = body_too_large_error(declared_body_bytes(req), static_cast<size_t>(config_.max_body_bytes));
+      e = body_too_large_error(declared_content_length(req).value_or(req.body.size()),
+                               static_cast<size_t>(config_.max_body_bytes));
     } else if (res.status == 404) {
       e.message = fmt::format("no route {} {}; strata serves {}", req.method, req.path,
                               fmt::join(kServedPaths, ", "));
@@ -330,14 +323,14 @@ struct RouterServer::ParsedGeneration {
   std::string model_name;
 };
 
-void RouterServer::handle_generation(const httplib::Request& req, httplib::Response& res,
-                                     int route_int) {
+void RouterServer::handle_generation(IncomingBody& body, httplib::Response& res, int route_int) {
   const auto arrival = Clock::now();
   if (draining_.load()) return send_error(res, shutting_down_error());
-  auto parsed = parse_generation(req.body, static_cast<Route>(route_int));
+  auto parsed = parse_generation(body.text, static_cast<Route>(route_int));
   if (auto* error = std::get_if<ApiError>(&parsed)) return send_error(res, *error);
   ParsedGeneration& g = std::get<ParsedGeneration>(parsed);
-  auto tokenized = tokenize_prompt(g.request);
+  auto tokenized = tokenize_prompt(g.request, g.limits.max_model_len);
+  body.release();  // what is left is the size of the prompt's ids
   if (auto* error = std::get_if<ApiError>(&tokenized)) return send_error(res, *error);
   std::vector<int32_t>& prompt_ids = std::get<std::vector<int32_t>>(tokenized);
   // The router's one length check; it also fills in max_tokens when the client left it out.
@@ -371,28 +364,37 @@ std::variant<RouterServer::ParsedGeneration, ApiError> RouterServer::parse_gener
   return g;
 }
 
-std::variant<std::vector<int32_t>, ApiError> RouterServer::tokenize_prompt(
-    const GenerationRequest& request) const {
+std::variant<std::vector<int32_t>, ApiError> RouterServer::tokenize_prompt(const GenerationRequest& request,
+                                                                           int64_t max_model_len) const {
+  // The most prompt tokens that could fit with the output (fit_to_context has the last word).
+  const int64_t min_output_tokens = request.max_tokens_given ? request.sampling.max_tokens : 1;
+  const int64_t max_prompt_tokens = max_model_len - min_output_tokens;
   // Chat goes through the model's chat template first. The pool key keeps tokenizing in
   // arrival order.
   const Route route = request.route;
-  auto tokenized = tokenizer_pool_->run(next_engine_id_.load(), [&]() -> StatusOr<std::vector<int32_t>> {
-    if (request.prompt_ids) return *request.prompt_ids;
+  auto tokenized = tokenizer_pool_->run(next_engine_id_.load(), [&]() -> StatusOr<BoundedEncoding> {
+    if (request.prompt_ids) return BoundedEncoding{.ids = *request.prompt_ids};
     if (route == Route::kChatCompletions) {
       const ChatRenderOptions options{.add_generation_prompt = request.add_generation_prompt,
                                       .tools_json = request.tools_json,
                                       .chat_template_kwargs_json = request.chat_template_kwargs_json};
       STRATA_ASSIGN_OR_RETURN(RenderedChat chat, render_chat(chat_template_, request.messages, options));
-      return tokenizer_->encode(chat.text, chat.add_special_tokens);
+      return encode_up_to(*tokenizer_, chat.text, chat.add_special_tokens, max_prompt_tokens);
     }
-    return tokenizer_->encode(*request.prompt_text, true);
+    return encode_up_to(*tokenizer_, *request.prompt_text, true, max_prompt_tokens);
   });
   if (!tokenized.ok()) return api_error_from_status(tokenized.status(), "messages");
-  if (tokenized->empty()) {
+  if (!tokenized->within) {
+    ApiError e = context_length_error(static_cast<int64_t>(tokenized->ids.size()), min_output_tokens, max_model_len);
+    e.message += fmt::format(" (the prompt has at least {} tokens: its first {} bytes alone)",
+                             tokenized->ids.size(), tokenized->encoded_bytes);
+    return e;
+  }
+  if (tokenized->ids.empty()) {
     return ApiError{.message = "the prompt encodes to no tokens; give a non-empty prompt",
                     .param = route == Route::kChatCompletions ? "messages" : "prompt"};
   }
-  return std::move(tokenized).value();
+  return std::move(tokenized->ids);
 }
 
 std::variant<std::shared_ptr<RequestStream>, ApiError> RouterServer::submit_generation(
@@ -445,14 +447,14 @@ void RouterServer::respond_whole(httplib::Response& res, RequestStream& stream,
                      : chat_response(ctx, choices, usage, stream.prompt_ids()));
 }
 
-void RouterServer::handle_tokenize(const httplib::Request& req, httplib::Response& res) {
+void RouterServer::handle_tokenize(IncomingBody& body, httplib::Response& res) {
   ApiLimits limits;
   std::string model_name;
   if (!current_limits(limits, model_name)) {
     limits.vocab_size = tokenizer_->vocab_size();
     limits.max_model_len = 0;
   }
-  auto parsed = parse_tokenize_request(req.body, limits);
+  auto parsed = parse_tokenize_request(body.text, limits);
   if (auto* error = std::get_if<ApiError>(&parsed)) return send_error(res, *error);
   const TokenizeRequest& t = std::get<TokenizeRequest>(parsed);
   auto ids = tokenizer_pool_->run(0, [&]() -> StatusOr<std::vector<int32_t>> {
@@ -467,11 +469,11 @@ void RouterServer::handle_tokenize(const httplib::Request& req, httplib::Respons
   send_json(res, tokenize_response(*ids, limits.max_model_len));
 }
 
-void RouterServer::handle_detokenize(const httplib::Request& req, httplib::Response& res) {
+void RouterServer::handle_detokenize(IncomingBody& body, httplib::Response& res) {
   ApiLimits limits;
   std::string model_name;
   if (!current_limits(limits, model_name)) limits.vocab_size = tokenizer_->vocab_size();
-  auto parsed = parse_detokenize_request(req.body, limits);
+  auto parsed = parse_detokenize_request(body.text, limits);
   if (auto* error = std::get_if<ApiError>(&parsed)) return send_error(res, *error);
   const auto& ids = std::get<DetokenizeRequest>(parsed).token_ids;
   const std::string text = tokenizer_pool_->run(0, [&] { return tokenizer_->decode(ids, true); });

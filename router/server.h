@@ -38,6 +38,9 @@ class Response;
 
 namespace strata::router {
 
+class BodyBudget;      // router/body_budget.h
+struct IncomingBody;   // router/request_body.h
+
 struct ApiLimits;
 struct ResponseContext;
 class RequestStream;
@@ -72,9 +75,12 @@ class RouterServer {
   void install_error_handlers(httplib::Server& s);
 
   // POST /v1/completions and /v1/chat/completions, in the steps below.
-  void handle_generation(const httplib::Request& req, httplib::Response& res, int route);
+  void handle_generation(IncomingBody& body, httplib::Response& res, int route);
   std::variant<ParsedGeneration, ApiError> parse_generation(const std::string& body, Route route) const;
-  std::variant<std::vector<int32_t>, ApiError> tokenize_prompt(const GenerationRequest& request) const;
+  // The prompt's ids, or a context-length error as soon as a prefix has more than
+  // max_prompt_tokens (common/tokenizer/bounded_encode.h).
+  std::variant<std::vector<int32_t>, ApiError> tokenize_prompt(const GenerationRequest& request,
+                                                               int64_t max_model_len) const;
   // Enqueues every choice with the scheduling loop; the stream then receives their outputs.
   std::variant<std::shared_ptr<RequestStream>, ApiError> submit_generation(
       const GenerationRequest& request, std::vector<int32_t> prompt_ids, TimePoint arrival);
@@ -82,8 +88,8 @@ class RouterServer {
   void respond_whole(httplib::Response& res, RequestStream& stream, const ResponseContext& ctx,
                      TimePoint deadline);
 
-  void handle_tokenize(const httplib::Request& req, httplib::Response& res);
-  void handle_detokenize(const httplib::Request& req, httplib::Response& res);
+  void handle_tokenize(IncomingBody& body, httplib::Response& res);
+  void handle_detokenize(IncomingBody& body, httplib::Response& res);
   void handle_health(httplib::Response& res);
   void handle_ready(httplib::Response& res);
   void handle_models(httplib::Response& res);
@@ -105,6 +111,7 @@ class RouterServer {
   std::unique_ptr<Dispatcher> dispatcher_;
   // Every generation request goes through it. Declared after dispatcher_, which it uses.
   std::unique_ptr<SchedulingLoop> scheduling_loop_;
+  std::unique_ptr<BodyBudget> body_budget_;  // the bodies of --port's POST routes
   std::unique_ptr<httplib::Server> http_;
   int port_ = 0;
   std::unique_ptr<httplib::Server> probe_http_;  // --probe-port, with threads of its own

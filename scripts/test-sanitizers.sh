@@ -5,15 +5,16 @@
 #   tsan  clang TSan build (build-tsan/) of the router, dispatcher, transport and engine loop:
 #         their tests, and e2e tests whose router and worker processes run under TSan
 #   bash scripts/test-sanitizers.sh [asan|fuzz|tsan ...]   (default: all three)
-# Tests left out of the sanitizer lanes are those that assert a deadline or a rate (the
-# sanitizers slow everything 2-10x): the ordinary lane runs them.
+# Tests left out of the sanitizer lanes are those that assert a deadline, a rate or a memory
+# bound (the sanitizers slow everything 2-10x, ASan's shadow memory inflates RSS): the
+# ordinary lane runs them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 lanes=("$@")
 [ ${#lanes[@]} -gt 0 ] || lanes=(asan fuzz tsan)
 jobs="$(nproc)"
 supp="$PWD/tests/sanitizers"
-timing_bound='BenchFakeServer|e2e_admission|e2e_overload|e2e_load|e2e_soak_short|e2e_parallel|e2e_bench_other_server|e2e_drain'
+timing_bound='BenchFakeServer|e2e_admission|e2e_overload|e2e_load|e2e_soak_short|e2e_parallel|e2e_bench_other_server|e2e_drain|e2e_body_memory'
 # The OpenMP runtime is not instrumented: one OpenMP thread keeps it out of the reports, and
 # the kernels are the same code either way. Only the tests get it (nproc obeys it too, and
 # the builds would run one job at a time).

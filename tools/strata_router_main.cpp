@@ -1,5 +1,7 @@
 // strata-router: the HTTP front of strata (OpenAI API, no weights). Worker groups connect
 // to its ZeroMQ endpoint. SIGINT/SIGTERM drain it (RouterServer::drain); a second signal stops it.
+#include <malloc.h>
+
 #include <atomic>
 #include <csignal>
 #include <thread>
@@ -11,6 +13,11 @@
 #include "router/server.h"
 
 int main(int argc, char** argv) {
+  // Request bodies come and go in megabytes. glibc raises its mmap threshold after each such
+  // block is freed and then serves the next ones from per-thread heaps that keep their
+  // pages, so RSS would ratchet up with every burst of large requests; a fixed threshold
+  // keeps large blocks in mmap, given back to the kernel when freed.
+  mallopt(M_MMAP_THRESHOLD, 256 << 10);
   spdlog::set_default_logger(spdlog::stderr_color_mt("strata-router"));
   strata::router::RouterConfig config;
   CLI::App app{"strata-router: OpenAI-compatible HTTP server in front of strata worker groups"};
