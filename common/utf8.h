@@ -10,6 +10,9 @@ namespace strata::utf8 {
 
 inline constexpr std::string_view kReplacementChar = "\xEF\xBF\xBD";  // U+FFFD
 
+// Space, tab, newline, carriage return: the whitespace the tokenizers trim and split at.
+inline constexpr bool is_ascii_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
 // Length of the valid UTF-8 sequence starting at s[pos], or 0 if it is invalid/truncated.
 size_t valid_sequence_length(std::string_view s, size_t pos);
 // Byte length of the character starting at s[pos]; an invalid byte counts as one.

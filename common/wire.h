@@ -75,6 +75,14 @@ inline constexpr uint32_t kProtocolVersion = 1;
 // one default for both ends (router: --zmq-endpoint, worker: --router).
 inline constexpr const char* kDefaultRouterEndpoint = "tcp://127.0.0.1:5557";
 
+// The routing ids of a group's connections: its driver's is the group id; the driver's
+// heartbeat thread and every other rank (which sends nothing, so that its death is seen at
+// once) have their own.
+inline std::string heartbeat_identity(const std::string& group_id) { return group_id + "/heartbeat"; }
+inline std::string rank_identity(const std::string& group_id, int rank) {
+  return group_id + "/rank" + std::to_string(rank);
+}
+
 // The order matches the alternatives of `Message` below.
 enum class MessageType : uint8_t {
   kHello = 0,

@@ -3,11 +3,8 @@
 #include <algorithm>
 #include <chrono>
 #include <exception>
-#include <map>
 #include <mutex>
 #include <optional>
-#include <unordered_map>
-#include <unordered_set>
 #include <utility>
 
 #include <spdlog/spdlog.h>
@@ -15,46 +12,9 @@
 
 #include "common/listen_address.h"
 #include "common/transport_key.h"
-#include "router/disconnect_watch.h"
-#include "router/hello_check.h"
-#include "router/worker_auth.h"
+#include "router/dispatcher_state.h"
 
 namespace strata::router {
-namespace {
-
-using Clock = std::chrono::steady_clock;
-
-// One request the dispatcher has accepted and not yet seen finish.
-struct InFlight {
-  std::string group_id;
-  OutputCallback callback;
-};
-using Delivery = std::pair<std::shared_ptr<InFlight>, wire::TokenOutput>;
-
-wire::TokenOutput error_output(uint64_t id, std::string message) {
-  wire::TokenOutput out;
-  out.id = id;
-  out.finish_reason = std::string(wire::kFinishError);
-  out.error = std::move(message);
-  return out;
-}
-
-// Runs callbacks outside the lock; a throwing callback is logged and does not stop the IO
-// thread or the other deliveries.
-void deliver(std::vector<Delivery>& deliveries) {
-  for (auto& [request, output] : deliveries) {
-    try {
-      request->callback(output);
-    } catch (const std::exception& e) {
-      spdlog::error("dispatcher: the output callback of request {} threw: {}", output.id, e.what());
-    } catch (...) {
-      spdlog::error("dispatcher: the output callback of request {} threw", output.id);
-    }
-  }
-  deliveries.clear();
-}
-
-}  // namespace
 
 Status DispatcherConfig::validate() const {
   if (endpoint.empty()) return invalid_argument("`zmq_endpoint` must be set (e.g. tcp://0.0.0.0:5557)");
@@ -71,92 +31,6 @@ Status DispatcherConfig::validate() const {
   return config::check_ranges(*this);
 }
 
-struct Dispatcher::State {
-  struct Group {
-    GroupInfo info;
-    Clock::time_point last_seen;
-    std::unordered_set<uint64_t> in_flight;  // sent or about to be
-    std::vector<wire::WireRequest> to_add;   // submitted since the last IO pass
-    std::vector<uint64_t> to_abort;
-    std::string shutdown_reason;
-    bool shutdown = false;
-  };
-
-  zmq::context_t context{1};
-  zmq::socket_t socket{context, zmq::socket_type::router};    // IO thread only, after start()
-  zmq::socket_t wake_in{context, zmq::socket_type::pair};     // IO thread only
-  zmq::socket_t wake_out{context, zmq::socket_type::pair};    // under `mu`
-  std::string bound_endpoint;
-  std::optional<DisconnectWatch> disconnects;  // IO thread only, after start()
-  std::optional<WorkerAuthenticator> authenticator;  // with a transport key
-
-  mutable std::mutex mu;
-  bool running = false;
-  bool stopping = false;
-  bool wake_pending = false;
-  std::map<std::string, Group> groups;  // by group id (= DEALER identity)
-  std::unordered_map<uint64_t, std::shared_ptr<InFlight>> requests;
-  std::vector<Delivery> local;  // finished without reaching a worker; delivered by the IO thread
-  decltype(DispatcherConfig::on_step) on_step;  // the config's step observer
-  int64_t tokenizer_vocab_size = 0;              // the config's, for apply_hello
-
-  // Requires `mu`. Wakes the IO thread at most once per pass.
-  void wake() {
-    if (wake_pending) return;
-    wake_pending = true;
-    try {
-      wake_out.send(zmq::str_buffer("w"), zmq::send_flags::dontwait);
-    } catch (const zmq::error_t& e) {
-      spdlog::warn("dispatcher: waking the IO thread failed: {}", e.what());
-    }
-  }
-
-  // Requires `mu`. Forgets every request of `group`, giving each a final "error" output.
-  void fail_group(Group& group, const std::string& message, std::vector<Delivery>& out) {
-    for (uint64_t id : group.in_flight) {
-      auto it = requests.find(id);
-      if (it == requests.end()) continue;
-      out.emplace_back(it->second, error_output(id, message));
-      requests.erase(it);
-      ++group.info.num_requests_finished;
-      ++group.info.num_requests_failed;
-    }
-    group.in_flight.clear();
-    group.to_add.clear();
-    group.to_abort.clear();
-  }
-
-  // Requires `mu`. Applies one message from group `identity`. Outputs to deliver go to
-  // `out`; ids the group reports but the dispatcher no longer tracks go to `stale` (they are
-  // aborted on the worker so it stops spending work on them).
-  void apply(const std::string& identity, wire::Message& message, std::vector<Delivery>& out,
-             std::vector<uint64_t>& stale);
-  // Requires `mu`. The parts of apply().
-  void apply_hello(const std::string& identity, const wire::Hello& hello, std::vector<Delivery>& out);
-  void apply_step(const std::string& identity, Group& group, wire::StepOutputs& step,
-                  std::vector<Delivery>& out, std::vector<uint64_t>& stale);
-
-  // The IO thread's passes; each takes `mu` itself.
-  struct Outgoing {
-    std::string group_id;
-    wire::AddRequests add;
-    wire::Abort abort;
-    std::optional<wire::Shutdown> shutdown;
-  };
-  // Sends [identity, bytes]; false when the group cannot be reached now. IO thread only.
-  bool send_to(const std::string& identity, const wire::Message& message);
-  void receive_all(std::vector<Delivery>& deliveries);
-  // What to send to each group; marks silent groups dead; sets `stop` when stop() was called.
-  std::vector<Outgoing> take_outgoing(std::chrono::milliseconds timeout,
-                                      std::vector<Delivery>& deliveries, bool& stop);
-  void send_outgoing(std::vector<Outgoing>& outgoing, std::vector<Delivery>& deliveries);
-  // Right after a disconnect: a group whose id no longer routes is dead now.
-  void probe_groups(std::vector<Delivery>& deliveries);
-  // Requires `mu`. Marks `group` dead and fails its requests with `message`.
-  void mark_dead(Group& group, const std::string& message, std::vector<Delivery>& deliveries);
-  // Fails everything in flight and closes the sockets.
-  void close(std::vector<Delivery>& deliveries);
-};
 
 Dispatcher::Dispatcher(DispatcherConfig config)
     : config_(std::move(config)), state_(std::make_unique<State>()) {
@@ -343,36 +217,6 @@ bool Dispatcher::State::send_to(const std::string& identity, const wire::Message
   }
 }
 
-void Dispatcher::State::receive_all(std::vector<Delivery>& deliveries) {
-  // Bounded so that a flood from the groups cannot starve what other threads queued.
-  for (int budget = 4096; budget > 0; --budget) {
-    zmq::message_t identity_frame;
-    if (!socket.recv(identity_frame, zmq::recv_flags::dontwait)) break;
-    std::vector<zmq::message_t> frames;
-    while (frames.empty() ? identity_frame.more() : frames.back().more()) {
-      zmq::message_t frame;
-      (void)socket.recv(frame, zmq::recv_flags::none);  // parts of a message arrive together
-      frames.push_back(std::move(frame));
-    }
-    const std::string identity = identity_frame.to_string();
-    if (frames.size() != 1) {
-      spdlog::warn("dispatcher: ignoring a message of {} frames from `{}`", frames.size() + 1, identity);
-      continue;
-    }
-    StatusOr<wire::Message> message = wire::decode(frames[0].to_string_view());
-    if (!message.ok()) {
-      spdlog::warn("dispatcher: ignoring a message from `{}`: {}", identity, message.status().message());
-      continue;
-    }
-    std::vector<uint64_t> stale;
-    {
-      std::lock_guard lock(mu);
-      apply(identity, *message, deliveries, stale);
-    }
-    if (!stale.empty()) send_to(identity, wire::Abort{.ids = stale});
-  }
-}
-
 std::vector<Dispatcher::State::Outgoing> Dispatcher::State::take_outgoing(
     std::chrono::milliseconds timeout, std::vector<Delivery>& deliveries, bool& stop) {
   std::vector<Outgoing> outgoing;
@@ -421,41 +265,6 @@ void Dispatcher::State::send_outgoing(std::vector<Outgoing>& outgoing,
   }
 }
 
-void Dispatcher::State::mark_dead(Group& group, const std::string& message, std::vector<Delivery>& deliveries) {
-  group.info.alive = false;
-  ++group.info.num_deaths;
-  spdlog::warn("dispatcher: marking worker group {} dead and failing its {} requests: {}",
-               group.info.group_id, group.in_flight.size(), message);
-  fail_group(group, message, deliveries);
-}
-
-void Dispatcher::State::probe_groups(std::vector<Delivery>& deliveries) {
-  std::vector<std::string> alive;
-  {
-    std::lock_guard lock(mu);
-    for (const auto& [id, group] : groups) {
-      if (group.info.alive) alive.push_back(id);
-    }
-  }
-  const std::string probe = wire::encode(wire::Abort{});  // aborts nothing
-  for (const std::string& id : alive) {
-    try {
-      if (socket.send(zmq::buffer(id), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
-        socket.send(zmq::buffer(probe), zmq::send_flags::dontwait);
-      }
-      continue;  // routed (or only busy)
-    } catch (const zmq::error_t& e) {
-      if (e.num() != EHOSTUNREACH) continue;
-    }
-    std::lock_guard lock(mu);
-    auto it = groups.find(id);
-    if (it == groups.end() || !it->second.info.alive) continue;
-    mark_dead(it->second, fmt::format("worker group {} failed: its connection to the router closed (the "
-                                      "process exited or was killed); retry the request", id),
-              deliveries);
-  }
-}
-
 void Dispatcher::State::close(std::vector<Delivery>& deliveries) {
   {
     std::lock_guard lock(mu);
@@ -497,119 +306,13 @@ void Dispatcher::io_loop() {
     }
     if (items[2].revents & ZMQ_POLLIN) s.disconnects->read_events();
     s.receive_all(deliveries);                   // 1. everything the groups sent
-    if (s.disconnects->probing()) s.probe_groups(deliveries);
+    if (s.disconnects->probing() || s.probe_ranks_pending) s.probe_groups(deliveries);
     std::vector<State::Outgoing> outgoing =      // 2. what other threads queued; liveness
         s.take_outgoing(timeout, deliveries, stopping);
     s.send_outgoing(outgoing, deliveries);
     deliver(deliveries);
   }
   s.close(deliveries);  // nothing in flight is left without an answer
-}
-
-void Dispatcher::State::apply_hello(const std::string& identity, const wire::Hello& hello,
-                                    std::vector<Delivery>& out) {
-  if (const std::string why = hello_refusal(identity, hello, tokenizer_vocab_size); !why.empty()) {
-    spdlog::error("dispatcher: refusing a worker group: {}", why);
-    send_to(identity, wire::Shutdown{.reason = why});  // it exits, saying why
-    return;
-  }
-  auto [it, is_new] = groups.try_emplace(identity);
-  Group& group = it->second;
-  GroupInfo& info = group.info;
-  if (!is_new && info.instance_id != hello.instance_id) {
-    spdlog::warn("dispatcher: worker group {} restarted; failing its {} requests", identity,
-                 group.in_flight.size());
-    fail_group(group, fmt::format("worker group {} restarted; retry the request", identity), out);
-  }
-  if (is_new || info.instance_id != hello.instance_id || info.ready != hello.ready || !info.alive) {
-    spdlog::info("dispatcher: worker group {} ({}): {} KV blocks of {} tokens, context {}, "
-                 "tp {} pp {}, {}", identity, hello.model_name, hello.total_blocks,
-                 hello.block_size, hello.max_model_len, hello.tp, hello.pp,
-                 hello.ready ? "ready" : "not ready");
-  }
-  info.group_id = identity;
-  info.model_name = hello.model_name;
-  info.instance_id = hello.instance_id;
-  info.max_model_len = hello.max_model_len;
-  info.vocab_size = hello.vocab_size;
-  info.block_size = hello.block_size;
-  info.tp = hello.tp;
-  info.pp = hello.pp;
-  info.ready = hello.ready;
-  info.alive = true;
-  if (is_new) info.kv.total_blocks = info.kv.free_blocks = hello.total_blocks;
-  group.last_seen = Clock::now();
-}
-
-void Dispatcher::State::apply_step(const std::string& identity, Group& group,
-                                   wire::StepOutputs& step, std::vector<Delivery>& out,
-                                   std::vector<uint64_t>& stale) {
-  GroupInfo& info = group.info;
-  info.kv = step.kv;
-  ++info.num_step_messages;
-  if (step.step > info.last_step || step.num_batched_tokens > 0) {
-    info.last_step = step.step;
-    info.last_step_seconds = step.step_seconds;
-    info.last_num_batched_tokens = step.num_batched_tokens;
-    info.last_num_decode_tokens = step.num_decode_tokens;
-    info.last_num_prefill_tokens = step.num_prefill_tokens;
-  }
-  if (on_step && step.num_batched_tokens > 0) {
-    on_step(identity, step.step_seconds, step.num_batched_tokens);
-  }
-  for (wire::TokenOutput& o : step.outputs) {
-    auto req = requests.find(o.id);
-    if (req == requests.end() || req->second->group_id != identity) {
-      if (!o.finished()) stale.push_back(o.id);
-      continue;
-    }
-    info.num_output_tokens += o.token_ids.size();
-    std::shared_ptr<InFlight> request = req->second;
-    if (o.finished()) {
-      requests.erase(req);
-      group.in_flight.erase(o.id);
-      ++info.num_requests_finished;
-      if (o.finish_reason == wire::kFinishError) ++info.num_requests_failed;
-    }
-    out.emplace_back(std::move(request), std::move(o));
-  }
-}
-
-void Dispatcher::State::apply(const std::string& identity, wire::Message& message,
-                              std::vector<Delivery>& out, std::vector<uint64_t>& stale) {
-  if (auto* hello = std::get_if<wire::Hello>(&message)) return apply_hello(identity, *hello, out);
-
-  // Heartbeats come from each worker's own heartbeat socket (identity "<group>/heartbeat",
-  // so a long engine step cannot delay them); they name their group.
-  const auto* heartbeat = std::get_if<wire::Heartbeat>(&message);
-  if (heartbeat != nullptr && identity != heartbeat->group_id + "/heartbeat" && identity != heartbeat->group_id) {
-    return;  // no connection keeps another group alive
-  }
-  auto it = groups.find(heartbeat != nullptr ? heartbeat->group_id : identity);
-  if (it == groups.end()) {
-    // Not registered yet (e.g. this router restarted): its Hello is repeated every few
-    // seconds. Outputs of requests this router never sent are aborted.
-    if (auto* step = std::get_if<wire::StepOutputs>(&message)) {
-      for (const wire::TokenOutput& o : step->outputs) {
-        if (!o.finished()) stale.push_back(o.id);
-      }
-    }
-    return;
-  }
-  Group& group = it->second;
-  if (!group.info.alive) {
-    spdlog::info("dispatcher: worker group {} is answering again", identity);
-    group.info.alive = true;
-  }
-  group.last_seen = Clock::now();
-  if (heartbeat != nullptr) {
-    group.info.kv = heartbeat->kv;
-  } else if (auto* step = std::get_if<wire::StepOutputs>(&message)) {
-    apply_step(identity, group, *step, out, stale);
-  } else {
-    spdlog::warn("dispatcher: ignoring a {} message from group {} (only workers' messages are "
-                 "expected)", wire::message_type_name(wire::message_type(message)), identity);
-  }
 }
 
 }  // namespace strata::router

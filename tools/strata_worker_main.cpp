@@ -5,6 +5,8 @@
 #include <csignal>
 #include <cstdlib>
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -19,6 +21,7 @@
 #include "parallel/rank_device.h"
 #include "worker/engine/engine.h"
 #include "worker/model/model_loader.h"
+#include "worker/server/rank_presence.h"
 #include "worker/server/worker_options.h"
 #include "worker/server/worker_server.h"
 
@@ -42,6 +45,20 @@ strata::StatusOr<strata::ParallelContext> join_group(const strata::WorkerOptions
                                                       strata::mpi_local_rank(),
                                                       strata::device_count(strata::DeviceType::kCuda)));
   return strata::ParallelContext::mpi(options.tp, options.pp, device);
+}
+
+// Every rank but the driver connects to the router too, so that its death is seen at once.
+std::unique_ptr<strata::RankPresence> follower_presence(const strata::WorkerServerConfig& config,
+                                                        const strata::Topology& topology) {
+  if (topology.is_driver()) return nullptr;
+  try {
+    std::optional<strata::TransportKey> key;
+    if (!config.transport_key_file.empty()) key = strata::load_transport_key(config.transport_key_file).value();
+    return std::make_unique<strata::RankPresence>(config.router_endpoint, config.group_id, topology.world_rank, key);
+  } catch (const std::exception& e) {  // the driver reports a bad endpoint or key file
+    spdlog::warn("rank {}: no presence connection to the router: {}", topology.world_rank, e.what());
+    return nullptr;
+  }
 }
 
 }  // namespace
@@ -86,6 +103,7 @@ int main(int argc, char** argv) {
     parallel = std::move(ctx).value();
     if (!parallel.topology.is_driver()) spdlog::set_level(spdlog::level::warn);
   }
+  const std::unique_ptr<strata::RankPresence> presence = follower_presence(config, parallel.topology);
   strata::kernels::set_cpu_threads(threads);
   auto load_options = options.load_options(parallel.topology);
   if (!load_options.ok()) return fail(load_options.status());

@@ -2,6 +2,8 @@
 
 #include <cctype>
 
+#include "common/utf8.h"
+
 namespace strata {
 namespace {
 
@@ -9,8 +11,6 @@ bool is_word_char(char c) {
   const auto u = static_cast<unsigned char>(c);
   return std::isalnum(u) || c == '_' || u >= 0x80;
 }
-
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
 }  // namespace
 
@@ -54,11 +54,11 @@ void AddedTokenMatcher::split(std::vector<Segment>& segments, bool normalized) c
       }
       if (best->lstrip) {
         size_t new_start = start;
-        while (new_start > start_offset && is_space(s[new_start - 1])) --new_start;
+        while (new_start > start_offset && utf8::is_ascii_space(s[new_start - 1])) --new_start;
         start = new_start;
       }
       if (best->rstrip) {
-        while (stop < s.size() && is_space(s[stop])) ++stop;
+        while (stop < s.size() && utf8::is_ascii_space(s[stop])) ++stop;
         pos = stop;
       }
       if (start_offset < start) {

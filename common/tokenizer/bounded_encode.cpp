@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "common/utf8.h"
+
 namespace strata {
 namespace {
 
@@ -10,12 +12,10 @@ constexpr size_t kMinPrefixBytes = 16 << 10;
 // Ordinary text is 2 to 6 bytes a token; the first prefix aims past the limit at 8.
 constexpr size_t kFirstGuessBytesPerToken = 8;
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
-
 // The last position in (end / 2, end] where a word ends and whitespace begins; 0 if none.
 size_t word_end_before(std::string_view text, size_t end) {
   for (size_t i = end; i > end / 2; --i) {
-    if (is_space(text[i]) && !is_space(text[i - 1])) return i;
+    if (utf8::is_ascii_space(text[i]) && !utf8::is_ascii_space(text[i - 1])) return i;
   }
   return 0;
 }

@@ -91,9 +91,8 @@ StatusOr<Normalizer> parse_normalizer(const JsonContext& ctx, const std::string&
   if (type == "Strip") {
     const bool left = node.value("strip_left", false), right = node.value("strip_right", false);
     return Normalizer([left, right](std::string_view text) {
-      auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
-      while (left && !text.empty() && is_space(text.front())) text.remove_prefix(1);
-      while (right && !text.empty() && is_space(text.back())) text.remove_suffix(1);
+      while (left && !text.empty() && utf8::is_ascii_space(text.front())) text.remove_prefix(1);
+      while (right && !text.empty() && utf8::is_ascii_space(text.back())) text.remove_suffix(1);
       return std::string(text);
     });
   }

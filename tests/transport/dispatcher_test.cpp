@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -283,6 +284,54 @@ TEST_F(DispatcherTest, StopFinishesEverythingInFlight) {
   EXPECT_EQ(outputs.of(1).back().finish_reason, "error");
   EXPECT_EQ(dispatcher_.submit_to("g0", request(2), outputs.callback()).code(),
             StatusCode::kUnavailable);
+}
+
+wire::Hello two_rank_hello(uint64_t instance_id) {
+  wire::Hello h = hello("g0", instance_id);
+  h.tp = 2;
+  return h;
+}
+
+// The driver of a group whose follower died is blocked in a collective: still connected,
+// still sending heartbeats. The follower's own connection says it is gone.
+TEST_F(DispatcherTest, AGroupIsDeadTheMomentOneOfItsRanksIsGoneAndStaysDeadUntilARestart) {
+  FakeWorker driver(endpoint_, "g0");
+  std::optional<FakeWorker> rank1(std::in_place, endpoint_, wire::rank_identity("g0", 1));
+  std::this_thread::sleep_for(milliseconds(100));  // followers connect before the driver's Hello
+  driver.send(two_rank_hello(1));
+  ASSERT_TRUE(wait_until([&] { return dispatcher_.any_ready(); }, milliseconds(2000)));
+  std::this_thread::sleep_for(milliseconds(100));  // the Hello's probe finds rank 1
+  ASSERT_TRUE(dispatcher_.submit_to("g0", request(5), outputs.callback()).ok());
+  rank1.reset();  // kill -9 of rank 1
+  const bool died = wait_until([&] {
+    driver.send(wire::Heartbeat{.group_id = "g0"});
+    return !dispatcher_.groups().at(0).alive;
+  }, milliseconds(1000));
+  ASSERT_TRUE(died) << "not marked dead within 1 s of rank 1's death";
+  ASSERT_TRUE(wait_until([&] { return outputs.finished(5); }, milliseconds(1000)));
+  EXPECT_EQ(outputs.of(5).back().error, "worker group g0 failed: its rank 1 is gone (the process exited or was "
+                                        "killed); retry the request");
+  for (int i = 0; i < 10; ++i) {  // neither heartbeats nor a repeated Hello of that instance revive it
+    driver.send(wire::Heartbeat{.group_id = "g0"});
+    driver.send(two_rank_hello(1));
+    std::this_thread::sleep_for(milliseconds(30));
+  }
+  EXPECT_FALSE(dispatcher_.groups().at(0).alive);
+  EXPECT_FALSE(dispatcher_.submit_to("g0", request(6), outputs.callback()).ok());
+  driver.send(hello("g0", 2));  // restarted: a new instance
+  EXPECT_TRUE(wait_until([&] { return dispatcher_.any_ready(); }, milliseconds(2000)));
+}
+
+TEST_F(DispatcherTest, ARankThatNeverConnectedDoesNotFailItsGroup) {
+  FakeWorker driver(endpoint_, "g0");
+  driver.send(two_rank_hello(1));  // rank 1 cannot reach the router (another host, say)
+  ASSERT_TRUE(wait_until([&] { return dispatcher_.any_ready(); }, milliseconds(2000)));
+  { FakeWorker passer_by(endpoint_, "x"); passer_by.send(wire::Heartbeat{.group_id = "x"}); }  // a disconnect: probes
+  const bool died = wait_until([&] {
+    driver.send(wire::Heartbeat{.group_id = "g0"});
+    return !dispatcher_.groups().at(0).alive;
+  }, milliseconds(1000));
+  EXPECT_FALSE(died);
 }
 
 }  // namespace

@@ -99,7 +99,7 @@ class Heartbeater {
   Heartbeater(zmq::context_t& context, const WorkerServerConfig& config, const std::optional<TransportKey>& key)
       : socket_(context, zmq::socket_type::dealer), group_id_(config.group_id),
         period_(config.heartbeat_ms) {
-    connect_dealer(socket_, config, key, config.group_id + "/heartbeat");
+    connect_dealer(socket_, config, key, wire::heartbeat_identity(config.group_id));
   }
   ~Heartbeater() { stop(); }
 
