@@ -60,38 +60,57 @@ static bool routes(zmq::socket_t& socket, const std::string& id, const std::stri
 }
 
 void Dispatcher::State::probe_groups(std::vector<Delivery>& deliveries) {
-  struct Target {
-    std::string group_id;
-    int rank;  // 0: the driver's connection, else that rank's own
-  };
-  std::vector<Target> targets;
+  std::vector<std::pair<std::string, int>> targets;  // group id, its number of ranks
   {
     std::lock_guard lock(mu);
     probe_ranks_pending = false;
     for (const auto& [id, group] : groups) {
-      if (!group.info.alive) continue;
-      for (int rank = 0; rank < group.info.tp * group.info.pp; ++rank) targets.push_back({id, rank});
+      if (group.info.alive || group.lost_instance == group.info.instance_id) {
+        targets.emplace_back(id, std::max(1, group.info.tp * group.info.pp));
+      }
     }
   }
   const std::string probe = wire::encode(wire::Abort{});  // aborts nothing
-  for (const Target& t : targets) {
-    const bool routed = routes(socket, t.rank == 0 ? t.group_id : wire::rank_identity(t.group_id, t.rank), probe);
-    std::lock_guard lock(mu);
-    auto it = groups.find(t.group_id);
-    if (it == groups.end() || !it->second.info.alive) continue;
-    Group& group = it->second;
-    if (routed) {
-      if (t.rank > 0) group.present_ranks.insert(t.rank);
-      continue;
+  for (const auto& [id, ranks] : targets) {
+    std::vector<bool> routed(static_cast<size_t>(ranks));
+    for (int rank = 0; rank < ranks; ++rank) {
+      routed[static_cast<size_t>(rank)] = routes(socket, rank == 0 ? id : wire::rank_identity(id, rank), probe);
     }
-    if (t.rank > 0 && group.present_ranks.count(t.rank) == 0) continue;  // never connected (cannot reach us)
-    group.lost_instance = group.info.instance_id;
-    mark_dead(group, t.rank == 0
-                         ? fmt::format("worker group {} failed: its connection to the router closed (the process "
-                                       "exited or was killed); retry the request", t.group_id)
-                         : fmt::format("worker group {} failed: its rank {} is gone (the process exited or was "
-                                       "killed); retry the request", t.group_id, t.rank),
-              deliveries);
+    std::lock_guard lock(mu);
+    auto it = groups.find(id);
+    if (it != groups.end()) apply_probe(it->second, routed, deliveries);
+  }
+}
+
+void Dispatcher::State::apply_probe(Group& group, const std::vector<bool>& routed, std::vector<Delivery>& deliveries) {
+  const std::string& id = group.info.group_id;
+  const auto lost = [&](int rank) { return !routed[static_cast<size_t>(rank)] && group.present_ranks.count(rank) > 0; };
+  if (!group.info.alive) {
+    // Lost a rank: revivable once every rank it had routes again (its connection had only
+    // dropped for a moment; a dead rank's group is ended by mpirun and restarted instead).
+    bool back = routed[0];
+    for (int rank = 1; rank < static_cast<int>(routed.size()); ++rank) back = back && !lost(rank);
+    if (back && group.lost_instance == group.info.instance_id) {
+      spdlog::info("dispatcher: every rank of worker group {} is connected again", id);
+      group.lost_instance = 0;
+      group.info.alive = true;
+      group.last_seen = Clock::now();
+    }
+    return;
+  }
+  if (!routed[0]) {
+    return mark_dead(group, fmt::format("worker group {} failed: its connection to the router closed (the "
+                                        "process exited or was killed); retry the request", id),
+                     deliveries);
+  }
+  for (int rank = 1; rank < static_cast<int>(routed.size()); ++rank) {
+    if (lost(rank)) {
+      group.lost_instance = group.info.instance_id;  // its driver is blocked, not dead: see Group
+      return mark_dead(group, fmt::format("worker group {} failed: its rank {} is gone (the process exited or "
+                                          "was killed); retry the request", id, rank),
+                       deliveries);
+    }
+    if (routed[static_cast<size_t>(rank)]) group.present_ranks.insert(rank);
   }
 }
 
@@ -105,7 +124,10 @@ void Dispatcher::State::apply_hello(const std::string& identity, const wire::Hel
   auto [it, is_new] = groups.try_emplace(identity);
   Group& group = it->second;
   GroupInfo& info = group.info;
-  if (!is_new && hello.instance_id == group.lost_instance) return;  // lost a rank: only a restart serves
+  if (!is_new && hello.instance_id == group.lost_instance) {  // lost a rank: are they all back?
+    probe_ranks_pending = true;
+    return;
+  }
   if (is_new || info.instance_id != hello.instance_id) group.present_ranks.clear();
   if (hello.tp * hello.pp > 1) probe_ranks_pending = true;
   if (!is_new && info.instance_id != hello.instance_id) {

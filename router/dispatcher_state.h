@@ -77,7 +77,8 @@ struct Dispatcher::State {
     // Ranks (1 … tp·pp − 1) whose own connection has routed: only those can be lost.
     std::set<int> present_ranks;
     // The instance that lost a rank: its driver may still be connected and sending
-    // heartbeats (blocked in a collective), but it is dead until a new instance says Hello.
+    // heartbeats (blocked in a collective), but it is dead until a new instance says Hello
+    // or, after a dropped connection rather than a death, every rank routes again.
     uint64_t lost_instance = 0;
   };
 
@@ -151,6 +152,8 @@ struct Dispatcher::State {
   void send_outgoing(std::vector<Outgoing>& outgoing, std::vector<Delivery>& deliveries);
   // Right after a disconnect: a group whose id no longer routes is dead now.
   void probe_groups(std::vector<Delivery>& deliveries);
+  // Requires `mu`. What one group's probe found: routed[r] for each rank r (0: the driver).
+  void apply_probe(Group& group, const std::vector<bool>& routed, std::vector<Delivery>& deliveries);
   bool probe_ranks_pending = false;  // a multi-rank group said Hello: see which ranks route
   // Requires `mu`. Marks `group` dead and fails its requests with `message`.
   void mark_dead(Group& group, const std::string& message, std::vector<Delivery>& deliveries);

@@ -322,6 +322,27 @@ TEST_F(DispatcherTest, AGroupIsDeadTheMomentOneOfItsRanksIsGoneAndStaysDeadUntil
   EXPECT_TRUE(wait_until([&] { return dispatcher_.any_ready(); }, milliseconds(2000)));
 }
 
+// A connection that drops and comes back (the process lives: a network blip) must not leave
+// the group dead for good.
+TEST_F(DispatcherTest, AGroupWhoseRankConnectionComesBackServesAgain) {
+  FakeWorker driver(endpoint_, "g0");
+  std::optional<FakeWorker> rank1(std::in_place, endpoint_, wire::rank_identity("g0", 1));
+  std::this_thread::sleep_for(milliseconds(100));
+  driver.send(two_rank_hello(1));
+  ASSERT_TRUE(wait_until([&] { return dispatcher_.any_ready(); }, milliseconds(2000)));
+  std::this_thread::sleep_for(milliseconds(100));
+  rank1.reset();
+  ASSERT_TRUE(wait_until([&] {
+    driver.send(wire::Heartbeat{.group_id = "g0"});
+    return !dispatcher_.groups().at(0).alive;
+  }, milliseconds(1000)));
+  rank1.emplace(endpoint_, wire::rank_identity("g0", 1));
+  EXPECT_TRUE(wait_until([&] {
+    driver.send(two_rank_hello(1));  // its periodic Hello: the same instance
+    return dispatcher_.any_ready();
+  }, milliseconds(2000)));
+}
+
 TEST_F(DispatcherTest, ARankThatNeverConnectedDoesNotFailItsGroup) {
   FakeWorker driver(endpoint_, "g0");
   driver.send(two_rank_hello(1));  // rank 1 cannot reach the router (another host, say)
