@@ -37,7 +37,7 @@ fuzz_lane() {
 
 tsan_lane() {
   local dir=build-tsan
-  local tests=(dispatcher_test transport_e2e_test router_api_test router_scheduling_test
+  local tests=(dispatcher_test transport_auth_test transport_e2e_test router_api_test router_scheduling_test
                scheduler_test step_inputs_test)
   bash scripts/build-sanitizers.sh tsan --target "${tests[@]}" strata strata-router strata-worker
   export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$supp/tsan.supp"
@@ -48,7 +48,7 @@ tsan_lane() {
     mapfile -t -O "${#suites[@]}" suites < <("$dir/bin/$t" --gtest_list_tests | sed -n 's/^\([^ ][^.]*\)\..*/\1/p')
   done
   local pattern
-  pattern="^(($(IFS='|'; echo "${suites[*]}"))\\..*|e2e_router_path|e2e_disconnect|e2e_bad_input)\$"
+  pattern="^(($(IFS='|'; echo "${suites[*]}"))\\..*|e2e_router_path|e2e_disconnect|e2e_bad_input|e2e_worker_auth)\$"
   "${single_omp[@]}" STRATA_BINARY_DIR="$PWD/$dir" ctest --test-dir "$dir" --output-on-failure --timeout 1200 \
     -j "$jobs" -R "$pattern" -E "$timing_bound"
 }
