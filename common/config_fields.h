@@ -68,8 +68,10 @@ class CliBinder {
     const std::string on = flag_name(key);
     CLI::Option* yes = app_.add_flag(on, field, std::string(help));
     yes->option_text(field ? "(default: on)" : "(default: off)");
-    CLI::Option* no = app_.add_flag_callback(
-        flag_name("no_" + std::string(key)), [&field] { field = false; }, "turn " + on + " off");
+    std::string off = flag_name("no_" + std::string(key));
+    // --enable-x is also turned off by --no-x, as vLLM spells --no-enable-prefix-caching both ways.
+    if (key.starts_with("enable_")) off += "," + flag_name("no_" + std::string(key.substr(7)));
+    CLI::Option* no = app_.add_flag_callback(off, [&field] { field = false; }, "turn " + on + " off");
     no->excludes(yes);
     no->option_text(" ");  // instead of CLI11's "Excludes: --x" beside the name
     if (!group_.empty()) {

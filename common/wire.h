@@ -104,11 +104,20 @@ inline constexpr std::string_view kFinishError = "error";  // see TokenOutput::e
 // KV-cache and queue state of one worker group, as of the end of its last step.
 struct KvStats {
   int64_t total_blocks = 0;
+  // Held by no sequence: never used, or cached for a prefix (cached_blocks of them), which
+  // the pool reclaims when it needs to.
   int64_t free_blocks = 0;
+  int64_t cached_blocks = 0;
   int64_t num_running = 0;
   int64_t num_waiting = 0;
   int64_t num_preemptions = 0;  // since the worker started
-  MSGPACK_DEFINE_MAP(total_blocks, free_blocks, num_running, num_waiting, num_preemptions);
+  // Prefix caching, since the worker started: prompt tokens looked up, tokens found cached,
+  // cached blocks evicted.
+  int64_t prefix_cache_queries = 0;
+  int64_t prefix_cache_hits = 0;
+  int64_t prefix_cache_evictions = 0;
+  MSGPACK_DEFINE_MAP(total_blocks, free_blocks, cached_blocks, num_running, num_waiting, num_preemptions,
+                     prefix_cache_queries, prefix_cache_hits, prefix_cache_evictions);
 };
 
 // worker → router, once the model is loaded and warmed up (ready = true), and again every
@@ -161,9 +170,10 @@ struct TokenOutput {
   std::string finish_reason{};  // "" (still running), "stop", "length", "abort" or "error"
   std::string error{};          // with "error": what went wrong and what to do
   int32_t num_prompt_tokens = 0;
+  int32_t num_cached_tokens = 0;  // prompt tokens served from the prefix cache
   int32_t num_output_tokens = 0;  // generated so far, these tokens included
   MSGPACK_DEFINE_MAP(id, token_ids, logprobs, top_logprobs, finish_reason, error,
-                     num_prompt_tokens, num_output_tokens);
+                     num_prompt_tokens, num_cached_tokens, num_output_tokens);
   bool finished() const { return !finish_reason.empty(); }
 };
 

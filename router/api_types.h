@@ -91,6 +91,7 @@ struct Choice {
 
 struct Usage {
   int64_t prompt_tokens = 0;
+  int64_t cached_tokens = 0;  // of prompt_tokens, served from the prefix cache
   int64_t completion_tokens = 0;
   int64_t total_tokens() const { return prompt_tokens + completion_tokens; }
 };

@@ -36,6 +36,11 @@ RouterMetrics::RouterMetrics()
       kv_used_(BuildGauge().Name("strata_kv_blocks_used").Help("KV-cache blocks in use").Register(*registry_)),
       kv_total_(BuildGauge().Name("strata_kv_blocks_total").Help("KV-cache blocks in the group").Register(*registry_)),
       preemptions_(BuildGauge().Name("strata_preemptions_total").Help("preemptions since the worker started").Register(*registry_)),
+      kv_cached_(BuildGauge().Name("strata_kv_blocks_cached").Help("KV-cache blocks no request holds, kept for their prefix (reclaimable)").Register(*registry_)),
+      prefix_queries_(BuildGauge().Name("strata_prefix_cache_queries_total").Help("prompt tokens looked up in the prefix cache since the worker started").Register(*registry_)),
+      prefix_hits_(BuildGauge().Name("strata_prefix_cache_hits_total").Help("prompt tokens found in the prefix cache since the worker started").Register(*registry_)),
+      prefix_hit_rate_(BuildGauge().Name("strata_prefix_cache_hit_rate").Help("prefix cache hits over queries since the worker started").Register(*registry_)),
+      prefix_evictions_(BuildGauge().Name("strata_prefix_cache_evictions_total").Help("cached KV blocks evicted to make room since the worker started").Register(*registry_)),
       router_queue_(BuildGauge().Name("strata_router_queue_length").Help("requests (one per choice) the router accepted and has not finished answering; what --max-queue-requests bounds").Register(*registry_).Add({})),
       length_prediction_ratio_(BuildHistogram().Name("strata_output_length_actual_over_predicted").Help("finished requests' output length over the median the router predicted for them").Register(*registry_).Add({}, kRatioBuckets)),
       admission_quantile_(BuildGauge().Name("strata_admission_quantile").Help("quantile of predicted output length the `predicted` admission policy uses now").Register(*registry_).Add({})) {}
@@ -63,13 +68,23 @@ void RouterMetrics::observe_step(const std::string& group, double seconds, int64
   tokens_per_step_.Add({{"group", group}}, kTokenBuckets).Observe(static_cast<double>(tokens));
 }
 
-void RouterMetrics::set_group(const GroupSample& s) {
-  const std::map<std::string, std::string> labels = {{"group", s.group_id}};
-  running_.Add(labels).Set(static_cast<double>(s.num_running));
-  waiting_.Add(labels).Set(static_cast<double>(s.num_waiting));
-  kv_used_.Add(labels).Set(static_cast<double>(s.total_blocks - s.free_blocks));
-  kv_total_.Add(labels).Set(static_cast<double>(s.total_blocks));
-  preemptions_.Add(labels).Set(static_cast<double>(s.num_preemptions));
+void RouterMetrics::set_group(const std::string& group_id, const wire::KvStats& kv) {
+  const std::map<std::string, std::string> labels = {{"group", group_id}};
+  const auto set = [&](prometheus::Family<prometheus::Gauge>& family, int64_t value) {
+    family.Add(labels).Set(static_cast<double>(value));
+  };
+  set(running_, kv.num_running);
+  set(waiting_, kv.num_waiting);
+  set(kv_used_, kv.total_blocks - kv.free_blocks);
+  set(kv_total_, kv.total_blocks);
+  set(kv_cached_, kv.cached_blocks);
+  set(preemptions_, kv.num_preemptions);
+  set(prefix_queries_, kv.prefix_cache_queries);
+  set(prefix_hits_, kv.prefix_cache_hits);
+  set(prefix_evictions_, kv.prefix_cache_evictions);
+  prefix_hit_rate_.Add(labels).Set(kv.prefix_cache_queries > 0 ? static_cast<double>(kv.prefix_cache_hits) /
+                                                                     static_cast<double>(kv.prefix_cache_queries)
+                                                               : 0.0);
 }
 
 std::string RouterMetrics::serialize() const {

@@ -1,7 +1,8 @@
 // RouterMetrics: everything /metrics reports, as Prometheus families (prometheus-cpp),
 // named after the quantities in docs/architecture.md: TTFT, ITL, end-to-end latency and queue time
 // histograms; requests and tokens by finish reason; running and waiting requests, KV
-// blocks, preemptions, step time and tokens per step per worker group.
+// blocks, preemptions, prefix-cache queries, hits and evictions, step time and tokens per
+// step per worker group.
 #pragma once
 
 #include <memory>
@@ -12,15 +13,9 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
-namespace strata::router {
+#include "common/wire.h"
 
-// Per-step and per-heartbeat figures a worker group reports.
-struct GroupSample {
-  std::string group_id;
-  int64_t total_blocks = 0, free_blocks = 0;
-  int64_t num_running = 0, num_waiting = 0;
-  int64_t num_preemptions = 0;  // cumulative, as the worker counts them
-};
+namespace strata::router {
 
 class RouterMetrics {
  public:
@@ -34,7 +29,8 @@ class RouterMetrics {
   void count_tokens(int64_t prompt, int64_t generated);
   void count_http(const std::string& route, int status);
   void observe_step(const std::string& group, double seconds, int64_t tokens);
-  void set_group(const GroupSample& sample);
+  // A worker group's last KV report (cumulative figures as the worker counts them).
+  void set_group(const std::string& group_id, const wire::KvStats& kv);
   void set_queue_length(int64_t n) { router_queue_.Set(static_cast<double>(n)); }
   // Router scheduling: how a finished request's length compared with the median predicted
   // when it arrived (actual / predicted, both at least 1), and the admission quantile now.
@@ -60,6 +56,11 @@ class RouterMetrics {
   prometheus::Family<prometheus::Gauge>& kv_used_;
   prometheus::Family<prometheus::Gauge>& kv_total_;
   prometheus::Family<prometheus::Gauge>& preemptions_;
+  prometheus::Family<prometheus::Gauge>& kv_cached_;
+  prometheus::Family<prometheus::Gauge>& prefix_queries_;
+  prometheus::Family<prometheus::Gauge>& prefix_hits_;
+  prometheus::Family<prometheus::Gauge>& prefix_hit_rate_;
+  prometheus::Family<prometheus::Gauge>& prefix_evictions_;
   prometheus::Gauge& router_queue_;
   prometheus::Histogram& length_prediction_ratio_;
   prometheus::Gauge& admission_quantile_;

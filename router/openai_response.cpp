@@ -35,6 +35,7 @@ ojson usage_json(const Usage& usage) {
   u["prompt_tokens"] = usage.prompt_tokens;
   u["completion_tokens"] = usage.completion_tokens;
   u["total_tokens"] = usage.total_tokens();
+  u["prompt_tokens_details"] = ojson{{"cached_tokens", usage.cached_tokens}};
   return u;
 }
 

@@ -71,6 +71,7 @@ void RequestStream::on_output(int index, const wire::TokenOutput& output,
   std::lock_guard lock(mu_);
   ChoiceState& c = choices_[static_cast<size_t>(index)];
   if (c.finished) return;  // cut by a stop string: late tokens are dropped
+  c.num_cached_tokens = output.num_cached_tokens;
   const auto now = Clock::now();
   if (!output.token_ids.empty()) {
     if (c.last_token_time) {
@@ -155,6 +156,9 @@ Usage RequestStream::usage() const {
   std::lock_guard lock(mu_);
   Usage u{.prompt_tokens = static_cast<int64_t>(prompt_ids_.size())};
   for (const ChoiceState& c : choices_) u.completion_tokens += static_cast<int64_t>(c.all.token_ids.size());
+  // The prompt is counted once: cached means cached for every choice.
+  u.cached_tokens = u.prompt_tokens;
+  for (const ChoiceState& c : choices_) u.cached_tokens = std::min<int64_t>(u.cached_tokens, c.num_cached_tokens);
   return u;
 }
 

@@ -64,6 +64,7 @@ class RequestStream {
     std::unique_ptr<StopMatcher> stop;
     Choice all;             // everything so far
     bool finished = false;
+    int32_t num_cached_tokens = 0;  // as the worker reported it
     std::optional<Clock::time_point> last_token_time;
   };
   // Requires mu_. Appends text/ids/logprobs to the choice and queues the delta.

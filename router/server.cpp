@@ -407,6 +407,7 @@ std::variant<std::shared_ptr<RequestStream>, ApiError> RouterServer::submit_gene
   for (int i = 0; i < request.n; ++i) ids.push_back(first_id + static_cast<uint64_t>(i));
   stream->set_engine_ids(ids);
   const SchedulerRequest scheduling{.features = request_features(request, prompt_len),
+                                    .prefix_hashes = chain_block_hashes(stream->prompt_ids(), kPrefixIndexBlockTokens),
                                     .priority = request.priority,
                                     .timeout_s = request.timeout_s};
   std::random_device random;
@@ -524,9 +525,7 @@ void RouterServer::handle_ready(httplib::Response& res) {
 void RouterServer::handle_metrics(httplib::Response& res) {
   metrics_.set_queue_length(static_cast<int64_t>(scheduling_loop_->num_unfinished()));
   for (const GroupInfo& g : dispatcher_->groups()) {
-    metrics_.set_group({.group_id = g.group_id, .total_blocks = g.kv.total_blocks,
-                        .free_blocks = g.kv.free_blocks, .num_running = g.kv.num_running,
-                        .num_waiting = g.kv.num_waiting, .num_preemptions = g.kv.num_preemptions});
+    metrics_.set_group(g.group_id, g.kv);
   }
   res.set_content(metrics_.serialize(), "text/plain; version=0.0.4");
 }

@@ -101,6 +101,7 @@ void RouterScheduler::update_rates(double now_s, std::span<const GroupSnapshot> 
     window_start_s_ = now_s;
     window_tokens_ = 0;
   }
+  forget_gone_groups(groups);
   int64_t new_preemptions = 0;
   for (const GroupSnapshot& g : groups) {
     auto [it, inserted] = last_preemptions_.try_emplace(g.group_id, g.num_preemptions);
@@ -109,6 +110,24 @@ void RouterScheduler::update_rates(double now_s, std::span<const GroupSnapshot> 
     it->second = g.num_preemptions;
   }
   if (config_.adapt_quantile && new_preemptions > 0) quantile_.update(0, new_preemptions);
+}
+
+int64_t RouterScheduler::matched_tokens(const std::string& group_id, std::span<const BlockHash> hashes) const {
+  const auto it = prefix_indexes_.find(group_id);
+  return it == prefix_indexes_.end() ? 0 : it->second.matched_blocks(hashes) * kPrefixIndexBlockTokens;
+}
+
+void RouterScheduler::forget_gone_groups(std::span<const GroupSnapshot> groups) {
+  // A group seen unavailable (gone, or restarting) comes back with a cold index.
+  std::unordered_map<std::string, PrefixIndex> kept;
+  for (const GroupSnapshot& g : groups) {
+    if (!g.available) continue;
+    PrefixIndex& index = kept[g.group_id];
+    if (auto it = prefix_indexes_.find(g.group_id); it != prefix_indexes_.end()) index = std::move(it->second);
+    // As many blocks as the group holds, counted at the index's block size.
+    index.set_capacity(g.total_blocks * g.block_size / kPrefixIndexBlockTokens);
+  }
+  prefix_indexes_ = std::move(kept);
 }
 
 void RouterScheduler::collect_timeouts(double now_s, ScheduleDecisions& out) {
@@ -205,9 +224,10 @@ void RouterScheduler::place_waiting(double now_s, double q, std::vector<GroupLoa
       if (!admits(config_.admission, loads[g].kv, newcomer, config_.kv_headroom_blocks)) continue;
       candidates.push_back(g);
       placement.push_back({.num_in_flight = static_cast<int64_t>(loads[g].kv.running.size()),
-                           .free_blocks = loads[g].kv.free_blocks});
+                           .free_blocks = loads[g].kv.free_blocks,
+                           .matched_tokens = matched_tokens(*loads[g].group_id, t.request.prefix_hashes)});
     }
-    const auto choice = pick_group(placement);
+    const auto choice = pick_group(placement, config_.placement);
     if (!choice) {
       if (auto why = refusal(loads, newcomer)) {
         out.refused.push_back({.id = waiting_[k], .message = std::move(*why)});
@@ -221,6 +241,10 @@ void RouterScheduler::place_waiting(double now_s, double q, std::vector<GroupLoa
     load.kv.running.push_back(newcomer);
     t.running = true;
     t.group_id = *load.group_id;
+    if (auto index = prefix_indexes_.find(t.group_id);
+        index != prefix_indexes_.end() && config_.placement.placement == Placement::kPrefixAware) {
+      index->second.insert(t.request.prefix_hashes);
+    }
     out.dispatches.push_back({.id = waiting_[k], .group_id = t.group_id});
     done.push_back(waiting_[k]);
   }

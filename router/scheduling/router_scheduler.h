@@ -16,7 +16,9 @@
 // workers' next KV report; from the reports it takes capacity, free blocks and the
 // preemption counter, whose growth feeds the adaptive quantile. A request that does not fit
 // is skipped (later ones may back-fill) unless it is aged, in which case the pass stops and
-// the next room that opens is its. A finished request may keep counting toward the bound
+// the next room that opens is its. Placement may prefer the group whose prefix index
+// holds the longest part of the prompt (placement.h); each dispatch records its prompt's
+// block hashes in its group's index, forgotten when the group leaves. A finished request may keep counting toward the bound
 // while the caller still delivers its answer (on_finished(release = false), release()), as
 // the router's HTTP responses do. Deadlines: each request has a timeout (its own or the
 // default); schedule() returns the ids past it. A waiting one is dropped from the queue
@@ -38,12 +40,14 @@
 #include "router/scheduling/length_predictor.h"
 #include "router/scheduling/ordering.h"
 #include "router/scheduling/placement.h"
+#include "router/scheduling/prefix_index.h"
 
 namespace strata::router {
 
 struct RouterSchedulerConfig {
   AdmissionPolicy admission = OnDemand{};
   OrderPolicy order = Fcfs{};
+  PlacementRule placement{};          // placement.placement comes from RouterConfig's name
   AdaptiveQuantileConfig quantile{};  // quantile.initial is the admission quantile
   bool adapt_quantile = true;
   int64_t kv_headroom_blocks = 0;     // blocks per group kept spare
@@ -62,6 +66,7 @@ struct RouterSchedulerConfig {
     v("kv_headroom_blocks", kv_headroom_blocks, "KV blocks per worker group that admission keeps spare", Range{0, 1e9});
     v("max_queue_tokens", max_queue_tokens, "waiting prompt tokens accepted before answering 429", Range{1, 1e12});
     v("max_wait_s", max_wait_s, "with --order sjf, a request waiting this long goes ahead of younger ones", Range{0, 86400});
+    v("placement_balance_slack", placement.balance_slack, "with --placement prefix, requests a group may run beyond the least loaded one (or half as many again) and still be chosen for its cached prefix", Range{0, 1e6});
     v("queue_deadline_s", queue_deadline_s, "answer 429 at once when a request's predicted queueing delay exceeds this (0: never)", Range{0, 86400});
   }
 };
@@ -69,6 +74,9 @@ struct RouterSchedulerConfig {
 struct SchedulerRequest {
   uint64_t id = 0;
   RequestFeatures features;
+  // The prompt's chained block hashes at kPrefixIndexBlockTokens (chain_block_hashes());
+  // empty: placement knows nothing of its prefix.
+  std::vector<BlockHash> prefix_hashes;
   int priority = 0;        // higher first
   double timeout_s = 0;    // 0: the config's request_timeout_s
 };
@@ -163,6 +171,8 @@ class RouterScheduler {
   std::optional<std::string> refusal(std::span<const GroupLoad> loads,
                                      const KvRequest& newcomer) const;
   void update_rates(double now_s, std::span<const GroupSnapshot> groups);
+  void forget_gone_groups(std::span<const GroupSnapshot> groups);
+  int64_t matched_tokens(const std::string& group_id, std::span<const BlockHash> hashes) const;
   void collect_timeouts(double now_s, ScheduleDecisions& out);
   std::vector<GroupLoad> group_loads(std::span<const GroupSnapshot> groups, double q) const;
   // Places the waiting requests that fit, in queue order; refuses the ones that never can.
@@ -179,6 +189,7 @@ class RouterScheduler {
   std::unordered_set<uint64_t> delivering_;         // finished, not yet released
   int64_t waiting_tokens_ = 0;
   std::unordered_map<std::string, int64_t> last_preemptions_;
+  std::unordered_map<std::string, PrefixIndex> prefix_indexes_;  // per available group
   // Throughput: tokens counted over windows of >= 1 s, smoothed.
   int64_t window_tokens_ = 0;
   double window_start_s_ = -1;

@@ -168,5 +168,23 @@ TEST(Settings, SwitchesSetBothWaysAndRefuseBoth) {
   EXPECT_FALSE(w.server.engine.cuda_graphs);
 }
 
+// Prefix caching is on by default, as in vLLM; --no-prefix-caching and
+// --no-enable-prefix-caching both turn it off, and a launcher hands that on.
+TEST(Settings, PrefixCachingIsOnByDefaultAndTurnsOffEitherWay) {
+  WorkerOptions on;
+  parse(on, {});
+  EXPECT_TRUE(on.server.engine.scheduler.enable_prefix_caching);
+  for (const char* flag : {"--no-prefix-caching", "--no-enable-prefix-caching"}) {
+    WorkerOptions off;
+    parse(off, {flag});
+    EXPECT_FALSE(off.server.engine.scheduler.enable_prefix_caching) << flag;
+    WorkerOptions back;
+    parse(back, off.to_args());
+    EXPECT_FALSE(back.server.engine.scheduler.enable_prefix_caching) << flag;
+  }
+  WorkerOptions both;
+  EXPECT_THROW(parse(both, {"--enable-prefix-caching", "--no-prefix-caching"}), CLI::ExcludesError);
+}
+
 }  // namespace
 }  // namespace strata

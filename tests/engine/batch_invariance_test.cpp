@@ -37,6 +37,27 @@ std::vector<Request> make_requests(const ModelConfig& c, uint32_t seed) {
   return requests;
 }
 
+// Requests sharing prefixes as real traffic does: one of four system prompts, then for some
+// a previous request's whole prompt (a later chat turn), then tokens of their own.
+std::vector<Request> make_shared_prefix_requests(const ModelConfig& c, uint32_t seed) {
+  std::mt19937 rng(seed);
+  const auto random_token = [&] { return static_cast<int32_t>(3 + rng() % (c.vocab_size - 3)); };
+  std::vector<std::vector<int32_t>> system_prompts(4);
+  for (auto& p : system_prompts) {
+    p.push_back(1);
+    for (int i = 1 + static_cast<int>(rng() % 30); i > 0; --i) p.push_back(random_token());
+  }
+  std::vector<Request> requests = make_requests(c, seed);
+  for (size_t i = 0; i < requests.size(); ++i) {
+    std::vector<int32_t> prompt = i > 0 && rng() % 3 == 0 ? requests[rng() % i].prompt_ids
+                                                           : system_prompts[rng() % 4];
+    for (int n = static_cast<int>(rng() % 12); n > 0; --n) prompt.push_back(random_token());
+    prompt.resize(std::min<size_t>(prompt.size(), 100));
+    requests[i].prompt_ids = std::move(prompt);
+  }
+  return requests;
+}
+
 std::vector<int32_t> run_alone(const LoadedModel& model, const Request& r,
                                const std::string& kv_cache_dtype) {
   // Same block size as the batched run: the softmax is accumulated block by block.
@@ -44,6 +65,7 @@ std::vector<int32_t> run_alone(const LoadedModel& model, const Request& r,
   config.scheduler.max_num_batched_tokens = 512;
   config.scheduler.max_num_seqs = 1;
   config.scheduler.block_size = 4;
+  config.scheduler.enable_prefix_caching = false;  // the reference recomputes every prompt
   config.kv_cache_dtype = kv_cache_dtype;
   config.kv_cache_bytes = kv_block_bytes(model, config) * 256;
   auto engine = Engine::create(model, config);
@@ -57,9 +79,12 @@ std::vector<int32_t> run_alone(const LoadedModel& model, const Request& r,
 }
 
 // `kv_cache_dtype` as --kv-cache-dtype takes it; the batched run's cache holds 40 blocks of
-// that dtype whatever it is.
-void check_batch_invariance(const LoadedModel& model, const std::string& kv_cache_dtype = "auto") {
-  const auto requests = make_requests(model.config, 42);
+// that dtype whatever it is. The batched run caches prefixes (the default), so a preempted
+// sequence resumes from its own cached blocks and shared prompts reuse each other's.
+void check_batch_invariance(const LoadedModel& model, const std::string& kv_cache_dtype = "auto",
+                            bool shared_prefixes = false) {
+  const auto requests = shared_prefixes ? make_shared_prefix_requests(model.config, 42)
+                                        : make_requests(model.config, 42);
   std::map<RequestId, std::vector<int32_t>> alone;
   for (const Request& r : requests) alone[r.id] = run_alone(model, r, kv_cache_dtype);
 
@@ -84,7 +109,10 @@ void check_batch_invariance(const LoadedModel& model, const std::string& kv_cach
     ASSERT_LT(++steps, 20000);
   }
   EXPECT_GT(engine.stats().num_preemptions, 0) << "the cache was meant to force preemption";
-  EXPECT_EQ(engine.stats().blocks.free, engine.stats().blocks.total);
+  const SchedulerStats st = engine.stats();
+  EXPECT_EQ(st.blocks.free + st.blocks.cached, st.blocks.total) << "a block is still referenced";
+  EXPECT_GT(st.prefix_cache_hits, 0);
+  if (shared_prefixes) EXPECT_GT(st.prefix_cache_evictions, 0) << "the cache was meant to force evictions";
   for (const Request& r : requests) EXPECT_EQ(batched[r.id], alone[r.id]) << "request " << r.id;
 }
 
@@ -93,6 +121,25 @@ TEST(BatchInvariance, Aidreams260K) {
   auto model = load_model(path.string());
   ASSERT_TRUE(model.ok());
   check_batch_invariance(**model);
+}
+
+// Prefix caching is exact: prompts sharing system prompts and earlier turns, arriving in
+// random order into a cache that must evict, give each request's tokens computed alone
+// without a cache.
+TEST(BatchInvariance, SharedPrefixesServedFromCacheOnTrainedModels) {
+  for (const char* name : {"models/stories260K/stories260K.bin", "models/aidreams260K/aidreams260K.bin"}) {
+    STRATA_REQUIRE_SHARED_FILE(path, name);
+    SCOPED_TRACE(name);
+    auto model = load_model(path.string());
+    ASSERT_TRUE(model.ok());
+    check_batch_invariance(**model, "auto", true);
+  }
+}
+
+TEST(BatchInvariance, SharedPrefixesServedFromCacheInBf16WithInt8Kv) {
+  auto model = load_model("builtin:tiny", {.dtype = DType::kBF16});
+  ASSERT_TRUE(model.ok());
+  check_batch_invariance(**model, "int8", true);
 }
 
 TEST(BatchInvariance, Stories260KWithGqa) {

@@ -26,6 +26,17 @@ Request make_request(RequestId id, int32_t prompt_len, int32_t max_tokens) {
   return r;
 }
 
+// A request whose prompt starts with shared prefix `family` (the same tokens for every
+// request of that family) and ends with tokens of its own.
+Request make_shared_prefix_request(RequestId id, int family, int32_t prompt_len, int32_t max_tokens,
+                                   int32_t shared_len = 1 << 20) {
+  Request r = make_request(id, prompt_len, max_tokens);
+  for (int32_t i = 0; i < std::min(prompt_len, shared_len); ++i) {
+    r.prompt_ids[static_cast<size_t>(i)] = static_cast<int32_t>(60 + (family * 11 + i * 3) % 37);
+  }
+  return r;
+}
+
 // The plan as the other ranks of a worker group receive it: through msgpack.
 StepPlan over_the_wire(const StepPlan& plan) {
   msgpack::sbuffer buffer;
@@ -60,6 +71,7 @@ class FakeEngine {
     for (const SequenceOutput& out : sched_.update(plan, result)) {
       for (const SampledToken& t : out.new_tokens) outputs_[out.id].push_back(t.id);
       if (out.finished()) finished_[out.id] = out.finish_reason;
+      cached_tokens_[out.id] = out.num_cached_tokens;
     }
     check_blocks();
     ++steps_;
@@ -74,6 +86,7 @@ class FakeEngine {
   std::map<RequestId, std::vector<int32_t>> outputs_;
   std::map<RequestId, FinishReason> finished_;
   std::map<RequestId, int> times_announced_;
+  std::map<RequestId, int32_t> cached_tokens_;
   int steps_ = 0;
 
  private:
@@ -107,6 +120,12 @@ class FakeEngine {
                 s.num_computed_tokens + static_cast<int64_t>(s.num_new_tokens));
       const bool decode = s.num_new_tokens == 1 && s.num_computed_tokens >= seq->num_prompt_tokens();
       if (!decode) seen_prefill = true;
+      // A shared (cached prefix) block is never written.
+      const int32_t bs = config_.block_size;
+      for (int32_t b = s.num_computed_tokens / bs; b <= (s.num_computed_tokens + s.num_new_tokens - 1) / bs; ++b) {
+        EXPECT_EQ(sched_.blocks().ref_count(seq->block_table[static_cast<size_t>(b)]), 1)
+            << "request " << s.id << " writes into shared block " << b;
+      }
       EXPECT_FALSE(decode && seen_prefill) << "a decode token was scheduled after a prefill chunk";
     }
     EXPECT_LE(tokens, config_.max_num_batched_tokens);
@@ -114,16 +133,33 @@ class FakeEngine {
     EXPECT_LE(static_cast<int64_t>(plan.sequences.size()), config_.max_num_seqs);
     EXPECT_LE(sched_.stats().num_running, config_.max_num_seqs);
   }
-  // Blocks held by live sequences plus free blocks add up to the pool, none held twice.
+  // Every block is free, cached (held by nobody, kept for its prefix) or held: its
+  // reference count is the number of live tables holding it, and free + cached + held ==
+  // total.
   void check_blocks() {
+    std::map<int32_t, int32_t> holders;
+    for (RequestId id : sched_.unfinished_ids()) {
+      for (int32_t b : sched_.find(id)->block_table) ++holders[b];
+    }
+    for (auto [b, n] : holders) EXPECT_EQ(sched_.blocks().ref_count(b), n) << "block " << b;
     const SchedulerStats st = sched_.stats();
-    EXPECT_EQ(st.blocks.free + st.blocks.used_by_running, st.blocks.total);
+    const auto held = static_cast<int64_t>(holders.size());
+    EXPECT_EQ(st.blocks.free + st.blocks.cached + held, st.blocks.total);
+    EXPECT_EQ(st.blocks.used_by_running, held);
   }
 
   Scheduler sched_;
   SchedulerConfig config_;
   RequestStates ranks_view_;
 };
+
+// After every request ended no block is referenced: each is free or cached.
+void expect_nothing_held(const Scheduler& s, int64_t num_blocks) {
+  const SchedulerStats st = s.stats();
+  EXPECT_EQ(st.blocks.used_by_running, 0);
+  EXPECT_EQ(st.blocks.free + st.blocks.cached, num_blocks);
+  for (int32_t b = 0; b < num_blocks; ++b) EXPECT_EQ(s.blocks().ref_count(b), 0) << "block " << b;
+}
 
 SchedulerConfig config(int32_t budget, int32_t max_seqs, int32_t block_size = 4) {
   return {.max_num_batched_tokens = budget, .max_num_seqs = max_seqs, .block_size = block_size,
@@ -145,7 +181,7 @@ TEST(Scheduler, RunsMixedLengthsToCompletionWithExactOutputs) {
     for (size_t i = 0; i < e.outputs_[id].size(); ++i) EXPECT_EQ(e.outputs_[id][i], fake_token(id, i));
     EXPECT_EQ(e.finished_[id], FinishReason::kLength);
   }
-  EXPECT_EQ(e.scheduler().stats().blocks.free, 200);
+  expect_nothing_held(e.scheduler(), 200);
 }
 
 TEST(Scheduler, DecodesComeFirstAndPrefillFillsTheRestOfTheBudget) {
@@ -195,7 +231,7 @@ TEST(Scheduler, PreemptsNewestWhenBlocksRunOutAndRecomputes) {
     ASSERT_EQ(e.outputs_[id].size(), 10u);
     for (size_t i = 0; i < 10; ++i) EXPECT_EQ(e.outputs_[id][i], fake_token(id, i));
   }
-  EXPECT_EQ(e.scheduler().stats().blocks.free, 6);
+  expect_nothing_held(e.scheduler(), 6);
 }
 
 TEST(Scheduler, RecomputeAfterPreemptionReplaysPromptAndOutputs) {
@@ -240,12 +276,12 @@ TEST(Scheduler, AbortMidPrefillAndMidDecodeFreesBlocksInTheSameStep) {
   EXPECT_TRUE(e.scheduler().abort(1));
   EXPECT_FALSE(e.scheduler().abort(1));
   const int64_t used_by_2 = static_cast<int64_t>(e.scheduler().find(2)->block_table.size());
-  EXPECT_EQ(e.scheduler().stats().blocks.free, 50 - used_by_2);
+  EXPECT_EQ(e.scheduler().stats().blocks.used_by_running, used_by_2);
   e.step();
   EXPECT_EQ(e.finished_[1], FinishReason::kAbort);
   ASSERT_GT(e.scheduler().find(2)->output_ids.size(), 0u);  // decoding
   EXPECT_TRUE(e.scheduler().abort(2));
-  EXPECT_EQ(e.scheduler().stats().blocks.free, 50);
+  expect_nothing_held(e.scheduler(), 50);
   e.step();
   EXPECT_EQ(e.finished_[2], FinishReason::kAbort);
   EXPECT_FALSE(e.scheduler().has_unfinished());
@@ -322,9 +358,11 @@ TEST(Scheduler, StaticBatchingAdmitsOnlyIntoAnEmptyBatch) {
 }
 
 // Thousands of random operation sequences on tiny caches: after every operation the block
-// accounting adds up, and at the end every block is free again.
+// accounting adds up, and at the end no block is referenced: each is free or cached.
 TEST(SchedulerProperty, RandomOperationsKeepBlockAccountingExact) {
   std::mt19937 rng(2024);
+  int64_t hits = 0;
+  int64_t evictions = 0;
   for (int trial = 0; trial < 2000; ++trial) {
     const int32_t block_size = 1 + static_cast<int32_t>(rng() % 8);
     const int64_t num_blocks = 3 + static_cast<int64_t>(rng() % 20);
@@ -337,8 +375,12 @@ TEST(SchedulerProperty, RandomOperationsKeepBlockAccountingExact) {
     for (int op = 0; op < ops; ++op) {
       switch (rng() % 4) {
         case 0: {
-          const auto r = make_request(next_id, 1 + static_cast<int32_t>(rng() % (block_size * num_blocks)),
-                                      1 + static_cast<int32_t>(rng() % 12));
+          // Half the prompts start with one of three shared prefixes: cached blocks get
+          // shared, parked, taken back and evicted.
+          const auto len = 1 + static_cast<int32_t>(rng() % (block_size * num_blocks));
+          const auto max_tokens = 1 + static_cast<int32_t>(rng() % 12);
+          const auto r = rng() % 2 ? make_request(next_id, len, max_tokens)
+                                   : make_shared_prefix_request(next_id, static_cast<int>(rng() % 3), len, max_tokens);
           if (e.scheduler().add(r).ok()) live.push_back(next_id);
           ++next_id;
           break;
@@ -350,15 +392,152 @@ TEST(SchedulerProperty, RandomOperationsKeepBlockAccountingExact) {
           e.step();
       }
       const SchedulerStats st = e.scheduler().stats();
-      ASSERT_EQ(st.blocks.free + st.blocks.used_by_running, num_blocks);
+      ASSERT_EQ(st.blocks.free + st.blocks.cached + st.blocks.used_by_running, num_blocks);
     }
     e.run_to_completion(20000);
-    ASSERT_EQ(e.scheduler().stats().blocks.free, num_blocks) << "trial " << trial;
+    SCOPED_TRACE("trial " + std::to_string(trial));
+    expect_nothing_held(e.scheduler(), num_blocks);
     // Every request that was not aborted produced exactly its fake tokens.
     for (auto& [id, toks] : e.outputs_) {
       for (size_t i = 0; i < toks.size(); ++i) ASSERT_EQ(toks[i], fake_token(id, i));
     }
+    hits += e.scheduler().stats().prefix_cache_hits;
+    evictions += e.scheduler().stats().prefix_cache_evictions;
   }
+  EXPECT_GT(hits, 0) << "the trials were meant to share cached prefixes";
+  EXPECT_GT(evictions, 0) << "the trials were meant to evict cached prefixes";
+}
+
+// The first chunk planned for request `id` (running steps until there is one).
+ScheduledSequence first_chunk(FakeEngine& e, RequestId id) {
+  for (int i = 0; i < 1000; ++i) {
+    const StepPlan plan = e.step();
+    for (const ScheduledSequence& s : plan.sequences) {
+      if (s.id == id) return s;
+    }
+  }
+  ADD_FAILURE() << "request " << id << " was never scheduled";
+  return {};
+}
+
+TEST(PrefixCaching, SecondRequestPrefillsOnlyWhatItDoesNotShare) {
+  FakeEngine e(config(64, 4), 50);
+  ASSERT_TRUE(e.scheduler().add(make_shared_prefix_request(1, 0, 21, 3, 16)).ok());
+  e.run_to_completion();
+  ASSERT_TRUE(e.scheduler().add(make_shared_prefix_request(2, 0, 23, 3, 16)).ok());
+  const ScheduledSequence s = first_chunk(e, 2);
+  EXPECT_EQ(s.num_computed_tokens, 16) << "four shared blocks of 4 come from the cache";
+  EXPECT_EQ(s.num_new_tokens, 7);
+  e.run_to_completion();
+  EXPECT_EQ(e.cached_tokens_[2], 16);
+  EXPECT_EQ(e.cached_tokens_[1], 0);
+  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(e.outputs_[2][i], fake_token(2, i));
+  const SchedulerStats st = e.scheduler().stats();
+  EXPECT_EQ(st.prefix_cache_queries, 21 + 23);
+  EXPECT_EQ(st.prefix_cache_hits, 16);
+  expect_nothing_held(e.scheduler(), 50);
+}
+
+TEST(PrefixCaching, AnIdenticalPromptStillComputesItsLastToken) {
+  FakeEngine e(config(64, 4), 50);
+  ASSERT_TRUE(e.scheduler().add(make_shared_prefix_request(1, 1, 16, 2)).ok());
+  e.run_to_completion();
+  ASSERT_TRUE(e.scheduler().add(make_shared_prefix_request(2, 1, 16, 2)).ok());
+  const ScheduledSequence s = first_chunk(e, 2);
+  EXPECT_EQ(s.num_computed_tokens, 12) << "the last block is recomputed: its last token's logits are needed";
+  EXPECT_EQ(s.num_new_tokens, 4);
+  EXPECT_TRUE(s.sample);
+  e.run_to_completion();
+}
+
+TEST(PrefixCaching, RunningSequencesShareBlocksAndOutputsFromDecodeAreCached) {
+  FakeEngine e(config(64, 4), 50);
+  ASSERT_TRUE(e.scheduler().add(make_shared_prefix_request(1, 2, 12, 20)).ok());
+  for (int i = 0; i < 6; ++i) e.step();  // prefilled, decoding
+  Request follow_up = make_shared_prefix_request(2, 2, 12, 4);
+  // A follow-up turn resends the conversation: prompt plus the first outputs.
+  for (size_t i = 0; i < 5; ++i) follow_up.prompt_ids.push_back(e.outputs_[1][i]);
+  ASSERT_TRUE(e.scheduler().add(follow_up).ok());
+  const ScheduledSequence s = first_chunk(e, 2);
+  EXPECT_EQ(s.num_computed_tokens, 16) << "three prompt blocks and one of outputs its decode steps computed";
+  const Sequence* first = e.scheduler().find(1);
+  const Sequence* second = e.scheduler().find(2);
+  ASSERT_NE(first, nullptr);
+  ASSERT_NE(second, nullptr);
+  for (size_t b = 0; b < 4; ++b) {
+    EXPECT_EQ(second->block_table[b], first->block_table[b]);
+    EXPECT_EQ(e.scheduler().blocks().ref_count(first->block_table[b]), 2);
+  }
+  e.run_to_completion();
+  // With request 1 done, its output blocks are cached as well.
+  Request third = make_shared_prefix_request(3, 2, 12, 1);
+  for (size_t i = 0; i < 8; ++i) third.prompt_ids.push_back(e.outputs_[1][i]);
+  third.prompt_ids.push_back(5);
+  ASSERT_TRUE(e.scheduler().add(third).ok());
+  EXPECT_EQ(first_chunk(e, 3).num_computed_tokens, 20);
+  e.run_to_completion();
+  expect_nothing_held(e.scheduler(), 50);
+}
+
+TEST(PrefixCaching, DisabledRecomputesEveryPrompt) {
+  SchedulerConfig c = config(64, 4);
+  c.enable_prefix_caching = false;
+  FakeEngine e(c, 50);
+  ASSERT_TRUE(e.scheduler().add(make_shared_prefix_request(1, 0, 20, 2)).ok());
+  e.run_to_completion();
+  EXPECT_EQ(e.scheduler().stats().blocks.cached, 0);
+  ASSERT_TRUE(e.scheduler().add(make_shared_prefix_request(2, 0, 20, 2)).ok());
+  EXPECT_EQ(first_chunk(e, 2).num_computed_tokens, 0);
+  e.run_to_completion();
+  EXPECT_EQ(e.scheduler().stats().prefix_cache_hits, 0);
+  EXPECT_EQ(e.scheduler().stats().blocks.free, 50);
+}
+
+// Cached blocks are reclaimable: a request larger than the free pool evicts the least
+// recently released prefix first and keeps the newer one.
+TEST(PrefixCaching, EvictsTheLeastRecentlyReleasedPrefixWhenThePoolRunsOut) {
+  FakeEngine e(config(64, 4), 12);
+  ASSERT_TRUE(e.scheduler().add(make_shared_prefix_request(1, 0, 17, 1)).ok());  // 4 full + 1
+  e.run_to_completion();
+  ASSERT_TRUE(e.scheduler().add(make_shared_prefix_request(2, 1, 17, 1)).ok());
+  e.run_to_completion();
+  EXPECT_EQ(e.scheduler().stats().blocks.cached, 8);
+  EXPECT_EQ(e.scheduler().stats().blocks.free, 4);
+  ASSERT_TRUE(e.scheduler().add(make_request(3, 30, 1)).ok());  // 8 blocks: evicts 4
+  e.run_to_completion();
+  EXPECT_EQ(e.scheduler().stats().prefix_cache_evictions, 4);
+  ASSERT_TRUE(e.scheduler().add(make_shared_prefix_request(4, 1, 17, 1)).ok());
+  EXPECT_EQ(first_chunk(e, 4).num_computed_tokens, 16) << "family 1 was released last: still cached";
+  e.run_to_completion();
+  ASSERT_TRUE(e.scheduler().add(make_shared_prefix_request(5, 0, 17, 1)).ok());
+  EXPECT_EQ(first_chunk(e, 5).num_computed_tokens, 0) << "family 0 was evicted";
+  e.run_to_completion();
+  expect_nothing_held(e.scheduler(), 12);
+}
+
+// A preempted sequence's computed blocks stay cached: when it runs again it recomputes only
+// what was evicted meanwhile.
+TEST(PrefixCaching, PreemptedSequenceResumesFromItsCachedBlocks) {
+  FakeEngine e(config(64, 4), 6);
+  ASSERT_TRUE(e.scheduler().add(make_request(1, 8, 10)).ok());
+  ASSERT_TRUE(e.scheduler().add(make_request(2, 8, 10)).ok());
+  bool resumed_from_cache = false;
+  while (e.scheduler().has_unfinished()) {
+    const StepPlan plan = e.step();
+    for (const ScheduledSequence& s : plan.sequences) {
+      const Sequence* seq = e.scheduler().find(s.id);
+      if (seq != nullptr && seq->num_preemptions > 0 && s.num_kept_blocks == 0 && s.num_computed_tokens > 0) {
+        resumed_from_cache = true;
+      }
+    }
+    ASSERT_LT(e.steps_, 1000);
+  }
+  EXPECT_GT(e.scheduler().stats().num_preemptions, 0);
+  EXPECT_TRUE(resumed_from_cache);
+  for (RequestId id : {1u, 2u}) {
+    for (size_t i = 0; i < 10; ++i) EXPECT_EQ(e.outputs_[id][i], fake_token(id, i));
+  }
+  expect_nothing_held(e.scheduler(), 6);
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include "router/scheduling/ordering.h"
 #include "router/scheduling/placement.h"
+#include "router/scheduling/prefix_index.h"
 
 namespace strata::router {
 namespace {
@@ -66,6 +67,74 @@ TEST(Placement, AlternatesOverEqualGroupsAsTheCallerCountsItsPlacements) {
     ++placed[g];
   }
   EXPECT_EQ(placed, (std::vector<int>{10, 10, 10}));
+}
+
+TEST(Placement, PrefixAwarePrefersTheLongestMatchWithinTheBalanceSlack) {
+  const PlacementRule prefix{.placement = Placement::kPrefixAware, .balance_slack = 4};
+  std::vector<PlacementCandidate> groups{{.num_in_flight = 2, .free_blocks = 50, .matched_tokens = 0},
+                                         {.num_in_flight = 5, .free_blocks = 50, .matched_tokens = 32},
+                                         {.num_in_flight = 6, .free_blocks = 50, .matched_tokens = 64}};
+  EXPECT_EQ(pick_group(groups, prefix), size_t{2}) << "6 in flight is within 2 + 4";
+  EXPECT_EQ(pick_group(groups, {.placement = Placement::kLeastLoaded}), size_t{0});
+  groups[2].num_in_flight = 7;
+  EXPECT_EQ(pick_group(groups, prefix), size_t{1}) << "7 is past the slack: the next best match";
+  groups[1].matched_tokens = 0;
+  EXPECT_EQ(pick_group(groups, prefix), size_t{0}) << "no match within the slack: least loaded";
+  // The slack grows with the load: half as many again.
+  const std::vector<PlacementCandidate> busy{{.num_in_flight = 40, .free_blocks = 9, .matched_tokens = 0},
+                                             {.num_in_flight = 60, .free_blocks = 9, .matched_tokens = 16}};
+  EXPECT_EQ(pick_group(busy, prefix), size_t{1});
+}
+
+// One hot prefix on every request: the group that caches it takes requests until it runs
+// slack more than the others, then they learn the prefix and the load stays even.
+TEST(Placement, OneHotPrefixCannotOverloadOneGroup) {
+  const PlacementRule prefix{.placement = Placement::kPrefixAware, .balance_slack = 3};
+  std::vector<PlacementCandidate> groups(4, PlacementCandidate{.free_blocks = 64});
+  groups[2].matched_tokens = 512;
+  for (int i = 0; i < 400; ++i) {
+    const size_t g = *pick_group(groups, prefix);
+    ++groups[g].num_in_flight;
+    groups[g].matched_tokens = 512;  // it has the prefix now
+    int64_t lo = groups[0].num_in_flight, hi = lo;
+    for (const auto& c : groups) {
+      lo = std::min(lo, c.num_in_flight);
+      hi = std::max(hi, c.num_in_flight);
+    }
+    ASSERT_LE(hi - lo, std::max<int64_t>(3, lo / 2) + 1) << "after " << i + 1 << " placements";
+  }
+}
+
+TEST(Placement, NamesRoundTrip) {
+  for (Placement p : {Placement::kPrefixAware, Placement::kLeastLoaded}) {
+    const auto parsed = parse_placement(placement_name(p));
+    ASSERT_TRUE(parsed.ok());
+    EXPECT_EQ(*parsed, p);
+  }
+  const auto bad = parse_placement("random");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("least-loaded"), std::string::npos);
+}
+
+TEST(PrefixIndex, MatchesLeadingBlocksAndForgetsLeastRecentlySentTailsFirst) {
+  PrefixIndex index;
+  index.set_capacity(6);
+  const std::vector<BlockHash> a{1, 2, 3, 4};
+  const std::vector<BlockHash> b{1, 2, 7, 8};
+  index.insert(a);
+  EXPECT_EQ(index.matched_blocks(a), 4);
+  EXPECT_EQ(index.matched_blocks(b), 2);
+  EXPECT_EQ(index.matched_blocks(std::vector<BlockHash>{9, 1, 2}), 0) << "a match is a prefix";
+  index.insert(b);  // 6 distinct blocks: all fit
+  EXPECT_EQ(index.size(), 6);
+  EXPECT_EQ(index.matched_blocks(a), 4);
+  index.insert(std::vector<BlockHash>{1, 10});  // one over: a's tail (4) goes first
+  EXPECT_EQ(index.size(), 6);
+  EXPECT_EQ(index.matched_blocks(a), 3);
+  EXPECT_EQ(index.matched_blocks(b), 4);
+  index.set_capacity(2);
+  EXPECT_EQ(index.matched_blocks(std::vector<BlockHash>{1, 10}), 2) << "the most recent chain stays";
+  EXPECT_EQ(index.size(), 2);
 }
 
 }  // namespace

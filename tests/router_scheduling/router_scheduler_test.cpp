@@ -1,5 +1,6 @@
 #include "router/scheduling/router_scheduler.h"
 
+#include <map>
 #include <optional>
 
 #include <gtest/gtest.h>
@@ -154,6 +155,60 @@ TEST(RouterScheduler, PlacesOnTheGroupWithFewestInFlightThenMostFreeBlocks) {
   EXPECT_EQ(placed, (std::vector<std::string>{"a", "c", "b", "a", "c", "b"}));
 }
 
+// Three conversations (prefixes 100…, 200…, 300…), four turns each, interleaved and all
+// still running: how many turns land on the group their previous turn went to.
+int turns_placed_with_their_prefix(Placement placement) {
+  HistogramPredictor predictor;
+  RouterScheduler s({.placement = {.placement = placement}}, predictor);
+  const std::vector<GroupSnapshot> groups{group("a", 1000, 16), group("b", 1000, 16)};
+  std::map<uint64_t, std::string> last_group;
+  int with_prefix = 0;
+  for (uint64_t turn = 0; turn < 4; ++turn) {
+    for (uint64_t conversation : {100u, 200u, 300u}) {
+      std::vector<BlockHash> hashes;
+      for (uint64_t b = 0; b <= turn; ++b) hashes.push_back(conversation + b);
+      const uint64_t id = conversation + turn;
+      EXPECT_TRUE(s.enqueue({.id = id, .features = features(16 * (turn + 1), 8), .prefix_hashes = hashes}, 0).ok());
+      const auto d = s.schedule(0, groups);
+      EXPECT_EQ(d.dispatches.size(), 1u);
+      if (d.dispatches.empty()) continue;
+      if (turn > 0 && last_group[conversation] == d.dispatches[0].group_id) ++with_prefix;
+      last_group[conversation] = d.dispatches[0].group_id;
+    }
+  }
+  return with_prefix;
+}
+
+TEST(RouterScheduler, PrefixAwarePlacementKeepsAConversationOnTheGroupThatCachesIt) {
+  EXPECT_EQ(turns_placed_with_their_prefix(Placement::kPrefixAware), 9);
+  // Least loaded alternates a, b, a, …: with three conversations on two groups each one
+  // hops between them.
+  EXPECT_LT(turns_placed_with_their_prefix(Placement::kLeastLoaded), 9);
+}
+
+TEST(RouterScheduler, AGroupThatLeftComesBackWithAColdPrefixIndex) {
+  HistogramPredictor predictor;
+  RouterScheduler s({}, predictor);
+  std::vector<GroupSnapshot> groups{group("a", 1000, 16), group("b", 1000, 16)};
+  const std::vector<BlockHash> hashes{7, 8, 9};
+  const auto place = [&](uint64_t id) {
+    EXPECT_TRUE(s.enqueue({.id = id, .features = features(48, 8), .prefix_hashes = hashes}, 0).ok());
+    const auto d = s.schedule(0, groups);
+    EXPECT_EQ(d.dispatches.size(), 1u);
+    s.on_finished(id, 8, false);
+    return d.dispatches.empty() ? "" : d.dispatches[0].group_id;
+  };
+  groups[0].free_blocks = 10;  // b wins the tie on free blocks
+  EXPECT_EQ(place(1), "b");
+  groups[0].free_blocks = 1000;
+  groups[1].free_blocks = 10;
+  EXPECT_EQ(place(2), "b") << "b caches the prefix";
+  groups[1].available = false;
+  s.schedule(0, groups);  // b is seen gone
+  groups[1].available = true;
+  EXPECT_EQ(place(3), "a") << "b restarted: nothing is known to be cached anywhere";
+}
+
 TEST(RouterScheduler, RefusesAtOnceWhatNoGroupCouldEverHold) {
   HistogramPredictor predictor;
   const std::vector<GroupSnapshot> groups{group("small", 40, 16), group("large", 64, 16)};
@@ -266,6 +321,7 @@ TEST(SchedulerConfigFrom, DefaultsAreTodaysBehaviourAndNamesAreChecked) {
   ASSERT_TRUE(c.ok());
   EXPECT_TRUE(std::holds_alternative<OnDemand>(c->admission));
   EXPECT_TRUE(std::holds_alternative<Fcfs>(c->order));
+  EXPECT_EQ(c->placement.placement, Placement::kPrefixAware);
   EXPECT_EQ(c->max_queue_requests, defaults.scheduling.max_queue_requests);
 
   RouterConfig bad;
@@ -274,13 +330,18 @@ TEST(SchedulerConfigFrom, DefaultsAreTodaysBehaviourAndNamesAreChecked) {
   bad = RouterConfig{};
   bad.order = "lifo";
   EXPECT_NE(scheduler_config_from(bad).status().message().find("`order`"), std::string::npos);
+  bad = RouterConfig{};
+  bad.placement = "random";
+  EXPECT_NE(scheduler_config_from(bad).status().message().find("placement"), std::string::npos);
   RouterConfig predicted;
+  predicted.placement = "least-loaded";
   predicted.admission_policy = "predicted";
   predicted.order = "sjf";
   const auto p = scheduler_config_from(predicted);
   ASSERT_TRUE(p.ok());
   EXPECT_TRUE(std::holds_alternative<Predicted>(p->admission));
   EXPECT_TRUE(std::holds_alternative<ShortestPredictedFirst>(p->order));
+  EXPECT_EQ(p->placement.placement, Placement::kLeastLoaded);
 }
 
 }  // namespace

@@ -6,7 +6,15 @@
 #include <random>
 #include <vector>
 
+#include "tools/bench/trace_shaping.h"
+
 namespace strata::bench {
+
+// A trace request's prompt from its block ids: each block's tokens are drawn from a
+// generator seeded by its id (and `seed`) alone, uniform in [min_id, max_id], so equal
+// leading ids give equal leading tokens; cut to (or, past the last block, continued up to)
+// input_tokens.
+std::vector<int32_t> block_prompt(const ShapedRequest& request, int32_t min_id, int32_t max_id, uint64_t seed);
 
 class PromptSource {
  public:

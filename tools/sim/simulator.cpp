@@ -54,7 +54,12 @@ class Simulation {
     SimResult out;
     out.requests = std::move(results_);
     out.duration_s = last_finish - start;
-    for (const Group& g : groups_) out.preemptions += g.scheduler->stats().num_preemptions;
+    for (const Group& g : groups_) {
+      const SchedulerStats s = g.scheduler->stats();
+      out.preemptions += s.num_preemptions;
+      out.prefix_cache_queries += s.prefix_cache_queries;
+      out.prefix_cache_hits += s.prefix_cache_hits;
+    }
     const double group_time = kv_time_ * static_cast<double>(groups_.size());
     out.kv_utilization_mean = kv_time_ > 0 ? kv_integral_ / group_time : 0;
     out.kv_utilization_max = kv_max_;
@@ -69,7 +74,7 @@ class Simulation {
     const double dt = to - from;
     for (const Group& g : groups_) {
       const KvBlockStats b = g.scheduler->stats().blocks;
-      const double used = b.total > 0 ? static_cast<double>(b.total - b.free) / static_cast<double>(b.total) : 0;
+      const double used = b.total > 0 ? static_cast<double>(b.total - b.reclaimable()) / static_cast<double>(b.total) : 0;
       kv_integral_ += used * dt;
       kv_max_ = std::max(kv_max_, used);
       if (g.busy) busy_time_ += dt;
@@ -80,7 +85,12 @@ class Simulation {
   Request worker_request(size_t i) const {
     const SimRequest& r = requests_[i];
     Request w{.id = i + 1};
-    w.prompt_ids.assign(static_cast<size_t>(r.prompt_tokens), kForcedToken);
+    w.prompt_ids = r.prompt_ids;
+    if (w.prompt_ids.empty()) {
+      // Distinct from every other prompt in its first token, so nothing is a cache hit.
+      w.prompt_ids.assign(static_cast<size_t>(r.prompt_tokens), kForcedToken);
+      w.prompt_ids[0] = static_cast<int32_t>(i % (1u << 30)) + 2;
+    }
     w.sampling.temperature = 0;
     w.sampling.ignore_eos = true;
     w.sampling.max_tokens = r.max_tokens;
@@ -100,7 +110,8 @@ class Simulation {
     const SimRequest& r = requests_[i];
     const router::SchedulerRequest sr{
         .id = i + 1,
-        .features = {.prompt_tokens = r.prompt_tokens, .max_tokens = r.max_tokens, .route = router::Route::kCompletions}};
+        .features = {.prompt_tokens = r.prompt_tokens, .max_tokens = r.max_tokens, .route = router::Route::kCompletions},
+        .prefix_hashes = chain_block_hashes(r.prompt_ids, router::kPrefixIndexBlockTokens)};
     if (Status st = router_->enqueue(sr, now); !st.ok()) results_[i].failure = "429";
   }
 
@@ -109,7 +120,7 @@ class Simulation {
     for (const Group& g : groups_) {
       const SchedulerStats s = g.scheduler->stats();
       snapshots.push_back({.group_id = g.id, .available = true, .total_blocks = s.blocks.total,
-                           .free_blocks = s.blocks.free, .block_size = config_.worker.block_size,
+                           .free_blocks = s.blocks.reclaimable(), .block_size = config_.worker.block_size,
                            .num_preemptions = s.num_preemptions});
     }
     const router::ScheduleDecisions d = router_->schedule(now, snapshots);

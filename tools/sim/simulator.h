@@ -29,6 +29,9 @@ struct SimRequest {
   int32_t prompt_tokens = 1;
   int32_t output_tokens = 1;  // the answer's length, unknown to the router
   int32_t max_tokens = 1;     // what the request asks for (>= output_tokens for a full answer)
+  // The prompt's tokens when they matter (a trace with prefix identity, for the prefix
+  // cache); empty: prompt_tokens tokens that no other request shares.
+  std::vector<int32_t> prompt_ids;
 };
 
 struct SimPolicy {
@@ -63,6 +66,8 @@ struct SimResult {
   double kv_utilization_max = 0;
   int64_t steps = 0;
   double busy_fraction = 0;                // group-time spent in steps
+  int64_t prefix_cache_queries = 0;        // prompt tokens looked up, summed over groups
+  int64_t prefix_cache_hits = 0;           // of them, found cached
 };
 
 // `requests` sorted by arrival.

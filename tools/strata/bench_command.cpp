@@ -102,11 +102,11 @@ StatusOr<std::vector<LoadPlan>> make_plans(const BenchOptions& o, bench::PromptS
                                                                             o.seed + plans.size()))});
     }
   } else if (o.mode == "trace") {
-    if (o.replay.trace.empty()) return invalid_argument("--mode trace needs --trace FILE (Azure CSV)");
+    if (o.replay.trace.empty()) return invalid_argument("--mode trace needs --trace FILE (Azure CSV or Mooncake JSONL)");
     if (!(o.replay.shaping.length_scale > 0)) {
       return out_of_range("--trace-length-scale must be > 0. Given: {}", o.replay.shaping.length_scale);
     }
-    STRATA_ASSIGN_OR_RETURN(std::vector<TraceRequest> rows, load_trace_csv(o.replay.trace));
+    STRATA_ASSIGN_OR_RETURN(std::vector<TraceRequest> rows, load_trace(o.replay.trace));
     bench::TraceShaping shaping = o.replay.shaping;
     shaping.num_requests = o.num_requests;
     const std::vector<bench::ShapedRequest> shaped = bench::shape_trace(rows, shaping);
@@ -114,8 +114,12 @@ StatusOr<std::vector<LoadPlan>> make_plans(const BenchOptions& o, bench::PromptS
       if (!(scale > 0)) return out_of_range("--trace-time-scale must be > 0, got {}", scale);
       LoadPlan p{.label = fmt::format("trace x{:g}", scale), .load = scale, .num_clients = o.max_concurrency, .requests = {}};
       for (const bench::ShapedRequest& t : shaped) {
+        // Mooncake's blocks keep their identity: shared prefixes are shared token for token.
+        std::vector<int32_t> ids = t.block_ids.empty()
+                                       ? prompts.next(t.input_tokens)
+                                       : bench::block_prompt(t, o.random_token_min, o.random_token_max, o.seed);
         p.requests.push_back({.send_s = t.arrival_s / scale,
-                              .spec = {.prompt_ids = prompts.next(t.input_tokens), .output_tokens = t.output_tokens,
+                              .spec = {.prompt_ids = std::move(ids), .output_tokens = t.output_tokens,
                                        .max_tokens_cap = t.max_tokens}});
       }
       plans.push_back(std::move(p));

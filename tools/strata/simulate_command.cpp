@@ -12,6 +12,7 @@
 #include "kernels/ops.h"
 #include "router/scheduling/router_scheduler.h"
 #include "tools/bench/bench_report.h"
+#include "tools/bench/prompts.h"
 #include "tools/bench/roofline.h"
 #include "tools/bench/trace_shaping.h"
 #include "tools/sim/profile.h"
@@ -27,6 +28,7 @@ namespace {
 
 struct SimulateOptions {
   std::vector<std::string> policies = {"on-demand", "reserve-max", "predicted"};
+  std::vector<std::string> placements = {"prefix"};
   int groups = 1;
   bench::TraceReplay replay;  // replay.shaping.num_requests: --num-requests, 0 = all rows
   std::string cost_model = "cost-model.json";
@@ -51,7 +53,8 @@ std::vector<sim::SimRequest> to_sim_requests(const std::vector<bench::ShapedRequ
   std::vector<sim::SimRequest> out;
   for (const bench::ShapedRequest& r : shaped) {
     out.push_back({.arrival_s = r.arrival_s / time_scale, .prompt_tokens = r.input_tokens,
-                   .output_tokens = r.output_tokens, .max_tokens = r.max_tokens});
+                   .output_tokens = r.output_tokens, .max_tokens = r.max_tokens,
+                   .prompt_ids = r.block_ids.empty() ? std::vector<int32_t>{} : bench::block_prompt(r, 0, 1 << 30, 0)});  // no vocabulary here: any ids
   }
   return out;
 }
@@ -168,10 +171,13 @@ void report_point(double scale, const std::string& policy, size_t num_requests,
   const bench::Percentiles t = bench::percentiles(ttft), e = bench::percentiles(e2e);
   const double secs = result.duration_s;
   const double tokens_per_s = secs > 0 ? tokens / secs : 0.0, requests_per_s = secs > 0 ? ok / secs : 0.0;
-  md += fmt::format("| {:g} | {} | {}/{} | {:.1f} | {:.2f} | {:.0f} / {:.0f} | {:.0f} / {:.0f} | {} | {:.0f}% / {:.0f}% | {:.0f}% |\n",
+  const double hit_rate = result.prefix_cache_queries > 0
+                              ? static_cast<double>(result.prefix_cache_hits) / static_cast<double>(result.prefix_cache_queries)
+                              : 0.0;
+  md += fmt::format("| {:g} | {} | {}/{} | {:.1f} | {:.2f} | {:.0f} / {:.0f} | {:.0f} / {:.0f} | {} | {:.0f}% / {:.0f}% | {:.0f}% | {:.1f}% |\n",
                     scale, policy, ok, num_requests, tokens_per_s, requests_per_s, t.p50, t.p99, e.p50,
                     e.p99, result.preemptions, 100 * result.kv_utilization_mean,
-                    100 * result.kv_utilization_max, 100 * result.busy_fraction);
+                    100 * result.kv_utilization_max, 100 * result.busy_fraction, 100 * hit_rate);
   points.push_back({{"time_scale", scale}, {"policy", policy}, {"num_requests", num_requests},
                     {"num_ok", ok}, {"duration_s", secs}, {"output_tokens", tokens},
                     {"output_tokens_per_s", tokens_per_s}, {"requests_per_s", requests_per_s},
@@ -180,15 +186,19 @@ void report_point(double scale, const std::string& policy, size_t num_requests,
                     {"preemptions", result.preemptions},
                     {"kv_utilization_mean", result.kv_utilization_mean},
                     {"kv_utilization_max", result.kv_utilization_max},
-                    {"steps", result.steps}, {"busy_fraction", result.busy_fraction}});
+                    {"steps", result.steps}, {"busy_fraction", result.busy_fraction},
+                    {"prefix_cache_queries", result.prefix_cache_queries},
+                    {"prefix_cache_hits", result.prefix_cache_hits}});
 }
 
 int run_simulate(SimulateOptions& o) {
   if (Status st = config::check_ranges(o.replay); !st.ok()) return report_failure("simulate", st);
   if (Status st = config::check_ranges(o.worker); !st.ok()) return report_failure("simulate", st);
   if (Status st = config::check_ranges(o.scheduling); !st.ok()) return report_failure("simulate", st);
-  if (o.replay.trace.empty()) return report_failure("simulate", invalid_argument("--trace FILE (Azure CSV) is required"));
-  auto rows = load_trace_csv(o.replay.trace);
+  if (o.replay.trace.empty()) {
+    return report_failure("simulate", invalid_argument("--trace FILE (Azure CSV or Mooncake JSONL) is required"));
+  }
+  auto rows = load_trace(o.replay.trace);
   if (!rows.ok()) return report_failure("simulate", rows.status());
   const std::vector<bench::ShapedRequest> shaped = bench::shape_trace(*rows, o.replay.shaping);
 
@@ -211,17 +221,23 @@ int run_simulate(SimulateOptions& o) {
   const sim::SimConfig config{.num_groups = o.groups, .blocks_per_group = blocks, .worker = worker, .cost = cost};
   std::string md =
       "| time scale | policy | ok/sent | out tok/s | req/s | TTFT p50 / p99 ms | E2E p50 / p99 ms | preemptions | KV util "
-      "mean / max | busy |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+      "mean / max | busy | prefix hits |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
   nlohmann::json json_points = nlohmann::json::array();
   for (double scale : o.replay.time_scale) {
     if (!(scale > 0)) return report_failure("simulate", out_of_range("--trace-time-scale must be > 0, got {}", scale));
     const std::vector<sim::SimRequest> requests = to_sim_requests(shaped, scale);
     for (const std::string& name : o.policies) {
-      auto policy = sim::parse_sim_policy(name, o.scheduling);
-      if (!policy.ok()) return report_failure("simulate", policy.status());
-      auto result = sim::simulate(config, *policy, requests);
-      if (!result.ok()) return report_failure("simulate", result.status());
-      report_point(scale, name, requests.size(), *result, md, json_points);
+      for (const std::string& placement_name : o.placements) {
+        auto policy = sim::parse_sim_policy(name, o.scheduling);
+        if (!policy.ok()) return report_failure("simulate", policy.status());
+        auto placement = router::parse_placement(placement_name);
+        if (!placement.ok()) return report_failure("simulate", placement.status());
+        policy->router.placement.placement = *placement;
+        auto result = sim::simulate(config, *policy, requests);
+        if (!result.ok()) return report_failure("simulate", result.status());
+        const std::string label = o.placements.size() > 1 ? name + " @" + placement_name : name;
+        report_point(scale, label, requests.size(), *result, md, json_points);
+      }
     }
   }
   std::cout << md;
@@ -246,6 +262,10 @@ CommandRunner add_simulate_command(CLI::App& app) {
   o->replay.visit_fields(replay_flags);
   cmd->add_option("--policy", o->policies,
                   "policies to compare: ADMISSION[+ORDER] with on-demand|reserve-max|predicted and fcfs|sjf")
+      ->delimiter(',')
+      ->capture_default_str();
+  cmd->add_option("--placement", o->placements,
+                  "placements to compare: prefix (prefix-aware) and/or least-loaded, as strata serve's --placement")
       ->delimiter(',')
       ->capture_default_str();
   cmd->add_option("--groups", o->groups, "data-parallel worker groups")->capture_default_str();
@@ -284,7 +304,7 @@ CommandRunner add_simulate_command(CLI::App& app) {
   config::CliBinder worker_flags(*cmd, "Worker group (as in strata serve)");
   auto worker_binder = config::only(worker_flags, {"max_num_seqs", "max_num_batched_tokens", "block_size",
                                                    "kv_cache_mb", "kv_cache_dtype", "max_model_len", "dtype", "threads", "tp",
-                                                   "gpu_memory_fraction"});
+                                                   "gpu_memory_fraction", "enable_prefix_caching"});
   o->worker.visit_fields(worker_binder);
   return [o] { return run_simulate(*o); };
 }

@@ -32,7 +32,7 @@ Status SchedulerConfig::validate() const {
 
 Scheduler::Scheduler(SchedulerConfig config, int64_t num_blocks)
     : config_(std::move(config)),
-      blocks_(num_blocks, config_.block_size),
+      blocks_(num_blocks, config_.block_size, config_.enable_prefix_caching),
       watermark_blocks_(static_cast<int64_t>(config_.watermark * static_cast<double>(num_blocks))),
       next_seed_(config_.seed) {}
 
@@ -94,6 +94,7 @@ Sequence* Scheduler::find(RequestId id) {
 void Scheduler::preempt(Sequence& seq, StepPlan& plan) {
   blocks_.release(seq.block_table);
   seq.num_blocks_sent = 0;  // the ranks' table is replaced when it runs again
+  seq.num_blocks_indexed = 0;
   seq.num_computed_tokens = 0;
   seq.status = SequenceStatus::kWaiting;
   ++seq.num_preemptions;
@@ -105,6 +106,55 @@ void Scheduler::preempt(Sequence& seq, StepPlan& plan) {
   std::erase_if(plan.sequences, [&](const ScheduledSequence& s) { return s.id == seq.id(); });
   spdlog::debug("preempted request {} ({} tokens, preemption #{} overall)", seq.id(),
                 seq.num_tokens(), num_preemptions_);
+}
+
+void Scheduler::extend_block_hashes(Sequence& seq, int32_t num_full_blocks) const {
+  const int32_t bs = config_.block_size;
+  std::vector<int32_t> block(static_cast<size_t>(bs));
+  for (auto b = static_cast<int32_t>(seq.block_hashes.size()); b < num_full_blocks; ++b) {
+    for (int32_t i = 0; i < bs; ++i) block[static_cast<size_t>(i)] = seq.token_at(b * bs + i);
+    seq.block_hashes.push_back(
+        chain_block_hash(b == 0 ? kFirstBlockParent : seq.block_hashes.back(), block));
+  }
+}
+
+std::vector<int32_t> Scheduler::cached_prefix(Sequence& seq) {
+  if (!blocks_.prefix_caching()) return {};
+  // The last token is always computed: its logits give the next one.
+  const int32_t usable = (seq.num_tokens() - 1) / config_.block_size;
+  extend_block_hashes(seq, usable);
+  return blocks_.cached_prefix(std::span(seq.block_hashes).first(static_cast<size_t>(usable)));
+}
+
+std::optional<int32_t> Scheduler::admit(Sequence& seq, int32_t budget, int64_t reserve, StepPlan& plan) {
+  STRATA_CHECK(seq.block_table.empty() && seq.num_computed_tokens == 0);
+  const std::vector<int32_t> prefix = cached_prefix(seq);
+  const auto cached = static_cast<int32_t>(prefix.size()) * config_.block_size;
+  const int32_t n = std::min(seq.num_tokens() - cached, budget);
+  if (!blocks_.grow_from_prefix(seq.block_table, prefix, cached + std::max(n, 1), reserve)) return std::nullopt;
+  seq.num_computed_tokens = cached;
+  seq.num_blocks_indexed = static_cast<int32_t>(prefix.size());
+  if (seq.num_cached_tokens < 0) seq.num_cached_tokens = std::min(cached, seq.num_prompt_tokens());
+  if (blocks_.prefix_caching()) {
+    prefix_cache_queries_ += seq.num_tokens();
+    prefix_cache_hits_ += cached;
+  }
+  waiting_.pop_front();
+  seq.status = SequenceStatus::kRunning;
+  running_.push_back(&seq);
+  if (n > 0) plan.sequences.push_back(plan_chunk(seq, n));
+  return n;
+}
+
+void Scheduler::index_computed_blocks(Sequence& seq) {
+  if (!blocks_.prefix_caching()) return;
+  const int32_t full = seq.num_computed_tokens / config_.block_size;
+  extend_block_hashes(seq, full);
+  for (int32_t b = seq.num_blocks_indexed; b < full; ++b) {
+    blocks_.cache_full_block(seq.block_table[static_cast<size_t>(b)],
+                             seq.block_hashes[static_cast<size_t>(b)]);
+  }
+  seq.num_blocks_indexed = std::max(seq.num_blocks_indexed, full);
 }
 
 ScheduledSequence Scheduler::plan_chunk(const Sequence& seq, int32_t num_new) const {
@@ -168,22 +218,20 @@ StepPlan Scheduler::schedule() {
   while (may_admit && !waiting_.empty() &&
          static_cast<int32_t>(running_.size()) < config_.max_num_seqs &&
          (budget > 0 || config_.static_batching)) {
-    Sequence* seq = waiting_.front();
-    const int32_t n = std::min(seq->num_uncomputed_tokens(), budget);
     // The watermark keeps room for running sequences to grow; with none running it would
     // only stop a request that fits the whole cache from ever starting.
     const int64_t reserve = running_.empty() ? 0 : watermark_blocks_;
-    if (!blocks_.grow(seq->block_table, seq->num_computed_tokens + std::max(n, 1), reserve)) break;
-    waiting_.pop_front();
-    seq->status = SequenceStatus::kRunning;
-    running_.push_back(seq);
-    if (n == 0) continue;
-    plan.sequences.push_back(plan_chunk(*seq, n));
-    budget -= n;
+    const std::optional<int32_t> planned = admit(*waiting_.front(), budget, reserve, plan);
+    if (!planned) break;
+    budget -= *planned;
   }
+  // A preempted sequence whose blocks are all still cached resumes with a decode token.
+  const auto is_decode = [&](const ScheduledSequence& s) {
+    return s.num_new_tokens == 1 && s.num_computed_tokens >= find(s.id)->num_prompt_tokens();
+  };
+  std::stable_partition(plan.sequences.begin(), plan.sequences.end(), is_decode);
   for (const ScheduledSequence& s : plan.sequences) {
-    const bool decode = s.num_new_tokens == 1 && s.num_computed_tokens >= find(s.id)->num_prompt_tokens();
-    (decode ? plan.num_decode_tokens : plan.num_prefill_tokens) += s.num_new_tokens;
+    (is_decode(s) ? plan.num_decode_tokens : plan.num_prefill_tokens) += s.num_new_tokens;
   }
   describe_changes(plan);
   return plan;
@@ -206,12 +254,14 @@ std::vector<SequenceOutput> Scheduler::update(const StepPlan& plan, const StepRe
     Sequence* seq = find(s.id);
     if (seq == nullptr || seq->status != SequenceStatus::kRunning) continue;
     seq->num_computed_tokens += s.num_new_tokens;
+    index_computed_blocks(*seq);
     if (!s.sample) continue;
     auto sampled = result.sampled.find(s.id);
     STRATA_CHECK(sampled != result.sampled.end());
     const int32_t token = sampled->second.id;
     const SamplingParams& p = seq->request.sampling;
-    SequenceOutput out{.id = s.id, .num_prompt_tokens = seq->num_prompt_tokens(), .logprobs = p.logprobs};
+    SequenceOutput out{.id = s.id, .num_prompt_tokens = seq->num_prompt_tokens(),
+                       .num_cached_tokens = std::max(seq->num_cached_tokens, 0), .logprobs = p.logprobs};
     const auto& eos = config_.stop_token_ids;
     const bool is_stop = (!p.ignore_eos && std::find(eos.begin(), eos.end(), token) != eos.end()) ||
                          std::find(p.stop_token_ids.begin(), p.stop_token_ids.end(), token) != p.stop_token_ids.end();
@@ -248,7 +298,11 @@ SchedulerStats Scheduler::stats() const {
   s.num_preemptions = num_preemptions_;
   s.blocks.total = blocks_.num_total();
   s.blocks.free = blocks_.num_free();
-  s.blocks.used_by_running = s.blocks.total - s.blocks.free;
+  s.blocks.cached = blocks_.num_cached();
+  s.blocks.used_by_running = s.blocks.total - s.blocks.free - s.blocks.cached;
+  s.prefix_cache_queries = prefix_cache_queries_;
+  s.prefix_cache_hits = prefix_cache_hits_;
+  s.prefix_cache_evictions = blocks_.num_evictions();
   return s;
 }
 

@@ -9,6 +9,13 @@
 // Capacity: when a running sequence needs a block and none is free, the newest running
 // sequence is preempted (its blocks freed, its tokens recomputed later). New sequences are
 // admitted only while `watermark` blocks stay free, so running ones rarely need to preempt.
+//
+// Prefix caching: a sequence being admitted (new, or preempted) starts from the longest
+// chain of cached full blocks matching its tokens, always leaving at least its last token
+// to compute (its logits are needed); once a step has computed a block's K/V the block is
+// indexed for others. Cached blocks nobody holds count as reclaimable, so admission and
+// growth see them as free. With batch invariance a cached prefix gives the very tokens
+// that recomputing it would.
 #pragma once
 
 #include <cstdint>
@@ -36,6 +43,7 @@ struct SchedulerConfig {
   // 0 until Engine::create fills in the model's context (as it does for anything beyond it).
   int64_t max_model_len = 0;
   bool static_batching = false;          // baseline: admit only when nothing runs
+  bool enable_prefix_caching = true;
   std::vector<int32_t> stop_token_ids;   // the model's EOS ids (ignore_eos skips them)
   uint64_t seed = 0;                     // seeds requests that bring none
 
@@ -46,6 +54,7 @@ struct SchedulerConfig {
     v("max_num_batched_tokens", max_num_batched_tokens, "tokens per engine step (decode + prefill chunks)", Range{1, 1 << 24});
     v("block_size", block_size, "KV-cache positions per block", Range{1, 1024});
     v("max_model_len", max_model_len, "positions one sequence may hold (0 = the model's context)", Range{0, 1 << 30});
+    v("enable_prefix_caching", enable_prefix_caching, "reuse the KV blocks of prompt prefixes seen before (--no-prefix-caching recomputes every prompt)");
   }
   // The ranges above, the watermark, and max_model_len >= 1 (call it once that is filled in).
   Status validate() const;
@@ -56,6 +65,7 @@ struct SequenceOutput {
   std::vector<SampledToken> new_tokens;  // at most one per step
   FinishReason finish_reason = FinishReason::kNone;
   int32_t num_prompt_tokens = 0;
+  int32_t num_cached_tokens = 0;  // prompt tokens served from the prefix cache
   int32_t num_output_tokens = 0;
   int32_t logprobs = -1;  // the request's setting: >= 0, new_tokens carry logprobs; > 0, top ones
   bool finished() const { return finish_reason != FinishReason::kNone; }
@@ -66,6 +76,11 @@ struct SchedulerStats {
   int64_t num_running = 0;
   int64_t num_preemptions = 0;  // since start
   KvBlockStats blocks;
+  // Prefix caching, since start: tokens looked up at admission, tokens found cached, and
+  // cached blocks evicted to make room.
+  int64_t prefix_cache_queries = 0;
+  int64_t prefix_cache_hits = 0;
+  int64_t prefix_cache_evictions = 0;
 };
 
 class Scheduler {
@@ -94,6 +109,13 @@ class Scheduler {
  private:
   bool ensure_blocks(Sequence& seq, int32_t num_tokens, std::vector<Sequence*>& running);
   void preempt(Sequence& seq, StepPlan& plan);
+  // Takes the head of the queue into the running batch with a chunk of at most `budget`
+  // tokens, starting from its cached prefix; returns the chunk's tokens, or nullopt
+  // (nothing changed) when its blocks would leave fewer than `reserve` reclaimable.
+  std::optional<int32_t> admit(Sequence& seq, int32_t budget, int64_t reserve, StepPlan& plan);
+  std::vector<int32_t> cached_prefix(Sequence& seq);
+  void extend_block_hashes(Sequence& seq, int32_t num_full_blocks) const;
+  void index_computed_blocks(Sequence& seq);
   void finish(Sequence& seq, FinishReason reason);
   ScheduledSequence plan_chunk(const Sequence& seq, int32_t num_new) const;
   // Fills in what the ranks do not hold yet for each planned sequence (run once the plan's
@@ -109,6 +131,8 @@ class Scheduler {
   std::vector<RequestId> aborted_;  // reported by the next update()
   std::vector<RequestId> gone_since_plan_;  // announced, then finished or aborted
   int64_t num_preemptions_ = 0;
+  int64_t prefix_cache_queries_ = 0;
+  int64_t prefix_cache_hits_ = 0;
   uint64_t next_seed_;
 };
 

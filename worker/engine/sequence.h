@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/block_hash.h"
 #include "worker/engine/sampler.h"
 
 namespace strata {
@@ -38,6 +39,12 @@ struct Sequence {
   std::vector<int32_t> block_table;  // block ids covering positions [0, blocks · block_size)
   FinishReason finish_reason = FinishReason::kNone;
   int32_t num_preemptions = 0;
+  // Prefix caching: the chained hashes of its full blocks as far as they were needed, how
+  // many of its table's blocks the cache indexes, and the prompt tokens its first
+  // admission found cached (what usage reports as cached_tokens).
+  std::vector<BlockHash> block_hashes;
+  int32_t num_blocks_indexed = 0;
+  int32_t num_cached_tokens = -1;
   // What the worker group's ranks hold of it (worker/engine/step_plan.h): announced once it was in
   // a plan, then its first num_tokens_sent tokens and num_blocks_sent table entries.
   bool announced = false;

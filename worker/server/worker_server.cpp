@@ -50,6 +50,7 @@ wire::TokenOutput to_wire(const SequenceOutput& out) {
                       .finish_reason = out.finished() ? std::string(finish_reason_name(out.finish_reason)) : "",
                       .error = {},
                       .num_prompt_tokens = out.num_prompt_tokens,
+                      .num_cached_tokens = out.num_cached_tokens,
                       .num_output_tokens = out.num_output_tokens};
   for (const SampledToken& token : out.new_tokens) {
     t.token_ids.push_back(token.id);
@@ -174,8 +175,10 @@ struct WorkerServer::Loop {
 
 wire::KvStats WorkerServer::kv_stats() const {
   const SchedulerStats s = engine_->stats();
-  return {.total_blocks = s.blocks.total, .free_blocks = s.blocks.free, .num_running = s.num_running,
-          .num_waiting = s.num_waiting, .num_preemptions = s.num_preemptions};
+  return {.total_blocks = s.blocks.total, .free_blocks = s.blocks.reclaimable(),
+          .cached_blocks = s.blocks.cached, .num_running = s.num_running, .num_waiting = s.num_waiting,
+          .num_preemptions = s.num_preemptions, .prefix_cache_queries = s.prefix_cache_queries,
+          .prefix_cache_hits = s.prefix_cache_hits, .prefix_cache_evictions = s.prefix_cache_evictions};
 }
 
 // Connect first: a wrong endpoint fails before the (possibly long) warm-up. Nothing is
