@@ -5,9 +5,13 @@ resends everything so far) reports its reused prefix as
 of a server that recomputes every prompt (--no-prefix-caching)."""
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import openai
 
-from conftest import AIDREAMS, metric_value, require_file
+from conftest import AIDREAMS, SOURCE_DIR, metric_value, require_file
 
 BLOCK_SIZE = 16  # the worker's default --block-size
 OPENING = "Once upon a time, there was a little girl named Lily. She loved to play outside."
@@ -73,3 +77,19 @@ def test_streamed_usage_reports_cached_tokens(server_factory):
     assert first.usage.prompt_tokens_details.cached_tokens == 0
     assert usage.prompt_tokens == first.usage.prompt_tokens
     assert usage.prompt_tokens_details.cached_tokens == (usage.prompt_tokens - 1) // BLOCK_SIZE * BLOCK_SIZE
+
+
+def test_multiturn_benchmark_sees_each_turn_resent_from_the_cache(server_factory, tmp_path):
+    """tools/bench_multiturn.py against builtin:tiny: from turn 2 on, everything but the new
+    message (to a block boundary) comes from the cache."""
+    server = server_factory("builtin:tiny")
+    out = tmp_path / "turns.json"
+    subprocess.run([sys.executable, str(SOURCE_DIR / "tools" / "bench_multiturn.py"), "--url", server.url(""),
+                    "--conversations", "2", "--turns", "3", "--system-tokens", "32", "--turn-tokens", "16",
+                    "--output-tokens", "4", "--json", str(out)], check=True, timeout=120)
+    turns = json.loads(out.read_text())["turns"]
+    assert [t["turn"] for t in turns] == [1, 2, 3]
+    assert turns[0]["cached_tokens"] == [0, 32], "the second conversation shares the system prompt"
+    for before, turn in zip(turns, turns[1:]):
+        # The previous turn computed its prompt and all but the last of its 4 answer tokens.
+        assert turn["cached_tokens"] == [(before["prompt_tokens"] + 3) // BLOCK_SIZE * BLOCK_SIZE] * 2
