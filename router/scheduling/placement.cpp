@@ -33,14 +33,13 @@ std::optional<size_t> pick_group(std::span<const PlacementCandidate> candidates,
   if (!least || rule.placement == Placement::kLeastLoaded) return least;
   const int64_t min_in_flight = candidates[*least].num_in_flight;
   const int64_t limit = min_in_flight + std::max(rule.balance_slack, min_in_flight / 2);
+  const auto cost = [](const PlacementCandidate& c) { return c.pending_tokens - c.matched_tokens; };
   std::optional<size_t> best = least;
   for (size_t i = 0; i < candidates.size(); ++i) {
     const PlacementCandidate& c = candidates[i];
     if (c.num_in_flight > limit) continue;
     const PlacementCandidate& b = candidates[*best];
-    if (c.matched_tokens > b.matched_tokens || (c.matched_tokens == b.matched_tokens && less_loaded(c, b))) {
-      best = i;
-    }
+    if (cost(c) < cost(b) || (cost(c) == cost(b) && less_loaded(c, b))) best = i;
   }
   return best;
 }

@@ -9,10 +9,14 @@
 // against several routers, or stale counts, piling onto one "least loaded" group; a strata
 // fleet has one router and it counts its own dispatches exactly.
 //
-// Prefix aware (the default, after SGLang's cache-aware routing): among the groups no
-// busier than the least loaded one plus its balance slack (placement_balance_slack), the one
-// whose prefix index (prefix_index.h) matches most of the prompt, least loaded first among
-// equals; with no match anywhere, least loaded. The slack bounds what one hot prefix can do:
+// Prefix aware (the default, after SGLang's cache-aware routing and llm-d's prefix scorer):
+// the hit length is weighed against the load. Each group's load is the work the router
+// predicts it still has, in tokens: the prompts it has not started (less what they were
+// expected to find cached) and the predicted rest of every answer. The group whose load less
+// the prompt tokens its prefix index (prefix_index.h) says it caches is smallest wins, least
+// loaded first among equals: a cached prefix is worth as many tokens of queue as it saves.
+// Among the groups no busier than the least loaded one plus its balance slack
+// (placement_balance_slack) in requests: that bounds what one hot prefix can do, since
 // once its group runs that many more requests than the least loaded, the next copy goes
 // elsewhere and that group learns the prefix too.
 #pragma once
@@ -35,6 +39,7 @@ struct PlacementCandidate {
   int64_t num_in_flight = 0;   // requests the router has placed there, not yet finished
   int64_t free_blocks = 0;     // the group's last KV report
   int64_t matched_tokens = 0;  // prompt tokens its prefix index says it caches
+  int64_t pending_tokens = 0;  // prefill not started + predicted decode left, router's view
 };
 
 struct PlacementRule {

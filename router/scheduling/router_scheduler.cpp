@@ -112,6 +112,12 @@ void RouterScheduler::update_rates(double now_s, std::span<const GroupSnapshot> 
   if (config_.adapt_quantile && new_preemptions > 0) quantile_.update(0, new_preemptions);
 }
 
+int64_t RouterScheduler::pending_tokens(const Tracked& t) {
+  // The prompt counts until the first token arrives; the answer's predicted median after that.
+  const int64_t prefill = t.generated == 0 ? std::max<int64_t>(t.request.features.prompt_tokens - t.matched_tokens, 0) : 0;
+  return prefill + t.length.remaining_quantile(0.5, t.generated);
+}
+
 int64_t RouterScheduler::matched_tokens(const std::string& group_id, std::span<const BlockHash> hashes) const {
   const auto it = prefix_indexes_.find(group_id);
   return it == prefix_indexes_.end() ? 0 : it->second.matched_blocks(hashes) * kPrefixIndexBlockTokens;
@@ -156,14 +162,17 @@ std::vector<RouterScheduler::GroupLoad> RouterScheduler::group_loads(
                      .kv = GroupKv{.total_blocks = g.total_blocks, .free_blocks = g.free_blocks,
                                    .block_size = g.block_size}});
   }
-  // Only `predicted` reads the predicted remaining length; it is the costly part of a pass
-  // (every enqueue runs one), so the other policies skip it.
+  // Only `predicted` admission and prefix-aware placement over several groups read the
+  // predicted remaining length; it is the costly part of a pass (every enqueue runs one), so
+  // the others skip it.
   const bool predicted = std::holds_alternative<Predicted>(config_.admission);
+  const bool weigh_load = config_.placement.placement == Placement::kPrefixAware && loads.size() > 1;
   for (const auto& [id, t] : requests_) {
     if (!t.running) continue;
     const auto it = index.find(t.group_id);
     if (it == index.end()) continue;
     const int64_t max_left = t.request.features.max_tokens - t.generated;
+    if (weigh_load) loads[it->second].pending_tokens += pending_tokens(t);
     loads[it->second].kv.running.push_back(
         KvRequest{.used_tokens = t.request.features.prompt_tokens + t.generated,
                   .max_left_tokens = std::max<int64_t>(max_left, 0),
@@ -225,7 +234,8 @@ void RouterScheduler::place_waiting(double now_s, double q, std::vector<GroupLoa
       candidates.push_back(g);
       placement.push_back({.num_in_flight = static_cast<int64_t>(loads[g].kv.running.size()),
                            .free_blocks = loads[g].kv.free_blocks,
-                           .matched_tokens = matched_tokens(*loads[g].group_id, t.request.prefix_hashes)});
+                           .matched_tokens = matched_tokens(*loads[g].group_id, t.request.prefix_hashes),
+                           .pending_tokens = loads[g].pending_tokens});
     }
     const auto choice = pick_group(placement, config_.placement);
     if (!choice) {
@@ -241,6 +251,8 @@ void RouterScheduler::place_waiting(double now_s, double q, std::vector<GroupLoa
     load.kv.running.push_back(newcomer);
     t.running = true;
     t.group_id = *load.group_id;
+    t.matched_tokens = placement[*choice].matched_tokens;
+    if (loads.size() > 1) load.pending_tokens += pending_tokens(t);
     if (auto index = prefix_indexes_.find(t.group_id);
         index != prefix_indexes_.end() && config_.placement.placement == Placement::kPrefixAware) {
       index->second.insert(t.request.prefix_hashes);

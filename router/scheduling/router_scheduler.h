@@ -159,11 +159,13 @@ class RouterScheduler {
     bool released = false;  // release() came before on_finished
     std::string group_id;
     int64_t generated = 0;
+    int64_t matched_tokens = 0;  // what placement expected its group to have cached
   };
   // What the router has placed in each available group, for one schedule() pass.
   struct GroupLoad {
     const std::string* group_id = nullptr;
     GroupKv kv;
+    int64_t pending_tokens = 0;  // see PlacementCandidate
   };
   Status check_room(std::span<const SchedulerRequest> choices) const;
   // Why no group of `loads` could take `newcomer` even if it held nothing else; nullopt
@@ -173,6 +175,8 @@ class RouterScheduler {
   void update_rates(double now_s, std::span<const GroupSnapshot> groups);
   void forget_gone_groups(std::span<const GroupSnapshot> groups);
   int64_t matched_tokens(const std::string& group_id, std::span<const BlockHash> hashes) const;
+  // What a running request still asks of its group, in tokens (PlacementCandidate::pending_tokens).
+  static int64_t pending_tokens(const Tracked& t);
   void collect_timeouts(double now_s, ScheduleDecisions& out);
   std::vector<GroupLoad> group_loads(std::span<const GroupSnapshot> groups, double q) const;
   // Places the waiting requests that fit, in queue order; refuses the ones that never can.

@@ -86,6 +86,18 @@ TEST(Placement, PrefixAwarePrefersTheLongestMatchWithinTheBalanceSlack) {
   EXPECT_EQ(pick_group(busy, prefix), size_t{1});
 }
 
+// A cached prefix is worth as many tokens of queued work as it saves.
+TEST(Placement, PrefixAwareWeighsTheHitAgainstTheWorkQueuedThere) {
+  const PlacementRule prefix{.placement = Placement::kPrefixAware, .balance_slack = 100};
+  std::vector<PlacementCandidate> groups{{.num_in_flight = 0, .free_blocks = 50, .matched_tokens = 0, .pending_tokens = 0},
+                                         {.num_in_flight = 3, .free_blocks = 50, .matched_tokens = 512, .pending_tokens = 2000}};
+  EXPECT_EQ(pick_group(groups, prefix), size_t{0}) << "2000 tokens queued outweigh 512 saved";
+  groups[1].pending_tokens = 300;
+  EXPECT_EQ(pick_group(groups, prefix), size_t{1}) << "512 saved outweigh 300 queued";
+  groups[1].pending_tokens = 512;
+  EXPECT_EQ(pick_group(groups, prefix), size_t{0}) << "equal costs: the less loaded";
+}
+
 // One hot prefix on every request: the group that caches it takes requests until it runs
 // slack more than the others, then they learn the prefix and the load stays even.
 TEST(Placement, OneHotPrefixCannotOverloadOneGroup) {

@@ -156,7 +156,8 @@ TEST(RouterScheduler, PlacesOnTheGroupWithFewestInFlightThenMostFreeBlocks) {
 }
 
 // Three conversations (prefixes 100…, 200…, 300…), four turns each, interleaved and all
-// still running: how many turns land on the group their previous turn went to.
+// still running (each has its first token): how many turns land on the group their
+// previous turn went to.
 int turns_placed_with_their_prefix(Placement placement) {
   HistogramPredictor predictor;
   RouterScheduler s({.placement = {.placement = placement}}, predictor);
@@ -174,6 +175,7 @@ int turns_placed_with_their_prefix(Placement placement) {
       if (d.dispatches.empty()) continue;
       if (turn > 0 && last_group[conversation] == d.dispatches[0].group_id) ++with_prefix;
       last_group[conversation] = d.dispatches[0].group_id;
+      s.on_tokens(id, 1);  // its prefill is done: what is left there is its answer
     }
   }
   return with_prefix;

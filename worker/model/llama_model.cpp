@@ -160,8 +160,12 @@ void LlamaModel::copy_logits_to_host(int64_t rows, std::vector<float>& logits) {
   const ShardPlan& sh = weights_.shard;
   const int64_t vocab = config_.vocab_size;
   logits.resize(static_cast<size_t>(rows * vocab));
+  if (rows == 0) {  // no sequence samples this step: the logits buffers may not exist yet
+    backend_.synchronize();
+    return;
+  }
   const float* src = (sh.tp_size > 1 ? logits_gathered_ : logits_local_).data<float>();
-  for (int rank = 0; rows > 0 && rank < sh.tp_size; ++rank) {
+  for (int rank = 0; rank < sh.tp_size; ++rank) {
     const int64_t begin = rank * sh.vocab_rows;
     const int64_t n = std::min(sh.vocab_rows, vocab - begin);
     if (n <= 0) continue;
