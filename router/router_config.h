@@ -62,7 +62,7 @@ struct RouterConfig {
     v("drain_timeout_s", drain_timeout_s, "on SIGTERM, seconds the requests in flight may still take before they end with an error (keep it under Kubernetes' terminationGracePeriodSeconds)", Range{0, 3600});
     v("admission_policy", admission_policy, "when a group takes another request: on-demand (free blocks for the prompt, like vLLM), reserve-max (prompt + max_tokens reserved, like TGI), predicted (predicted peak KV use fits)");
     v("order", order, "queue order: fcfs, or sjf (shortest predicted output first, with aging)");
-    v("placement", placement, "which worker group takes a request: prefix (the one likely to cache most of its prompt, within --placement-balance-slack of the least loaded), or least-loaded");
+    v("placement", placement, "which worker group takes a request: prefix (the likely cached part of its prompt weighed against each group's predicted queued tokens, within --placement-balance-slack of the least loaded), or least-loaded");
     scheduling.visit_fields(v);
     log.visit_fields(v);
     v("predictor_snapshot", predictor_snapshot, "file where the output-length predictor keeps what it learned across restarts (\"\": memory only)");

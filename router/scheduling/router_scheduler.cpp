@@ -124,16 +124,17 @@ int64_t RouterScheduler::matched_tokens(const std::string& group_id, std::span<c
 }
 
 void RouterScheduler::forget_gone_groups(std::span<const GroupSnapshot> groups) {
+  if (!prefix_aware()) return;
   // A group seen unavailable (gone, or restarting) comes back with a cold index.
-  std::unordered_map<std::string, PrefixIndex> kept;
+  std::erase_if(prefix_indexes_, [&](const auto& entry) {
+    return std::none_of(groups.begin(), groups.end(), [&](const GroupSnapshot& g) {
+      return g.available && g.group_id == entry.first;
+    });
+  });
   for (const GroupSnapshot& g : groups) {
-    if (!g.available) continue;
-    PrefixIndex& index = kept[g.group_id];
-    if (auto it = prefix_indexes_.find(g.group_id); it != prefix_indexes_.end()) index = std::move(it->second);
     // As many blocks as the group holds, counted at the index's block size.
-    index.set_capacity(g.total_blocks * g.block_size / kPrefixIndexBlockTokens);
+    if (g.available) prefix_indexes_[g.group_id].set_capacity(g.total_blocks * g.block_size / kPrefixIndexBlockTokens);
   }
-  prefix_indexes_ = std::move(kept);
 }
 
 void RouterScheduler::collect_timeouts(double now_s, ScheduleDecisions& out) {
@@ -166,7 +167,7 @@ std::vector<RouterScheduler::GroupLoad> RouterScheduler::group_loads(
   // predicted remaining length; it is the costly part of a pass (every enqueue runs one), so
   // the others skip it.
   const bool predicted = std::holds_alternative<Predicted>(config_.admission);
-  const bool weigh_load = config_.placement.placement == Placement::kPrefixAware && loads.size() > 1;
+  const bool weigh_load = prefix_aware() && loads.size() > 1;
   for (const auto& [id, t] : requests_) {
     if (!t.running) continue;
     const auto it = index.find(t.group_id);
@@ -252,9 +253,8 @@ void RouterScheduler::place_waiting(double now_s, double q, std::vector<GroupLoa
     t.running = true;
     t.group_id = *load.group_id;
     t.matched_tokens = placement[*choice].matched_tokens;
-    if (loads.size() > 1) load.pending_tokens += pending_tokens(t);
-    if (auto index = prefix_indexes_.find(t.group_id);
-        index != prefix_indexes_.end() && config_.placement.placement == Placement::kPrefixAware) {
+    if (prefix_aware() && loads.size() > 1) load.pending_tokens += pending_tokens(t);
+    if (auto index = prefix_indexes_.find(t.group_id); index != prefix_indexes_.end()) {
       index->second.insert(t.request.prefix_hashes);
     }
     out.dispatches.push_back({.id = waiting_[k], .group_id = t.group_id});

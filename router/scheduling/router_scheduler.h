@@ -173,6 +173,8 @@ class RouterScheduler {
   std::optional<std::string> refusal(std::span<const GroupLoad> loads,
                                      const KvRequest& newcomer) const;
   void update_rates(double now_s, std::span<const GroupSnapshot> groups);
+  bool prefix_aware() const { return config_.placement.placement == Placement::kPrefixAware; }
+  // Keeps one prefix index per available group (prefix-aware placement only).
   void forget_gone_groups(std::span<const GroupSnapshot> groups);
   int64_t matched_tokens(const std::string& group_id, std::span<const BlockHash> hashes) const;
   // What a running request still asks of its group, in tokens (PlacementCandidate::pending_tokens).
