@@ -27,6 +27,9 @@ struct SamplingParams {
   // way while max_tokens stays the cap the router's scheduler sees.
   int32_t stop_after_tokens = 0;
   int32_t logprobs = -1;            // -1 ⇒ none; 0 ⇒ chosen token only; N ⇒ also top N (≤ 20)
+  // false: this request never runs draft tokens, whatever the server's speculative decoding
+  // (strata extension; its output is the same either way, only its speed differs).
+  bool speculative = true;
 
   // Checks every field's range; the message names the field, the limit and the value.
   Status validate() const;

@@ -36,7 +36,7 @@ auto sampling_fields(Params& p) {
       "repetition_penalty", p.repetition_penalty, "presence_penalty", p.presence_penalty,
       "frequency_penalty", p.frequency_penalty, "seed", p.seed, "max_tokens", p.max_tokens,
       "stop_token_ids", p.stop_token_ids, "ignore_eos", p.ignore_eos, "logprobs", p.logprobs,
-      "stop_after_tokens", p.stop_after_tokens);
+      "stop_after_tokens", p.stop_after_tokens, "speculative", p.speculative);
 }
 }  // namespace strata::wire::detail
 
@@ -116,8 +116,14 @@ struct KvStats {
   int64_t prefix_cache_queries = 0;
   int64_t prefix_cache_hits = 0;
   int64_t prefix_cache_evictions = 0;
+  // Speculative decoding, since the worker started: verification steps (a sequence's decode
+  // token with its drafts), draft tokens proposed, and of those accepted.
+  int64_t spec_verifications = 0;
+  int64_t spec_draft_tokens = 0;
+  int64_t spec_accepted_tokens = 0;
   MSGPACK_DEFINE_MAP(total_blocks, free_blocks, cached_blocks, num_running, num_waiting, num_preemptions,
-                     prefix_cache_queries, prefix_cache_hits, prefix_cache_evictions);
+                     prefix_cache_queries, prefix_cache_hits, prefix_cache_evictions,
+                     spec_verifications, spec_draft_tokens, spec_accepted_tokens);
 };
 
 // worker → router, once the model is loaded and warmed up (ready = true), and again every

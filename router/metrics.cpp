@@ -41,6 +41,11 @@ RouterMetrics::RouterMetrics()
       prefix_hits_(BuildGauge().Name("strata_prefix_cache_hits_total").Help("prompt tokens found in the prefix cache since the worker started").Register(*registry_)),
       prefix_hit_rate_(BuildGauge().Name("strata_prefix_cache_hit_rate").Help("prefix cache hits over queries since the worker started").Register(*registry_)),
       prefix_evictions_(BuildGauge().Name("strata_prefix_cache_evictions_total").Help("cached KV blocks evicted to make room since the worker started").Register(*registry_)),
+      spec_verifications_(BuildGauge().Name("strata_spec_decode_verifications_total").Help("speculative verification steps (a sequence's decode token with its drafts) since the worker started").Register(*registry_)),
+      spec_drafts_(BuildGauge().Name("strata_spec_decode_draft_tokens_total").Help("draft tokens proposed since the worker started").Register(*registry_)),
+      spec_accepted_(BuildGauge().Name("strata_spec_decode_accepted_tokens_total").Help("draft tokens the target accepted since the worker started").Register(*registry_)),
+      spec_acceptance_(BuildGauge().Name("strata_spec_decode_acceptance_rate").Help("accepted over proposed draft tokens since the worker started").Register(*registry_)),
+      spec_mean_length_(BuildGauge().Name("strata_spec_decode_mean_accepted_length").Help("tokens a verification step yields on average (accepted drafts + 1)").Register(*registry_)),
       router_queue_(BuildGauge().Name("strata_router_queue_length").Help("requests (one per choice) the router accepted and has not finished answering; what --max-queue-requests bounds").Register(*registry_).Add({})),
       length_prediction_ratio_(BuildHistogram().Name("strata_output_length_actual_over_predicted").Help("finished requests' output length over the median the router predicted for them").Register(*registry_).Add({}, kRatioBuckets)),
       admission_quantile_(BuildGauge().Name("strata_admission_quantile").Help("quantile of predicted output length the `predicted` admission policy uses now").Register(*registry_).Add({})) {}
@@ -85,6 +90,15 @@ void RouterMetrics::set_group(const std::string& group_id, const wire::KvStats& 
   prefix_hit_rate_.Add(labels).Set(kv.prefix_cache_queries > 0 ? static_cast<double>(kv.prefix_cache_hits) /
                                                                      static_cast<double>(kv.prefix_cache_queries)
                                                                : 0.0);
+  set(spec_verifications_, kv.spec_verifications);
+  set(spec_drafts_, kv.spec_draft_tokens);
+  set(spec_accepted_, kv.spec_accepted_tokens);
+  const auto ratio = [](int64_t num, int64_t den) {
+    return den > 0 ? static_cast<double>(num) / static_cast<double>(den) : 0.0;
+  };
+  spec_acceptance_.Add(labels).Set(ratio(kv.spec_accepted_tokens, kv.spec_draft_tokens));
+  spec_mean_length_.Add(labels).Set(
+      kv.spec_verifications > 0 ? 1.0 + ratio(kv.spec_accepted_tokens, kv.spec_verifications) : 0.0);
 }
 
 std::string RouterMetrics::serialize() const {

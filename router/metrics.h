@@ -1,8 +1,8 @@
 // RouterMetrics: everything /metrics reports, as Prometheus families (prometheus-cpp),
 // named after the quantities in docs/architecture.md: TTFT, ITL, end-to-end latency and queue time
 // histograms; requests and tokens by finish reason; running and waiting requests, KV
-// blocks, preemptions, prefix-cache queries, hits and evictions, step time and tokens per
-// step per worker group.
+// blocks, preemptions, prefix-cache queries, hits and evictions, speculative drafts
+// proposed and accepted, step time and tokens per step per worker group.
 #pragma once
 
 #include <memory>
@@ -61,6 +61,11 @@ class RouterMetrics {
   prometheus::Family<prometheus::Gauge>& prefix_hits_;
   prometheus::Family<prometheus::Gauge>& prefix_hit_rate_;
   prometheus::Family<prometheus::Gauge>& prefix_evictions_;
+  prometheus::Family<prometheus::Gauge>& spec_verifications_;
+  prometheus::Family<prometheus::Gauge>& spec_drafts_;
+  prometheus::Family<prometheus::Gauge>& spec_accepted_;
+  prometheus::Family<prometheus::Gauge>& spec_acceptance_;
+  prometheus::Family<prometheus::Gauge>& spec_mean_length_;
   prometheus::Gauge& router_queue_;
   prometheus::Histogram& length_prediction_ratio_;
   prometheus::Gauge& admission_quantile_;

@@ -261,6 +261,7 @@ MaybeError parse_sampling(const json& body, Route route, GenerationRequest* req)
   STRATA_RETURN_IF_API_ERROR(get_float(body, "frequency_penalty", &s.frequency_penalty));
   STRATA_RETURN_IF_API_ERROR(parse_seed(body, &s));
   STRATA_RETURN_IF_API_ERROR(get_bool(body, "ignore_eos", &s.ignore_eos));
+  STRATA_RETURN_IF_API_ERROR(get_bool(body, "speculative", &s.speculative));
   std::optional<int64_t> stop_after;
   STRATA_RETURN_IF_API_ERROR(get_int(body, "stop_after_tokens", 1, INT32_MAX, &stop_after));
   if (stop_after) s.stop_after_tokens = static_cast<int32_t>(*stop_after);

@@ -20,6 +20,7 @@
 #include "parallel/parallel_context.h"
 #include "parallel/rank_device.h"
 #include "worker/engine/engine.h"
+#include "worker/engine/speculative/model_proposer.h"
 #include "worker/model/model_loader.h"
 #include "worker/server/rank_presence.h"
 #include "worker/server/worker_options.h"
@@ -118,10 +119,21 @@ int main(int argc, char** argv) {
   spdlog::info("model: {}; CPU kernels {} x {} threads", (*model)->config.summary(),
                strata::kernels::cpu_isa_name(), strata::kernels::cpu_threads());
 
+  auto draft = strata::load_draft_model(config.engine.speculative, model_path, *load_options);
+  if (!draft.ok() || (multi_rank && *draft != nullptr)) {
+    const int code = fail(draft.ok() ? strata::invalid_argument(
+                                           "--speculative-method {} runs its draft model on one rank; a group "
+                                           "of {} ranks can use --speculative-method ngram",
+                                           config.engine.speculative.method, parallel.topology.world_size())
+                                     : draft.status());
+    if (multi_rank) strata::mpi_abort_group(code);
+    return code;
+  }
+
   strata::Status status;
   if (parallel.topology.is_driver()) {
     strata::WorkerServer server;
-    status = server.run(**model, config, g_stop, multi_rank ? &parallel : nullptr);
+    status = server.run(**model, config, g_stop, multi_rank ? &parallel : nullptr, draft->get());
   } else {
     status = strata::run_engine_follower(**model, config.engine, parallel);
   }

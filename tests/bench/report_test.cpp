@@ -128,5 +128,31 @@ TEST(ServerMetrics, MarkdownShowsServerColumnsOnlyWhenMeasured) {
   EXPECT_NE(md.find("| 4 | 50% / 90% |"), std::string::npos) << md;
 }
 
+TEST(ServerMetrics, ReadsSpeculativeCountersOfBothServersAndReportsTheirRates) {
+  const ServerMetricsSample s = parse_server_metrics(
+      "strata_spec_decode_verifications_total{group=\"g0\"} 10\n"
+      "strata_spec_decode_verifications_total{group=\"g1\"} 10\n"
+      "strata_spec_decode_draft_tokens_total{group=\"g0\"} 80\n"
+      "strata_spec_decode_accepted_tokens_total{group=\"g0\"} 30\n"
+      "strata_spec_decode_accepted_tokens_total{group=\"g1\"} 10\n");
+  EXPECT_EQ(s.spec_verifications, 20);
+  EXPECT_EQ(s.spec_draft_tokens, 80);
+  EXPECT_EQ(s.spec_accepted_tokens, 40);
+  const ServerMetricsSample v = parse_server_metrics(
+      "vllm:spec_decode_num_drafts_total{engine=\"0\"} 5\nvllm:spec_decode_num_draft_tokens_total{engine=\"0\"} 20\n"
+      "vllm:spec_decode_num_accepted_tokens_total{engine=\"0\"} 15\n");
+  EXPECT_EQ(v.spec_draft_tokens, 20);
+  EXPECT_EQ(v.spec_accepted_tokens, 15);
+  EXPECT_FALSE(parse_server_metrics("strata_kv_blocks_used 1\n").spec_draft_tokens.has_value());
+
+  LoadPointSummary a{.label = "a", .load = 1};
+  a.server = ServerStats{.preemptions = 0, .spec_verifications = 20, .spec_draft_tokens = 80,
+                         .spec_accepted_tokens = 40, .num_samples = 2};
+  const std::string md = report_markdown("rate", {a});
+  EXPECT_NE(md.find("| 80 | 0.50 | 3.00 |"), std::string::npos) << md;  // 40/80; 1 + 40/20
+  a.server->spec_draft_tokens = 0;
+  EXPECT_EQ(report_markdown("rate", {a}).find("acceptance"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace strata::bench

@@ -65,8 +65,14 @@ class FakeEngine {
     StepResult result;
     for (const ScheduledSequence& s : plan.sequences) {
       if (!s.sample) continue;
+      // The "target" outputs fake_token(id, i) at output i and verifies drafts against it.
       const size_t index = outputs_[s.id].size();
-      result.sampled[s.id] = SampledToken{.id = fake_token(s.id, index)};
+      std::vector<SampledToken>& tokens = result.sampled[s.id];
+      for (size_t i = 0;; ++i) {
+        const int32_t token = fake_token(s.id, index + i);
+        tokens.push_back({.id = token});
+        if (i == s.draft_token_ids.size() || s.draft_token_ids[i] != token) break;
+      }
     }
     for (const SequenceOutput& out : sched_.update(plan, result)) {
       for (const SampledToken& t : out.new_tokens) outputs_[out.id].push_back(t.id);
@@ -101,7 +107,10 @@ class FakeEngine {
       std::vector<int32_t> tokens;
       ranks_view_.append_step_tokens(s, tokens);
       for (int32_t j = 0; j < s.num_new_tokens; ++j) {
-        EXPECT_EQ(tokens[static_cast<size_t>(j)], seq->token_at(s.num_computed_tokens + j));
+        const int32_t pos = s.num_computed_tokens + j;
+        EXPECT_EQ(tokens[static_cast<size_t>(j)],
+                  pos < seq->num_tokens() ? seq->token_at(pos)
+                                          : s.draft_token_ids[static_cast<size_t>(pos - seq->num_tokens())]);
       }
     }
     for (RequestId id : plan.finished_ids) EXPECT_FALSE(ranks_view_.contains(id));
@@ -118,8 +127,14 @@ class FakeEngine {
       // Every position this chunk writes has a block.
       EXPECT_GE(static_cast<int64_t>(seq->block_table.size()) * config_.block_size,
                 s.num_computed_tokens + static_cast<int64_t>(s.num_new_tokens));
-      const bool decode = s.num_new_tokens == 1 && s.num_computed_tokens >= seq->num_prompt_tokens();
+      const bool decode = !s.draft_token_ids.empty() ||
+                          (s.num_new_tokens == 1 && s.num_computed_tokens >= seq->num_prompt_tokens());
       if (!decode) seen_prefill = true;
+      if (!s.draft_token_ids.empty()) {  // drafts follow the decode token, its last one
+        EXPECT_TRUE(s.sample);
+        EXPECT_EQ(s.num_computed_tokens + 1, seq->num_tokens());
+        EXPECT_EQ(s.num_new_tokens, 1 + static_cast<int32_t>(s.draft_token_ids.size()));
+      }
       // A shared (cached prefix) block is never written.
       const int32_t bs = config_.block_size;
       for (int32_t b = s.num_computed_tokens / bs; b <= (s.num_computed_tokens + s.num_new_tokens - 1) / bs; ++b) {
@@ -151,6 +166,24 @@ class FakeEngine {
   Scheduler sched_;
   SchedulerConfig config_;
   RequestStates ranks_view_;
+};
+
+// Guesses the fake model's next tokens, wrongly at the second draft for a third of the
+// steps, and one draft short of what it may for requests with ids divisible by 4.
+class FakeProposer final : public DraftProposer {
+ public:
+  void propose(std::span<DraftRequest> requests) override {
+    for (DraftRequest& r : requests) {
+      const RequestId id = r.seq->id();
+      const size_t out = r.seq->output_ids.size();
+      const int32_t n = id % 4 == 0 ? r.max_drafts - 1 : r.max_drafts;
+      for (int32_t i = 0; i < n; ++i) r.drafts.push_back(fake_token(id, out + static_cast<size_t>(i)));
+      if ((id + out) % 3 == 0 && r.drafts.size() > 1) r.drafts[1] = 5;  // never a fake token
+      ++calls;
+    }
+  }
+  void forget(RequestId) override { ++forgotten; }
+  int calls = 0, forgotten = 0;
 };
 
 // After every request ended no block is referenced: each is free or cached.
@@ -316,7 +349,7 @@ TEST(Scheduler, StopTokensAndContextEndFinishSequences) {
     for (auto& seq : plan.sequences) {
       if (!seq.sample) continue;
       const size_t i = out[seq.id].size();
-      result.sampled[seq.id] = {.id = seq.id == 2 && i == 2 ? 77 : seq.id == 3 && i == 1 ? 2 : 40};
+      result.sampled[seq.id] = {{.id = seq.id == 2 && i == 2 ? 77 : seq.id == 3 && i == 1 ? 2 : 40}};
     }
     for (auto& o : s.update(plan, result)) {
       for (auto& t : o.new_tokens) out[o.id].push_back(t.id);
@@ -371,14 +404,19 @@ TEST(Scheduler, StaticBatchingAdmitsOnlyIntoAnEmptyBatch) {
 // accounting adds up, and at the end no block is referenced: each is free or cached.
 TEST(SchedulerProperty, RandomOperationsKeepBlockAccountingExact) {
   std::mt19937 rng(2024);
-  int64_t hits = 0;
-  int64_t evictions = 0;
+  int64_t hits = 0, evictions = 0, drafts = 0, accepted = 0;
   for (int trial = 0; trial < 2000; ++trial) {
     const int32_t block_size = 1 + static_cast<int32_t>(rng() % 8);
     const int64_t num_blocks = 3 + static_cast<int64_t>(rng() % 20);
     SchedulerConfig c = config(1 + static_cast<int32_t>(rng() % 24), 1 + static_cast<int32_t>(rng() % 6), block_size);
     c.watermark = (rng() % 3) * 0.05;
+    // Every other trial speculates: drafts take blocks and budget, and rejected ones give back.
+    c.num_speculative_tokens = 1 + static_cast<int32_t>(rng() % 5);
+    c.speculative_max_batch = static_cast<int32_t>(rng() % 6);
+    c.speculative_adaptive = rng() % 2 == 0;
     FakeEngine e(c, num_blocks);
+    FakeProposer proposer;
+    if (trial % 2 == 1) e.scheduler().set_proposer(&proposer);
     RequestId next_id = 1;
     std::vector<RequestId> live;
     const int ops = 20 + static_cast<int>(rng() % 60);
@@ -413,7 +451,11 @@ TEST(SchedulerProperty, RandomOperationsKeepBlockAccountingExact) {
     }
     hits += e.scheduler().stats().prefix_cache_hits;
     evictions += e.scheduler().stats().prefix_cache_evictions;
+    drafts += e.scheduler().stats().spec_draft_tokens;
+    accepted += e.scheduler().stats().spec_accepted_tokens;
   }
+  EXPECT_GT(accepted, 0) << "the speculating trials were meant to accept drafts";
+  EXPECT_GT(drafts, accepted) << "and to reject some";
   EXPECT_GT(hits, 0) << "the trials were meant to share cached prefixes";
   EXPECT_GT(evictions, 0) << "the trials were meant to evict cached prefixes";
 }
@@ -428,6 +470,73 @@ ScheduledSequence first_chunk(FakeEngine& e, RequestId id) {
   }
   ADD_FAILURE() << "request " << id << " was never scheduled";
   return {};
+}
+
+TEST(Speculation, DraftsYieldSeveralTokensPerStepAndRejectedSlotsGoBack) {
+  SchedulerConfig c = config(64, 4);
+  c.num_speculative_tokens = 4;
+  FakeEngine with(c, 100), without(c, 100);
+  FakeProposer proposer;
+  with.scheduler().set_proposer(&proposer);
+  for (RequestId id : {1, 2, 3}) {
+    ASSERT_TRUE(with.scheduler().add(make_request(id, 9, 40)).ok());
+    ASSERT_TRUE(without.scheduler().add(make_request(id, 9, 40)).ok());
+  }
+  with.run_to_completion();
+  without.run_to_completion();
+  EXPECT_EQ(with.outputs_, without.outputs_);
+  for (RequestId id : {1, 2, 3}) EXPECT_EQ(with.outputs_[id].size(), 40u);
+  EXPECT_LT(with.steps_ * 2, without.steps_) << "accepted drafts were meant to save steps";
+  const SchedulerStats st = with.scheduler().stats();
+  EXPECT_GT(st.spec_accepted_tokens, 0);
+  EXPECT_LT(st.spec_accepted_tokens, st.spec_draft_tokens);
+  EXPECT_GT(proposer.forgotten, 0) << "finished requests are forgotten";
+  expect_nothing_held(with.scheduler(), 100);
+}
+
+TEST(Speculation, OptedOutRequestsAndLargeBatchesRunNoDrafts) {
+  SchedulerConfig c = config(64, 8);
+  c.speculative_max_batch = 2;
+  FakeEngine e(c, 200);
+  FakeProposer proposer;
+  e.scheduler().set_proposer(&proposer);
+  Request opted_out = make_request(1, 5, 20);
+  opted_out.sampling.speculative = false;
+  ASSERT_TRUE(e.scheduler().add(opted_out).ok());
+  ASSERT_TRUE(e.scheduler().add(make_request(2, 5, 20)).ok());
+  e.step();  // both prompts
+  StepPlan plan = e.step();
+  ASSERT_EQ(plan.sequences.size(), 2u);
+  for (const ScheduledSequence& s : plan.sequences) EXPECT_EQ(s.draft_token_ids.empty(), s.id == 1) << s.id;
+  for (RequestId id = 3; id <= 5; ++id) ASSERT_TRUE(e.scheduler().add(make_request(id, 5, 20)).ok());
+  e.step();  // three more prompts: five decode next, more than speculative_max_batch
+  plan = e.step();
+  ASSERT_EQ(plan.sequences.size(), 5u);
+  for (const ScheduledSequence& s : plan.sequences) EXPECT_TRUE(s.draft_token_ids.empty());
+  e.run_to_completion();
+  for (auto& [id, toks] : e.outputs_) {
+    for (size_t i = 0; i < toks.size(); ++i) ASSERT_EQ(toks[i], fake_token(id, i));
+  }
+}
+
+TEST(Speculation, DraftsNeverRunPastMaxTokensOrTheContext) {
+  SchedulerConfig c = config(64, 4);
+  c.num_speculative_tokens = 8;
+  c.max_model_len = 20;
+  FakeEngine e(c, 100);
+  FakeProposer proposer;
+  e.scheduler().set_proposer(&proposer);
+  ASSERT_TRUE(e.scheduler().add(make_request(1, 5, 6)).ok());    // max_tokens 6
+  ASSERT_TRUE(e.scheduler().add(make_request(2, 10, 100)).ok());  // the context: 20 positions
+  while (e.scheduler().has_unfinished()) {
+    const StepPlan plan = e.step();
+    for (const ScheduledSequence& s : plan.sequences) {
+      EXPECT_LE(s.num_computed_tokens + s.num_new_tokens, 20) << "request " << s.id;
+    }
+  }
+  EXPECT_EQ(e.outputs_[1].size(), 6u);
+  EXPECT_EQ(e.finished_[2], FinishReason::kLength);
+  EXPECT_EQ(e.outputs_[2].size(), 11u);  // positions 0..19 fed: 10 prompt + 10 outputs, and one more
 }
 
 TEST(PrefixCaching, SecondRequestPrefillsOnlyWhatItDoesNotShare) {

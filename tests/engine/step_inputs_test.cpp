@@ -22,7 +22,7 @@ TEST(StepInputs, LaysOutAMixedStepAndPointsTablesIntoTheDeviceCopy) {
                      .sequences = {{.num_computed_tokens = 3, .num_new_tokens = 4, .block_table = table_p},
                                    {.num_computed_tokens = 5, .num_new_tokens = 1, .block_table = table_d},
                                    {.num_computed_tokens = 0, .num_new_tokens = 2, .block_table = table_e,
-                                    .want_logits = false}}};
+                                    .num_logit_rows = 0}}};
   StepInputs in;
   in.build(batch, 4);
   EXPECT_EQ(in.num_tokens(), 7);
@@ -83,7 +83,7 @@ TEST(PaddedDecode, OnlyDecodeOnlyStepsThatFitTheBucketsAndContextRunPadded) {
   const std::vector<int32_t> t1 = {0}, t3 = {0, 1, 2}, t4 = {0, 1, 2, 3};
   auto decode = [](int32_t computed, std::span<const int32_t> table, bool logits = true) {
     return ForwardSequence{.num_computed_tokens = computed, .num_new_tokens = 1,
-                           .block_table = table, .want_logits = logits};
+                           .block_table = table, .num_logit_rows = logits ? 1 : 0};
   };
   EXPECT_TRUE(fits_padded_decode({{1, 2}, {decode(0, t1), decode(47, t3)}}, l, 48));
   EXPECT_FALSE(fits_padded_decode({}, l, 48));                                  // no sequence

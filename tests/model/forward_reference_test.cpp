@@ -68,7 +68,7 @@ TEST_P(ForwardReferenceTest, LogitsMatchDoublePrecisionReferenceAtEveryChunking)
         ForwardBatch batch;
         batch.token_ids.assign(tokens.begin() + start, tokens.begin() + start + len);
         batch.sequences.push_back({.num_computed_tokens = start, .num_new_tokens = len,
-                                   .block_table = table, .want_logits = true});
+                                   .block_table = table, .num_logit_rows = 1});
         forward.forward(batch, cache, logits);
         const int pos = start + len - 1;
         ASSERT_EQ(logits.size(), static_cast<size_t>(fc.config.vocab));

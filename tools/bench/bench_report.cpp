@@ -125,6 +125,10 @@ nlohmann::json report_json(const nlohmann::json& settings, const std::vector<Loa
       out["load_points"].back()["server"] = {{"kv_utilization_mean", s.server->kv_utilization_mean},
                                              {"kv_utilization_max", s.server->kv_utilization_max},
                                              {"preemptions", s.server->preemptions},
+                                             {"spec_draft_tokens", s.server->spec_draft_tokens},
+                                             {"spec_accepted_tokens", s.server->spec_accepted_tokens},
+                                             {"spec_acceptance_rate", s.server->acceptance_rate()},
+                                             {"spec_mean_accepted_length", s.server->mean_accepted_length()},
                                              {"num_samples", s.server->num_samples}};
     }
   }
@@ -150,12 +154,16 @@ std::string report_markdown(const std::string& load_name, const std::vector<Load
                                   [](const LoadPointSummary& s) { return s.server.has_value(); });
   const bool cost = std::any_of(summaries.begin(), summaries.end(),
                                 [](const LoadPointSummary& s) { return s.cost_per_request_usd.has_value(); });
+  const bool spec = std::any_of(summaries.begin(), summaries.end(), [](const LoadPointSummary& s) {
+    return s.server && s.server->spec_draft_tokens > 0;
+  });
   std::string md = fmt::format(
       "| {} | ok/sent | req/s | out tok/s | goodput req/s | TTFT p50 / p90 / p99 (mean) ms | "
-      "ITL p50 / p90 / p99 (mean) ms | E2E p50 / p90 / p99 (mean) ms |{}{} failures |\n",
-      load_name, server ? " preemptions | KV util mean / max |" : "", cost ? " USD / request |" : "");
-  md += fmt::format("|---:|---:|---:|---:|---:|---:|---:|---:|{}{}---|\n", server ? "---:|---:|" : "",
-                    cost ? "---:|" : "");
+      "ITL p50 / p90 / p99 (mean) ms | E2E p50 / p90 / p99 (mean) ms |{}{}{} failures |\n",
+      load_name, server ? " preemptions | KV util mean / max |" : "",
+      spec ? " drafts | acceptance | tokens / verification |" : "", cost ? " USD / request |" : "");
+  md += fmt::format("|---:|---:|---:|---:|---:|---:|---:|---:|{}{}{}---|\n", server ? "---:|---:|" : "",
+                    spec ? "---:|---:|---:|" : "", cost ? "---:|" : "");
   auto pct = [](const Percentiles& p) {
     return fmt::format("{:.1f} / {:.1f} / {:.1f} ({:.1f})", p.p50, p.p90, p.p99, p.mean);
   };
@@ -165,6 +173,11 @@ std::string report_markdown(const std::string& load_name, const std::vector<Load
       extra_cells = s.server ? fmt::format(" {:g} | {:.0f}% / {:.0f}% |", s.server->preemptions,
                                            100 * s.server->kv_utilization_mean, 100 * s.server->kv_utilization_max)
                              : " - | - |";
+    }
+    if (spec) {
+      extra_cells += s.server ? fmt::format(" {:g} | {:.2f} | {:.2f} |", s.server->spec_draft_tokens,
+                                            s.server->acceptance_rate(), s.server->mean_accepted_length())
+                              : " - | - | - |";
     }
     if (cost) extra_cells += s.cost_per_request_usd ? fmt::format(" {:.3g} |", *s.cost_per_request_usd) : " - |";
     md += fmt::format("| {:g} | {}/{} | {:.2f} | {:.1f} | {:.2f} | {} | {} | {} |{} {} |\n", s.load, s.num_ok,

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <string>
+#include <utility>
 
 #include <httplib.h>
 
@@ -35,6 +36,12 @@ ServerMetricsSample parse_server_metrics(std::string_view text) {
   bool has_used = false, has_total = false, has_strata_preempt = false;
   int vllm_usage_series = 0;
   bool has_vllm_preempt = false;
+  // Speculative counters: strata's names and vLLM's, summed over series.
+  const std::pair<std::string_view, std::string_view> spec_names[] = {
+      {"strata_spec_decode_verifications_total", "vllm:spec_decode_num_drafts_total"},
+      {"strata_spec_decode_draft_tokens_total", "vllm:spec_decode_num_draft_tokens_total"},
+      {"strata_spec_decode_accepted_tokens_total", "vllm:spec_decode_num_accepted_tokens_total"}};
+  std::optional<double> spec[3];
   while (!text.empty()) {
     const size_t eol = text.find('\n');
     std::string_view line = text.substr(0, eol);
@@ -54,6 +61,9 @@ ServerMetricsSample parse_server_metrics(std::string_view text) {
     } else if (name == "vllm:num_preemptions_total") {
       vllm_preempt += v, has_vllm_preempt = true;
     }
+    for (size_t i = 0; i < 3; ++i) {
+      if (name == spec_names[i].first || name == spec_names[i].second) spec[i] = spec[i].value_or(0) + v;
+    }
   }
   ServerMetricsSample s;
   if (has_used && has_total && total > 0) {
@@ -66,6 +76,9 @@ ServerMetricsSample parse_server_metrics(std::string_view text) {
   } else if (has_vllm_preempt) {
     s.preemptions = vllm_preempt;
   }
+  s.spec_verifications = spec[0];
+  s.spec_draft_tokens = spec[1];
+  s.spec_accepted_tokens = spec[2];
   return s;
 }
 
@@ -99,10 +112,10 @@ void ServerMetricsSampler::run() {
         kv_max_ = std::max(kv_max_, *s->kv_utilization);
         ++kv_samples_;
       }
-      if (s->preemptions) {
-        if (!first_preemptions_) first_preemptions_ = s->preemptions;
-        last_preemptions_ = s->preemptions;
-      }
+      preemptions_.see(s->preemptions);
+      spec_verifications_.see(s->spec_verifications);
+      spec_drafts_.see(s->spec_draft_tokens);
+      spec_accepted_.see(s->spec_accepted_tokens);
     }
     while (!last && !stop_ && std::chrono::steady_clock::now() < next) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -113,14 +126,17 @@ void ServerMetricsSampler::run() {
 std::optional<ServerStats> ServerMetricsSampler::finish() {
   stop_ = true;
   if (thread_.joinable()) thread_.join();
-  if (kv_samples_ == 0 && !first_preemptions_) return std::nullopt;
+  if (kv_samples_ == 0 && !preemptions_.first) return std::nullopt;
   ServerStats out;
   out.num_samples = kv_samples_;
   if (kv_samples_ > 0) {
     out.kv_utilization_mean = kv_sum_ / kv_samples_;
     out.kv_utilization_max = kv_max_;
   }
-  if (first_preemptions_) out.preemptions = *last_preemptions_ - *first_preemptions_;
+  out.preemptions = preemptions_.growth();
+  out.spec_verifications = spec_verifications_.growth();
+  out.spec_draft_tokens = spec_drafts_.growth();
+  out.spec_accepted_tokens = spec_accepted_.growth();
   return out;
 }
 

@@ -155,7 +155,7 @@ class Simulation {
     g.step_end = kNever;
     StepResult result;
     for (const ScheduledSequence& s : g.plan.sequences) {
-      if (s.sample) result.sampled[s.id] = SampledToken{.id = kForcedToken};
+      if (s.sample) result.sampled[s.id] = {SampledToken{.id = kForcedToken}};
     }
     double finished_at = -kNever;
     for (const SequenceOutput& o : g.scheduler->update(g.plan, result)) {

@@ -11,6 +11,7 @@
 #include "kernels/device_plan.h"
 #include "worker/engine/kv_capacity.h"
 #include "worker/engine/plan_channel.h"
+#include "worker/kv/kv_cache.h"
 
 namespace strata {
 namespace {
@@ -60,12 +61,15 @@ Status prepare_device(const LoadedModel& model, EngineConfig& config, const Para
 }
 
 // The driver sizes the cache; every rank must have the same block ids, so its count is
-// everyone's.
+// everyone's. A draft model with a cache of its own (`draft_block_bytes` a block) takes its
+// share of the same budget.
 StatusOr<int64_t> agree_on_kv_blocks(const LoadedModel& model, const EngineConfig& config,
-                                     ParallelContext* parallel) {
+                                     ParallelContext* parallel, int64_t draft_block_bytes) {
   int64_t num_blocks = 0;
   if (parallel == nullptr || parallel->topology.is_driver()) {
     STRATA_ASSIGN_OR_RETURN(num_blocks, schedulable_kv_blocks(model, config));
+    const int64_t target_block_bytes = kv_block_bytes(model, config);
+    num_blocks = num_blocks * target_block_bytes / (target_block_bytes + draft_block_bytes);
   }
   if (is_multi_rank(parallel)) parallel->world->broadcast(&num_blocks, sizeof num_blocks, 0);
   if (num_blocks < 1) {
@@ -79,10 +83,11 @@ StatusOr<int64_t> agree_on_kv_blocks(const LoadedModel& model, const EngineConfi
 // What the driver and the other ranks all do before their first step: the same config, the
 // same device preparation, the same cache. Returns the scheduler's block count in num_blocks.
 StatusOr<std::unique_ptr<ModelRunner>> make_runner(const LoadedModel& model, EngineConfig& config,
-                                                   ParallelContext* parallel, int64_t& num_blocks) {
+                                                   ParallelContext* parallel, int64_t& num_blocks,
+                                                   int64_t draft_block_bytes = 0) {
   STRATA_RETURN_IF_ERROR(normalize(model, config));
   STRATA_RETURN_IF_ERROR(prepare_device(model, config, parallel));
-  STRATA_ASSIGN_OR_RETURN(num_blocks, agree_on_kv_blocks(model, config, parallel));
+  STRATA_ASSIGN_OR_RETURN(num_blocks, agree_on_kv_blocks(model, config, parallel, draft_block_bytes));
   const bool padded = uses_padded_decode(config);
   std::unique_ptr<ModelRunner> runner;
   try {
@@ -108,10 +113,39 @@ StatusOr<std::unique_ptr<ModelRunner>> make_runner(const LoadedModel& model, Eng
   return runner;
 }
 
+// The draft model of a speculative method that has one: a one-rank group, the target's
+// vocabulary and device. Returns the bytes a block of its own cache takes (0 when it shares
+// the target's).
+StatusOr<int64_t> check_draft(const LoadedModel& model, const EngineConfig& config,
+                              const ParallelContext* parallel, const LoadedModel* draft) {
+  const SpeculativeConfig& spec = config.speculative;
+  if (!spec.uses_draft_model()) return int64_t{0};
+  if (is_multi_rank(parallel)) {
+    return invalid_argument("--speculative-method {} runs its draft model on one rank; a group of "
+                            "{} ranks can use --speculative-method ngram", spec.method,
+                            parallel->topology.world_size());
+  }
+  if (draft == nullptr) return invalid_argument("--speculative-method {}: no draft model was loaded", spec.method);
+  if (draft->config.vocab_size != model.config.vocab_size) {
+    return invalid_argument("--speculative-model {} has a vocabulary of {} tokens but --model has {}; "
+                            "the draft must share the target's tokenizer", spec.model,
+                            draft->config.vocab_size, model.config.vocab_size);
+  }
+  if (draft->weights.device != model.weights.device) {
+    return invalid_argument("the draft model is on {} but the target on {}",
+                            draft->weights.device.to_string(), model.weights.device.to_string());
+  }
+  if (spec.method == "self-quantized") return int64_t{0};
+  const std::optional<DType> dtype = config.kv_dtype(draft->weights.dtype);
+  if (!dtype) return int64_t{0};  // validate() names the field
+  return KvCache::bytes_per_block(draft->config, draft->weights.shard, config.scheduler.block_size, *dtype);
+}
+
 }  // namespace
 
 Status EngineConfig::validate() const {
   STRATA_RETURN_IF_ERROR(scheduler.validate());
+  STRATA_RETURN_IF_ERROR(speculative.validate());
   if (kv_cache_bytes < 0) return invalid_argument("`kv_cache_bytes` must be >= 0. Given: {}", kv_cache_bytes);
   STRATA_RETURN_IF_ERROR(validate_kv_cache_dtype());
   if (!(kv_cache_memory_fraction > 0.0 && kv_cache_memory_fraction <= 0.95)) {
@@ -144,14 +178,21 @@ std::optional<DType> EngineConfig::kv_dtype(DType weights_dtype) const {
 }
 
 StatusOr<std::unique_ptr<Engine>> Engine::create(const LoadedModel& model, EngineConfig config,
-                                                 ParallelContext* parallel) {
+                                                 ParallelContext* parallel, const LoadedModel* draft) {
+  STRATA_RETURN_IF_ERROR(config.speculative.validate());
+  STRATA_ASSIGN_OR_RETURN(const int64_t draft_block_bytes, check_draft(model, config, parallel, draft));
   int64_t num_blocks = 0;
-  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<ModelRunner> runner, make_runner(model, config, parallel, num_blocks));
-  return std::unique_ptr<Engine>(new Engine(model, std::move(config), parallel, num_blocks, std::move(runner)));
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<ModelRunner> runner,
+                          make_runner(model, config, parallel, num_blocks, draft_block_bytes));
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<DraftProposer> proposer,
+                          make_draft_proposer(config.speculative, draft, runner->cache(), num_blocks));
+  return std::unique_ptr<Engine>(new Engine(model, std::move(config), parallel, num_blocks,
+                                            std::move(runner), std::move(proposer)));
 }
 
 Engine::Engine(const LoadedModel& model, EngineConfig config, ParallelContext* parallel,
-               int64_t num_blocks, std::unique_ptr<ModelRunner> runner)
+               int64_t num_blocks, std::unique_ptr<ModelRunner> runner,
+               std::unique_ptr<DraftProposer> proposer)
     : model_(model),
       config_(std::move(config)),
       parallel_(parallel),
@@ -159,7 +200,10 @@ Engine::Engine(const LoadedModel& model, EngineConfig config, ParallelContext* p
                     ? std::make_unique<StepWatchdog>(std::chrono::milliseconds(config_.step_timeout_ms))
                     : nullptr),
       scheduler_(config_.scheduler, num_blocks),
-      runner_(std::move(runner)) {}
+      runner_(std::move(runner)),
+      proposer_(std::move(proposer)) {
+  scheduler_.set_proposer(proposer_.get());
+}
 
 Engine::~Engine() {
   if (distributed()) broadcast_stop(*parallel_->world);
@@ -198,11 +242,16 @@ StepResult Engine::execute(const StepPlan& plan) {
 
 void Engine::record_step(const StepPlan& plan, double seconds) {
   int64_t context_tokens = 0;
-  for (const ScheduledSequence& s : plan.sequences) context_tokens += s.num_computed_tokens + s.num_new_tokens;
+  int32_t num_draft_tokens = 0;
+  for (const ScheduledSequence& s : plan.sequences) {
+    context_tokens += s.num_computed_tokens + s.num_new_tokens;
+    num_draft_tokens += static_cast<int32_t>(s.draft_token_ids.size());
+  }
   last_step_ = {.num_sequences = static_cast<int32_t>(plan.sequences.size()),
                 .num_decode_tokens = plan.num_decode_tokens,
                 .num_prefill_tokens = plan.num_prefill_tokens,
                 .num_preempted = static_cast<int32_t>(plan.preempted.size()),
+                .num_draft_tokens = num_draft_tokens,
                 .context_tokens = context_tokens,
                 .seconds = seconds};
 }

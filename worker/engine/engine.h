@@ -25,6 +25,7 @@ struct EngineStepStats {
   int32_t num_decode_tokens = 0;
   int32_t num_prefill_tokens = 0;
   int32_t num_preempted = 0;
+  int32_t num_draft_tokens = 0;    // speculative rows verified this step (part of decode tokens)
   int64_t context_tokens = 0;  // Σ over the sequences of positions attended (cached + new)
   double seconds = 0;
 };
@@ -33,9 +34,11 @@ class Engine {
  public:
   // The engine keeps references to `model` (and `parallel`); they must outlive it. With a
   // multi-rank `parallel` this is the driver, `model` is this rank's shard, and every other
-  // rank must be in run_engine_follower.
+  // rank must be in run_engine_follower. `draft` is the draft model of
+  // config.speculative's method (load_draft_model), kept by reference too; one-rank groups only.
   static StatusOr<std::unique_ptr<Engine>> create(const LoadedModel& model, EngineConfig config,
-                                                  ParallelContext* parallel = nullptr);
+                                                  ParallelContext* parallel = nullptr,
+                                                  const LoadedModel* draft = nullptr);
   ~Engine();
 
   Status add_request(Request request);
@@ -57,7 +60,8 @@ class Engine {
 
  private:
   Engine(const LoadedModel& model, EngineConfig config, ParallelContext* parallel,
-         int64_t num_blocks, std::unique_ptr<ModelRunner> runner);
+         int64_t num_blocks, std::unique_ptr<ModelRunner> runner,
+         std::unique_ptr<DraftProposer> proposer);
   bool distributed() const { return parallel_ != nullptr && parallel_->topology.world_size() > 1; }
   StepResult execute(const StepPlan& plan);
   void record_step(const StepPlan& plan, double seconds);
@@ -68,6 +72,7 @@ class Engine {
   std::unique_ptr<StepWatchdog> watchdog_;  // multi-rank groups only
   Scheduler scheduler_;
   std::unique_ptr<ModelRunner> runner_;
+  std::unique_ptr<DraftProposer> proposer_;  // speculative decoding, when on
   EngineStepStats last_step_;
 };
 

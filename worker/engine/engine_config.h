@@ -10,6 +10,7 @@
 #include "common/status.h"
 #include "kernels/tensor.h"
 #include "worker/engine/scheduler.h"
+#include "worker/engine/speculative/speculative_config.h"
 
 namespace strata {
 
@@ -19,6 +20,7 @@ std::optional<DType> resolve_kv_cache_dtype(std::string_view name, DType weights
 
 struct EngineConfig {
   SchedulerConfig scheduler;
+  SpeculativeConfig speculative;
   // KV cache size: kv_cache_bytes if > 0, else kv_cache_memory_fraction of the memory
   // available now (MemAvailable), capped to what max_num_seqs sequences of max_model_len
   // could ever use.
@@ -45,6 +47,7 @@ struct EngineConfig {
   void visit_fields(V& v) {
     using config::Range;
     scheduler.visit_fields(v);
+    speculative.visit_fields(v);
     v("kv_cache_dtype", kv_cache_dtype, "KV-cache element type: auto (the weights'), bf16, fp16, fp32 or int8");
     v("step_timeout_ms", step_timeout_ms, "multi-rank: a step longer than this aborts the group", Range{100, 86400000});
     v("gpu_memory_fraction", gpu_memory_fraction, "share of the GPU's memory for weights, activations and the KV cache", Range{0.01, 1.0});

@@ -29,7 +29,7 @@ void ModelRunner::build_batch(const StepPlan& plan, ForwardBatch& batch) const {
     batch.sequences.push_back({.num_computed_tokens = s.num_computed_tokens,
                                .num_new_tokens = s.num_new_tokens,
                                .block_table = requests_.at(s.id).block_table,
-                               .want_logits = s.sample});
+                               .num_logit_rows = s.num_logit_rows()});
   }
 }
 
@@ -48,26 +48,58 @@ void ModelRunner::run_forward(const ForwardBatch& batch) {
   }
 }
 
+// A sequence's tokens from its logit rows: one sampled token, or with drafts each draft
+// verified in turn until one is rejected (its replacement ends the list) or all are accepted
+// (the last row gives one more token).
+std::vector<SampledToken> ModelRunner::sample_sequence(const ScheduledSequence& s, const float* rows,
+                                                       SamplerWorkspace& workspace) {
+  RequestState& state = requests_.at(s.id);
+  const auto vocab = static_cast<size_t>(model_.config.vocab_size);
+  std::vector<SampledToken> tokens;
+  if (s.draft_token_ids.empty()) {
+    tokens.push_back(sample_token({rows, vocab}, state.sampling, state.prompt_ids, state.output_ids,
+                                  state.rng, workspace));
+    return tokens;
+  }
+  std::vector<int32_t> history = state.output_ids;  // the penalties see accepted drafts
+  for (size_t i = 0; i <= s.draft_token_ids.size(); ++i) {
+    const std::span<const float> logits(rows + i * vocab, vocab);
+    if (i == s.draft_token_ids.size()) {
+      tokens.push_back(sample_token(logits, state.sampling, state.prompt_ids, history, state.rng, workspace));
+      break;
+    }
+    const int32_t draft = s.draft_token_ids[i];
+    tokens.push_back(verify_draft_token(logits, state.sampling, state.prompt_ids, history, draft,
+                                        state.rng, workspace));
+    if (tokens.back().id != draft) break;
+    history.push_back(draft);
+  }
+  return tokens;
+}
+
 StepResult ModelRunner::sample(const StepPlan& plan) {
-  std::vector<const ScheduledSequence*> rows;
+  std::vector<const ScheduledSequence*> seqs;
+  std::vector<size_t> first_row;
+  size_t num_rows = 0;
   for (const ScheduledSequence& s : plan.sequences) {
-    if (s.sample) rows.push_back(&s);
+    if (!s.sample) continue;
+    seqs.push_back(&s);
+    first_row.push_back(num_rows);
+    num_rows += static_cast<size_t>(s.num_logit_rows());
   }
   const auto vocab = static_cast<size_t>(model_.config.vocab_size);
-  STRATA_CHECK(logits_.size() == rows.size() * vocab);
-  std::vector<SampledToken> sampled(rows.size());
+  STRATA_CHECK(logits_.size() == num_rows * vocab);
+  std::vector<std::vector<SampledToken>> sampled(seqs.size());
   // Requests sample independently (each owns its random stream), so they sample in
   // parallel, each thread in its own workspace.
   sampler_workspaces_.resize(static_cast<size_t>(omp_get_max_threads()));
-#pragma omp parallel for schedule(dynamic) if (rows.size() > 1)
-  for (size_t i = 0; i < rows.size(); ++i) {
-    RequestState& state = requests_.at(rows[i]->id);
-    const std::span<const float> logits(logits_.data() + i * vocab, vocab);
-    sampled[i] = sample_token(logits, state.sampling, state.prompt_ids, state.output_ids,
-                              state.rng, sampler_workspaces_[omp_get_thread_num()]);
+#pragma omp parallel for schedule(dynamic) if (seqs.size() > 1)
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    sampled[i] = sample_sequence(*seqs[i], logits_.data() + first_row[i] * vocab,
+                                 sampler_workspaces_[omp_get_thread_num()]);
   }
   StepResult result;
-  for (size_t i = 0; i < rows.size(); ++i) result.sampled[rows[i]->id] = std::move(sampled[i]);
+  for (size_t i = 0; i < seqs.size(); ++i) result.sampled[seqs[i]->id] = std::move(sampled[i]);
   return result;
 }
 

@@ -32,7 +32,8 @@ class ModelRunner {
   KvCache& cache() { return cache_; }
   const KvCache& cache() const { return cache_; }
   const RequestStates& requests() const { return requests_; }
-  // The last step's logits, [rows that wanted one, vocab] in plan order; empty on ranks
+  // The last step's logits, [rows that wanted one, vocab] in plan order (a sequence with
+  // drafts has one row per draft and one more); empty on ranks
   // outside the last pipeline stage.
   const std::vector<float>& last_logits() const { return logits_; }
   // Seconds the last step spent in tensor-parallel collectives on this rank.
@@ -43,6 +44,8 @@ class ModelRunner {
   void build_batch(const StepPlan& plan, ForwardBatch& batch) const;
   void run_forward(const ForwardBatch& batch);
   StepResult sample(const StepPlan& plan);
+  std::vector<SampledToken> sample_sequence(const ScheduledSequence& s, const float* rows,
+                                            SamplerWorkspace& workspace);
 
   const LoadedModel& model_;
   ParallelContext* parallel_;

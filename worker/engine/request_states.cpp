@@ -17,7 +17,8 @@ void RequestStates::apply(const StepPlan& plan) {
                  static_cast<size_t>(s.num_kept_blocks) <= state.block_table.size());
     state.block_table.resize(static_cast<size_t>(s.num_kept_blocks));
     state.block_table.insert(state.block_table.end(), s.new_block_ids.begin(), s.new_block_ids.end());
-    STRATA_CHECK(s.num_computed_tokens + s.num_new_tokens <= state.num_tokens());
+    STRATA_CHECK(s.num_computed_tokens + s.num_new_tokens <=
+                 state.num_tokens() + static_cast<int32_t>(s.draft_token_ids.size()));
   }
 }
 
@@ -35,7 +36,11 @@ const RequestState& RequestStates::at(RequestId id) const {
 
 void RequestStates::append_step_tokens(const ScheduledSequence& s, std::vector<int32_t>& out) const {
   const RequestState& state = at(s.id);
-  for (int32_t i = 0; i < s.num_new_tokens; ++i) out.push_back(state.token_at(s.num_computed_tokens + i));
+  const int32_t known = state.num_tokens();
+  for (int32_t i = 0; i < s.num_new_tokens; ++i) {
+    const int32_t pos = s.num_computed_tokens + i;
+    out.push_back(pos < known ? state.token_at(pos) : s.draft_token_ids[static_cast<size_t>(pos - known)]);
+  }
 }
 
 }  // namespace strata

@@ -199,14 +199,22 @@ int32_t argmax_lowest_id(std::span<const float> x) {
   return static_cast<int32_t>(best);
 }
 
-int32_t sample_from_candidates(const float* x, size_t vocab, const SamplingParams& params,
-                               SamplerWorkspace& scratch, SamplerRng& rng) {
-  const double u = rng.next_double();
-  const float x_max = x[argmax_lowest_id({x, vocab})];
-  if (x_max == -std::numeric_limits<float>::infinity()) {
-    return 0;  // every token is masked: no distribution to draw from; lowest id
+// The distribution a request samples from: its kept tokens keys[0, kept) (a rank prefix
+// after top-k, top-p and min-p) with unnormalized weights w[id] summing to kept_mass.
+struct KeptTokens {
+  uint64_t* keys = nullptr;
+  const double* w = nullptr;
+  size_t kept = 0;
+  double kept_mass = 0.0;
+  bool contains(int32_t id) const {
+    return std::any_of(keys, keys + kept, [&](uint64_t k) { return key_id(k) == id; });
   }
+};
 
+// Precondition: some logit of x is finite.
+KeptTokens kept_tokens(const float* x, size_t vocab, const SamplingParams& params,
+                       SamplerWorkspace& scratch) {
+  const float x_max = x[argmax_lowest_id({x, vocab})];
   uint64_t* keys = scratch.keys.data();
   for (size_t i = 0; i < vocab; ++i) keys[i] = rank_key(x[i], static_cast<int32_t>(i));
   size_t n = vocab;
@@ -248,10 +256,46 @@ int32_t sample_from_candidates(const float* x, size_t vocab, const SamplingParam
       for (size_t i = 0; i < kept; ++i) kept_mass += w[key_id(keys[i])];
     }
   }
+  return {.keys = keys, .w = w, .kept = kept, .kept_mass = kept_mass};
+}
 
+bool all_masked(const float* x, size_t vocab) {
+  return x[argmax_lowest_id({x, vocab})] == -std::numeric_limits<float>::infinity();
+}
+
+int32_t draw(const KeptTokens& t, double u) {
   double before = 0.0;
-  const size_t r = weighted_select(keys, kept, w, u * kept_mass, /*inclusive=*/false, &before);
-  return key_id(keys[r]);
+  const size_t r = weighted_select(t.keys, t.kept, t.w, u * t.kept_mass, /*inclusive=*/false, &before);
+  return key_id(t.keys[r]);
+}
+
+int32_t sample_from_candidates(const float* x, size_t vocab, const SamplingParams& params,
+                               SamplerWorkspace& scratch, SamplerRng& rng) {
+  const double u = rng.next_double();
+  if (all_masked(x, vocab)) return 0;  // no distribution to draw from; lowest id
+  return draw(kept_tokens(x, vocab, params, scratch), u);
+}
+
+// Rejection sampling against a proposer that guessed `draft` deterministically (q is one-hot
+// at it): accept with min(1, p/q) = p(draft); otherwise draw from max(0, p − q), which is p
+// without the draft, renormalized. The output token is then distributed exactly as p.
+int32_t verify_sampled_draft(const float* x, size_t vocab, const SamplingParams& params,
+                             int32_t draft, SamplerWorkspace& scratch, SamplerRng& rng) {
+  const double u_accept = rng.next_double();
+  const double u_residual = rng.next_double();
+  if (all_masked(x, vocab)) return 0;
+  KeptTokens t = kept_tokens(x, vocab, params, scratch);
+  const double p_draft = t.contains(draft) ? t.w[draft] / t.kept_mass : 0.0;
+  if (u_accept < p_draft) return draft;
+  if (p_draft > 0.0) {
+    // Move the draft to the end of the kept ranks and leave it out.
+    std::iter_swap(std::find_if(t.keys, t.keys + t.kept, [&](uint64_t k) { return key_id(k) == draft; }),
+                   t.keys + t.kept - 1);
+    t.kept_mass -= t.w[draft];
+    --t.kept;
+    if (t.kept == 0 || !(t.kept_mass > 0.0)) return draft;  // p was all on the draft
+  }
+  return draw(t, u_residual);
 }
 
 void fill_logprobs(std::span<const float> logits, const SamplingParams& params,
@@ -309,6 +353,23 @@ SampledToken sample_token(std::span<const float> logits, const SamplingParams& p
   } else {
     out.id = sample_from_candidates(x, vocab, params, scratch, rng);
   }
+  if (params.logprobs >= 0) fill_logprobs(logits, params, scratch, out);
+  return out;
+}
+
+SampledToken verify_draft_token(std::span<const float> logits, const SamplingParams& params,
+                                std::span<const int32_t> prompt_ids,
+                                std::span<const int32_t> output_ids, int32_t draft,
+                                SamplerRng& rng, SamplerWorkspace& scratch) {
+  STRATA_CHECK(!logits.empty());
+  const size_t vocab = logits.size();
+  scratch.fit(vocab);
+  float* x = scratch.logits.data();
+  for (size_t i = 0; i < vocab; ++i) x[i] = nan_to_neg_inf(logits[i]);
+  apply_penalties({x, vocab}, params, prompt_ids, output_ids, scratch);
+  SampledToken out;
+  out.id = params.temperature == 0.0f ? argmax_lowest_id({x, vocab})
+                                      : verify_sampled_draft(x, vocab, params, draft, scratch, rng);
   if (params.logprobs >= 0) fill_logprobs(logits, params, scratch, out);
   return out;
 }

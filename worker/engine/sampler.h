@@ -70,4 +70,15 @@ SampledToken sample_token(std::span<const float> logits, const SamplingParams& p
                           std::span<const int32_t> output_ids, SamplerRng& rng,
                           SamplerWorkspace& workspace);
 
+// Speculative verification of `draft`, a token a deterministic proposer guessed would follow
+// (worker/engine/speculative/): returns the token to output at this position; it is `draft`
+// when the draft is accepted, and then the caller goes on to the next draft. Greedy: the
+// target's argmax (accepted iff it equals the draft; draws nothing). Sampling: rejection
+// sampling (accept with probability p(draft); else draw from p without the draft), two
+// rng draws, so the returned token is distributed exactly as sample_token's.
+SampledToken verify_draft_token(std::span<const float> logits, const SamplingParams& params,
+                                std::span<const int32_t> prompt_ids,
+                                std::span<const int32_t> output_ids, int32_t draft,
+                                SamplerRng& rng, SamplerWorkspace& workspace);
+
 }  // namespace strata

@@ -1,6 +1,7 @@
 #include "worker/engine/scheduler.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include <spdlog/spdlog.h>
 
@@ -72,6 +73,7 @@ bool Scheduler::abort(RequestId id) {
     running_.erase(std::find(running_.begin(), running_.end(), &seq));
   }
   blocks_.release(seq.block_table);
+  if (proposer_ != nullptr) proposer_->forget(id);
   aborted_.push_back(id);
   if (seq.announced) gone_since_plan_.push_back(id);
   sequences_.erase(it);
@@ -93,6 +95,7 @@ Sequence* Scheduler::find(RequestId id) {
 
 void Scheduler::preempt(Sequence& seq, StepPlan& plan) {
   blocks_.release(seq.block_table);
+  if (proposer_ != nullptr) proposer_->forget(seq.id());
   seq.num_blocks_sent = 0;  // the ranks' table is replaced when it runs again
   seq.num_blocks_indexed = 0;
   seq.num_computed_tokens = 0;
@@ -182,6 +185,45 @@ void Scheduler::describe_changes(StepPlan& plan) {
   }
 }
 
+int32_t Scheduler::draft_allowance(const Sequence& seq, int32_t budget) const {
+  const SamplingParams& p = seq.request.sampling;
+  if (!p.speculative) return 0;
+  int32_t k = config_.num_speculative_tokens;
+  if (config_.speculative_adaptive) {
+    k = std::clamp(static_cast<int32_t>(std::ceil(k * seq.draft_acceptance)), 1, k);
+  }
+  // Accepted drafts are output tokens, and the step ends with one more token of the target's.
+  const auto num_output = static_cast<int32_t>(seq.output_ids.size());
+  int32_t outputs_left = p.max_tokens - num_output - 1;
+  if (p.stop_after_tokens > 0) outputs_left = std::min(outputs_left, p.stop_after_tokens - num_output - 1);
+  // Draft i sits at position num_tokens - 1 + i, which the context must hold.
+  const int64_t max_len = std::min<int64_t>(config_.max_model_len, blocks_.num_total() * config_.block_size);
+  const auto positions_left = static_cast<int32_t>(std::min<int64_t>(max_len - seq.num_tokens(), k));
+  return std::max(0, std::min({k, budget, outputs_left, positions_left}));
+}
+
+void Scheduler::propose_drafts(StepPlan& plan, const std::map<RequestId, int32_t>& room) {
+  std::vector<DraftRequest> requests;
+  std::vector<ScheduledSequence*> planned;
+  for (ScheduledSequence& s : plan.sequences) {
+    auto it = room.find(s.id);
+    if (it == room.end()) continue;  // not speculating, or withdrawn by a preemption
+    requests.push_back({.seq = find(s.id), .max_drafts = it->second});
+    planned.push_back(&s);
+  }
+  if (requests.empty()) return;
+  proposer_->propose(requests);
+  for (size_t i = 0; i < requests.size(); ++i) {
+    std::vector<int32_t>& drafts = requests[i].drafts;
+    if (static_cast<int32_t>(drafts.size()) > requests[i].max_drafts) drafts.resize(static_cast<size_t>(requests[i].max_drafts));
+    Sequence& seq = *find(planned[i]->id);
+    // Blocks taken for drafts the proposer did not make go back at once.
+    blocks_.truncate(seq.block_table, seq.num_tokens() + static_cast<int64_t>(drafts.size()));
+    planned[i]->num_new_tokens += static_cast<int32_t>(drafts.size());
+    planned[i]->draft_token_ids = std::move(drafts);
+  }
+}
+
 StepPlan Scheduler::schedule() {
   StepPlan plan;
   int32_t budget = config_.max_num_batched_tokens;
@@ -189,7 +231,10 @@ StepPlan Scheduler::schedule() {
   // Running sequences: decode tokens first, then the rest of partially prefilled prompts.
   std::vector<Sequence*> order;
   for (Sequence* s : running_) if (s->num_uncomputed_tokens() == 1) order.push_back(s);
+  const auto num_decoding = static_cast<int32_t>(order.size());
   for (Sequence* s : running_) if (s->num_uncomputed_tokens() > 1) order.push_back(s);
+  const bool speculate = proposer_ != nullptr && num_decoding <= config_.speculative_max_batch;
+  std::map<RequestId, int32_t> room;  // drafts each speculating sequence has blocks and budget for
   for (Sequence* seq : order) {
     if (seq->status != SequenceStatus::kRunning) continue;  // preempted earlier in this loop
     if (budget == 0) break;
@@ -206,7 +251,14 @@ StepPlan Scheduler::schedule() {
     if (preempted_self) continue;
     plan.sequences.push_back(plan_chunk(*seq, n));
     budget -= n;
+    if (!speculate || seq->num_uncomputed_tokens() != 1) continue;
+    // Drafts take blocks only where no one would be preempted for them.
+    int32_t k = draft_allowance(*seq, budget);
+    while (k > 0 && !blocks_.grow(seq->block_table, seq->num_tokens() + k, watermark_blocks_)) --k;
+    if (k > 0) room[seq->id()] = k;
+    budget -= k;
   }
+  if (!room.empty()) propose_drafts(plan, room);
   // Refund what chunks withdrawn by preemption had taken.
   budget = config_.max_num_batched_tokens;
   for (const ScheduledSequence& s : plan.sequences) budget -= s.num_new_tokens;
@@ -225,9 +277,11 @@ StepPlan Scheduler::schedule() {
     if (!planned) break;
     budget -= *planned;
   }
-  // A preempted sequence whose blocks are all still cached resumes with a decode token.
+  // A preempted sequence whose blocks are all still cached resumes with a decode token. A
+  // decode token's drafts count as decode work.
   const auto is_decode = [&](const ScheduledSequence& s) {
-    return s.num_new_tokens == 1 && s.num_computed_tokens >= find(s.id)->num_prompt_tokens();
+    return !s.draft_token_ids.empty() ||
+           (s.num_new_tokens == 1 && s.num_computed_tokens >= find(s.id)->num_prompt_tokens());
   };
   std::stable_partition(plan.sequences.begin(), plan.sequences.end(), is_decode);
   for (const ScheduledSequence& s : plan.sequences) {
@@ -241,8 +295,47 @@ void Scheduler::finish(Sequence& seq, FinishReason reason) {
   seq.finish_reason = reason;
   seq.status = SequenceStatus::kFinished;
   blocks_.release(seq.block_table);
+  if (proposer_ != nullptr) proposer_->forget(seq.id());
   if (seq.announced) gone_since_plan_.push_back(seq.id());
   running_.erase(std::find(running_.begin(), running_.end(), &seq));
+}
+
+bool Scheduler::append_token(Sequence& seq, const SampledToken& token, SequenceOutput& out) {
+  const SamplingParams& p = seq.request.sampling;
+  const auto& eos = config_.stop_token_ids;
+  const bool is_stop = (!p.ignore_eos && std::find(eos.begin(), eos.end(), token.id) != eos.end()) ||
+                       std::find(p.stop_token_ids.begin(), p.stop_token_ids.end(), token.id) != p.stop_token_ids.end();
+  if (is_stop) {
+    finish(seq, FinishReason::kStop);  // the stop id itself is not output
+    return true;
+  }
+  seq.output_ids.push_back(token.id);
+  out.new_tokens.push_back(token);
+  // A sampled token needs no cache slot; feeding it next step would need position
+  // num_tokens - 1, so the context is full once that reaches max_model_len — or the
+  // whole cache, which one sequence can never outgrow (it would preempt itself forever).
+  const int64_t max_len = std::min<int64_t>(config_.max_model_len, blocks_.num_total() * config_.block_size);
+  const auto num_output = static_cast<int32_t>(seq.output_ids.size());
+  if (num_output >= p.max_tokens || seq.num_tokens() - 1 >= max_len) {
+    finish(seq, FinishReason::kLength);
+  } else if (p.stop_after_tokens > 0 && num_output >= p.stop_after_tokens) {
+    finish(seq, FinishReason::kStop);
+  }
+  return seq.status == SequenceStatus::kFinished;
+}
+
+// The drafts' verdict: the accepted ones are computed positions now; the rejected ones'
+// blocks go back (the ranks' tables shrink with the scheduler's).
+void Scheduler::apply_verification(Sequence& seq, const ScheduledSequence& s, int32_t num_accepted) {
+  const auto num_drafts = static_cast<int32_t>(s.draft_token_ids.size());
+  ++spec_verifications_;
+  spec_draft_tokens_ += num_drafts;
+  spec_accepted_tokens_ += num_accepted;
+  seq.draft_acceptance = 0.7 * seq.draft_acceptance + 0.3 * num_accepted / num_drafts;
+  if (seq.status != SequenceStatus::kRunning) return;  // finished: its blocks are released
+  blocks_.truncate(seq.block_table, seq.num_computed_tokens);
+  seq.num_blocks_sent = std::min(seq.num_blocks_sent, static_cast<int32_t>(seq.block_table.size()));
+  seq.num_blocks_indexed = std::min(seq.num_blocks_indexed, static_cast<int32_t>(seq.block_table.size()));
 }
 
 std::vector<SequenceOutput> Scheduler::update(const StepPlan& plan, const StepResult& result) {
@@ -253,34 +346,32 @@ std::vector<SequenceOutput> Scheduler::update(const StepPlan& plan, const StepRe
   for (const ScheduledSequence& s : plan.sequences) {
     Sequence* seq = find(s.id);
     if (seq == nullptr || seq->status != SequenceStatus::kRunning) continue;
-    seq->num_computed_tokens += s.num_new_tokens;
-    index_computed_blocks(*seq);
-    if (!s.sample) continue;
+    if (!s.sample) {
+      seq->num_computed_tokens += s.num_new_tokens;
+      index_computed_blocks(*seq);
+      continue;
+    }
     auto sampled = result.sampled.find(s.id);
     STRATA_CHECK(sampled != result.sampled.end());
-    const int32_t token = sampled->second.id;
-    const SamplingParams& p = seq->request.sampling;
+    const std::vector<SampledToken>& tokens = sampled->second;
+    const auto num_drafts = static_cast<int32_t>(s.draft_token_ids.size());
+    STRATA_CHECK(!tokens.empty() && static_cast<int32_t>(tokens.size()) <= num_drafts + 1);
+    // Every token but the last is an accepted draft, whose K/V this step computed.
+    const auto num_accepted = static_cast<int32_t>(tokens.size()) - 1;
+    for (int32_t i = 0; i < num_accepted; ++i) STRATA_CHECK(tokens[static_cast<size_t>(i)].id == s.draft_token_ids[static_cast<size_t>(i)]);
+    seq->num_computed_tokens += s.num_new_tokens - num_drafts;
+    index_computed_blocks(*seq);  // before a finish releases the blocks
     SequenceOutput out{.id = s.id, .num_prompt_tokens = seq->num_prompt_tokens(),
-                       .num_cached_tokens = std::max(seq->num_cached_tokens, 0), .logprobs = p.logprobs};
-    const auto& eos = config_.stop_token_ids;
-    const bool is_stop = (!p.ignore_eos && std::find(eos.begin(), eos.end(), token) != eos.end()) ||
-                         std::find(p.stop_token_ids.begin(), p.stop_token_ids.end(), token) != p.stop_token_ids.end();
-    if (is_stop) {
-      finish(*seq, FinishReason::kStop);  // the stop id itself is not output
-    } else {
-      seq->output_ids.push_back(token);
-      out.new_tokens.push_back(sampled->second);
-      // A sampled token needs no cache slot; feeding it next step would need position
-      // num_tokens - 1, so the context is full once that reaches max_model_len — or the
-      // whole cache, which one sequence can never outgrow (it would preempt itself forever).
-      const int64_t max_len = std::min<int64_t>(config_.max_model_len,
-                                                blocks_.num_total() * config_.block_size);
-      const auto num_output = static_cast<int32_t>(seq->output_ids.size());
-      if (num_output >= p.max_tokens || seq->num_tokens() - 1 >= max_len) {
-        finish(*seq, FinishReason::kLength);
-      } else if (p.stop_after_tokens > 0 && num_output >= p.stop_after_tokens) {
-        finish(*seq, FinishReason::kStop);
-      }
+                       .num_cached_tokens = std::max(seq->num_cached_tokens, 0),
+                       .logprobs = seq->request.sampling.logprobs};
+    for (const SampledToken& token : tokens) {
+      if (append_token(*seq, token, out)) break;
+    }
+    if (num_drafts > 0) {
+      seq->num_computed_tokens += num_accepted;
+      apply_verification(*seq, s, num_accepted);
+      // Only now are the accepted drafts tokens of the sequence, hashed with their blocks.
+      if (seq->status == SequenceStatus::kRunning) index_computed_blocks(*seq);
     }
     out.finish_reason = seq->finish_reason;
     out.num_output_tokens = static_cast<int32_t>(seq->output_ids.size());
@@ -303,6 +394,9 @@ SchedulerStats Scheduler::stats() const {
   s.prefix_cache_queries = prefix_cache_queries_;
   s.prefix_cache_hits = prefix_cache_hits_;
   s.prefix_cache_evictions = blocks_.num_evictions();
+  s.spec_verifications = spec_verifications_;
+  s.spec_draft_tokens = spec_draft_tokens_;
+  s.spec_accepted_tokens = spec_accepted_tokens_;
   return s;
 }
 

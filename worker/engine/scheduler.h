@@ -29,6 +29,7 @@
 #include "common/status.h"
 #include "worker/kv/kv_block_manager.h"
 #include "worker/engine/sequence.h"
+#include "worker/engine/speculative/draft_proposer.h"
 #include "worker/engine/step_plan.h"
 
 namespace strata {
@@ -44,6 +45,12 @@ struct SchedulerConfig {
   int64_t max_model_len = 0;
   bool static_batching = false;          // baseline: admit only when nothing runs
   bool enable_prefix_caching = true;
+  // Speculative decoding, with a proposer (set_proposer): each decoding sequence runs up to
+  // num_speculative_tokens drafts a step, while at most speculative_max_batch sequences
+  // decode (past that a step is compute-bound and drafts cost more than they save).
+  int32_t num_speculative_tokens = 4;
+  int32_t speculative_max_batch = 4;
+  bool speculative_adaptive = false;     // k from each sequence's running acceptance rate
   std::vector<int32_t> stop_token_ids;   // the model's EOS ids (ignore_eos skips them)
   uint64_t seed = 0;                     // seeds requests that bring none
 
@@ -55,6 +62,9 @@ struct SchedulerConfig {
     v("block_size", block_size, "KV-cache positions per block", Range{1, 1024});
     v("max_model_len", max_model_len, "positions one sequence may hold (0 = the model's context)", Range{0, 1 << 30});
     v("enable_prefix_caching", enable_prefix_caching, "reuse the KV blocks of prompt prefixes seen before (--no-prefix-caching recomputes every prompt)");
+    v("num_speculative_tokens", num_speculative_tokens, "speculative decoding: draft tokens per sequence and step", Range{1, 64});
+    v("speculative_max_batch", speculative_max_batch, "speculative decoding: speculate only while at most this many sequences decode", Range{0, 1 << 20});
+    v("speculative_adaptive", speculative_adaptive, "speculative decoding: draft fewer tokens for sequences whose drafts are often rejected");
   }
   // The ranges above, the watermark, and max_model_len >= 1 (call it once that is filled in).
   Status validate() const;
@@ -62,7 +72,7 @@ struct SchedulerConfig {
 
 struct SequenceOutput {
   RequestId id = 0;
-  std::vector<SampledToken> new_tokens;  // at most one per step
+  std::vector<SampledToken> new_tokens;  // one per step, or more with accepted drafts
   FinishReason finish_reason = FinishReason::kNone;
   int32_t num_prompt_tokens = 0;
   int32_t num_cached_tokens = 0;  // prompt tokens served from the prefix cache
@@ -81,6 +91,11 @@ struct SchedulerStats {
   int64_t prefix_cache_queries = 0;
   int64_t prefix_cache_hits = 0;
   int64_t prefix_cache_evictions = 0;
+  // Speculative decoding, since start: verification steps (a sequence's decode token with
+  // drafts), draft tokens proposed and accepted.
+  int64_t spec_verifications = 0;
+  int64_t spec_draft_tokens = 0;
+  int64_t spec_accepted_tokens = 0;
 };
 
 class Scheduler {
@@ -92,6 +107,9 @@ class Scheduler {
   Status add(Request request);
   // Removes a request wherever it is and frees its blocks now. False if unknown/finished.
   bool abort(RequestId id);
+
+  // Speculative decoding drafts with `proposer` (null: off); it must outlive the scheduler.
+  void set_proposer(DraftProposer* proposer) { proposer_ = proposer; }
 
   StepPlan schedule();
   // Applies sampled tokens; returns one output per sequence that produced a token or
@@ -117,6 +135,14 @@ class Scheduler {
   void extend_block_hashes(Sequence& seq, int32_t num_full_blocks) const;
   void index_computed_blocks(Sequence& seq);
   void finish(Sequence& seq, FinishReason reason);
+  // How many drafts `seq` may run this step with `budget` tokens left after its decode token.
+  int32_t draft_allowance(const Sequence& seq, int32_t budget) const;
+  // Asks the proposer for drafts of the planned decode tokens that have `room` (at most that
+  // many each) and adds them to their chunks.
+  void propose_drafts(StepPlan& plan, const std::map<RequestId, int32_t>& room);
+  // Appends one sampled token to `seq` or finishes it (a stop id, its length); true once done.
+  bool append_token(Sequence& seq, const SampledToken& token, SequenceOutput& out);
+  void apply_verification(Sequence& seq, const ScheduledSequence& s, int32_t num_accepted);
   ScheduledSequence plan_chunk(const Sequence& seq, int32_t num_new) const;
   // Fills in what the ranks do not hold yet for each planned sequence (run once the plan's
   // sequences are final: preemption may withdraw a chunk planned earlier in the step).
@@ -133,6 +159,8 @@ class Scheduler {
   int64_t num_preemptions_ = 0;
   int64_t prefix_cache_queries_ = 0;
   int64_t prefix_cache_hits_ = 0;
+  int64_t spec_verifications_ = 0, spec_draft_tokens_ = 0, spec_accepted_tokens_ = 0;
+  DraftProposer* proposer_ = nullptr;
   uint64_t next_seed_;
 };
 

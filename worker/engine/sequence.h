@@ -45,6 +45,8 @@ struct Sequence {
   std::vector<BlockHash> block_hashes;
   int32_t num_blocks_indexed = 0;
   int32_t num_cached_tokens = -1;
+  // Speculative decoding: the running share of its drafts the target accepted (adaptive k).
+  double draft_acceptance = 1.0;
   // What the worker group's ranks hold of it (worker/engine/step_plan.h): announced once it was in
   // a plan, then its first num_tokens_sent tokens and num_blocks_sent table entries.
   bool announced = false;

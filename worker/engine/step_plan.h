@@ -32,7 +32,9 @@ struct NewRequest {
 struct ScheduledSequence {
   RequestId id = 0;
   int32_t num_computed_tokens = 0;  // positions already cached
-  int32_t num_new_tokens = 0;       // this step's tokens: a prefill chunk or one decode token
+  // This step's tokens: a prefill chunk, one decode token, or a decode token followed by
+  // its draft tokens.
+  int32_t num_new_tokens = 0;
   // Output tokens appended since the ranks last heard of this request (the decode input).
   std::vector<int32_t> new_token_ids;
   // The block table keeps its first num_kept_blocks entries (all of them, unless the
@@ -40,8 +42,13 @@ struct ScheduledSequence {
   int32_t num_kept_blocks = 0;
   std::vector<int32_t> new_block_ids;
   bool sample = false;              // this chunk reaches the end: sample the next token
+  // Speculative decoding: tokens a proposer guessed would follow the decode token. They run
+  // as the step's last draft_token_ids.size() query rows (positions past the sequence's
+  // tokens); the rank that samples verifies them against the target's logits at every row.
+  std::vector<int32_t> draft_token_ids;
+  int32_t num_logit_rows() const { return sample ? 1 + static_cast<int32_t>(draft_token_ids.size()) : 0; }
   MSGPACK_DEFINE_MAP(id, num_computed_tokens, num_new_tokens, new_token_ids, num_kept_blocks,
-                     new_block_ids, sample);
+                     new_block_ids, sample, draft_token_ids);
 };
 
 struct StepPlan {
@@ -56,9 +63,10 @@ struct StepPlan {
                      num_prefill_tokens);
 };
 
-// What the rank that samples drew for each sequence with sample == true.
+// What the rank that samples drew for each sequence with sample == true: one token, or with
+// draft tokens the accepted drafts followed by the target's own next token.
 struct StepResult {
-  std::map<RequestId, SampledToken> sampled;
+  std::map<RequestId, std::vector<SampledToken>> sampled;
   MSGPACK_DEFINE_MAP(sampled);
 };
 

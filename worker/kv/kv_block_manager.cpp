@@ -69,18 +69,22 @@ void KvBlockManager::cache_full_block(int32_t block_id, BlockHash hash) {
   if (prefix_caching_) cache_.insert(block_id, hash);
 }
 
-void KvBlockManager::release(std::vector<int32_t>& table) {
-  for (auto it = table.rbegin(); it != table.rend(); ++it) {
-    int32_t& count = ref_counts_[static_cast<size_t>(*it)];
+void KvBlockManager::release(std::vector<int32_t>& table) { truncate(table, 0); }
+
+void KvBlockManager::truncate(std::vector<int32_t>& table, int64_t num_tokens) {
+  const auto keep = static_cast<size_t>(blocks_for_tokens(num_tokens, block_size_));
+  while (table.size() > keep) {
+    const int32_t block = table.back();
+    table.pop_back();
+    int32_t& count = ref_counts_[static_cast<size_t>(block)];
     STRATA_CHECK(count > 0);
     if (--count > 0) continue;
-    if (cache_.holds_prefix(*it)) {
-      cache_.park(*it);
+    if (cache_.holds_prefix(block)) {
+      cache_.park(block);
     } else {
-      pool_.free(*it);
+      pool_.free(block);
     }
   }
-  table.clear();
 }
 
 }  // namespace strata

@@ -62,6 +62,9 @@ class KvBlockManager {
   // Drops one reference to each block of `table` and clears it. Blocks nobody holds are
   // freed, or parked when cached: last blocks first, so a prefix's tail is evicted first.
   void release(std::vector<int32_t>& table);
+  // Releases the blocks of `table` past the first ones covering `num_tokens` positions (the
+  // slots of rejected speculative tokens), last first, as release() does.
+  void truncate(std::vector<int32_t>& table, int64_t num_tokens);
   int32_t ref_count(int32_t block_id) const { return ref_counts_[static_cast<size_t>(block_id)]; }
 
  private:

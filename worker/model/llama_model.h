@@ -31,7 +31,8 @@ struct ForwardSequence {
   int32_t num_computed_tokens = 0;   // positions already in the KV cache
   int32_t num_new_tokens = 0;        // this step's tokens, at the following positions
   std::span<const int32_t> block_table;  // covers num_computed_tokens + num_new_tokens
-  bool want_logits = true;           // logits of this step's last token
+  int32_t num_logit_rows = 1;        // logits of this step's last n tokens (speculative
+                                     // verification wants every draft row's)
 };
 
 struct ForwardBatch {
@@ -59,7 +60,7 @@ class LlamaModel {
              ParallelContext* parallel = nullptr);
   ~LlamaModel();
 
-  // Writes this step's K/V into `cache` and returns logits [num sequences with want_logits,
+  // Writes this step's K/V into `cache` and returns logits [Σ num_logit_rows,
   // vocab] in sequence order (resized as needed) on the last pipeline stage; other stages
   // pass their activations on and return no logits. Not thread-safe: it owns a workspace.
   void forward(const ForwardBatch& batch, KvCache& cache, std::vector<float>& logits);

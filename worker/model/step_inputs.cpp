@@ -1,5 +1,6 @@
 #include "worker/model/step_inputs.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "common/check.h"
@@ -22,7 +23,8 @@ void StepInputs::build(const ForwardBatch& batch, int block_size) {
   int64_t table_words = 0;
   for (const ForwardSequence& s : batch.sequences) {
     table_words += static_cast<int64_t>(s.block_table.size());
-    if (s.want_logits && s.num_new_tokens > 0) ++num_logit_rows_;
+    STRATA_CHECK(s.num_logit_rows >= 0 && s.num_logit_rows <= std::max(s.num_new_tokens, 0));
+    num_logit_rows_ += s.num_logit_rows;
   }
   words_.resize(static_cast<size_t>(3 * num_tokens_ + num_logit_rows_ + table_words));
   std::copy(batch.token_ids.begin(), batch.token_ids.end(), words_.begin());
@@ -51,7 +53,7 @@ void StepInputs::build(const ForwardBatch& batch, int block_size) {
     (decode ? decode_tables_at_ : prefill_tables_at_).push_back(table_at);
     table_at += static_cast<int64_t>(s.block_table.size());
     row += s.num_new_tokens;
-    if (s.want_logits && s.num_new_tokens > 0) *logit_rows++ = static_cast<int32_t>(row - 1);
+    for (int32_t j = s.num_logit_rows; j > 0; --j) *logit_rows++ = static_cast<int32_t>(row - j);
   }
   STRATA_CHECK(row == num_tokens_);
 }
@@ -85,7 +87,7 @@ bool fits_padded_decode(const ForwardBatch& batch, const PaddedDecodeLayout& lay
     return false;
   }
   for (const ForwardSequence& s : batch.sequences) {
-    if (s.num_new_tokens != 1 || !s.want_logits) return false;
+    if (s.num_new_tokens != 1 || s.num_logit_rows != 1) return false;
     if (s.num_computed_tokens + 1 > max_context_len) return false;
     if (static_cast<int64_t>(s.block_table.size()) > layout.max_blocks_per_seq) return false;
   }

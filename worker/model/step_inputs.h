@@ -71,7 +71,7 @@ struct PaddedDecodeLayout {
 };
 
 // Whether `batch` can run as a padded decode step: at most capacity sequences, each one
-// decode token that wants logits, with a context of at most max_context_len positions
+// decode token that wants its logits, with a context of at most max_context_len positions
 // and a block table that fits its row.
 bool fits_padded_decode(const ForwardBatch& batch, const PaddedDecodeLayout& layout,
                         int max_context_len);

@@ -178,7 +178,9 @@ wire::KvStats WorkerServer::kv_stats() const {
   return {.total_blocks = s.blocks.total, .free_blocks = s.blocks.reclaimable(),
           .cached_blocks = s.blocks.cached, .num_running = s.num_running, .num_waiting = s.num_waiting,
           .num_preemptions = s.num_preemptions, .prefix_cache_queries = s.prefix_cache_queries,
-          .prefix_cache_hits = s.prefix_cache_hits, .prefix_cache_evictions = s.prefix_cache_evictions};
+          .prefix_cache_hits = s.prefix_cache_hits, .prefix_cache_evictions = s.prefix_cache_evictions,
+          .spec_verifications = s.spec_verifications, .spec_draft_tokens = s.spec_draft_tokens,
+          .spec_accepted_tokens = s.spec_accepted_tokens};
 }
 
 // Connect first: a wrong endpoint fails before the (possibly long) warm-up. Nothing is
@@ -196,7 +198,7 @@ static Status connect_to_router(zmq::socket_t& socket, const WorkerServerConfig&
 }
 
 Status WorkerServer::run(const LoadedModel& model, const WorkerServerConfig& config,
-                         std::atomic<bool>& stop, ParallelContext* parallel) {
+                         std::atomic<bool>& stop, ParallelContext* parallel, const LoadedModel* draft) {
   STRATA_RETURN_IF_ERROR(config.validate());
   config_ = &config;
   step_ = 0;
@@ -206,7 +208,7 @@ Status WorkerServer::run(const LoadedModel& model, const WorkerServerConfig& con
   }
   loop.handshakes.emplace(loop.context, loop.socket, kHandshakeFailedEvents, "strata-worker-handshakes");
   STRATA_RETURN_IF_ERROR(connect_to_router(loop.socket, config, loop.key));
-  STRATA_ASSIGN_OR_RETURN(engine_, Engine::create(model, config.engine, parallel));
+  STRATA_ASSIGN_OR_RETURN(engine_, Engine::create(model, config.engine, parallel, draft));
   const auto warm_start = Clock::now();
   STRATA_RETURN_IF_ERROR(warm_up(*engine_, model));
   if (!config.step_log.empty()) {

@@ -54,9 +54,11 @@ class WorkerServer {
   // handler: it is checked at least every heartbeat_ms). Returns an error when the engine
   // cannot be created or the socket cannot be set up; `model` must outlive the call.
   // With a multi-rank `parallel`, this is the group's driver (world rank 0) and the other
-  // ranks run run_engine_follower (worker/engine/engine.h).
+  // ranks run run_engine_follower (worker/engine/engine.h). `draft` is the speculative
+  // draft model (load_draft_model), when config.engine.speculative names one.
   Status run(const LoadedModel& model, const WorkerServerConfig& config,
-             std::atomic<bool>& stop, ParallelContext* parallel = nullptr);
+             std::atomic<bool>& stop, ParallelContext* parallel = nullptr,
+             const LoadedModel* draft = nullptr);
 
   // Engine steps run by the last run() (for tests and logs).
   uint64_t num_steps() const { return step_; }
