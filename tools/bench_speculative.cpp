@@ -22,7 +22,7 @@
 #include "kernels/ops.h"
 #include "tools/bench/bench_model_flags.h"
 #include "worker/engine/engine.h"
-#include "worker/engine/speculative/model_proposer.h"
+#include "worker/engine/speculative/speculative_config.h"
 
 namespace {
 
@@ -101,7 +101,7 @@ int main(int argc, char** argv) {
   {
     config::CliBinder binder(app);
     auto spec = config::only(binder, {"speculative_method", "speculative_model", "num_speculative_tokens",
-                                      "speculative_max_batch", "speculative_adaptive",
+                                      "speculative_max_batch", "speculative_adaptive", "speculative_governor",
                                       "ngram_prompt_lookup_min", "ngram_prompt_lookup_max"});
     config.visit_fields(spec);
   }

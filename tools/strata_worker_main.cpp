@@ -20,7 +20,7 @@
 #include "parallel/parallel_context.h"
 #include "parallel/rank_device.h"
 #include "worker/engine/engine.h"
-#include "worker/engine/speculative/model_proposer.h"
+#include "worker/engine/speculative/speculative_config.h"
 #include "worker/model/model_loader.h"
 #include "worker/server/rank_presence.h"
 #include "worker/server/worker_options.h"

@@ -45,7 +45,8 @@ def reference(request):
 @pytest.mark.parametrize("method", ["ngram", "self-quantized"])
 def test_greedy_output_is_unchanged_and_drafts_are_counted(server_factory, reference, method):
     server = server_factory(str(require_file(AIDREAMS)),
-                            worker_args=["--speculative-method", method, "--num-speculative-tokens", "3"])
+                            worker_args=["--speculative-method", method, "--num-speculative-tokens", "3",
+                                         "--no-speculative-governor"])
     assert completions(server) == reference
     assert completions(server, stream=True) == reference
     text = server.metrics()
@@ -74,7 +75,8 @@ def test_bad_settings_fail_at_startup_naming_the_flag(tmp_path):
 
 
 def test_bench_reports_acceptance_from_metrics(server_factory, tmp_path):
-    server = server_factory(str(require_file(AIDREAMS)), worker_args=["--speculative-method", "self-quantized"])
+    server = server_factory(str(require_file(AIDREAMS)), worker_args=["--speculative-method", "self-quantized",
+                                                                          "--no-speculative-governor"])
     out = subprocess.run(
         [str(BIN / "strata"), "bench", "--url", server.url(""), "--concurrency", "2", "--num-requests", "6",
          "--input-tokens", "16", "--output-tokens", "24", "--output-json", str(tmp_path / "b.json")],

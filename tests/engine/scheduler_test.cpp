@@ -9,198 +9,17 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/engine/fake_engine.h"
 #include "worker/engine/request_states.h"
 #include "worker/engine/scheduler.h"
 
 namespace strata {
 namespace {
 
-// The token a fake model emits for request `id` at output index `i` (never a stop id).
-int32_t fake_token(RequestId id, size_t i) { return static_cast<int32_t>(10 + (id * 7 + i * 13) % 90); }
-
-Request make_request(RequestId id, int32_t prompt_len, int32_t max_tokens) {
-  Request r{.id = id};
-  for (int32_t i = 0; i < prompt_len; ++i) r.prompt_ids.push_back(static_cast<int32_t>(3 + (id + i) % 50));
-  r.sampling.temperature = 0.0f;
-  r.sampling.max_tokens = max_tokens;
-  return r;
-}
-
-// A request whose prompt starts with shared prefix `family` (the same tokens for every
-// request of that family) and ends with tokens of its own.
-Request make_shared_prefix_request(RequestId id, int family, int32_t prompt_len, int32_t max_tokens,
-                                   int32_t shared_len = 1 << 20) {
-  Request r = make_request(id, prompt_len, max_tokens);
-  for (int32_t i = 0; i < std::min(prompt_len, shared_len); ++i) {
-    r.prompt_ids[static_cast<size_t>(i)] = static_cast<int32_t>(60 + (family * 11 + i * 3) % 37);
-  }
-  return r;
-}
-
-// The plan as the other ranks of a worker group receive it: through msgpack.
-StepPlan over_the_wire(const StepPlan& plan) {
-  msgpack::sbuffer buffer;
-  msgpack::pack(buffer, plan);
-  return msgpack::unpack(buffer.data(), buffer.size()).get().as<StepPlan>();
-}
-
-// Drives the scheduler like the engine does, with the fake model, checking per-step
-// invariants — among them that a RequestStates fed only the plans (changes only, each
-// prompt once) holds exactly the scheduler's tokens and block tables; returns each
-// request's outputs.
-class FakeEngine {
- public:
-  explicit FakeEngine(SchedulerConfig config, int64_t num_blocks) : sched_(config, num_blocks), config_(config) {}
-
-  Scheduler& scheduler() { return sched_; }
-
-  StepPlan step() {
-    StepPlan plan = sched_.schedule();
-    check_plan(plan);
-    if (!plan.empty()) {
-      ranks_view_.apply(over_the_wire(plan));
-      check_ranks_view(plan);
-      for (const NewRequest& r : plan.new_requests) ++times_announced_[r.id];
-    }
-    StepResult result;
-    for (const ScheduledSequence& s : plan.sequences) {
-      if (!s.sample) continue;
-      // The "target" outputs fake_token(id, i) at output i and verifies drafts against it.
-      const size_t index = outputs_[s.id].size();
-      std::vector<SampledToken>& tokens = result.sampled[s.id];
-      for (size_t i = 0;; ++i) {
-        const int32_t token = fake_token(s.id, index + i);
-        tokens.push_back({.id = token});
-        if (i == s.draft_token_ids.size() || s.draft_token_ids[i] != token) break;
-      }
-    }
-    for (const SequenceOutput& out : sched_.update(plan, result)) {
-      for (const SampledToken& t : out.new_tokens) outputs_[out.id].push_back(t.id);
-      if (out.finished()) finished_[out.id] = out.finish_reason;
-      cached_tokens_[out.id] = out.num_cached_tokens;
-    }
-    check_blocks();
-    ++steps_;
-    return plan;
-  }
-
-  void run_to_completion(int max_steps = 100000) {
-    while (sched_.has_unfinished() && steps_ < max_steps) step();
-    ASSERT_FALSE(sched_.has_unfinished()) << "did not finish in " << max_steps << " steps";
-  }
-
-  std::map<RequestId, std::vector<int32_t>> outputs_;
-  std::map<RequestId, FinishReason> finished_;
-  std::map<RequestId, int> times_announced_;
-  std::map<RequestId, int32_t> cached_tokens_;
-  int steps_ = 0;
-
- private:
-  void check_ranks_view(const StepPlan& plan) {
-    for (const ScheduledSequence& s : plan.sequences) {
-      const Sequence* seq = sched_.find(s.id);
-      const RequestState& held = ranks_view_.at(s.id);
-      EXPECT_EQ(held.block_table, seq->block_table) << "request " << s.id;
-      EXPECT_EQ(held.prompt_ids, seq->request.prompt_ids);
-      EXPECT_EQ(held.output_ids, seq->output_ids) << "request " << s.id;
-      EXPECT_EQ(held.sampling.seed, seq->request.sampling.seed);
-      std::vector<int32_t> tokens;
-      ranks_view_.append_step_tokens(s, tokens);
-      for (int32_t j = 0; j < s.num_new_tokens; ++j) {
-        const int32_t pos = s.num_computed_tokens + j;
-        EXPECT_EQ(tokens[static_cast<size_t>(j)],
-                  pos < seq->num_tokens() ? seq->token_at(pos)
-                                          : s.draft_token_ids[static_cast<size_t>(pos - seq->num_tokens())]);
-      }
-    }
-    for (RequestId id : plan.finished_ids) EXPECT_FALSE(ranks_view_.contains(id));
-  }
-  void check_plan(const StepPlan& plan) {
-    int32_t tokens = 0;
-    bool seen_prefill = false;
-    std::set<RequestId> ids;
-    for (const ScheduledSequence& s : plan.sequences) {
-      tokens += s.num_new_tokens;
-      EXPECT_TRUE(ids.insert(s.id).second) << "request scheduled twice in one step";
-      const Sequence* seq = sched_.find(s.id);
-      ASSERT_NE(seq, nullptr);
-      // Every position this chunk writes has a block.
-      EXPECT_GE(static_cast<int64_t>(seq->block_table.size()) * config_.block_size,
-                s.num_computed_tokens + static_cast<int64_t>(s.num_new_tokens));
-      const bool decode = !s.draft_token_ids.empty() ||
-                          (s.num_new_tokens == 1 && s.num_computed_tokens >= seq->num_prompt_tokens());
-      if (!decode) seen_prefill = true;
-      if (!s.draft_token_ids.empty()) {  // drafts follow the decode token, its last one
-        EXPECT_TRUE(s.sample);
-        EXPECT_EQ(s.num_computed_tokens + 1, seq->num_tokens());
-        EXPECT_EQ(s.num_new_tokens, 1 + static_cast<int32_t>(s.draft_token_ids.size()));
-      }
-      // A shared (cached prefix) block is never written.
-      const int32_t bs = config_.block_size;
-      for (int32_t b = s.num_computed_tokens / bs; b <= (s.num_computed_tokens + s.num_new_tokens - 1) / bs; ++b) {
-        EXPECT_EQ(sched_.blocks().ref_count(seq->block_table[static_cast<size_t>(b)]), 1)
-            << "request " << s.id << " writes into shared block " << b;
-      }
-      EXPECT_FALSE(decode && seen_prefill) << "a decode token was scheduled after a prefill chunk";
-    }
-    EXPECT_LE(tokens, config_.max_num_batched_tokens);
-    EXPECT_EQ(tokens, plan.num_decode_tokens + plan.num_prefill_tokens);
-    EXPECT_LE(static_cast<int64_t>(plan.sequences.size()), config_.max_num_seqs);
-    EXPECT_LE(sched_.stats().num_running, config_.max_num_seqs);
-  }
-  // Every block is free, cached (held by nobody, kept for its prefix) or held: its
-  // reference count is the number of live tables holding it, and free + cached + held ==
-  // total.
-  void check_blocks() {
-    std::map<int32_t, int32_t> holders;
-    for (RequestId id : sched_.unfinished_ids()) {
-      for (int32_t b : sched_.find(id)->block_table) ++holders[b];
-    }
-    for (auto [b, n] : holders) EXPECT_EQ(sched_.blocks().ref_count(b), n) << "block " << b;
-    const SchedulerStats st = sched_.stats();
-    const auto held = static_cast<int64_t>(holders.size());
-    EXPECT_EQ(st.blocks.free + st.blocks.cached + held, st.blocks.total);
-    EXPECT_EQ(st.blocks.used_by_running, held);
-  }
-
-  Scheduler sched_;
-  SchedulerConfig config_;
-  RequestStates ranks_view_;
-};
-
-// Guesses the fake model's next tokens, wrongly at the second draft for a third of the
-// steps, and one draft short of what it may for requests with ids divisible by 4.
-class FakeProposer final : public DraftProposer {
- public:
-  void propose(std::span<DraftRequest> requests) override {
-    for (DraftRequest& r : requests) {
-      const RequestId id = r.seq->id();
-      const size_t out = r.seq->output_ids.size();
-      const int32_t n = id % 4 == 0 ? r.max_drafts - 1 : r.max_drafts;
-      for (int32_t i = 0; i < n; ++i) r.drafts.push_back(fake_token(id, out + static_cast<size_t>(i)));
-      if ((id + out) % 3 == 0 && r.drafts.size() > 1) r.drafts[1] = 5;  // never a fake token
-      ++calls;
-    }
-  }
-  void forget(RequestId) override { ++forgotten; }
-  int calls = 0, forgotten = 0;
-};
-
-// After every request ended no block is referenced: each is free or cached.
-void expect_nothing_held(const Scheduler& s, int64_t num_blocks) {
-  const SchedulerStats st = s.stats();
-  EXPECT_EQ(st.blocks.used_by_running, 0);
-  EXPECT_EQ(st.blocks.free + st.blocks.cached, num_blocks);
-  for (int32_t b = 0; b < num_blocks; ++b) EXPECT_EQ(s.blocks().ref_count(b), 0) << "block " << b;
-}
-
-SchedulerConfig config(int32_t budget, int32_t max_seqs, int32_t block_size = 4) {
-  return {.max_num_batched_tokens = budget, .max_num_seqs = max_seqs, .block_size = block_size,
-          .watermark = 0.0, .max_model_len = 4096, .stop_token_ids = {2}};
-}
+using namespace strata::testing;
 
 TEST(Scheduler, RunsMixedLengthsToCompletionWithExactOutputs) {
-  FakeEngine e(config(32, 8), 200);
+  FakeEngine e(scheduler_config(32, 8), 200);
   std::mt19937 rng(1);
   std::map<RequestId, int32_t> max_tokens;
   for (RequestId id = 1; id <= 40; ++id) {
@@ -218,7 +37,7 @@ TEST(Scheduler, RunsMixedLengthsToCompletionWithExactOutputs) {
 }
 
 TEST(Scheduler, DecodesComeFirstAndPrefillFillsTheRestOfTheBudget) {
-  FakeEngine e(config(10, 8), 100);
+  FakeEngine e(scheduler_config(10, 8), 100);
   ASSERT_TRUE(e.scheduler().add(make_request(1, 3, 20)).ok());
   ASSERT_TRUE(e.scheduler().add(make_request(2, 3, 20)).ok());
   e.step();  // both prompts in one step (6 tokens)
@@ -235,7 +54,7 @@ TEST(Scheduler, DecodesComeFirstAndPrefillFillsTheRestOfTheBudget) {
 }
 
 TEST(Scheduler, MaxNumSeqsCapsTheBatch) {
-  FakeEngine e(config(1000, 3), 100);
+  FakeEngine e(scheduler_config(1000, 3), 100);
   for (RequestId id = 1; id <= 7; ++id) ASSERT_TRUE(e.scheduler().add(make_request(id, 2, 5)).ok());
   const StepPlan plan = e.step();
   EXPECT_EQ(plan.sequences.size(), 3u);
@@ -247,7 +66,7 @@ TEST(Scheduler, MaxNumSeqsCapsTheBatch) {
 // only what was evicted meanwhile.
 TEST(Scheduler, PreemptsNewestWhenBlocksRunOutAndResumesFromItsCachedBlocks) {
   // 6 blocks of 4 tokens: two requests of 8 prompt + 10 output cannot both finish.
-  FakeEngine e(config(64, 4), 6);
+  FakeEngine e(scheduler_config(64, 4), 6);
   ASSERT_TRUE(e.scheduler().add(make_request(1, 8, 10)).ok());
   ASSERT_TRUE(e.scheduler().add(make_request(2, 8, 10)).ok());
   bool saw_preemption = false;
@@ -278,7 +97,7 @@ TEST(Scheduler, PreemptsNewestWhenBlocksRunOutAndResumesFromItsCachedBlocks) {
 }
 
 TEST(Scheduler, RecomputeAfterPreemptionReplaysPromptAndOutputs) {
-  FakeEngine e(config(64, 4), 5);
+  FakeEngine e(scheduler_config(64, 4), 5);
   ASSERT_TRUE(e.scheduler().add(make_request(1, 6, 12)).ok());
   ASSERT_TRUE(e.scheduler().add(make_request(2, 6, 12)).ok());
   for (int i = 0; i < 200 && e.scheduler().has_unfinished(); ++i) {
@@ -297,7 +116,7 @@ TEST(Scheduler, RecomputeAfterPreemptionReplaysPromptAndOutputs) {
 }
 
 TEST(Scheduler, RequestThatCanNeverFitFailsAtOnce) {
-  Scheduler s(config(64, 4), 4);  // 16 positions
+  Scheduler s(scheduler_config(64, 4), 4);  // 16 positions
   const Status st = s.add(make_request(1, 16, 5));  // 16 + 1 > 16
   EXPECT_FALSE(st.ok());
   EXPECT_NE(st.message().find("KV blocks"), std::string::npos) << st.message();
@@ -308,7 +127,7 @@ TEST(Scheduler, RequestThatCanNeverFitFailsAtOnce) {
 }
 
 TEST(Scheduler, AbortMidPrefillAndMidDecodeFreesBlocksInTheSameStep) {
-  FakeEngine e(config(8, 4), 50);
+  FakeEngine e(scheduler_config(8, 4), 50);
   ASSERT_TRUE(e.scheduler().add(make_request(1, 30, 10)).ok());  // prefill spans 4 steps
   ASSERT_TRUE(e.scheduler().add(make_request(2, 2, 50)).ok());
   e.step();
@@ -331,7 +150,7 @@ TEST(Scheduler, AbortMidPrefillAndMidDecodeFreesBlocksInTheSameStep) {
 }
 
 TEST(Scheduler, StopTokensAndContextEndFinishSequences) {
-  SchedulerConfig c = config(64, 4);
+  SchedulerConfig c = scheduler_config(64, 4);
   c.max_model_len = 10;
   Scheduler s(c, 100);
   Request r = make_request(1, 4, 100);
@@ -367,7 +186,7 @@ TEST(Scheduler, StopTokensAndContextEndFinishSequences) {
 // stop_after_tokens ends a request as EOS would, with every token output; max_tokens still
 // wins (as "length") when it comes first or at the same count.
 TEST(Scheduler, StopAfterTokensFinishesLikeEos) {
-  FakeEngine e(config(64, 4), 100);
+  FakeEngine e(scheduler_config(64, 4), 100);
   Request forced = make_request(1, 5, 100);
   forced.sampling.stop_after_tokens = 3;
   Request capped = make_request(2, 5, 4);
@@ -385,7 +204,7 @@ TEST(Scheduler, StopAfterTokensFinishesLikeEos) {
 }
 
 TEST(Scheduler, StaticBatchingAdmitsOnlyIntoAnEmptyBatch) {
-  SchedulerConfig c = config(64, 2);
+  SchedulerConfig c = scheduler_config(64, 2);
   c.static_batching = true;
   FakeEngine e(c, 100);
   ASSERT_TRUE(e.scheduler().add(make_request(1, 3, 2)).ok());
@@ -408,7 +227,7 @@ TEST(SchedulerProperty, RandomOperationsKeepBlockAccountingExact) {
   for (int trial = 0; trial < 2000; ++trial) {
     const int32_t block_size = 1 + static_cast<int32_t>(rng() % 8);
     const int64_t num_blocks = 3 + static_cast<int64_t>(rng() % 20);
-    SchedulerConfig c = config(1 + static_cast<int32_t>(rng() % 24), 1 + static_cast<int32_t>(rng() % 6), block_size);
+    SchedulerConfig c = scheduler_config(1 + static_cast<int32_t>(rng() % 24), 1 + static_cast<int32_t>(rng() % 6), block_size);
     c.watermark = (rng() % 3) * 0.05;
     // Every other trial speculates: drafts take blocks and budget, and rejected ones give back.
     c.num_speculative_tokens = 1 + static_cast<int32_t>(rng() % 5);
@@ -472,75 +291,8 @@ ScheduledSequence first_chunk(FakeEngine& e, RequestId id) {
   return {};
 }
 
-TEST(Speculation, DraftsYieldSeveralTokensPerStepAndRejectedSlotsGoBack) {
-  SchedulerConfig c = config(64, 4);
-  c.num_speculative_tokens = 4;
-  FakeEngine with(c, 100), without(c, 100);
-  FakeProposer proposer;
-  with.scheduler().set_proposer(&proposer);
-  for (RequestId id : {1, 2, 3}) {
-    ASSERT_TRUE(with.scheduler().add(make_request(id, 9, 40)).ok());
-    ASSERT_TRUE(without.scheduler().add(make_request(id, 9, 40)).ok());
-  }
-  with.run_to_completion();
-  without.run_to_completion();
-  EXPECT_EQ(with.outputs_, without.outputs_);
-  for (RequestId id : {1, 2, 3}) EXPECT_EQ(with.outputs_[id].size(), 40u);
-  EXPECT_LT(with.steps_ * 2, without.steps_) << "accepted drafts were meant to save steps";
-  const SchedulerStats st = with.scheduler().stats();
-  EXPECT_GT(st.spec_accepted_tokens, 0);
-  EXPECT_LT(st.spec_accepted_tokens, st.spec_draft_tokens);
-  EXPECT_GT(proposer.forgotten, 0) << "finished requests are forgotten";
-  expect_nothing_held(with.scheduler(), 100);
-}
-
-TEST(Speculation, OptedOutRequestsAndLargeBatchesRunNoDrafts) {
-  SchedulerConfig c = config(64, 8);
-  c.speculative_max_batch = 2;
-  FakeEngine e(c, 200);
-  FakeProposer proposer;
-  e.scheduler().set_proposer(&proposer);
-  Request opted_out = make_request(1, 5, 20);
-  opted_out.sampling.speculative = false;
-  ASSERT_TRUE(e.scheduler().add(opted_out).ok());
-  ASSERT_TRUE(e.scheduler().add(make_request(2, 5, 20)).ok());
-  e.step();  // both prompts
-  StepPlan plan = e.step();
-  ASSERT_EQ(plan.sequences.size(), 2u);
-  for (const ScheduledSequence& s : plan.sequences) EXPECT_EQ(s.draft_token_ids.empty(), s.id == 1) << s.id;
-  for (RequestId id = 3; id <= 5; ++id) ASSERT_TRUE(e.scheduler().add(make_request(id, 5, 20)).ok());
-  e.step();  // three more prompts: five decode next, more than speculative_max_batch
-  plan = e.step();
-  ASSERT_EQ(plan.sequences.size(), 5u);
-  for (const ScheduledSequence& s : plan.sequences) EXPECT_TRUE(s.draft_token_ids.empty());
-  e.run_to_completion();
-  for (auto& [id, toks] : e.outputs_) {
-    for (size_t i = 0; i < toks.size(); ++i) ASSERT_EQ(toks[i], fake_token(id, i));
-  }
-}
-
-TEST(Speculation, DraftsNeverRunPastMaxTokensOrTheContext) {
-  SchedulerConfig c = config(64, 4);
-  c.num_speculative_tokens = 8;
-  c.max_model_len = 20;
-  FakeEngine e(c, 100);
-  FakeProposer proposer;
-  e.scheduler().set_proposer(&proposer);
-  ASSERT_TRUE(e.scheduler().add(make_request(1, 5, 6)).ok());    // max_tokens 6
-  ASSERT_TRUE(e.scheduler().add(make_request(2, 10, 100)).ok());  // the context: 20 positions
-  while (e.scheduler().has_unfinished()) {
-    const StepPlan plan = e.step();
-    for (const ScheduledSequence& s : plan.sequences) {
-      EXPECT_LE(s.num_computed_tokens + s.num_new_tokens, 20) << "request " << s.id;
-    }
-  }
-  EXPECT_EQ(e.outputs_[1].size(), 6u);
-  EXPECT_EQ(e.finished_[2], FinishReason::kLength);
-  EXPECT_EQ(e.outputs_[2].size(), 11u);  // positions 0..19 fed: 10 prompt + 10 outputs, and one more
-}
-
 TEST(PrefixCaching, SecondRequestPrefillsOnlyWhatItDoesNotShare) {
-  FakeEngine e(config(64, 4), 50);
+  FakeEngine e(scheduler_config(64, 4), 50);
   ASSERT_TRUE(e.scheduler().add(make_shared_prefix_request(1, 0, 21, 3, 16)).ok());
   e.run_to_completion();
   ASSERT_TRUE(e.scheduler().add(make_shared_prefix_request(2, 0, 23, 3, 16)).ok());
@@ -558,7 +310,7 @@ TEST(PrefixCaching, SecondRequestPrefillsOnlyWhatItDoesNotShare) {
 }
 
 TEST(PrefixCaching, AnIdenticalPromptStillComputesItsLastToken) {
-  FakeEngine e(config(64, 4), 50);
+  FakeEngine e(scheduler_config(64, 4), 50);
   ASSERT_TRUE(e.scheduler().add(make_shared_prefix_request(1, 1, 16, 2)).ok());
   e.run_to_completion();
   ASSERT_TRUE(e.scheduler().add(make_shared_prefix_request(2, 1, 16, 2)).ok());
@@ -570,7 +322,7 @@ TEST(PrefixCaching, AnIdenticalPromptStillComputesItsLastToken) {
 }
 
 TEST(PrefixCaching, RunningSequencesShareBlocksAndOutputsFromDecodeAreCached) {
-  FakeEngine e(config(64, 4), 50);
+  FakeEngine e(scheduler_config(64, 4), 50);
   ASSERT_TRUE(e.scheduler().add(make_shared_prefix_request(1, 2, 12, 20)).ok());
   for (int i = 0; i < 6; ++i) e.step();  // prefilled, decoding
   Request follow_up = make_shared_prefix_request(2, 2, 12, 4);
@@ -599,7 +351,7 @@ TEST(PrefixCaching, RunningSequencesShareBlocksAndOutputsFromDecodeAreCached) {
 }
 
 TEST(PrefixCaching, DisabledRecomputesEveryPrompt) {
-  SchedulerConfig c = config(64, 4);
+  SchedulerConfig c = scheduler_config(64, 4);
   c.enable_prefix_caching = false;
   FakeEngine e(c, 50);
   ASSERT_TRUE(e.scheduler().add(make_shared_prefix_request(1, 0, 20, 2)).ok());
@@ -615,7 +367,7 @@ TEST(PrefixCaching, DisabledRecomputesEveryPrompt) {
 // Cached blocks are reclaimable: a request larger than the free pool evicts the least
 // recently released prefix first and keeps the newer one.
 TEST(PrefixCaching, EvictsTheLeastRecentlyReleasedPrefixWhenThePoolRunsOut) {
-  FakeEngine e(config(64, 4), 12);
+  FakeEngine e(scheduler_config(64, 4), 12);
   ASSERT_TRUE(e.scheduler().add(make_shared_prefix_request(1, 0, 17, 1)).ok());  // 4 full + 1
   e.run_to_completion();
   ASSERT_TRUE(e.scheduler().add(make_shared_prefix_request(2, 1, 17, 1)).ok());

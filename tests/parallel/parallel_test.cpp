@@ -90,7 +90,9 @@ void check_logits(const std::string& path) {
 // layout; sampled (temperature, top-p, penalties, seeds, logprobs) where the layout keeps
 // the logits bit-identical (pipeline stages only: no TP reduction order changes), which
 // also checks that the last stage's sampling mirror follows the driver's requests exactly.
-void check_tokens(const std::string& path, bool sampled) {
+// With `ngram`, the distributed engines speculate (prompt lookup over prompts that repeat
+// themselves): draft rows travel in the plans and are verified on the last stage.
+void check_tokens(const std::string& path, bool sampled, bool ngram = false) {
   auto full = load_model(path);
   ASSERT_TRUE(full.ok());
   EngineConfig config;
@@ -101,6 +103,7 @@ void check_tokens(const std::string& path, bool sampled) {
   for (RequestId id = 1; id <= 4; ++id) {
     Request r{.id = id, .prompt_ids = {1}};
     for (int i = 0; i < 5 + static_cast<int>(id) * 3; ++i) r.prompt_ids.push_back(static_cast<int32_t>(3 + (id * 31 + i * 7) % ((*full)->config.vocab_size - 3)));
+    if (ngram) r.prompt_ids.insert(r.prompt_ids.end(), r.prompt_ids.begin() + 1, r.prompt_ids.end());
     r.sampling.temperature = 0.0f;
     r.sampling.max_tokens = 12;
     r.sampling.ignore_eos = true;
@@ -137,12 +140,20 @@ void check_tokens(const std::string& path, bool sampled) {
     ASSERT_TRUE(ctx.ok());
     auto shard = load_model(path, {.topology = ctx->topology});
     ASSERT_TRUE(shard.ok());
+    EngineConfig layout_config = config;
+    if (ngram) {
+      layout_config.speculative.method = "ngram";
+      layout_config.scheduler.speculative_governor = false;
+    }
     if (ctx->topology.is_driver()) {
-      auto engine = Engine::create(**shard, config, &*ctx);
+      auto engine = Engine::create(**shard, layout_config, &*ctx);
       ASSERT_TRUE(engine.ok());
       EXPECT_EQ(generate(**engine), alone);
+      if (ngram) {
+        EXPECT_GT((*engine)->stats().spec_accepted_tokens, 0);
+      }
     } else {
-      EXPECT_TRUE(run_engine_follower(**shard, config, *ctx).ok());
+      EXPECT_TRUE(run_engine_follower(**shard, layout_config, *ctx).ok());
     }
   }
 }
@@ -231,6 +242,11 @@ TEST(TensorPipelineParallel, Stories260KLogitsMatchOneRank) {
 TEST(TensorPipelineParallel, Stories260KGreedyTokensMatchOneRank) {
   STRATA_REQUIRE_SHARED_FILE(path, "models/stories260K/stories260K.bin");
   check_tokens(path.string(), false);
+}
+
+TEST(TensorPipelineParallel, Stories260KGreedyTokensWithNgramSpeculationMatchOneRank) {
+  STRATA_REQUIRE_SHARED_FILE(path, "models/stories260K/stories260K.bin");
+  check_tokens(path.string(), false, true);
 }
 
 TEST(TensorPipelineParallel, Stories260KSampledTokensMatchOneRankAcrossPipelineStages) {

@@ -226,7 +226,9 @@ std::vector<SequenceOutput> Engine::step() {
   const StepPlan plan = scheduler_.schedule();
   const StepResult result = plan.empty() ? StepResult{} : execute(plan);
   std::vector<SequenceOutput> outputs = scheduler_.update(plan, result);
-  record_step(plan, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  scheduler_.observe_step(plan, outputs, seconds);
+  record_step(plan, seconds);
   return outputs;
 }
 

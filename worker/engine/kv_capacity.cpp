@@ -33,6 +33,9 @@ StatusOr<int64_t> gpu_kv_blocks(const LoadedModel& model, const EngineConfig& co
   const int64_t scratch = uses_padded_decode(config) ? 1 : 0;
   if (config.kv_cache_bytes > 0) return config.kv_cache_bytes / per_block - scratch;
   const int64_t max_tokens = std::max<int64_t>(s.max_num_batched_tokens, s.max_num_seqs);
+  // Speculative verification wants every draft row's logits.
+  const int64_t max_logit_rows =
+      int64_t{s.max_num_seqs} * (config.speculative.enabled() ? 1 + s.num_speculative_tokens : 1);
   const KernelReserveRequest reserve{
       .weight_dtype = model.weights.dtype, .max_tokens = max_tokens,
       .max_gemm_k = std::max({int64_t{model.config.hidden_size}, shard.q_size(model.config.head_dim),
@@ -51,7 +54,7 @@ StatusOr<int64_t> gpu_kv_blocks(const LoadedModel& model, const EngineConfig& co
       device_kv_blocks(
           {.total_bytes = use.total_bytes, .gpu_memory_fraction = config.gpu_memory_fraction,
            .weights_bytes = use.in_use_bytes,
-           .activation_bytes = LlamaModel::workspace_bytes(model.config, shard, max_tokens, s.max_num_seqs) +
+           .activation_bytes = LlamaModel::workspace_bytes(model.config, shard, max_tokens, max_logit_rows) +
                                kernel_reserve_bytes(reserve),
            .kv_block_bytes = per_block}));
   const int64_t useful = int64_t{s.max_num_seqs} * KvBlockManager::blocks_for_tokens(s.max_model_len, s.block_size);

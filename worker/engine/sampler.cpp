@@ -10,6 +10,8 @@
 //      sort, and exactly the token a full sort followed by a linear walk would give (up to
 //      the summation order of doubles);
 //   4. logprobs come from the raw logits (max-shifted log-sum-exp in double).
+// Speculative verification (verify_draft_token) builds the same kept set and weights as step
+// 3, then accepts the draft with its probability or draws from the rest.
 #include "worker/engine/sampler.h"
 
 #include <algorithm>
@@ -333,12 +335,10 @@ void fill_logprobs(std::span<const float> logits, const SamplingParams& params,
   }
 }
 
-}  // namespace
-
-SampledToken sample_token(std::span<const float> logits, const SamplingParams& params,
-                          std::span<const int32_t> prompt_ids,
-                          std::span<const int32_t> output_ids, SamplerRng& rng,
-                          SamplerWorkspace& scratch) {
+// The request's logits in the workspace, NaN as -inf, with its penalties applied.
+float* penalized_logits(std::span<const float> logits, const SamplingParams& params,
+                        std::span<const int32_t> prompt_ids, std::span<const int32_t> output_ids,
+                        SamplerWorkspace& scratch) {
   STRATA_CHECK(!logits.empty());
   STRATA_CHECK(logits.size() <= static_cast<size_t>(std::numeric_limits<int32_t>::max()));
   const size_t vocab = logits.size();
@@ -346,7 +346,17 @@ SampledToken sample_token(std::span<const float> logits, const SamplingParams& p
   float* x = scratch.logits.data();
   for (size_t i = 0; i < vocab; ++i) x[i] = nan_to_neg_inf(logits[i]);
   apply_penalties({x, vocab}, params, prompt_ids, output_ids, scratch);
+  return x;
+}
 
+}  // namespace
+
+SampledToken sample_token(std::span<const float> logits, const SamplingParams& params,
+                          std::span<const int32_t> prompt_ids,
+                          std::span<const int32_t> output_ids, SamplerRng& rng,
+                          SamplerWorkspace& scratch) {
+  const size_t vocab = logits.size();
+  const float* x = penalized_logits(logits, params, prompt_ids, output_ids, scratch);
   SampledToken out;
   if (params.temperature == 0.0f) {
     out.id = argmax_lowest_id({x, vocab});
@@ -361,12 +371,8 @@ SampledToken verify_draft_token(std::span<const float> logits, const SamplingPar
                                 std::span<const int32_t> prompt_ids,
                                 std::span<const int32_t> output_ids, int32_t draft,
                                 SamplerRng& rng, SamplerWorkspace& scratch) {
-  STRATA_CHECK(!logits.empty());
   const size_t vocab = logits.size();
-  scratch.fit(vocab);
-  float* x = scratch.logits.data();
-  for (size_t i = 0; i < vocab; ++i) x[i] = nan_to_neg_inf(logits[i]);
-  apply_penalties({x, vocab}, params, prompt_ids, output_ids, scratch);
+  const float* x = penalized_logits(logits, params, prompt_ids, output_ids, scratch);
   SampledToken out;
   out.id = params.temperature == 0.0f ? argmax_lowest_id({x, vocab})
                                       : verify_sampled_draft(x, vocab, params, draft, scratch, rng);

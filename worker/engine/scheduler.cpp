@@ -233,7 +233,9 @@ StepPlan Scheduler::schedule() {
   for (Sequence* s : running_) if (s->num_uncomputed_tokens() == 1) order.push_back(s);
   const auto num_decoding = static_cast<int32_t>(order.size());
   for (Sequence* s : running_) if (s->num_uncomputed_tokens() > 1) order.push_back(s);
-  const bool speculate = proposer_ != nullptr && num_decoding <= config_.speculative_max_batch;
+  const bool speculate = proposer_ != nullptr && num_decoding > 0 &&
+                         num_decoding <= config_.speculative_max_batch &&
+                         (!config_.speculative_governor || governor_.should_speculate(num_decoding));
   std::map<RequestId, int32_t> room;  // drafts each speculating sequence has blocks and budget for
   for (Sequence* seq : order) {
     if (seq->status != SequenceStatus::kRunning) continue;  // preempted earlier in this loop
@@ -380,6 +382,15 @@ std::vector<SequenceOutput> Scheduler::update(const StepPlan& plan, const StepRe
   }
   for (RequestId id : done) sequences_.erase(id);
   return outputs;
+}
+
+void Scheduler::observe_step(const StepPlan& plan, const std::vector<SequenceOutput>& outputs, double seconds) {
+  if (proposer_ == nullptr || plan.empty() || plan.num_prefill_tokens > 0) return;
+  int64_t tokens = 0;
+  for (const SequenceOutput& o : outputs) tokens += static_cast<int64_t>(o.new_tokens.size());
+  const bool speculated = std::any_of(plan.sequences.begin(), plan.sequences.end(),
+                                      [](const ScheduledSequence& s) { return !s.draft_token_ids.empty(); });
+  governor_.observe(static_cast<int32_t>(plan.sequences.size()), speculated, tokens, seconds);
 }
 
 SchedulerStats Scheduler::stats() const {

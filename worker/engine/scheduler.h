@@ -30,6 +30,7 @@
 #include "worker/kv/kv_block_manager.h"
 #include "worker/engine/sequence.h"
 #include "worker/engine/speculative/draft_proposer.h"
+#include "worker/engine/speculative/speculation_governor.h"
 #include "worker/engine/step_plan.h"
 
 namespace strata {
@@ -51,6 +52,9 @@ struct SchedulerConfig {
   int32_t num_speculative_tokens = 4;
   int32_t speculative_max_batch = 4;
   bool speculative_adaptive = false;     // k from each sequence's running acceptance rate
+  // Draft only at batch sizes where steps with drafts measured more decode tokens/s than
+  // steps without (SpeculationGovernor); false: always, up to speculative_max_batch.
+  bool speculative_governor = true;
   std::vector<int32_t> stop_token_ids;   // the model's EOS ids (ignore_eos skips them)
   uint64_t seed = 0;                     // seeds requests that bring none
 
@@ -65,6 +69,7 @@ struct SchedulerConfig {
     v("num_speculative_tokens", num_speculative_tokens, "speculative decoding: draft tokens per sequence and step", Range{1, 64});
     v("speculative_max_batch", speculative_max_batch, "speculative decoding: speculate only while at most this many sequences decode", Range{0, 1 << 20});
     v("speculative_adaptive", speculative_adaptive, "speculative decoding: draft fewer tokens for sequences whose drafts are often rejected");
+    v("speculative_governor", speculative_governor, "speculative decoding: draft only at batch sizes where steps with drafts measured faster than steps without (--no-speculative-governor: always)");
   }
   // The ranges above, the watermark, and max_model_len >= 1 (call it once that is filled in).
   Status validate() const;
@@ -115,6 +120,9 @@ class Scheduler {
   // Applies sampled tokens; returns one output per sequence that produced a token or
   // finished (aborted sequences are reported by the next update).
   std::vector<SequenceOutput> update(const StepPlan& plan, const StepResult& result);
+  // The step `plan` took `seconds` (drafting included) and gave `outputs`: what the
+  // speculation governor learns from.
+  void observe_step(const StepPlan& plan, const std::vector<SequenceOutput>& outputs, double seconds);
 
   Sequence* find(RequestId id);
   // Requests added and not yet finished or aborted, in id order.
@@ -161,6 +169,7 @@ class Scheduler {
   int64_t prefix_cache_hits_ = 0;
   int64_t spec_verifications_ = 0, spec_draft_tokens_ = 0, spec_accepted_tokens_ = 0;
   DraftProposer* proposer_ = nullptr;
+  SpeculationGovernor governor_;
   uint64_t next_seed_;
 };
 

@@ -48,11 +48,4 @@ class ModelProposer final : public DraftProposer {
   std::vector<float> logits_;
 };
 
-// The draft model a SpeculativeConfig names, loaded like the target (`target_path` with
-// `options`): nullptr for methods without one.
-struct SpeculativeConfig;
-StatusOr<std::unique_ptr<LoadedModel>> load_draft_model(const SpeculativeConfig& config,
-                                                        const std::string& target_path,
-                                                        const ModelLoadOptions& options);
-
 }  // namespace strata

@@ -9,10 +9,10 @@
 #include "common/config_fields.h"
 #include "common/status.h"
 #include "worker/engine/speculative/draft_proposer.h"
+#include "worker/model/model_loader.h"
 
 namespace strata {
 
-struct LoadedModel;
 class KvCache;
 
 struct SpeculativeConfig {
@@ -33,6 +33,12 @@ struct SpeculativeConfig {
   bool uses_draft_model() const { return method == "draft" || method == "self-quantized"; }
   Status validate() const;
 };
+
+// The draft model `config` names, loaded like the target (`target_path` with `options`; the
+// target's own checkpoint at W4A16 for self-quantized): nullptr for methods without one.
+StatusOr<std::unique_ptr<LoadedModel>> load_draft_model(const SpeculativeConfig& config,
+                                                        const std::string& target_path,
+                                                        const ModelLoadOptions& options);
 
 // The proposer `config` names. `draft` is the loaded draft model (methods that have one);
 // self-quantized drafts into `target_cache`, draft into a cache of its own of `num_blocks`.
