@@ -120,12 +120,8 @@ int main(int argc, char** argv) {
                strata::kernels::cpu_isa_name(), strata::kernels::cpu_threads());
 
   auto draft = strata::load_draft_model(config.engine.speculative, model_path, *load_options);
-  if (!draft.ok() || (multi_rank && *draft != nullptr)) {
-    const int code = fail(draft.ok() ? strata::invalid_argument(
-                                           "--speculative-method {} runs its draft model on one rank; a group "
-                                           "of {} ranks can use --speculative-method ngram",
-                                           config.engine.speculative.method, parallel.topology.world_size())
-                                     : draft.status());
+  if (!draft.ok()) {
+    const int code = fail(draft.status());
     if (multi_rank) strata::mpi_abort_group(code);
     return code;
   }

@@ -120,11 +120,7 @@ StatusOr<int64_t> check_draft(const LoadedModel& model, const EngineConfig& conf
                               const ParallelContext* parallel, const LoadedModel* draft) {
   const SpeculativeConfig& spec = config.speculative;
   if (!spec.uses_draft_model()) return int64_t{0};
-  if (is_multi_rank(parallel)) {
-    return invalid_argument("--speculative-method {} runs its draft model on one rank; a group of "
-                            "{} ranks can use --speculative-method ngram", spec.method,
-                            parallel->topology.world_size());
-  }
+  STRATA_RETURN_IF_ERROR(spec.check_group_size(parallel != nullptr ? parallel->topology.world_size() : 1));
   if (draft == nullptr) return invalid_argument("--speculative-method {}: no draft model was loaded", spec.method);
   if (draft->config.vocab_size != model.config.vocab_size) {
     return invalid_argument("--speculative-model {} has a vocabulary of {} tokens but --model has {}; "

@@ -44,7 +44,6 @@ void ModelProposer::step(const ForwardBatch& batch) { forward_.forward(batch, *c
 
 void ModelProposer::propose(std::span<DraftRequest> requests) {
   const auto vocab = static_cast<size_t>(draft_.config.vocab_size);
-  std::vector<std::vector<int32_t>> fed(requests.size());  // the tokens each request ran
   // Step 0 runs each sequence from its first uncached position through the decode token; step
   // i > 0 runs draft i - 1. Each gives one logit row per sequence still drafting.
   for (int32_t round = 0;; ++round) {

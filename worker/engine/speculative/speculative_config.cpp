@@ -21,9 +21,17 @@ Status SpeculativeConfig::validate() const {
   return config::check_ranges(*this);
 }
 
+Status SpeculativeConfig::check_group_size(int world_size) const {
+  if (!uses_draft_model() || world_size <= 1) return ok_status();
+  return invalid_argument("--speculative-method {} runs its draft model on one rank; a group of {} "
+                          "ranks can use --speculative-method ngram", method, world_size);
+}
+
 StatusOr<std::unique_ptr<LoadedModel>> load_draft_model(const SpeculativeConfig& config,
                                                         const std::string& target_path,
                                                         const ModelLoadOptions& options) {
+  STRATA_RETURN_IF_ERROR(config.validate());
+  STRATA_RETURN_IF_ERROR(config.check_group_size(options.topology.world_size()));
   if (!config.uses_draft_model()) return std::unique_ptr<LoadedModel>();
   ModelLoadOptions draft_options = options;
   if (config.method == "self-quantized") {

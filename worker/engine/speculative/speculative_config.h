@@ -32,6 +32,8 @@ struct SpeculativeConfig {
   bool enabled() const { return method != "none"; }
   bool uses_draft_model() const { return method == "draft" || method == "self-quantized"; }
   Status validate() const;
+  // A draft model runs unsharded on the driver: its methods need a group of one rank.
+  Status check_group_size(int world_size) const;
 };
 
 // The draft model `config` names, loaded like the target (`target_path` with `options`; the
