@@ -121,9 +121,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   const LoadedModel& model = **loaded;
-  ModelLoadOptions draft_options;
-  if (auto o = model_flags.settings.load_options({}, config.gpu_memory_fraction); o.ok()) draft_options = *o;
-  auto draft = load_draft_model(config.speculative, model_flags.settings.model, draft_options);
+  // The draft loads like the target: load() already checked these options.
+  auto draft = load_draft_model(config.speculative, model_flags.settings.model, *model_flags.load_options());
   if (!draft.ok()) {
     std::cerr << draft.status().message() << "\n";
     return 2;

@@ -16,10 +16,13 @@ void BenchModelFlags::add_to(CLI::App& app, bool offer_device) {
   }
 }
 
+StatusOr<ModelLoadOptions> BenchModelFlags::load_options(const Topology& topology) const {
+  return settings.load_options(topology, EngineConfig{}.gpu_memory_fraction);
+}
+
 StatusOr<std::unique_ptr<LoadedModel>> BenchModelFlags::load(const Topology& topology) const {
   kernels::set_cpu_threads(settings.threads);
-  STRATA_ASSIGN_OR_RETURN(const ModelLoadOptions options,
-                          settings.load_options(topology, EngineConfig{}.gpu_memory_fraction));
+  STRATA_ASSIGN_OR_RETURN(const ModelLoadOptions options, load_options(topology));
   return load_model(settings.model, options);
 }
 

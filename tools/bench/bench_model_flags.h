@@ -16,6 +16,8 @@ struct BenchModelFlags {
 
   // A CPU-only benchmark leaves --device out (then the model loads on the CPU).
   void add_to(CLI::App& app, bool offer_device = true);
+  // The load options the flags stand for; errors name the flag.
+  StatusOr<ModelLoadOptions> load_options(const Topology& topology = {}) const;
   // Sets the CPU kernel threads and loads this rank's shard; errors name the flag.
   StatusOr<std::unique_ptr<LoadedModel>> load(const Topology& topology = {}) const;
 };
