@@ -20,6 +20,7 @@ from conftest import (AIDREAMS, BIN, StrataServer, free_port, kill_group, metric
                       wait_for)
 
 C = "/v1/completions"
+STREAMS = 8
 
 
 def children(pid: int, name: str) -> list[int]:
@@ -82,6 +83,8 @@ def a_rank_of(serve_pid: int, tp: int) -> int:
 def test_serve_restarts_a_killed_worker_group_and_its_streams_end_naming_it(tp, not_ready_within_s):
     port = free_port()
     # One sequence at a time: when the first stream has started, the others wait in the group.
+    # Eight streams of 1900 tokens are several seconds of work even on an idle machine, so a
+    # loaded CI host that is slow to reach the kill still finds streams running.
     serve = spawn([str(BIN / "strata"), "serve", "--model", "builtin:tiny", "--port", str(port), "--tp", str(tp),
                    "--threads", "1", "--max-num-seqs", "1"], f"supervise-{port}")
     base = f"http://127.0.0.1:{port}"
@@ -89,15 +92,15 @@ def test_serve_restarts_a_killed_worker_group_and_its_streams_end_naming_it(tp, 
         wait_for(lambda: httpx.get(base + "/ready", timeout=1).status_code == 200, 60, "strata serve to be ready")
         worker = a_rank_of(serve.pid, tp)
         started = threading.Semaphore(0)
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            futures = [pool.submit(stream_events, base, started) for _ in range(4)]
+        with ThreadPoolExecutor(max_workers=STREAMS) as pool:
+            futures = [pool.submit(stream_events, base, started) for _ in range(STREAMS)]
             assert started.acquire(timeout=60)
-            # Counted when submitted: 4 × (BOS + 16 bytes of "Once upon a time").
+            # Counted when submitted: STREAMS × (BOS + 16 bytes of "Once upon a time").
             wait_for(lambda: metric_value(httpx.get(base + "/metrics", timeout=5).text,
-                                          "strata_prompt_tokens_total") == 4 * 17, 30, "all four streams to arrive")
+                                          "strata_prompt_tokens_total") == STREAMS * 17, 30, "all streams to arrive")
             os.kill(worker, signal.SIGKILL)
             not_ready_after = wait_ready_status(base, 503, within_s=not_ready_within_s)
-            results = [f.result(timeout=30) for f in futures]
+            results = [f.result(timeout=60) for f in futures]
         back_after = wait_ready_status(base, 200, within_s=30.0)
         r = httpx.post(base + C, json={"prompt": "a", "max_tokens": 4}, timeout=30)
         assert r.status_code == 200, r.text
