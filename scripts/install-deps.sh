@@ -12,7 +12,14 @@ debian_packages=(
   libsentencepiece-dev libxxhash-dev openmpi-bin libopenmpi-dev
   python3 python3-pip python3-venv
   gnuplot-nox
+  iproute2
 )
+# `kubectl kustomize` renders deploy/k8s in the manifest test: an installed kubectl (any
+# source) is kept, otherwise Debian's. Test-only, like the Python packages below, so the
+# images' build stages (STRATA_SKIP_PYTHON_DEPS=1, deploy/docker/) go without it.
+if [ "${STRATA_SKIP_PYTHON_DEPS:-0}" != 1 ] && ! command -v kubectl >/dev/null; then
+  debian_packages+=(kubernetes-client)
+fi
 # The verification lanes (scripts/build-sanitizers.sh, scripts/test-sanitizers.sh) add clang
 # and its sanitizer and libFuzzer runtimes.
 [ "${1:-}" = --sanitizers ] && debian_packages+=(clang libclang-rt-dev)
@@ -36,7 +43,8 @@ if [ "${STRATA_SKIP_PYTHON_DEPS:-0}" != 1 ]; then
   python_packages=(numpy==1.26.4 safetensors==0.4.5 sentencepiece==0.2.0 tokenizers==0.20.3
                    transformers==4.46.3 protobuf==5.28.3
                    openai==1.55.3 httpx==0.27.2 pytest==8.3.3
-                   gguf==0.16.3 jinja2==3.1.6 pyyaml==6.0.3)
+                   gguf==0.16.3 jinja2==3.1.6 pyyaml==6.0.3
+                   jsonschema==4.26.0 kubernetes-validate==1.32.0 dockerfile-parse==2.0.1)
   python3 - "${python_packages[@]}" <<'PY' || python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore "${python_packages[@]}"
 import sys
 from importlib.metadata import version, PackageNotFoundError

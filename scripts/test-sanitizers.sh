@@ -14,7 +14,7 @@ lanes=("$@")
 [ ${#lanes[@]} -gt 0 ] || lanes=(asan fuzz tsan)
 jobs="$(nproc)"
 supp="$PWD/tests/sanitizers"
-timing_bound='BenchFakeServer|e2e_admission|e2e_overload|e2e_load|e2e_soak_short|e2e_parallel|e2e_bench_other_server|e2e_drain|e2e_body_memory'
+timing_bound='BenchFakeServer|e2e_admission|e2e_overload|e2e_load|e2e_soak_short|e2e_parallel|e2e_bench_other_server|e2e_drain|e2e_body_memory|e2e_multihost'
 # The OpenMP runtime is not instrumented: one OpenMP thread keeps it out of the reports, and
 # the kernels are the same code either way. Only the tests get it (nproc obeys it too, and
 # the builds would run one job at a time).

@@ -60,11 +60,12 @@ def _child_env() -> dict:
 MPI_ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "OMP_NUM_THREADS": "1"}
 
 
-def spawn(argv, log_name):
+def spawn(argv, log_name, extra_env=None):
     """A process in a session of its own (so kill_group reaches its children), logging to a temp file."""
     log = open(Path(tempfile.gettempdir()) / f"strata-e2e-{log_name}-{uuid.uuid4().hex[:6]}.log", "wb")
     env = _child_env()
     env.update(MPI_ENV)
+    env.update(extra_env or {})
     return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             env=env, start_new_session=True)
 
