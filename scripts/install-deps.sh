@@ -37,6 +37,20 @@ if ((${#missing[@]})); then
   $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# sshd for tests/e2e/test_multihost.py's LeaderWorkerSet pods (deploy/docker/worker-entrypoint.sh
+# runs it as a non-root user): unpacked from Debian's package into a cache, never installed,
+# because installing openssh-server starts a system ssh service. Test-only, like the below.
+sshd_root="${STRATA_TEST_SSHD_ROOT:-$HOME/.cache/strata-test-sshd}"
+if [ "${STRATA_SKIP_PYTHON_DEPS:-0}" != 1 ] && [ ! -x "$sshd_root/usr/sbin/sshd" ]; then
+  echo "install-deps: unpacking openssh-server into $sshd_root (for the multi-host test)" >&2
+  fetch_dir="$(mktemp -d)"
+  (cd "$fetch_dir" && { apt-get download -qq openssh-server libwrap0 2>/dev/null ||
+                        { ${sudo_cmd:-} apt-get update -qq && apt-get download -qq openssh-server libwrap0; }; })
+  mkdir -p "$sshd_root"
+  for deb in "$fetch_dir"/*.deb; do dpkg-deb -x "$deb" "$sshd_root"; done
+  rm -rf "$fetch_dir"
+fi
+
 # Python packages used only by tests, as independent references (writers and tokenizers
 # that nobody here wrote). Pinned so reference outputs do not drift under us.
 if [ "${STRATA_SKIP_PYTHON_DEPS:-0}" != 1 ]; then

@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from netns_cluster import NetnsCluster
+from netns_cluster import NetnsCluster, remove_orphans
 
 ROOT = Path(__file__).resolve().parents[1]
 MPI_ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
@@ -51,7 +51,8 @@ def main() -> None:
     args = parser.parse_args()
     bench = [args.bench_parallel, "--tp", "2", "--threads", "1", "--model", args.model, "--dtype", args.dtype,
              "--num-seqs", str(args.num_seqs), "--output-tokens", str(args.output_tokens)]
-    cluster = NetnsCluster(f"stbench{os.getpid() % 10000}", 3).up()
+    remove_orphans("stbench")
+    cluster = NetnsCluster(f"stbench{os.getpid()}", 3).up()
     try:
         head, a, b = cluster.hosts
         hostfile = cluster.hostfile(Path(tempfile.mkdtemp()) / "hostfile", [a, b])

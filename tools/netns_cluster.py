@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 RSH_AGENT = Path(__file__).resolve().parent / "netns_rsh.sh"
+ETC_NETNS = Path("/etc/netns")
 CLONE_NEWNET = 0x40000000
 
 
@@ -96,6 +98,15 @@ class NetnsCluster:
             self.kill_processes(Host(name, ""))
         for name in mine:
             subprocess.run(["ip", "netns", "del", name], capture_output=True)
+        for etc in ETC_NETNS.glob(f"{self.prefix}-h*"):
+            shutil.rmtree(etc, ignore_errors=True)
+
+    def etc_file(self, host: Host, name: str, text: str) -> None:
+        """A file that replaces /etc/`name` for what runs in `host` (`ip netns exec` mounts
+        /etc/netns/NAMESPACE/* over /etc): the host's own /etc/hosts, /etc/passwd, ..."""
+        directory = ETC_NETNS / host.namespace
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / name).write_text(text)
 
     def exec_prefix(self, host: Host) -> list[str]:
         return ["ip", "netns", "exec", host.namespace]
@@ -111,6 +122,15 @@ class NetnsCluster:
     def hostfile(self, path: Path, hosts: list[Host], slots: int = 1) -> Path:
         path.write_text("".join(f"{h.address} slots={slots}\n" for h in hosts))
         return path
+
+
+def remove_orphans(stem: str) -> None:
+    """Removes the clusters `{stem}{pid}` whose process `pid` is gone: what a run that was
+    killed (a CTest timeout, SIGKILL) left behind, where its own cleanup never ran."""
+    for name in namespaces():
+        pid = name[len(stem):].split("-")[0]
+        if name.startswith(stem) and pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            NetnsCluster(f"{stem}{pid}", 0).down()
 
 
 def enter_namespace(name: str) -> None:

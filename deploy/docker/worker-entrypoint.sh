@@ -6,10 +6,12 @@
 #                               a mounted Secret)
 #   STRATA_SSH_PORT             port sshd listens on (default 2222: a non-root user may bind it)
 #   STRATA_SSHD_DIR             writable directory for host keys and config (default /tmp/strata-sshd)
+#   STRATA_SSHD                 the sshd binary (default /usr/sbin/sshd)
 set -euo pipefail
 keys="${STRATA_SSH_AUTHORIZED_KEYS:-/etc/strata/ssh/authorized_keys}"
 port="${STRATA_SSH_PORT:-2222}"
 dir="${STRATA_SSHD_DIR:-/tmp/strata-sshd}"
+sshd="${STRATA_SSHD:-/usr/sbin/sshd}"
 
 [ -r "$keys" ] || { echo "worker-entrypoint: $keys is missing or unreadable: mount the Secret with the leader's public key there, or set STRATA_SSH_AUTHORIZED_KEYS" >&2; exit 2; }
 user="$(id -un 2>/dev/null)" || { echo "worker-entrypoint: uid $(id -u) has no account in /etc/passwd, so sshd would let no one in: run the pod as uid 1000 (user strata)" >&2; exit 2; }
@@ -35,4 +37,4 @@ KbdInteractiveAuthentication no
 PermitRootLogin no
 CONF
 echo "worker-entrypoint: sshd for $user on port $port" >&2
-exec /usr/sbin/sshd -D -e -f "$dir/sshd_config" "$@"
+exec "$sshd" -D -e -f "$dir/sshd_config" "$@"

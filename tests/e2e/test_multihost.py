@@ -5,11 +5,15 @@ only way between them is TCP over that bridge, exactly as between machines.
     h0 10.99.0.1  strata-router; the head host where deploy/launch-worker-group.sh runs mpirun
     h1 10.99.0.2  rank 0 of group g0 (TP=2)        h2 10.99.0.3  rank 1 of group g0
     h3 10.99.0.4  group g1 (one rank) and the HTTP client
+    h4 10.99.0.5  a LeaderWorkerSet group's leader pod    h5 10.99.0.6  its worker pod
 
 mpirun is started by the same `deploy/launch-worker-group.sh --hostfile` a user runs on
 bare hosts; its `plm_rsh_agent` is tools/netns_rsh.sh, which enters a host's namespace
-where ssh would log into it. The test removes its namespaces, and every process inside
-them, even when it fails.
+where ssh would log into it. The last test runs a Kubernetes LeaderWorkerSet group's pod
+scripts as they run in the image: as uid 1000, under the pods' DNS names and hostnames,
+deploy/docker/worker-entrypoint.sh's sshd in the worker pod and deploy/docker/lws-launch.sh
+in the leader, whose mpirun logs in over real ssh. The test removes its namespaces, and
+every process inside them, even when it fails.
 
 Ports that must be open between hosts (asserted below against every connection the
 cluster makes while serving):
@@ -29,6 +33,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+import tempfile
 from pathlib import Path
 
 import httpx
@@ -37,7 +42,7 @@ import pytest
 from conftest import AIDREAMS, BIN, SOURCE_DIR, kill_group, require_file, spawn, wait_for
 
 sys.path.insert(0, str(SOURCE_DIR / "tools"))
-from netns_cluster import NetnsCluster, enter_namespace  # noqa: E402
+from netns_cluster import NetnsCluster, enter_namespace, remove_orphans  # noqa: E402
 
 MODEL = str(AIDREAMS)  # a real vocabulary: every generated id has a piece of its own
 HEARTBEAT_TIMEOUT_MS = 1500
@@ -75,10 +80,15 @@ class Cluster:
     """The running deployment: router on h0, group g0 across h1+h2, later g1 on h3."""
 
     def __init__(self, tmp: Path):
-        self.net = NetnsCluster(f"stmh{os.getpid() % 100000}", 4).up()
-        self.h0, self.h1, self.h2, self.h3 = self.net.hosts
+        remove_orphans("stmh")
+        self.net = NetnsCluster(f"stmh{os.getpid()}", 6).up()
+        self.h0, self.h1, self.h2, self.h3, self.leader_pod, self.worker_pod = self.net.hosts
         self.key = tmp / "transport.key"
-        subprocess.run([str(BIN / "strata"), "keygen", str(self.key)], check=True, capture_output=True)
+        try:
+            subprocess.run([str(BIN / "strata"), "keygen", str(self.key)], check=True, capture_output=True)
+        except BaseException:
+            self.net.down()
+            raise
         self.router_endpoint = f"tcp://{self.h0.address}:{ZMQ_PORT}"
         self.processes: dict[str, subprocess.Popen] = {}
         self.client = Client(self.h3.namespace, f"http://{self.h0.address}:{HTTP_PORT}")
@@ -134,7 +144,7 @@ def cluster(tmp_path_factory):
         running.stop()
 
 
-def worker_commands(net: NetnsCluster, namespace: str) -> list[str]:
+def process_names(namespace: str) -> list[str]:
     out = subprocess.run(["ip", "netns", "pids", namespace], capture_output=True, text=True).stdout
     names = []
     for pid in out.split():
@@ -145,23 +155,26 @@ def worker_commands(net: NetnsCluster, namespace: str) -> list[str]:
     return names
 
 
-def test_the_group_spans_two_hosts_and_its_greedy_ids_equal_one_rank(cluster):
-    assert "strata-worker" in worker_commands(cluster.net, cluster.h1.namespace)
-    assert "strata-worker" in worker_commands(cluster.net, cluster.h2.namespace)
+def assert_greedy_ids_equal_one_rank(client: Client) -> None:
     for prompt in ["Echoes of", "A gentle hum", "Contrast"]:
         reference = subprocess.run([str(BIN / "strata"), "generate", "--model", MODEL, "--prompt", prompt,
                                     "--temperature", "0", "--max-tokens", "40", "--output-ids"],
                                    capture_output=True, text=True, timeout=60, check=True).stdout
         want_ids = [int(t) for t in reference.split()]
-        r = cluster.client.call("POST", "/v1/completions",
-                                json={"prompt": prompt, "max_tokens": 40, "temperature": 0, "logprobs": 0})
+        r = client.call("POST", "/v1/completions",
+                        json={"prompt": prompt, "max_tokens": 40, "temperature": 0, "logprobs": 0})
         assert r.status_code == 200, r.text
         choice = r.json()["choices"][0]
         # Each reference id's own piece, from the router's detokenizer, against the tokens served.
-        want_pieces = [cluster.client.call("POST", "/detokenize", json={"tokens": [i]}).json()["prompt"]
-                       for i in want_ids]
+        want_pieces = [client.call("POST", "/detokenize", json={"tokens": [i]}).json()["prompt"] for i in want_ids]
         assert choice["logprobs"]["tokens"] == want_pieces, prompt
         assert r.json()["usage"]["completion_tokens"] == len(want_ids)
+
+
+def test_the_group_spans_two_hosts_and_its_greedy_ids_equal_one_rank(cluster):
+    assert "strata-worker" in process_names(cluster.h1.namespace)
+    assert "strata-worker" in process_names(cluster.h2.namespace)
+    assert_greedy_ids_equal_one_rank(cluster.client)
 
 
 def connections_between_hosts(net: NetnsCluster) -> list[tuple[str, int, str, int]]:
@@ -227,7 +240,7 @@ def test_killing_a_rank_host_fails_its_group_and_the_other_group_serves(cluster)
     assert later and all(s == 200 for s in later), outcomes
     # The dead group's mpirun ends, taking rank 0 on h1 with it: nothing is left hanging.
     cluster.processes["g0"].wait(timeout=30)
-    wait_for(lambda: "strata-worker" not in worker_commands(cluster.net, cluster.h1.namespace), 30,
+    wait_for(lambda: "strata-worker" not in process_names(cluster.h1.namespace), 30,
              "rank 0 on h1 to end")
     # With no group left the router says so at once (503), rather than queueing forever.
     cluster.net.kill_processes(cluster.h3)
@@ -235,3 +248,105 @@ def test_killing_a_rank_host_fails_its_group_and_the_other_group_serves(cluster)
              HEARTBEAT_TIMEOUT_MS / 1000 + 1, "/ready to answer 503")
     r = cluster.client.call("POST", "/v1/completions", json={"prompt": "x", "max_tokens": 4})
     assert r.status_code == 503 and "error" in r.json(), r.text
+
+
+SSHD_ROOT = Path(os.environ.get("STRATA_TEST_SSHD_ROOT", Path.home() / ".cache" / "strata-test-sshd"))
+POD_UID = 1000  # the images' user `strata`
+LWS_LEADER = "strata-worker-0.strata-worker.default"  # LWS: NAME-GROUP.SUBDOMAIN.NAMESPACE
+LWS_WORKER = "strata-worker-0-1.strata-worker.default"  # and NAME-GROUP-INDEX for worker 1
+
+
+class LwsPods:
+    """One LeaderWorkerSet group of two pods (TP=2) on hosts h4 and h5, as the image runs it."""
+
+    def __init__(self, cluster: Cluster):
+        self.cluster, self.net = cluster, cluster.net
+        # Files uid 1000 reads: the pods' Secrets. pytest's tmp_path is root's alone (0700).
+        self.dir = Path(tempfile.mkdtemp(prefix="strata-lws-"))
+        os.chown(self.dir, POD_UID, POD_UID)  # the pods write their sshd's files in it too
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.dir / "id_ed25519")], check=True)
+        (self.dir / "authorized_keys").write_bytes((self.dir / "id_ed25519.pub").read_bytes())
+        (self.dir / "transport.key").write_bytes(cluster.key.read_bytes())
+        for path in self.dir.iterdir():
+            os.chown(path, POD_UID, POD_UID)
+            path.chmod(0o600)
+        # sshd and its library, where uid 1000 may run them ($HOME may be root's alone).
+        shutil.copytree(SSHD_ROOT / "usr", self.dir / "sshd-root", symlinks=True)
+        hosts = (f"127.0.0.1 localhost\n{cluster.leader_pod.address} {LWS_LEADER} {LWS_LEADER.split('.')[0]}\n"
+                 f"{cluster.worker_pod.address} {LWS_WORKER} {LWS_WORKER.split('.')[0]}\n")
+        for pod in (cluster.leader_pod, cluster.worker_pod):  # the pod's DNS names and its user
+            self.net.etc_file(pod, "hosts", hosts)
+            self.net.etc_file(pod, "passwd", f"root:x:0:0:root:/root:/bin/sh\nstrata:x:{POD_UID}:{POD_UID}::/tmp:/bin/sh\n")
+            self.net.etc_file(pod, "group", f"root:x:0:\nstrata:x:{POD_UID}:\n")
+
+    def run(self, pod, hostname: str, env: dict, argv: list[str], log: str) -> subprocess.Popen:
+        """`argv` in `pod`'s namespace, with its own hostname, as uid 1000 with only `env`."""
+        assignments = [f"{k}={v}" for k, v in {"HOME": "/tmp", "PATH": os.environ["PATH"], **env}.items()]
+        return spawn(self.net.exec_prefix(pod) +
+                     ["unshare", "--uts", "sh", "-c", f'hostname {hostname} && exec "$@"', "pod",
+                      "setpriv", f"--reuid={POD_UID}", f"--regid={POD_UID}", "--clear-groups",
+                      "env", "-i", *assignments, *argv], log)
+
+    def start_worker_pod(self) -> subprocess.Popen:
+        return self.run(self.cluster.worker_pod, LWS_WORKER.split(".")[0],
+                        {"STRATA_SSH_AUTHORIZED_KEYS": self.dir / "authorized_keys",
+                         "STRATA_SSHD": self.dir / "sshd-root/sbin/sshd", "STRATA_SSHD_DIR": self.dir / "sshd",
+                         "LD_LIBRARY_PATH": self.dir / "sshd-root/lib/x86_64-linux-gnu"},
+                        [str(SOURCE_DIR / "deploy/docker/worker-entrypoint.sh")], "lws-worker")
+
+    def start_leader_pod(self) -> subprocess.Popen:
+        env = {"LWS_LEADER_ADDRESS": LWS_LEADER, "LWS_GROUP_SIZE": 2, "LWS_WORKER_INDEX": 0, "STRATA_TP": 2,
+               "STRATA_ROUTER": self.cluster.router_endpoint, "STRATA_MODEL": MODEL,
+               "STRATA_TRANSPORT_KEY_FILE": self.dir / "transport.key", "STRATA_SSH_KEY": self.dir / "id_ed25519",
+               "STRATA_GROUP_ID": "strata-worker-0", "STRATA_SSH_WAIT_S": 60, "OMP_NUM_THREADS": 1}
+        # The arguments deploy/k8s gives the leader container.
+        return self.run(self.cluster.leader_pod, LWS_LEADER.split(".")[0], env,
+                        [str(SOURCE_DIR / "deploy/docker/lws-launch.sh"), "--mpi-interface", "eth0", "--threads", "1",
+                         "--strata-worker", str(BIN / "strata-worker"), "--", "--kv-cache-mb", "64"], "lws-leader")
+
+
+def uids(namespace: str, name: str) -> set[int]:
+    out = subprocess.run(["ip", "netns", "pids", namespace], capture_output=True, text=True).stdout
+    found = set()
+    for pid in out.split():
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if fields["Name"].strip() == name:
+            found.add(int(fields["Uid"].split()[0]))
+    return found
+
+
+def test_a_leaderworkerset_group_runs_from_its_pod_scripts_over_ssh(cluster):
+    if not (SSHD_ROOT / "usr/sbin/sshd").exists() or not shutil.which("ssh"):
+        message = f"no sshd under {SSHD_ROOT} (scripts/install-deps.sh unpacks one there) or no ssh client"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    pods = LwsPods(cluster)
+    try:
+        worker = pods.start_worker_pod()
+        leader = pods.start_leader_pod()
+        # After the test before, no other group is alive: this one serves every request.
+        cluster.wait_ready({"strata-worker-0"})
+        assert uids(cluster.worker_pod.namespace, "strata-worker") == {POD_UID}  # started over ssh
+        assert uids(cluster.worker_pod.namespace, "sshd") == {POD_UID}
+        assert uids(cluster.leader_pod.namespace, "strata-worker") == {POD_UID}  # rank 0, beside mpirun
+        assert_greedy_ids_equal_one_rank(cluster.client)
+        # The worker pod fails: the router drops the group, the leader's mpirun ends (LWS
+        # would then recreate both pods); a new instance under the same id is taken back.
+        cluster.net.kill_processes(cluster.worker_pod)
+        wait_for(lambda: not cluster.client.groups()["strata-worker-0"]["alive"], HEARTBEAT_TIMEOUT_MS / 1000 + 1,
+                 "the router to mark the group dead")
+        leader.wait(timeout=30)
+        worker = pods.start_worker_pod()
+        leader = pods.start_leader_pod()
+        cluster.wait_ready({"strata-worker-0"})
+        r = cluster.client.call("POST", "/v1/completions", json={"prompt": "again", "max_tokens": 8})
+        assert r.status_code == 200, r.text
+    finally:
+        cluster.net.kill_processes(cluster.leader_pod)
+        cluster.net.kill_processes(cluster.worker_pod)
+        shutil.rmtree(pods.dir, ignore_errors=True)
