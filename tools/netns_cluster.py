@@ -47,6 +47,20 @@ def namespaces() -> list[str]:
     return [line.split()[0] for line in out.splitlines() if line.strip()]
 
 
+def processes(namespace: str) -> list[tuple[int, str, int]]:
+    """(pid, name, uid) of every process whose network namespace is `namespace`."""
+    out = subprocess.run(["ip", "netns", "pids", namespace], capture_output=True, text=True).stdout
+    found = []
+    for pid in out.split():
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:  # ended since
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        found.append((int(pid), fields["Name"].strip(), int(fields["Uid"].split()[0])))
+    return found
+
+
 class NetnsCluster:
     """Hosts `{prefix}-h0 … h{n-1}` at 10.99.0.1 … on the bridge in `{prefix}-switch`."""
 
@@ -81,8 +95,7 @@ class NetnsCluster:
 
     def kill_processes(self, host: Host, sig: int = signal.SIGKILL) -> list[int]:
         """Signals every process inside `host`'s namespace (a host going down); their pids."""
-        out = subprocess.run(["ip", "netns", "pids", host.namespace], capture_output=True, text=True).stdout
-        pids = [int(p) for p in out.split()]
+        pids = [pid for pid, _, _ in processes(host.namespace)]
         for pid in pids:
             if pid == os.getpid():  # a caller whose main thread lives in the namespace
                 continue

@@ -34,13 +34,17 @@ REFERENCE_GREEDY = SHARED_DIR / "models" / "reference-greedy.json"
 READY_TIMEOUT_S = 30.0
 
 
+def skip_or_fail(message: str) -> None:
+    """Skips the test for something this machine lacks; fails instead under CI=true."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message + "; CI=true needs it")
+    pytest.skip(message)
+
+
 def require_file(path: Path) -> Path:
     """Skips the test when a shared file is absent; fails instead under CI=true."""
     if not path.exists():
-        message = f"{path} is absent (shared model files live in {SHARED_DIR})"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message + "; CI=true needs them")
-        pytest.skip(message)
+        skip_or_fail(f"{path} is absent (shared model files live in {SHARED_DIR})")
     return path
 
 

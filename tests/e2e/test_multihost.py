@@ -39,10 +39,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import AIDREAMS, BIN, SOURCE_DIR, kill_group, require_file, spawn, wait_for
+from conftest import AIDREAMS, BIN, SOURCE_DIR, kill_group, require_file, skip_or_fail, spawn, wait_for
 
 sys.path.insert(0, str(SOURCE_DIR / "tools"))
-from netns_cluster import NetnsCluster, enter_namespace, remove_orphans  # noqa: E402
+from netns_cluster import NetnsCluster, enter_namespace, processes, remove_orphans  # noqa: E402
 
 MODEL = str(AIDREAMS)  # a real vocabulary: every generated id has a piece of its own
 HEARTBEAT_TIMEOUT_MS = 1500
@@ -56,10 +56,7 @@ def require_root_and_namespaces() -> None:
                "no `ss` (iproute2)" if not shutil.which("ss") else
                "no mpirun" if not shutil.which("mpirun") else "")
     if missing:
-        message = f"the multi-host test builds network namespaces and needs root, iproute2 and Open MPI: {missing}"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message + "; CI=true runs it")
-        pytest.skip(message)
+        skip_or_fail(f"the multi-host test builds network namespaces and needs root, iproute2 and Open MPI: {missing}")
 
 
 class Client:
@@ -145,14 +142,7 @@ def cluster(tmp_path_factory):
 
 
 def process_names(namespace: str) -> list[str]:
-    out = subprocess.run(["ip", "netns", "pids", namespace], capture_output=True, text=True).stdout
-    names = []
-    for pid in out.split():
-        try:
-            names.append(Path(f"/proc/{pid}/comm").read_text().strip())
-        except OSError:
-            pass
-    return names
+    return [name for _, name, _ in processes(namespace)]
 
 
 def assert_greedy_ids_equal_one_rank(client: Client) -> None:
@@ -306,25 +296,12 @@ class LwsPods:
 
 
 def uids(namespace: str, name: str) -> set[int]:
-    out = subprocess.run(["ip", "netns", "pids", namespace], capture_output=True, text=True).stdout
-    found = set()
-    for pid in out.split():
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            continue
-        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        if fields["Name"].strip() == name:
-            found.add(int(fields["Uid"].split()[0]))
-    return found
+    return {uid for _, process, uid in processes(namespace) if process == name}
 
 
 def test_a_leaderworkerset_group_runs_from_its_pod_scripts_over_ssh(cluster):
     if not (SSHD_ROOT / "usr/sbin/sshd").exists() or not shutil.which("ssh"):
-        message = f"no sshd under {SSHD_ROOT} (scripts/install-deps.sh unpacks one there) or no ssh client"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_or_fail(f"no sshd under {SSHD_ROOT} (scripts/install-deps.sh unpacks one there) or no ssh client")
     pods = LwsPods(cluster)
     try:
         worker = pods.start_worker_pod()
