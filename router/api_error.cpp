@@ -43,6 +43,17 @@ ApiError body_too_large_error(size_t body_bytes, size_t limit_bytes) {
                   .code = "request_too_large"};
 }
 
+ApiError body_budget_error(size_t body_bytes, int64_t capacity_bytes) {
+  return ApiError{.http_status = 503,
+                  .message = fmt::format("the server is reading as many request bodies as it holds at once "
+                                         "({} bytes, --max-body-bytes-in-flight); a body of {} bytes did not "
+                                         "get room in time: retry the request",
+                                         capacity_bytes, body_bytes),
+                  .type = "server_error",
+                  .param = "",
+                  .code = "service_unavailable"};
+}
+
 ApiError queue_full_error(size_t queue_limit) {
   return ApiError{.http_status = 429,
                   .message = fmt::format("The server is at capacity ({} requests queued). "

@@ -21,6 +21,8 @@ std::string error_body(const ApiError& error);
 ApiError context_length_error(int64_t prompt_tokens, int64_t max_tokens, int64_t max_model_len);
 // 413: the body is over the server's limit (before any parsing).
 ApiError body_too_large_error(size_t body_bytes, size_t limit_bytes);
+// 503: a body that got no room in --max-body-bytes-in-flight in time (router/body_budget.h).
+ApiError body_budget_error(size_t body_bytes, int64_t capacity_bytes);
 // 429, type "requests", code "rate_limit_exceeded": the admission queue is full.
 ApiError queue_full_error(size_t queue_limit);
 // 404, code "model_not_found", param "model": `given` is not the served model, as OpenAI

@@ -68,7 +68,7 @@ void RequestStream::finish_locked(int index, const std::string& finish_reason) {
 
 void RequestStream::on_output(int index, const wire::TokenOutput& output,
                               const std::function<void(uint64_t)>& abort_engine_request) {
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   ChoiceState& c = choices_[static_cast<size_t>(index)];
   if (c.finished) return;  // cut by a stop string: late tokens are dropped
   c.num_cached_tokens = output.num_cached_tokens;
@@ -116,15 +116,30 @@ void RequestStream::on_output(int index, const wire::TokenOutput& output,
   emit(index, std::move(text), std::move(ids), std::move(lps), finish);
   if (!finish.empty()) finish_locked(index, finish);
   changed_.notify_all();
+  notify_change(lock);
 }
 
 void RequestStream::fail_choice(int index, const std::string& finish_reason, const std::string& error) {
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   if (choices_[static_cast<size_t>(index)].finished) return;
   if (!error.empty() && !error_) error_ = error;
   emit(index, "", {}, {}, finish_reason);
   finish_locked(index, finish_reason);
   changed_.notify_all();
+  notify_change(lock);
+}
+
+void RequestStream::set_on_change(std::function<void()> on_change) {
+  std::unique_lock lock(mu_);
+  on_change_ = on_change ? std::make_shared<const std::function<void()>>(std::move(on_change)) : nullptr;
+  notify_change(lock);  // what arrived before is there to be taken now
+}
+
+// Outside the lock: the listener may end the connection, which takes the lock again.
+void RequestStream::notify_change(std::unique_lock<std::mutex>& lock) {
+  const std::shared_ptr<const std::function<void()>> listener = on_change_;
+  lock.unlock();
+  if (listener) (*listener)();
 }
 
 std::vector<Choice> RequestStream::wait_deltas(std::chrono::milliseconds timeout) {

@@ -42,6 +42,9 @@ class RequestStream {
   // Ends choice `index` without output (its submit failed, or the client went away).
   void fail_choice(int index, const std::string& finish_reason, const std::string& error);
 
+  // Called whenever deltas arrive or a choice ends, and once at once (outside the stream's
+  // lock); what the front door wakes a connection with. nullptr: none.
+  void set_on_change(std::function<void()> on_change);
   // Waits up to `timeout` for new deltas (or the end); returns them (maybe none).
   std::vector<Choice> wait_deltas(std::chrono::milliseconds timeout);
   // Waits until every choice has finished or `deadline` passes; true when finished.
@@ -71,6 +74,7 @@ class RequestStream {
   void emit(int index, std::string text, std::vector<int32_t> ids, std::vector<TokenLogprobs> lps,
             const std::string& finish_reason);
   void finish_locked(int index, const std::string& finish_reason);
+  void notify_change(std::unique_lock<std::mutex>& lock);
   TokenLogprobs token_logprobs(int32_t id, float logprob,
                                const std::vector<TokenLogprob>& top) const;
 
@@ -87,6 +91,7 @@ class RequestStream {
   std::deque<Choice> deltas_;
   int unfinished_;
   std::optional<std::string> error_;
+  std::shared_ptr<const std::function<void()>> on_change_;
 };
 
 }  // namespace strata::router

@@ -24,10 +24,14 @@ struct RouterConfig {
   std::string chat_template;            // llama-2 | llama-3 | chatml | mistral | plain | "" (detect)
   int64_t max_body_bytes = 4 << 20;
   int64_t max_body_bytes_in_flight = 32 << 20;  // router/body_budget.h
-  int http_threads = 64;
+  int http_threads = 16;
   int tokenizer_threads = 2;
   int detokenizer_threads = 2;
-  int read_timeout_s = 10;              // slow clients are cut off after this
+  int read_timeout_s = 10;              // a whole request (head and body), from its first byte
+  int keep_alive_timeout_s = 30;        // an idle connection between requests
+  int write_timeout_s = 60;             // each write of an answer (a client that stops reading)
+  int max_connections = 8192;           // open connections on --port (503 beyond)
+  int max_connections_per_client = 2048;  // of one peer address (429 beyond)
   int drain_timeout_s = 30;             // SIGTERM: how long requests in flight may still run
   AccessConfig access;                  // API keys, Host/Origin checks, header limits
   DispatcherConfig dispatcher;          // the worker-facing socket and heartbeat timeout
@@ -55,10 +59,14 @@ struct RouterConfig {
     v("max_body_bytes_in_flight", max_body_bytes_in_flight, "request-body bytes read, parsed and tokenized at once; more waits up to --read-timeout-s, then 503 (a body over this is read alone)", Range{1024, 1e12});
     access.visit_fields(v);
     dispatcher.visit_fields(v);
-    v("http_threads", http_threads, "HTTP connection threads (one per open stream)", Range{2, 4096});
+    v("http_threads", http_threads, "threads that parse, tokenize and submit POST requests once they have arrived whole (connections and streams need none)", Range{1, 1024});
+    v("max_connections", max_connections, "open connections --port holds at once; more are answered 503 and closed", Range{16, 1000000});
+    v("max_connections_per_client", max_connections_per_client, "open connections one client address may hold; more are answered 429 and closed", Range{1, 1000000});
     v("tokenizer_threads", tokenizer_threads, "tokenizer pool threads", Range{1, 256});
     v("detokenizer_threads", detokenizer_threads, "detokenizer pool threads", Range{1, 256});
-    v("read_timeout_s", read_timeout_s, "seconds a client may take to send its request", Range{1, 3600});
+    v("read_timeout_s", read_timeout_s, "seconds a client may take to send a whole request, head and body, from its first byte (408 beyond)", Range{1, 3600});
+    v("keep_alive_timeout_s", keep_alive_timeout_s, "seconds an idle connection is kept open between requests", Range{1, 3600});
+    v("write_timeout_s", write_timeout_s, "seconds one write of an answer may wait for a client that stops reading", Range{1, 3600});
     v("drain_timeout_s", drain_timeout_s, "on SIGTERM, seconds the requests in flight may still take before they end with an error (keep it under Kubernetes' terminationGracePeriodSeconds)", Range{0, 3600});
     v("admission_policy", admission_policy, "when a group takes another request: on-demand (free blocks for the prompt, like vLLM), reserve-max (prompt + max_tokens reserved, like TGI), predicted (predicted peak KV use fits)");
     v("order", order, "queue order: fcfs, or sjf (shortest predicted output first, with aging)");

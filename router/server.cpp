@@ -1,6 +1,5 @@
 #include "router/server.h"
 
-#include <httplib.h>
 #include <nlohmann/json.hpp>
 #include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
@@ -11,13 +10,12 @@
 
 #include "router/api_error.h"
 #include "router/body_budget.h"
-#include "router/http_listener.h"
+#include "router/generation_response.h"
+#include "router/http_server.h"
 #include "router/openai_api.h"
 #include "router/openai_response.h"
-#include "router/request_body.h"
 #include "router/request_features.h"
 #include "router/request_stream.h"
-#include "router/sse_response.h"
 #include "router/scheduling/scheduler_config.h"
 #include "common/model_path.h"
 #include "common/tokenizer/bounded_encode.h"
@@ -39,30 +37,41 @@ std::string route_label(const std::string& path) {
   return "unmatched";
 }
 
+constexpr int kIoThreads = 2;  // Asio threads of --port: a handful serve thousands of connections
+
 int64_t unix_seconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(
              std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-void send_error(httplib::Response& res, const ApiError& error) {
-  res.status = error.http_status;
+HttpResponse error_response(const ApiError& error) {
+  HttpResponse res{.status = error.http_status, .body = error_body(error)};
   if (error.http_status == 429 || error.http_status == 503) res.set_header("Retry-After", "1");
-  res.set_content(error_body(error), "application/json");
+  if (error.http_status == 401) res.set_header("WWW-Authenticate", "Bearer");
+  return res;
 }
 
-RequestHead request_head(const httplib::Request& req) {
-  RequestHead head{.method = req.method, .path = req.path, .headers = {}};
-  head.headers.assign(req.headers.begin(), req.headers.end());
-  return head;
-}
+HttpResponse json_response(std::string body) { return HttpResponse{.body = std::move(body)}; }
 
-void send_json(httplib::Response& res, std::string body) {
-  res.status = 200;
-  res.set_content(std::move(body), "application/json");
+// The OpenAI error body for what the front door finds itself.
+ApiError front_door_error(const RequestHead& head, int status, std::string_view why) {
+  ApiError e{.http_status = status, .message = std::string(why)};
+  switch (status) {
+    case 404:
+      e.message = fmt::format("no route {} {}; strata serves {}", head.method, head.path, fmt::join(kServedPaths, ", "));
+      e.code = "not_found";
+      break;
+    case 413: e.code = "request_too_large"; break;
+    case 429: e.type = "requests"; e.code = "rate_limit_exceeded"; break;
+    case 500: return internal_server_error(why);
+    case 503: e.type = "server_error"; e.code = "service_unavailable"; break;
+    default: break;
+  }
+  return e;
 }
 
 // Holds a request's choices in the router's queue bound until the HTTP exchange ends (the
-// handler returns, or the stream's content provider is released): the bound counts a
+// answer is written, or the client goes away): the bound counts a
 // request until its client has the answer, not only until the worker is done.
 class QueueSlot {
  public:
@@ -93,7 +102,12 @@ wire::WireRequest wire_request(const GenerationRequest& request, const std::vect
 
 RouterServer::RouterServer(RouterConfig config) : config_(std::move(config)) {}
 
-RouterServer::~RouterServer() { stop(); }
+RouterServer::~RouterServer() {
+  stop();
+  // Their threads may still wake a connection: they end before the HTTP servers go.
+  detokenizer_pool_.reset();
+  tokenizer_pool_.reset();
+}
 
 Status RouterServer::start() {
   started_unix_s_ = unix_seconds();
@@ -149,27 +163,40 @@ Status RouterServer::start_scheduling() {
 }
 
 Status RouterServer::start_http() {
-  const HttpListenerSettings settings{.threads = config_.http_threads, .read_timeout_s = config_.read_timeout_s,
-                                      .max_body_bytes = config_.max_body_bytes};
-  http_ = make_http_server(settings);
   body_budget_ = std::make_unique<BodyBudget>(config_.max_body_bytes_in_flight);
-  install_routes();
-  STRATA_ASSIGN_OR_RETURN(port_, bind_http_server(*http_, config_.host, config_.port, "--port"));
+  HttpServerSettings settings = http_settings(config_.port, "--port");
+  settings.io_threads = kIoThreads;
+  settings.handler_threads = config_.http_threads;
+  settings.body_budget = body_budget_.get();
+  http_ = std::make_unique<HttpServer>(settings, http_hooks(api_routes()));
+  STRATA_ASSIGN_OR_RETURN(port_, http_->bind());
   spdlog::info("router listening on http://{}:{}, worker groups connect to {}", config_.host, port_,
                dispatcher_->endpoint());
   if (config_.probe_port == 0) return ok_status();
-  // Threads of its own: a probe never waits behind the streams that hold --http-threads.
-  probe_http_ = make_http_server({.threads = 4, .read_timeout_s = config_.read_timeout_s, .max_body_bytes = 1024});
-  install_probe_routes(*probe_http_);
-  install_error_handlers(*probe_http_);
-  STRATA_ASSIGN_OR_RETURN(probe_port_, bind_http_server(*probe_http_, config_.host, config_.probe_port,
-                                                        "--probe-port"));
+  // A listener and a thread of its own: a probe never waits behind --port's connections.
+  HttpServerSettings probe_settings = http_settings(config_.probe_port, "--probe-port");
+  probe_settings.max_body_bytes = 1024;
+  probe_http_ = std::make_unique<HttpServer>(probe_settings, http_hooks(probe_routes()));
+  STRATA_ASSIGN_OR_RETURN(probe_port_, probe_http_->bind());
   spdlog::info("router probes (/health, /ready, /metrics) also on http://{}:{}", config_.host, probe_port_);
-  probe_thread_ = std::thread([this] { probe_http_->listen_after_bind(); });
+  probe_thread_ = std::thread([this] { probe_http_->run(); });
   return ok_status();
 }
 
-void RouterServer::run() { http_->listen_after_bind(); }
+HttpServerSettings RouterServer::http_settings(int port, std::string flag) const {
+  return HttpServerSettings{.host = config_.host,
+                            .port = port,
+                            .port_flag = std::move(flag),
+                            .read_timeout_s = config_.read_timeout_s,
+                            .keep_alive_timeout_s = config_.keep_alive_timeout_s,
+                            .write_timeout_s = config_.write_timeout_s,
+                            .max_connections = config_.max_connections,
+                            .max_connections_per_client = config_.max_connections_per_client,
+                            .max_body_bytes = static_cast<size_t>(config_.max_body_bytes),
+                            .body_budget_wait = std::chrono::seconds(config_.read_timeout_s)};
+}
+
+void RouterServer::run() { http_->run(); }
 
 void RouterServer::stop() {
   // From a signal's thread and from drain() at once: their joins must not overlap.
@@ -221,99 +248,47 @@ bool RouterServer::current_limits(ApiLimits& limits, std::string& model_name) co
   return false;
 }
 
-void RouterServer::install_routes() {
-  httplib::Server& s = *http_;
-  // Bodies are read by read_request_body, under the body budget, never before (httplib's
-  // content-reader handlers): their size is bounded one by one and all together.
-  const BodyLimits limits{.max_body_bytes = static_cast<size_t>(config_.max_body_bytes),
-                          .wait = std::chrono::seconds(config_.read_timeout_s)};
-  auto post = [this, limits](auto handler) -> httplib::Server::HandlerWithContentReader {
-    return [this, limits, handler](const httplib::Request& req, httplib::Response& res,
-                                   const httplib::ContentReader& reader) {
-      auto body = read_request_body(req, reader, *body_budget_, limits);
-      if (auto* error = std::get_if<ApiError>(&body)) {
-        res.set_header("Connection", "close");  // what is left of the body cannot be skipped
-        return send_error(res, *error);
-      }
-      handler(std::get<IncomingBody>(body), res);
-    };
+std::vector<HttpRoute> RouterServer::api_routes() {
+  auto post = [](std::string path, std::function<HttpResponse(HttpRequest&)> handler) {
+    return HttpRoute{.method = "POST", .path = std::move(path), .blocking = true, .handler = std::move(handler)};
   };
-  s.Post("/v1/completions", post([this](IncomingBody& body, httplib::Response& res) {
-    handle_generation(body, res, static_cast<int>(Route::kCompletions));
-  }));
-  s.Post("/v1/chat/completions", post([this](IncomingBody& body, httplib::Response& res) {
-    handle_generation(body, res, static_cast<int>(Route::kChatCompletions));
-  }));
-  s.Post("/tokenize", post([this](IncomingBody& body, httplib::Response& res) { handle_tokenize(body, res); }));
-  s.Post("/detokenize", post([this](IncomingBody& body, httplib::Response& res) { handle_detokenize(body, res); }));
-  s.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) { handle_models(res); });
-  s.Get(R"(/v1/models/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
-    handle_model(req.matches[1].str(), res);
-  });
-  install_probe_routes(s);
-  // CORS preflight: the pre-routing check already refused an origin that is not allowed.
-  s.Options(".*", [](const httplib::Request&, httplib::Response& res) { res.status = 204; });
-  install_error_handlers(s);
+  std::vector<HttpRoute> routes{
+      post("/v1/completions", [this](HttpRequest& r) { return handle_generation(r, Route::kCompletions); }),
+      post("/v1/chat/completions", [this](HttpRequest& r) { return handle_generation(r, Route::kChatCompletions); }),
+      post("/tokenize", [this](HttpRequest& r) { return handle_tokenize(r); }),
+      post("/detokenize", [this](HttpRequest& r) { return handle_detokenize(r); }),
+      {.method = "GET", .path = "/v1/models", .handler = [this](HttpRequest&) { return handle_models(); }},
+      {.method = "GET", .path = "/v1/models/", .handler = [this](HttpRequest& r) {
+         return handle_model(r.head.path.substr(std::string_view("/v1/models/").size()));
+       }},
+      // CORS preflight: check_head already refused an origin that is not allowed.
+      {.method = "OPTIONS", .path = "*", .handler = [](HttpRequest&) { return HttpResponse{.status = 204, .content_type = ""}; }},
+  };
+  for (HttpRoute& r : probe_routes()) routes.push_back(std::move(r));
+  return routes;
 }
 
-void RouterServer::install_probe_routes(httplib::Server& s) {
-  s.Get("/health", [this](const httplib::Request&, httplib::Response& res) { handle_health(res); });
-  s.Get("/ready", [this](const httplib::Request&, httplib::Response& res) { handle_ready(res); });
-  s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) { handle_metrics(res); });
+std::vector<HttpRoute> RouterServer::probe_routes() {
+  return {
+      {.method = "GET", .path = "/health", .handler = [this](HttpRequest&) { return handle_health(); }},
+      {.method = "GET", .path = "/ready", .handler = [this](HttpRequest&) { return handle_ready(); }},
+      {.method = "GET", .path = "/metrics", .handler = [this](HttpRequest&) { return handle_metrics(); }},
+  };
 }
 
-void RouterServer::install_error_handlers(httplib::Server& s) {
-  // Runs on the request's head, before its body is read: the access checks, and a
-  // Content-Length that is not a decimal byte count (httplib reads "-5" as 2^64 - 5 and
-  // would wait for the read timeout).
-  s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    const RequestHead head = request_head(req);
-    for (auto& [name, value] : access_->cors_headers(head)) res.set_header(name, value);
-    std::optional<ApiError> error = access_->check(head);
-    if (!error && req.has_header("Content-Length") && !declared_content_length(req)) {
-      error = ApiError{.message = fmt::format("the Content-Length header must be a decimal byte count. Given: `{}`",
-                                              req.get_header_value("Content-Length"))};
-    }
-    if (!error) return httplib::Server::HandlerResponse::Unhandled;
-    // A body left unread means the connection cannot carry another request.
-    const bool has_body = req.has_header("Content-Length") || req.has_header("Transfer-Encoding");
-    if (has_body && req.get_header_value("Connection") != "close") res.set_header("Connection", "close");
-    if (error->http_status == 401) res.set_header("WWW-Authenticate", "Bearer");
-    send_error(res, *error);
-    return httplib::Server::HandlerResponse::Handled;
-  });
-
-  // Every error httplib produces itself (unknown route, 413, malformed request line) gets
-  // an OpenAI error body too.
-  s.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
-    if (!res.body.empty()) return;
-    ApiError e{.http_status = res.status};
-    if (res.status == 413) {
-      e = body_too_large_error(declared_content_length(req).value_or(req.body.size()),
-                               static_cast<size_t>(config_.max_body_bytes));
-    } else if (res.status == 404) {
-      e.message = fmt::format("no route {} {}; strata serves {}", req.method, req.path,
-                              fmt::join(kServedPaths, ", "));
-      e.code = "not_found";
-    } else {
-      e.message = fmt::format("the HTTP request could not be processed (status {})", res.status);
-    }
-    res.set_content(error_body(e), "application/json");
-  });
-  s.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
-    std::string what = "unknown exception";
-    try {
-      std::rethrow_exception(ep);
-    } catch (const std::exception& e) {
-      what = e.what();
-    } catch (...) {
-    }
-    spdlog::error("router: unhandled exception: {}", what);
-    send_error(res, internal_server_error(what));
-  });
-  s.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-    metrics_.count_http(route_label(req.path), res.status);
-  });
+HttpServerHooks RouterServer::http_hooks(std::vector<HttpRoute> routes) {
+  HttpServerHooks hooks{.routes = std::move(routes)};
+  // On the request's head, before its body is read: the access checks.
+  hooks.check_head = [this](const RequestHead& head, HttpResponse& cors) -> std::optional<HttpResponse> {
+    for (auto& [name, value] : access_->cors_headers(head)) cors.set_header(name, value);
+    if (std::optional<ApiError> error = access_->check(head)) return error_response(*error);
+    return std::nullopt;
+  };
+  hooks.error_response = [](const RequestHead& head, int status, std::string_view why) {
+    return error_response(front_door_error(head, status, why));
+  };
+  hooks.on_answer = [this](const RequestHead& head, int status) { metrics_.count_http(route_label(head.path), status); };
+  return hooks;
 }
 
 // What parse_generation() hands on: the request and what it was validated against.
@@ -323,35 +298,42 @@ struct RouterServer::ParsedGeneration {
   std::string model_name;
 };
 
-void RouterServer::handle_generation(IncomingBody& body, httplib::Response& res, int route_int) {
+HttpResponse RouterServer::handle_generation(HttpRequest& http, Route route) {
   const auto arrival = Clock::now();
-  if (draining_.load()) return send_error(res, shutting_down_error());
-  auto parsed = parse_generation(body.text, static_cast<Route>(route_int));
-  if (auto* error = std::get_if<ApiError>(&parsed)) return send_error(res, *error);
+  if (draining_.load()) return error_response(shutting_down_error());
+  auto parsed = parse_generation(http.body, route);
+  if (auto* error = std::get_if<ApiError>(&parsed)) return error_response(*error);
   ParsedGeneration& g = std::get<ParsedGeneration>(parsed);
   auto tokenized = tokenize_prompt(g.request, g.limits.max_model_len);
-  body.release();  // what is left is the size of the prompt's ids
-  if (auto* error = std::get_if<ApiError>(&tokenized)) return send_error(res, *error);
+  http.release_body();  // what is left is the size of the prompt's ids
+  if (auto* error = std::get_if<ApiError>(&tokenized)) return error_response(*error);
   std::vector<int32_t>& prompt_ids = std::get<std::vector<int32_t>>(tokenized);
   // The router's one length check; it also fills in max_tokens when the client left it out.
   if (auto error = fit_to_context(g.request, static_cast<int64_t>(prompt_ids.size()),
                                   g.limits.max_model_len)) {
-    return send_error(res, *error);
+    return error_response(*error);
   }
   auto submitted = submit_generation(g.request, std::move(prompt_ids), arrival);
-  if (auto* error = std::get_if<ApiError>(&submitted)) return send_error(res, *error);
+  if (auto* error = std::get_if<ApiError>(&submitted)) return error_response(*error);
   std::shared_ptr<RequestStream> stream = std::move(std::get<std::shared_ptr<RequestStream>>(submitted));
   auto slot = std::make_shared<QueueSlot>(*scheduling_loop_, stream->engine_ids());
 
-  const ResponseContext ctx = make_response_context(g.request, g.model_name, unix_seconds());
   const double timeout_s = g.request.timeout_s > 0 ? g.request.timeout_s : config_.scheduling.request_timeout_s;
-  const auto deadline =
-      arrival + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout_s));
+  GenerationAnswer answer{
+      .stream = std::move(stream),
+      .ctx = make_response_context(g.request, g.model_name, unix_seconds()),
+      .deadline = arrival + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout_s)),
+      .abort_engine_request = [this](uint64_t id) { abort_engine_request(id); },
+      .hold = std::move(slot)};
+  HttpResponse res;
   if (g.request.stream) {
-    return stream_response(res, std::move(stream), ctx, deadline,
-                           [this](uint64_t id) { abort_engine_request(id); }, std::move(slot));
+    res.content_type = "text/event-stream";
+    res.set_header("Cache-Control", "no-cache");
+    res.later = streamed_answer(std::move(answer));
+  } else {
+    res.later = whole_answer(std::move(answer));
   }
-  respond_whole(res, *stream, ctx, deadline);
+  return res;
 }
 
 std::variant<RouterServer::ParsedGeneration, ApiError> RouterServer::parse_generation(
@@ -430,33 +412,15 @@ std::variant<std::shared_ptr<RequestStream>, ApiError> RouterServer::submit_gene
   return stream;
 }
 
-void RouterServer::respond_whole(httplib::Response& res, RequestStream& stream,
-                                 const ResponseContext& ctx, Clock::time_point deadline) {
-  if (!stream.wait_finished(deadline)) {
-    for (uint64_t id : stream.unfinished_engine_ids()) abort_engine_request(id);
-    stream.wait_finished(Clock::now() + std::chrono::seconds(5));
-  }
-  if (auto error = stream.error()) {
-    ApiError e = no_worker_error();
-    e.message = *error;
-    return send_error(res, e);
-  }
-  const auto choices = stream.final_choices();
-  const Usage usage = stream.usage();
-  send_json(res, ctx.route == Route::kCompletions
-                     ? completion_response(ctx, choices, usage, stream.prompt_ids())
-                     : chat_response(ctx, choices, usage, stream.prompt_ids()));
-}
-
-void RouterServer::handle_tokenize(IncomingBody& body, httplib::Response& res) {
+HttpResponse RouterServer::handle_tokenize(HttpRequest& body) {
   ApiLimits limits;
   std::string model_name;
   if (!current_limits(limits, model_name)) {
     limits.vocab_size = tokenizer_->vocab_size();
     limits.max_model_len = 0;
   }
-  auto parsed = parse_tokenize_request(body.text, limits);
-  if (auto* error = std::get_if<ApiError>(&parsed)) return send_error(res, *error);
+  auto parsed = parse_tokenize_request(body.body, limits);
+  if (auto* error = std::get_if<ApiError>(&parsed)) return error_response(*error);
   const TokenizeRequest& t = std::get<TokenizeRequest>(parsed);
   auto ids = tokenizer_pool_->run(0, [&]() -> StatusOr<std::vector<int32_t>> {
     if (t.prompt) return tokenizer_->encode(*t.prompt, t.add_special_tokens);
@@ -466,38 +430,38 @@ void RouterServer::handle_tokenize(IncomingBody& body, httplib::Response& res) {
     STRATA_ASSIGN_OR_RETURN(RenderedChat chat, render_chat(chat_template_, t.messages, options));
     return tokenizer_->encode(chat.text, chat.add_special_tokens && t.add_special_tokens);
   });
-  if (!ids.ok()) return send_error(res, api_error_from_status(ids.status(), "messages"));
-  send_json(res, tokenize_response(*ids, limits.max_model_len));
+  if (!ids.ok()) return error_response(api_error_from_status(ids.status(), "messages"));
+  return json_response(tokenize_response(*ids, limits.max_model_len));
 }
 
-void RouterServer::handle_detokenize(IncomingBody& body, httplib::Response& res) {
+HttpResponse RouterServer::handle_detokenize(HttpRequest& body) {
   ApiLimits limits;
   std::string model_name;
   if (!current_limits(limits, model_name)) limits.vocab_size = tokenizer_->vocab_size();
-  auto parsed = parse_detokenize_request(body.text, limits);
-  if (auto* error = std::get_if<ApiError>(&parsed)) return send_error(res, *error);
+  auto parsed = parse_detokenize_request(body.body, limits);
+  if (auto* error = std::get_if<ApiError>(&parsed)) return error_response(*error);
   const auto& ids = std::get<DetokenizeRequest>(parsed).token_ids;
   const std::string text = tokenizer_pool_->run(0, [&] { return tokenizer_->decode(ids, true); });
-  send_json(res, detokenize_response(text));
+  return json_response(detokenize_response(text));
 }
 
-void RouterServer::handle_models(httplib::Response& res) {
+HttpResponse RouterServer::handle_models() {
   ApiLimits limits;
   std::string model_name;
-  if (!current_limits(limits, model_name)) return send_error(res, no_worker_error());
-  send_json(res, models_response(model_name, started_unix_s_, limits.max_model_len));
+  if (!current_limits(limits, model_name)) return error_response(no_worker_error());
+  return json_response(models_response(model_name, started_unix_s_, limits.max_model_len));
 }
 
 // GET /v1/models/{id} (the openai client's models.retrieve): the served model, else 404.
-void RouterServer::handle_model(const std::string& id, httplib::Response& res) {
+HttpResponse RouterServer::handle_model(const std::string& id) {
   ApiLimits limits;
   std::string model_name;
-  if (!current_limits(limits, model_name)) return send_error(res, no_worker_error());
-  if (id != model_name) return send_error(res, model_not_found_error(id, model_name));
-  send_json(res, model_response(model_name, started_unix_s_, limits.max_model_len));
+  if (!current_limits(limits, model_name)) return error_response(no_worker_error());
+  if (id != model_name) return error_response(model_not_found_error(id, model_name));
+  return json_response(model_response(model_name, started_unix_s_, limits.max_model_len));
 }
 
-void RouterServer::handle_health(httplib::Response& res) {
+HttpResponse RouterServer::handle_health() {
   nlohmann::json body = {{"status", "ok"}, {"groups", nlohmann::json::array()}};
   bool healthy = true;
   const auto groups = dispatcher_->groups();
@@ -508,26 +472,25 @@ void RouterServer::handle_health(httplib::Response& res) {
   }
   if (groups.empty() || !healthy) {
     body["status"] = groups.empty() ? "no worker group has connected" : "a worker group stopped answering";
-    res.status = 503;
+    return HttpResponse{.status = 503, .body = body.dump()};
   }
-  res.set_content(body.dump(), "application/json");
+  return json_response(body.dump());
 }
 
-void RouterServer::handle_ready(httplib::Response& res) {
+HttpResponse RouterServer::handle_ready() {
   const bool draining = draining_.load();
   const bool ready = !draining && dispatcher_->any_ready();
-  res.status = ready ? 200 : 503;
   nlohmann::json body{{"ready", ready}};
   if (draining) body["draining"] = true;
-  res.set_content(body.dump(), "application/json");
+  return HttpResponse{.status = ready ? 200 : 503, .body = body.dump()};
 }
 
-void RouterServer::handle_metrics(httplib::Response& res) {
+HttpResponse RouterServer::handle_metrics() {
   metrics_.set_queue_length(static_cast<int64_t>(scheduling_loop_->num_unfinished()));
   for (const GroupInfo& g : dispatcher_->groups()) {
     metrics_.set_group(g.group_id, g.kv);
   }
-  res.set_content(metrics_.serialize(), "text/plain; version=0.0.4");
+  return HttpResponse{.content_type = "text/plain; version=0.0.4", .body = metrics_.serialize()};
 }
 
 }  // namespace strata::router

@@ -1,11 +1,10 @@
-// RouterServer: the router process. cpp-httplib serves the OpenAI routes on a thread per
-// connection. A generation request takes one path, in named steps: parse (validated against
+// RouterServer: the router process. Its HttpServer (router/http_server.h) holds the
+// connections on a few I/O threads and runs the POST routes on --http-threads. A generation request takes one path, in named steps: parse (validated against
 // the first ready group's limits), tokenize (on a pool), the one length check
 // (fit_to_context), submit (every choice to the RouterScheduler's SchedulingLoop, which holds
 // the queue bound, admits and places it, and hands it to the Dispatcher for the chosen
-// group), then respond — detokenized on another pool, streamed as SSE (sse_response.h) or
-// returned whole. The HTTP threads never wait on the engine except for their own request's
-// results.
+// group), then respond — detokenized on another pool, streamed as SSE or returned whole
+// (generation_response.h) as the stream wakes the connection. No thread waits on the engine.
 #pragma once
 
 #include <atomic>
@@ -30,16 +29,15 @@
 #include "router/router_config.h"
 #include "router/scheduling_loop.h"
 
-namespace httplib {
-class Server;
-class Request;
-class Response;
-}  // namespace httplib
-
 namespace strata::router {
 
-class BodyBudget;      // router/body_budget.h
-struct IncomingBody;   // router/request_body.h
+class BodyBudget;  // router/body_budget.h
+class HttpServer;  // router/http_server.h
+struct HttpServerSettings;
+struct HttpServerHooks;
+struct HttpRoute;
+struct HttpRequest;
+struct HttpResponse;
 
 struct ApiLimits;
 struct ResponseContext;
@@ -70,12 +68,14 @@ class RouterServer {
   Status load_tokenizer_and_template();
   Status start_scheduling();  // the dispatcher and the scheduling loop
   Status start_http();
-  void install_routes();
-  void install_probe_routes(httplib::Server& s);  // /health, /ready, /metrics
-  void install_error_handlers(httplib::Server& s);
+  HttpServerSettings http_settings(int port, std::string flag) const;
+  std::vector<HttpRoute> api_routes();    // --port: the API and the probes
+  std::vector<HttpRoute> probe_routes();  // /health, /ready, /metrics
+  HttpServerHooks http_hooks(std::vector<HttpRoute> routes);
 
-  // POST /v1/completions and /v1/chat/completions, in the steps below.
-  void handle_generation(IncomingBody& body, httplib::Response& res, int route);
+  // POST /v1/completions and /v1/chat/completions, in the steps below; the answer comes
+  // later (generation_response.h).
+  HttpResponse handle_generation(HttpRequest& http, Route route);
   std::variant<ParsedGeneration, ApiError> parse_generation(const std::string& body, Route route) const;
   // The prompt's ids, or a context-length error as soon as a prefix has more than
   // max_prompt_tokens (common/tokenizer/bounded_encode.h).
@@ -84,17 +84,14 @@ class RouterServer {
   // Enqueues every choice with the scheduling loop; the stream then receives their outputs.
   std::variant<std::shared_ptr<RequestStream>, ApiError> submit_generation(
       const GenerationRequest& request, std::vector<int32_t> prompt_ids, TimePoint arrival);
-  // Waits for every choice (aborting them at `deadline`) and answers with one JSON body.
-  void respond_whole(httplib::Response& res, RequestStream& stream, const ResponseContext& ctx,
-                     TimePoint deadline);
 
-  void handle_tokenize(IncomingBody& body, httplib::Response& res);
-  void handle_detokenize(IncomingBody& body, httplib::Response& res);
-  void handle_health(httplib::Response& res);
-  void handle_ready(httplib::Response& res);
-  void handle_models(httplib::Response& res);
-  void handle_model(const std::string& id, httplib::Response& res);
-  void handle_metrics(httplib::Response& res);
+  HttpResponse handle_tokenize(HttpRequest& http);
+  HttpResponse handle_detokenize(HttpRequest& http);
+  HttpResponse handle_health();
+  HttpResponse handle_ready();
+  HttpResponse handle_models();
+  HttpResponse handle_model(const std::string& id);
+  HttpResponse handle_metrics();
   // Limits from the first ready worker group; false when none is ready.
   bool current_limits(ApiLimits& limits, std::string& model_name) const;
   std::string served_model_name(const std::string& reported) const;
@@ -112,9 +109,9 @@ class RouterServer {
   // Every generation request goes through it. Declared after dispatcher_, which it uses.
   std::unique_ptr<SchedulingLoop> scheduling_loop_;
   std::unique_ptr<BodyBudget> body_budget_;  // the bodies of --port's POST routes
-  std::unique_ptr<httplib::Server> http_;
+  std::unique_ptr<HttpServer> http_;
   int port_ = 0;
-  std::unique_ptr<httplib::Server> probe_http_;  // --probe-port, with threads of its own
+  std::unique_ptr<HttpServer> probe_http_;  // --probe-port, with a thread of its own
   std::thread probe_thread_;
   int probe_port_ = 0;
   std::atomic<uint64_t> next_engine_id_{1};

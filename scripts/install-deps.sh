@@ -8,7 +8,7 @@ debian_packages=(
   build-essential cmake ninja-build ccache pkg-config git
   libgtest-dev libgmock-dev
   libopenblas-dev libpcre2-dev libutf8proc-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev
-  libyaml-cpp-dev libzmq3-dev cppzmq-dev libmsgpack-cxx-dev libcpp-httplib-dev prometheus-cpp-dev
+  libyaml-cpp-dev libzmq3-dev cppzmq-dev libmsgpack-cxx-dev libcpp-httplib-dev libboost-dev prometheus-cpp-dev
   libsentencepiece-dev libxxhash-dev openmpi-bin libopenmpi-dev
   python3 python3-pip python3-venv
   gnuplot-nox

@@ -14,7 +14,7 @@ lanes=("$@")
 [ ${#lanes[@]} -gt 0 ] || lanes=(asan fuzz tsan)
 jobs="$(nproc)"
 supp="$PWD/tests/sanitizers"
-timing_bound='BenchFakeServer|e2e_admission|e2e_overload|e2e_load|e2e_soak_short|e2e_parallel|e2e_bench_other_server|e2e_drain|e2e_body_memory|e2e_multihost'
+timing_bound='BenchFakeServer|e2e_admission|e2e_overload|e2e_load|e2e_soak_short|e2e_parallel|e2e_bench_other_server|e2e_drain|e2e_body_memory|e2e_multihost|e2e_front_door_load'
 # The OpenMP runtime is not instrumented: one OpenMP thread keeps it out of the reports, and
 # the kernels are the same code either way. Only the tests get it (nproc obeys it too, and
 # the builds would run one job at a time).
@@ -48,7 +48,7 @@ tsan_lane() {
     mapfile -t -O "${#suites[@]}" suites < <("$dir/bin/$t" --gtest_list_tests | sed -n 's/^\([^ ][^.]*\)\..*/\1/p')
   done
   local pattern
-  pattern="^(($(IFS='|'; echo "${suites[*]}"))\\..*|e2e_router_path|e2e_disconnect|e2e_bad_input|e2e_worker_auth)\$"
+  pattern="^(($(IFS='|'; echo "${suites[*]}"))\\..*|e2e_router_path|e2e_disconnect|e2e_bad_input|e2e_worker_auth|e2e_front_door)\$"
   "${single_omp[@]}" STRATA_BINARY_DIR="$PWD/$dir" ctest --test-dir "$dir" --output-on-failure --timeout 1200 \
     -j "$jobs" -R "$pattern" -E "$timing_bound"
 }

@@ -1,7 +1,7 @@
 """The router's HTTP connections: a kept-alive connection stays open across many requests and
 answers each without the Nagle + delayed-ACK stall, and the listening port is the router's
 alone (no SO_REUSEPORT: a second server on it is refused instead of splitting the traffic),
-and probes on --probe-port answer while every thread of --port is taken."""
+and probes on --probe-port answer while slow clients hold connections."""
 from __future__ import annotations
 
 import errno
@@ -71,11 +71,11 @@ def test_a_second_router_on_the_busy_port_exits_with_a_clear_error(server):
     assert f"port {server.port} on 127.0.0.1 is in use" in err, err
 
 
-def test_probes_on_their_own_port_answer_while_slow_clients_hold_every_http_thread():
-    """--http-threads 2 and two clients sending their headers a byte at a time: --port has no
-    thread left, so a probe there waits; --probe-port has threads of its own."""
+def test_probes_on_their_own_port_answer_while_slow_clients_hold_connections():
+    """--http-threads 1 and clients sending their headers a byte at a time: a connection holds
+    no thread, so both --port and --probe-port answer, and --probe-port serves probes only."""
     probe_port = free_port()
-    with StrataServer("builtin:tiny", router_args=["--http-threads", "2", "--probe-port", str(probe_port)]) as s:
+    with StrataServer("builtin:tiny", router_args=["--http-threads", "1", "--probe-port", str(probe_port)]) as s:
         probe = f"http://127.0.0.1:{probe_port}"
         stop = threading.Event()
 
@@ -86,14 +86,13 @@ def test_probes_on_their_own_port_answer_while_slow_clients_hold_every_http_thre
                     c.sendall(b"X")  # a header that never ends
                     time.sleep(0.2)
 
-        slow = [threading.Thread(target=slow_client) for _ in range(2)]
+        slow = [threading.Thread(target=slow_client) for _ in range(8)]
         for t in slow:
             t.start()
         try:
-            time.sleep(0.5)  # both connections hold a thread
-            with pytest.raises(httpx.TimeoutException):
-                httpx.get(s.url("/health"), timeout=1.0)  # the main port: no thread free
+            time.sleep(0.5)
             for _ in range(10):
+                assert httpx.get(s.url("/health"), timeout=2.0).status_code == 200
                 for path in ("/health", "/ready", "/metrics"):
                     assert httpx.get(probe + path, timeout=2.0).status_code == 200, path
             assert httpx.get(probe + "/v1/models", timeout=2.0).status_code == 404  # probes only
