@@ -58,16 +58,6 @@ void HttpConnection::refuse(int status, std::string why) {
   });
 }
 
-void HttpConnection::close() {
-  net::post(stream_.get_executor(), [self = shared_from_this()] {
-    self->end_later(false);
-    self->closed_ = true;
-    self->timer_.cancel();
-    beast::error_code ignored;
-    self->stream_.socket().close(ignored);
-  });
-}
-
 // Between requests: the keep-alive timeout, until the next request's first byte.
 void HttpConnection::wait_for_request() {
   if (closed_ || context_->stopping.load()) return shut();

@@ -58,7 +58,6 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   void start(bool counted);
   // Answers `status` (a cap reached) without reading a request, and closes.
   void refuse(int status, std::string why);
-  void close();  // from any thread
 
  private:
   using Parser = http::request_parser<http::string_body>;

@@ -71,11 +71,6 @@ class HttpServer::Impl {
     context_->handler_pool.join();
   }
 
-  int connections() const {
-    std::lock_guard lock(context_->mu);
-    return context_->open;
-  }
-
  private:
   static Status unavailable(std::string message) { return Status(StatusCode::kUnavailable, std::move(message)); }
 
@@ -144,6 +139,5 @@ HttpServer::~HttpServer() { stop(); }
 StatusOr<int> HttpServer::bind() { return impl_->bind(); }
 void HttpServer::run() { impl_->run(); }
 void HttpServer::stop() { impl_->stop(); }
-int HttpServer::connections() const { return impl_->connections(); }
 
 }  // namespace strata::router

@@ -124,7 +124,6 @@ class HttpServer {
   void run();
   // Stops accepting and closes every connection; run() returns. Any thread, any number of times.
   void stop();
-  int connections() const;
 
  private:
   class Impl;

@@ -176,6 +176,7 @@ Status RouterServer::start_http() {
   // A listener and a thread of its own: a probe never waits behind --port's connections.
   HttpServerSettings probe_settings = http_settings(config_.probe_port, "--probe-port");
   probe_settings.max_body_bytes = 1024;
+  probe_settings.handler_threads = 1;  // its routes run inline
   probe_http_ = std::make_unique<HttpServer>(probe_settings, http_hooks(probe_routes()));
   STRATA_ASSIGN_OR_RETURN(probe_port_, probe_http_->bind());
   spdlog::info("router probes (/health, /ready, /metrics) also on http://{}:{}", config_.host, probe_port_);

@@ -21,7 +21,7 @@ def loopback_address(i: int) -> str:
     return f"127.0.{1 + i // 250}.{1 + i % 250}"
 
 
-def health_latencies(port: int, n: int) -> list[float]:
+def health_latencies(port: int, n: int, pause_s: float = 0.0) -> list[float]:
     """GET /health on a fresh connection each time: what a Kubernetes probe does."""
     out = []
     for _ in range(n):
@@ -33,6 +33,7 @@ def health_latencies(port: int, n: int) -> list[float]:
         conn.close()
         out.append(time.monotonic() - start)
         assert r.status == 200, body
+        time.sleep(pause_s)
     return out
 
 
