@@ -291,6 +291,24 @@ def test_services_select_pods_and_name_their_ports(overlay):
 
 
 @pytest.mark.parametrize("overlay", RENDERED)
+def test_worker_pods_are_reached_by_worker_pods_alone(overlay):
+    """mpirun's out-of-band listener binds every address of a worker pod: the NetworkPolicy
+    is what keeps the rest of the cluster off it."""
+    objs = kustomize(K8S / "overlays" / overlay)
+    (policy,) = by_kind(objs, "NetworkPolicy")
+    spec = policy["spec"]
+    workers = spec["podSelector"]["matchLabels"]
+    selected = {t["metadata"]["labels"]["app.kubernetes.io/component"]
+                for t, _ in containers(objs) if workers.items() <= t["metadata"]["labels"].items()}
+    assert selected == {"worker"}, selected  # leader and worker pods, not the router
+    assert spec["policyTypes"] == ["Ingress"]
+    (rule,) = spec["ingress"]
+    assert set(rule) == {"from"}, rule  # every port, from the peers below only
+    (peer,) = rule["from"]
+    assert peer == {"podSelector": {"matchLabels": workers}}, peer
+
+
+@pytest.mark.parametrize("overlay", RENDERED)
 def test_worker_groups_reach_the_router_and_fit_their_size(overlay):
     objs = kustomize(K8S / "overlays" / overlay)
     (lws,) = by_kind(objs, "LeaderWorkerSet")

@@ -1,8 +1,8 @@
 """What `strata serve` exposes on this machine besides its HTTP port: the router ↔ worker
-ipc socket sits in a directory only its user can enter (whatever the umask), and the ranks
-of an mpirun group listen on no network interface (shared memory between them; mpirun's
-own channel on loopback). mpirun's PMIx server still listens on every interface: Open MPI
-4.1 offers no setting that binds it."""
+ipc socket sits in a directory only its user can enter (whatever the umask), and an mpirun
+group runs in a network namespace of its own holding only loopback, so neither mpirun
+(whose out-of-band listener binds every interface whatever Open MPI 4.1 is told) nor a rank
+listens on any of the machine's networks."""
 from __future__ import annotations
 
 import os
@@ -13,9 +13,8 @@ import subprocess
 from pathlib import Path
 
 import httpx
-import pytest
 
-from conftest import BIN, free_port, kill_group, spawn, wait_for
+from conftest import BIN, free_port, kill_group, skip_or_fail, spawn, wait_for
 
 
 def descendants(pid: int) -> list[int]:
@@ -69,6 +68,7 @@ def serve(*flags: str):
               f"private-{port}")
     wait_for(lambda: httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200, 60,
              "strata serve to be ready")
+    p.strata_url = f"http://127.0.0.1:{port}"
     return p
 
 
@@ -92,15 +92,31 @@ def test_the_ipc_socket_is_in_a_directory_only_its_user_can_enter():
     assert not directory.exists(), "the private directory was left behind"
 
 
-def test_the_ranks_of_an_mpirun_group_listen_on_no_network_interface():
+def user_namespaces_available() -> bool:
+    return subprocess.run(["unshare", "--user", "--map-root-user", "--net", "true"],
+                          capture_output=True).returncode == 0
+
+
+def test_an_mpirun_group_listens_on_none_of_the_machines_networks():
+    if not user_namespaces_available():
+        skip_or_fail("this system refuses user namespaces (unshare --user --net): strata serve then runs "
+                     "mpirun in the machine's network")
     p = serve("--tp", "2", "--threads", "1")
     try:
         procs = {c: Path(f"/proc/{c}/comm").read_text().strip() for c in descendants(p.pid)}
         ranks = [c for c, comm in procs.items() if comm == "strata-worker"]
         (mpirun,) = [c for c, comm in procs.items() if comm == "mpirun"]
         assert len(ranks) == 2, procs
-        assert listening_addresses(ranks) == []
-        # mpirun's out-of-band channel: on loopback (it also holds the PMIx listener).
-        assert "127.0.0.1" in listening_addresses([mpirun])
+        # Nothing of the group listens in this machine's network namespace ...
+        assert listening_addresses([mpirun, *ranks]) == []
+        ours = os.readlink("/proc/self/ns/net")
+        for pid in (mpirun, *ranks):
+            assert os.readlink(f"/proc/{pid}/ns/net") != ours, f"pid {pid} shares the machine's network"
+        # ... and theirs has loopback alone, where mpirun's own listeners are.
+        devices = [line.split(":")[0].strip() for line in Path(f"/proc/{mpirun}/net/dev").read_text().splitlines()[2:]]
+        assert devices == ["lo"], devices
+        # The group serves through the ipc socket all the same.
+        r = httpx.post(f"{p.strata_url}/v1/completions", json={"prompt": "hi", "max_tokens": 3}, timeout=30)
+        assert r.status_code == 200, r.text
     finally:
         kill_group(p)

@@ -20,7 +20,7 @@ from conftest import (AIDREAMS, BIN, StrataServer, free_port, kill_group, metric
                       wait_for)
 
 C = "/v1/completions"
-STREAMS = 8
+STREAMS = 16
 
 
 def children(pid: int, name: str) -> list[int]:
@@ -83,7 +83,7 @@ def a_rank_of(serve_pid: int, tp: int) -> int:
 def test_serve_restarts_a_killed_worker_group_and_its_streams_end_naming_it(tp, not_ready_within_s):
     port = free_port()
     # One sequence at a time: when the first stream has started, the others wait in the group.
-    # Eight streams of 1900 tokens are several seconds of work even on an idle machine, so a
+    # Sixteen streams of 1900 tokens are many seconds of work even on an idle machine, so a
     # loaded CI host that is slow to reach the kill still finds streams running.
     serve = spawn([str(BIN / "strata"), "serve", "--model", "builtin:tiny", "--port", str(port), "--tp", str(tp),
                    "--threads", "1", "--max-num-seqs", "1"], f"supervise-{port}")

@@ -2,6 +2,7 @@
 // stopped together (Ctrl-C, SIGTERM, or either process exiting). The two processes talk
 // over a ZeroMQ ipc:// socket private to this launch, with a CURVE key of its own. What can be checked is checked before
 // either starts; "ready" is said only once the router's /ready answers 200.
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -90,14 +91,44 @@ bool ready_to_serve(const std::filesystem::path& dir, const ServeOptions& o) {
   return true;
 }
 
+constexpr const char* kUnshare = "/usr/bin/unshare";  // util-linux, in every Debian
+
 struct Command {
   std::filesystem::path program;
   std::vector<std::string> args;
 };
 
+// mpirun's out-of-band listener binds every interface whatever oob_tcp_if_include says (Open
+// MPI 4.1 has no setting for its address). So an mpirun group runs in a network namespace of
+// its own that holds only loopback, made by an unprivileged user namespace (`unshare --user
+// --map-root-user --net`): nothing of the group is reachable from another machine, and the
+// router socket, ipc (a file), is not cut off by it. True when this kernel and container let
+// this user make one (some container runtimes refuse user namespaces).
+bool private_network_namespace_available() {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const int null_fd = ::open("/dev/null", O_WRONLY);
+    dup2(null_fd, STDOUT_FILENO);
+    dup2(null_fd, STDERR_FILENO);
+    execl(kUnshare, kUnshare, "--user", "--map-root-user", "--net", "/bin/sh", "-c", "ip link set lo up", nullptr);
+    _exit(127);
+  }
+  int status = 0;
+  return pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+// `c` run in a private network namespace (above), its loopback up.
+Command in_private_network(Command c) {
+  std::vector<std::string> args = {"--user", "--map-root-user", "--net", "--", "/bin/sh", "-c",
+                                   "ip link set lo up && exec \"$@\"", "strata-group", c.program.string()};
+  args.insert(args.end(), c.args.begin(), c.args.end());
+  return Command{kUnshare, std::move(args)};
+}
+
 // The worker group's command: strata-worker, or one mpirun job of tp × pp ranks (rank 0
-// talks to the router).
-Command worker_command(const std::filesystem::path& dir, ServeOptions& o) {
+// talks to the router), in a private network namespace when `private_dir` is given (its
+// session directory goes there: /tmp's may belong to another user's run).
+Command worker_command(const std::filesystem::path& dir, ServeOptions& o, const std::string& private_dir) {
   Command c{dir / "strata-worker", o.worker.to_args()};
   const int ranks = o.worker.tp * o.worker.pp;
   if (ranks == 1) return c;
@@ -119,12 +150,14 @@ Command worker_command(const std::filesystem::path& dir, ServeOptions& o) {
   // own channel and NCCL's bootstrap on loopback.
   mpi_args.insert(mpi_args.end(), {"--mca", "btl", "self,vader", "--mca", "oob_tcp_if_include", "lo",
                                    "-x", "NCCL_SOCKET_IFNAME=lo"});
-  if (geteuid() == 0) mpi_args.push_back("--allow-run-as-root");  // containers often run as root
+  // Containers often run as root, and in the private namespace everyone is.
+  if (geteuid() == 0 || !private_dir.empty()) mpi_args.push_back("--allow-run-as-root");
+  if (!private_dir.empty()) mpi_args.insert(mpi_args.end(), {"--mca", "orte_tmpdir_base", private_dir});
   mpi_args.push_back(c.program.string());
   c.args.insert(c.args.begin(), mpi_args.begin(), mpi_args.end());
   c.program = "/usr/bin/mpirun";
   if (const char* env = std::getenv("STRATA_MPIRUN"); env && *env) c.program = env;
-  return c;
+  return private_dir.empty() ? c : in_private_network(std::move(c));
 }
 
 // The address to reach a server listening on `host` from this machine.
@@ -313,6 +346,16 @@ int run_serve(ServeOptions& o) {
   }
   o.worker.server.transport_key_file = key_file;
 
+  // Probed before SIGCHLD is blocked: the Supervisor is not to see the probe's exit.
+  bool private_network = false;
+  if (o.worker.tp * o.worker.pp > 1) {
+    private_network = private_network_namespace_available();
+    if (!private_network) {
+      std::cerr << "strata serve: this system refuses user namespaces (" << kUnshare << " --user --net), so the "
+                << "group's mpirun runs in the machine's network; its out-of-band listener binds every interface\n";
+    }
+  }
+
   // Blocked before any thread starts, so that every thread inherits the mask and only
   // the Supervisor takes these signals.
   sigset_t signals;
@@ -330,7 +373,7 @@ int run_serve(ServeOptions& o) {
   if (!keys.empty()) setenv("STRATA_API_KEY", fmt::format("{}", fmt::join(keys, ",")).c_str(), 1);
   const pid_t router_pid = spawn(dir / "strata-router", config::to_args(o.router));
   unsetenv("STRATA_API_KEY");  // the worker group has no use for it
-  const Command worker = worker_command(dir, o);
+  const Command worker = worker_command(dir, o, private_network ? private_dir : "");
   int exit_code = 0;
   {
     ReadyAnnouncer announcer(o, probe_key);
