@@ -51,7 +51,7 @@ class StreamedAnswer final : public GenerationLater {
     // Read before taking the deltas: a choice that finishes between taking them and a later
     // finished() check would have its last delta dropped behind [DONE].
     const bool finished = a_.stream->finished();
-    for (Choice& delta : a_.stream->wait_deltas(std::chrono::milliseconds(0))) res.body += delta_event(delta);
+    for (Choice& delta : a_.stream->take_deltas()) res.body += delta_event(delta);
     if (!finished) return false;
     if (a_.ctx.include_usage) res.body += sse_event(usage_chunk(a_.ctx, a_.stream->usage()));
     res.body += sse_done();

@@ -82,6 +82,7 @@ struct HttpRoute {
   std::function<HttpResponse(HttpRequest&)> handler;
 };
 
+// strata-router fills these from RouterConfig, where its flags and their defaults are defined.
 struct HttpServerSettings {
   std::string host = "127.0.0.1";
   int port = 0;              // 0: a free one
@@ -90,7 +91,7 @@ struct HttpServerSettings {
   int handler_threads = 4;
   int read_timeout_s = 10;   // for a whole request, from its first byte
   int keep_alive_timeout_s = 30;  // an idle connection between requests
-  int write_timeout_s = 30;  // for each write of a response (a client that stops reading)
+  int write_timeout_s = 60;  // for each write of a response (a client that stops reading)
   int max_connections = 8192;
   int max_connections_per_client = 2048;  // per peer address
   size_t max_body_bytes = 4 << 20;

@@ -115,7 +115,6 @@ void RequestStream::on_output(int index, const wire::TokenOutput& output,
   }
   emit(index, std::move(text), std::move(ids), std::move(lps), finish);
   if (!finish.empty()) finish_locked(index, finish);
-  changed_.notify_all();
   notify_change(lock);
 }
 
@@ -125,7 +124,6 @@ void RequestStream::fail_choice(int index, const std::string& finish_reason, con
   if (!error.empty() && !error_) error_ = error;
   emit(index, "", {}, {}, finish_reason);
   finish_locked(index, finish_reason);
-  changed_.notify_all();
   notify_change(lock);
 }
 
@@ -142,17 +140,11 @@ void RequestStream::notify_change(std::unique_lock<std::mutex>& lock) {
   if (listener) (*listener)();
 }
 
-std::vector<Choice> RequestStream::wait_deltas(std::chrono::milliseconds timeout) {
-  std::unique_lock lock(mu_);
-  changed_.wait_for(lock, timeout, [&] { return !deltas_.empty() || unfinished_ == 0; });
+std::vector<Choice> RequestStream::take_deltas() {
+  std::lock_guard lock(mu_);
   std::vector<Choice> out(std::make_move_iterator(deltas_.begin()), std::make_move_iterator(deltas_.end()));
   deltas_.clear();
   return out;
-}
-
-bool RequestStream::wait_finished(Clock::time_point deadline) {
-  std::unique_lock lock(mu_);
-  return changed_.wait_until(lock, deadline, [&] { return unfinished_ == 0; });
 }
 
 bool RequestStream::finished() const {

@@ -1,12 +1,12 @@
 // RequestStream: one HTTP generation request while it runs — its n choices, each an
 // engine request on a worker group. Token outputs arrive from the dispatcher, are
 // detokenized incrementally (never splitting a UTF-8 character), cut at stop strings (the
-// worker is then told to stop), and become per-choice deltas that the HTTP thread either
-// streams as SSE chunks or, at the end, assembles into one response.
+// worker is then told to stop), and become per-choice deltas; each change wakes the
+// listener (the HTTP connection), which streams them as SSE chunks or, at the end,
+// assembles one response.
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -45,10 +45,8 @@ class RequestStream {
   // Called whenever deltas arrive or a choice ends, and once at once (outside the stream's
   // lock); what the front door wakes a connection with. nullptr: none.
   void set_on_change(std::function<void()> on_change);
-  // Waits up to `timeout` for new deltas (or the end); returns them (maybe none).
-  std::vector<Choice> wait_deltas(std::chrono::milliseconds timeout);
-  // Waits until every choice has finished or `deadline` passes; true when finished.
-  bool wait_finished(Clock::time_point deadline);
+  // The deltas since the last call (maybe none); never waits.
+  std::vector<Choice> take_deltas();
   bool finished() const;
 
   // Final results (after finished()): choices with all text, ids, logprobs; usage.
@@ -86,7 +84,6 @@ class RequestStream {
   std::vector<uint64_t> engine_ids_;
 
   mutable std::mutex mu_;
-  std::condition_variable changed_;
   std::vector<ChoiceState> choices_;
   std::deque<Choice> deltas_;
   int unfinished_;

@@ -6,6 +6,7 @@ test_front_door.py has the behaviour without them."""
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import socket
 import statistics
@@ -13,7 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from conftest import StrataServer
@@ -123,13 +123,15 @@ def test_1024_concurrent_streams_leave_the_probes_fast(server):
 
 
 def test_a_reused_connection_answers_health_in_milliseconds(server):
-    with httpx.Client(base_url=server.base_url) as client:
-        client.get("/health")
-        latencies = []
-        for _ in range(100):
-            start = time.monotonic()
-            assert client.get("/health").status_code == 200
-            latencies.append(time.monotonic() - start)
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    latencies = []
+    for _ in range(101):
+        start = time.monotonic()
+        conn.request("GET", "/health")
+        r = conn.getresponse()
+        r.read()
+        latencies.append(time.monotonic() - start)
+        assert r.status == 200
+    conn.close()
+    latencies = latencies[1:]  # the first one connects
     assert statistics.median(latencies) < REUSED_MEDIAN_LIMIT_S, latencies
-
-
