@@ -117,6 +117,16 @@ bool private_network_namespace_available() {
   return pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
+// Whether the group runs in a private network namespace: an mpirun group, where the system
+// allows one (else it says what that leaves exposed).
+bool group_gets_private_network(const ServeOptions& o) {
+  if (o.worker.tp * o.worker.pp == 1) return false;
+  if (private_network_namespace_available()) return true;
+  std::cerr << "strata serve: this system refuses user namespaces (" << kUnshare << " --user --net), so the "
+            << "group's mpirun runs in the machine's network; its out-of-band listener binds every interface\n";
+  return false;
+}
+
 // `c` run in a private network namespace (above), its loopback up.
 Command in_private_network(Command c) {
   std::vector<std::string> args = {"--user", "--map-root-user", "--net", "--", "/bin/sh", "-c",
@@ -347,14 +357,7 @@ int run_serve(ServeOptions& o) {
   o.worker.server.transport_key_file = key_file;
 
   // Probed before SIGCHLD is blocked: the Supervisor is not to see the probe's exit.
-  bool private_network = false;
-  if (o.worker.tp * o.worker.pp > 1) {
-    private_network = private_network_namespace_available();
-    if (!private_network) {
-      std::cerr << "strata serve: this system refuses user namespaces (" << kUnshare << " --user --net), so the "
-                << "group's mpirun runs in the machine's network; its out-of-band listener binds every interface\n";
-    }
-  }
+  const bool private_network = group_gets_private_network(o);
 
   // Blocked before any thread starts, so that every thread inherits the mask and only
   // the Supervisor takes these signals.
