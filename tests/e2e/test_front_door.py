@@ -8,7 +8,6 @@ import json
 import socket
 import time
 
-import httpx
 import pytest
 
 from conftest import StrataServer
@@ -61,36 +60,47 @@ def test_a_whole_request_deadline_not_a_per_read_one():
         assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["error"]["message"]
 
 
+def admitted_connection(port: int, source: str) -> socket.socket:
+    """A connection from `source` that the server has taken: it answered a request on it. The
+    connections of StrataServer's readiness polls may still be closing (and counted) when a
+    test starts; a refused try waits for them."""
+    for _ in range(50):
+        c = socket.socket()
+        c.bind((source, 0))
+        c.settimeout(10)
+        c.connect(("127.0.0.1", port))
+        c.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        status, _, _, _ = read_response(c)
+        if status == 200:
+            return c
+        c.close()
+        time.sleep(0.1)
+    raise AssertionError(f"no connection from {source} was taken")
+
+
+def refusal(port: int, source: str) -> tuple[int, dict, bytes]:
+    with socket.socket() as c:
+        c.bind((source, 0))
+        c.settimeout(10)
+        c.connect(("127.0.0.1", port))
+        status, headers, body, _ = read_response(c)
+    return status, headers, body
+
+
 def test_connection_caps_answer_429_and_503_with_an_error_body():
     with StrataServer("builtin:tiny", router_args=["--max-connections-per-client", "4",
                                                    "--max-connections", "16"]) as s:
-        mine = [socket.create_connection(("127.0.0.1", s.port), timeout=10) for _ in range(4)]
+        held = [admitted_connection(s.port, "127.0.0.1") for _ in range(4)]
         try:
-            time.sleep(0.2)
-            with socket.create_connection(("127.0.0.1", s.port), timeout=10) as extra:
-                status, headers, body, _ = read_response(extra)
+            status, _, body = refusal(s.port, "127.0.0.1")
             assert status == 429, body
             assert "--max-connections-per-client" in json.loads(body)["error"]["message"]
-            mine.pop().close()
-            time.sleep(0.2)
-            assert httpx.get(s.url("/health"), timeout=5).status_code == 200  # room again
-            others = []
-            for i in range(13):
-                c = socket.socket()
-                c.bind((loopback_address(100 + i), 0))
-                c.connect(("127.0.0.1", s.port))
-                others.append(c)
-            time.sleep(0.2)
-            c = socket.socket()
-            c.bind((loopback_address(200), 0))
-            c.settimeout(10)
-            c.connect(("127.0.0.1", s.port))
-            status, headers, body, _ = read_response(c)
-            c.close()
+            held.pop().close()
+            held.append(admitted_connection(s.port, "127.0.0.1"))  # room again once one closes
+            held += [admitted_connection(s.port, loopback_address(100 + i)) for i in range(12)]
+            status, headers, body = refusal(s.port, loopback_address(200))
             assert status == 503 and headers.get("retry-after") == "1", body
             assert "--max-connections" in json.loads(body)["error"]["message"]
-            for c in others:
-                c.close()
         finally:
-            for c in mine:
+            for c in held:
                 c.close()
