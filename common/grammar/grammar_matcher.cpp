@@ -89,32 +89,36 @@ bool GrammarMatcher::allows_some(uint32_t first, uint32_t last) const {
   });
 }
 
-bool GrammarMatcher::accept(std::string_view bytes) {
-  GrammarMatcher trial = *this;
+bool GrammarMatcher::advance(std::string_view bytes) {
   for (char c : bytes) {
-    trial.partial_.push_back(c);
-    const size_t length = sequence_length(static_cast<unsigned char>(trial.partial_[0]));
-    if (length == 0 || (trial.partial_.size() > 1 && (static_cast<unsigned char>(c) & 0xC0) != 0x80)) {
+    partial_.push_back(c);
+    const size_t length = sequence_length(static_cast<unsigned char>(partial_[0]));
+    if (length == 0 || (partial_.size() > 1 && (static_cast<unsigned char>(c) & 0xC0) != 0x80)) {
       return false;  // not UTF-8
     }
-    if (trial.partial_.size() < length) continue;
+    if (partial_.size() < length) continue;
     uint32_t cp = 0, unused = 0;
-    code_point_interval(trial.partial_, length, cp, unused);
-    trial.partial_.clear();
-    if (!trial.accept_code_point(cp)) return false;
+    code_point_interval(partial_, length, cp, unused);
+    partial_.clear();
+    if (!accept_code_point(cp)) return false;
   }
-  if (!trial.partial_.empty()) {
-    uint32_t first = 0, last = 0;
-    code_point_interval(trial.partial_, sequence_length(static_cast<unsigned char>(trial.partial_[0])), first, last);
-    if (!trial.allows_some(first, last)) return false;
-  }
-  *this = std::move(trial);
-  return true;
+  if (partial_.empty()) return true;
+  uint32_t first = 0, last = 0;
+  code_point_interval(partial_, sequence_length(static_cast<unsigned char>(partial_[0])), first, last);
+  return allows_some(first, last);
 }
 
-bool GrammarMatcher::allows(std::string_view bytes) const {
-  GrammarMatcher trial = *this;
-  return trial.accept(bytes);
+std::optional<GrammarMatcher> GrammarMatcher::after(std::string_view bytes) const {
+  GrammarMatcher next = *this;
+  if (!next.advance(bytes)) return std::nullopt;
+  return next;
+}
+
+bool GrammarMatcher::accept(std::string_view bytes) {
+  std::optional<GrammarMatcher> next = after(bytes);
+  if (!next) return false;
+  *this = std::move(*next);
+  return true;
 }
 
 bool GrammarMatcher::complete() const {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,7 +24,10 @@ class GrammarMatcher {
   // continues this way.
   bool accept(std::string_view bytes);
   // Whether accept(bytes) would succeed; changes nothing.
-  bool allows(std::string_view bytes) const;
+  bool allows(std::string_view bytes) const { return after(bytes).has_value(); }
+  // The matcher once `bytes` are read, or nothing when the grammar refuses them: one copy,
+  // which the token trie's walk keeps for the subtree below.
+  std::optional<GrammarMatcher> after(std::string_view bytes) const;
   // Whether the text so far is a whole sentence (it may still go on).
   bool complete() const;
   // Whether nothing but the end may come (complete, and no stack expects more).
@@ -41,6 +45,7 @@ class GrammarMatcher {
   using Stack = std::vector<Position>;
 
   void expand(Stack stack, std::vector<Stack>& out) const;
+  bool advance(std::string_view bytes);  // in place; the matcher is unusable when false
   bool accept_code_point(uint32_t cp);
   // Whether some stack can read a code point in [first, last] (an unfinished character).
   bool allows_some(uint32_t first, uint32_t last) const;

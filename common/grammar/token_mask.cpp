@@ -40,9 +40,8 @@ void TokenTrie::walk(int32_t node, const GrammarMatcher& matcher, std::vector<bo
   const Node& n = nodes_[static_cast<size_t>(node)];
   for (int32_t id : n.token_ids) allowed[static_cast<size_t>(id)] = true;
   for (const auto& [byte, next] : n.children) {
-    GrammarMatcher further = matcher;
     const char c = static_cast<char>(byte);
-    if (further.accept(std::string_view(&c, 1))) walk(next, further, allowed);
+    if (std::optional<GrammarMatcher> further = matcher.after(std::string_view(&c, 1))) walk(next, *further, allowed);
   }
 }
 
