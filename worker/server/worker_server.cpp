@@ -225,6 +225,11 @@ Status WorkerServer::run(const LoadedModel& model, const WorkerServerConfig& con
     loop.heartbeater = std::make_unique<Heartbeater>(loop.context, config, loop.key);
     loop.heartbeater->publish(kv_stats());
     status = serve(loop, stop);
+  } catch (const zmq::error_t& e) {
+    // SIGTERM can interrupt a send or receive as well as the poll: then the loop is done.
+    if (e.num() != EINTR || !stop.load()) {
+      status = internal_error("worker {}: serving loop failed: {}", config.group_id, e.what());
+    }
   } catch (const std::exception& e) {
     status = internal_error("worker {}: serving loop failed: {}", config.group_id, e.what());
   }
